@@ -1,0 +1,192 @@
+"""The `klconf` command line. Each command is a small function over the library; heavy
+modules (frameworks, reports) are imported inside the command that needs them."""
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+DEFAULT_OUT = Path("reports")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("klconf: interrupted", file=sys.stderr)
+        return 130
+    except UsageError as exc:
+        print(f"klconf: error: {exc}", file=sys.stderr)
+        return 2
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: printed as one line, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="klconf", description="Cross-framework conformance suite for KL-divergence APIs.")
+    parser.add_argument("--version", action="version", version=f"klconf {__version__}")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the suite and write results (and the report)")
+    run.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
+    run.add_argument("--framework", action="append", default=[], metavar="NAME",
+                     help="only this framework (torch, jax, tensorflow, scipy); repeatable")
+    run.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
+                     help="also check a third-party implementation (an Api entry); repeatable")
+    run.add_argument("--only-api", action="store_true", help="check only the --api entries")
+    run.add_argument("--device", action="append", default=[], choices=("cpu", "cuda"))
+    run.add_argument("--dtype", action="append", default=[], choices=("float16", "bfloat16", "float32", "float64"))
+    run.add_argument("-k", dest="keyword", help="pytest -k expression over check ids")
+    run.add_argument("-m", dest="markexpr", help="pytest -m expression over framework/device/dtype markers")
+    run.add_argument("-n", "--workers", default=None, help="pytest-xdist workers (a number or 'auto')")
+    run.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default: reports/)")
+    run.add_argument("--no-report", action="store_true", help="write results only, no HTML report")
+    run.add_argument("--verbose", "-v", action="store_true", help="one line per check")
+    run.add_argument("pytest_args", nargs="*", help="further pytest arguments, after --")
+    run.set_defaults(func=cmd_run)
+
+    cases = sub.add_parser("cases", help="validate and fill case files")
+    cases_sub = cases.add_subparsers(metavar="ACTION")
+    check = cases_sub.add_parser("check", help="validate every case file and recompute every stored value")
+    check.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
+    check.set_defaults(func=cmd_cases_check)
+    fill = cases_sub.add_parser("fill", help="write oracle values (and generator digests) into case files")
+    fill.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
+    fill.add_argument("--update", action="store_true", help="also replace stored values that disagree")
+    fill.set_defaults(func=cmd_cases_fill)
+    listing = cases_sub.add_parser("list", help="list cases: id, shape, tags")
+    listing.add_argument("--cases")
+    listing.set_defaults(func=cmd_cases_list)
+
+    apis = sub.add_parser("apis", help="list the APIs, options and declared conventions")
+    apis.add_argument("--framework", action="append", default=[])
+    apis.set_defaults(func=cmd_apis)
+    return parser
+
+
+# --------------------------------------------------------------------------- run
+
+
+def pytest_arguments(args, results: Path) -> list[str]:
+    argv = ["--pyargs", "conformance.checks", "-p", "no:cacheprovider", f"--klconf-results={results}"]
+    if not _plugin_autoloaded():
+        argv += ["-p", "conformance.plugin"]
+    if args.cases:
+        argv.append(f"--klconf-cases={args.cases}")
+    for name in args.framework:
+        argv.append(f"--klconf-framework={name}")
+    for spec in args.api:
+        argv.append(f"--klconf-api={spec}")
+    if args.only_api:
+        argv.append("--klconf-only-plugins")
+    argv += [f"--klconf-device={d}" for d in args.device] + [f"--klconf-dtype={d}" for d in args.dtype]
+    if args.keyword:
+        argv += ["-k", args.keyword]
+    if args.markexpr:
+        argv += ["-m", args.markexpr]
+    if args.workers:
+        argv += ["-n", str(args.workers)]
+    argv += ["-rN", "-q" if not args.verbose else "-v", "--tb=no" if not args.verbose else "--tb=line"]
+    return argv + list(args.pytest_args)
+
+
+def _plugin_autoloaded() -> bool:
+    if os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        return False
+    return any(ep.value == "conformance.plugin" for ep in importlib.metadata.entry_points(group="pytest11"))
+
+
+def cmd_run(args) -> int:
+    import pytest
+
+    unknown = [f for f in args.framework if f not in ("torch", "jax", "tensorflow", "scipy")]
+    if unknown:
+        raise UsageError(f"unknown framework(s): {', '.join(unknown)} (known: torch, jax, tensorflow, scipy)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.jsonl"
+    code = pytest.main(pytest_arguments(args, results))
+    if not args.no_report and results.exists():
+        from .report import write_report
+
+        index = write_report([results], out)
+        print(f"klconf: report written to {index}")
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("klconf: no checks selected", file=sys.stderr)
+    return int(code)
+
+
+# --------------------------------------------------------------------------- cases
+
+
+def cmd_cases_check(args) -> int:
+    from . import stored
+    from .cases import load_corpus
+
+    cases, problems = load_corpus(args.cases)
+    confirmed = 0
+    for case in cases:
+        case_problems = stored.verify(case)
+        problems += case_problems
+        if not case_problems:
+            confirmed += 1
+    for problem in problems:
+        print(problem)
+    values = sum(_stored_count(c) for c in cases)
+    print(f"{len(cases)} cases loaded, {confirmed} confirmed ({values} stored values recomputed); "
+          f"{len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _stored_count(case) -> int:
+    import numpy as np
+
+    if not case.expected:
+        return 0
+    return sum(int(np.size(case.expected[k])) for k in ("kl_per_row", "elementwise") if k in case.expected)
+
+
+def cmd_cases_fill(args) -> int:
+    from . import stored
+
+    changes, problems = stored.fill(args.cases, update=args.update)
+    for problem in problems:
+        print(problem)
+    for change in changes:
+        print(change)
+    print(f"{len(changes)} change(s)")
+    return 1 if problems else 0
+
+
+def cmd_cases_list(args) -> int:
+    from .cases import load_corpus
+
+    cases, problems = load_corpus(args.cases)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    for case in cases:
+        print(f"{case.id:40s} {str(list(case.shape)):18s} {','.join(case.tags)}")
+    return 1 if problems else 0
+
+
+def cmd_apis(args) -> int:
+    from . import frameworks
+
+    names = args.framework or list(frameworks.FRAMEWORKS)
+    for api in frameworks.builtin_apis(names):
+        for options in api.options:
+            default = " (default)" if api.is_default(options) and options else ""
+            label = api.option_label(options) or "-"
+            print(f"{api.name:45s} {label:50s}{default}\n    {api.convention(options).describe()}")
+    return 0

@@ -1,0 +1,146 @@
+"""JAX's KL entry points: jax.scipy.special and optax (the only module that imports them).
+
+float64 needs x64: checks in float64 run inside `jax.enable_x64(True)` and their records
+say so; every other dtype runs with JAX's default (x64 off).
+"""
+from __future__ import annotations
+
+import contextlib
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..conventions import Convention
+from . import Api, Binding, Unavailable
+
+
+def _load():
+    import jax
+    import jax.numpy as jnp
+    import jax.scipy.special as jss
+
+    try:
+        import optax
+    except ImportError:  # optax APIs declare requires=("optax",) and are skipped
+        optax = None
+    return SimpleNamespace(jax=jax, jnp=jnp, special=jss, optax=optax)
+
+
+def _device(fw, device: str):
+    platform = {"cpu": "cpu", "cuda": "gpu"}[device]
+    try:
+        return fw.jax.devices(platform)[0]
+    except RuntimeError as exc:
+        raise Unavailable(f"JAX sees no {device} device") from exc
+
+
+def _devices(fw) -> list[str]:
+    found = []
+    for device in ("cpu", "cuda"):
+        try:
+            _device(fw, device)
+            found.append(device)
+        except Unavailable:
+            pass
+    return found
+
+
+def _to_native(fw, values: np.ndarray, dtype: str, device: str):
+    target = _device(fw, device)
+    carrier = fw.jnp.asarray(np.ascontiguousarray(values), dtype=values.dtype)
+    return fw.jax.device_put(carrier.astype(getattr(fw.jnp, dtype)), target)
+
+
+def _to_numpy(fw, out):
+    if not isinstance(out, fw.jax.Array):
+        raise TypeError(f"output is a {type(out).__name__}, not a jax.Array")
+    return np.asarray(out.astype(fw.jnp.float32) if out.dtype == fw.jnp.bfloat16 else out).astype(np.float64), \
+        str(out.dtype)
+
+
+def _call_context(fw, dtype: str, device: str):
+    return fw.jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+
+
+def _settings(fw) -> dict:
+    cfg = fw.jax.config
+    return {
+        "jax_enable_x64 (default)": bool(cfg.jax_enable_x64),
+        "jax_default_matmul_precision": str(cfg.jax_default_matmul_precision),
+        "jax.default_backend": fw.jax.default_backend(),
+    }
+
+
+def _versions(fw) -> dict:
+    versions = {"jax": fw.jax.__version__}
+    try:
+        import jaxlib
+
+        versions["jaxlib"] = jaxlib.__version__
+    except ImportError:
+        pass
+    if fw.optax is not None:
+        versions["optax"] = fw.optax.__version__
+    return versions
+
+
+BINDING = Binding(
+    name="jax",
+    modules=("jax",),
+    load=_load,
+    version=_versions,
+    devices=_devices,
+    to_native=_to_native,
+    to_numpy=_to_numpy,
+    settings=_settings,
+    call_context=_call_context,
+    check_settings=lambda fw, dtype, device: {"jax_enable_x64": dtype == "float64"},
+)
+
+
+def _elementwise(name: str, formula: str) -> Api:
+    return Api(
+        name=f"jax.scipy.special.{name}",
+        framework="jax",
+        call=lambda fw, p, q, o, w: getattr(fw.special, name)(p, q),
+        convention=lambda o: Convention(arguments=("p", "q"), p_argument="p", input_space=("prob", "prob"),
+                                        reduction="none", class_axis=None, elementwise=formula),
+        differentiable=("p", "q"),
+        doc_url=f"https://docs.jax.dev/en/latest/_autosummary/jax.scipy.special.{name}.html",
+    )
+
+
+def _optax(name: str, target_space: str, formula: str = "p*log(p/q)", attribute: str | None = None,
+           notes: str = "") -> Api:
+    """optax losses take (log_predictions = log Q, targets = P) and sum over axis -1."""
+    path = (attribute or name).split(".")
+
+    def call(fw, log_q, p, o, w):
+        fn = fw.optax
+        for part in path:
+            fn = getattr(fn, part)
+        return fn(log_q, p)
+
+    return Api(
+        name=f"optax.{name}",
+        framework="jax",
+        call=call,
+        convention=lambda o: Convention(
+            arguments=("log_predictions", "log_targets" if target_space == "log_prob" else "targets"),
+            p_argument="log_targets" if target_space == "log_prob" else "targets",
+            input_space=("log_prob", target_space), reduction="per_row", class_axis=-1, elementwise=formula),
+        requires=("optax",),
+        differentiable=("log_predictions",),
+        notes=notes,
+        doc_url="https://optax.readthedocs.io/en/latest/api/losses.html",
+    )
+
+
+APIS = [
+    _elementwise("rel_entr", "p*log(p/q)"),
+    _elementwise("kl_div", "p*log(p/q)-p+q"),
+    _optax("kl_divergence", "prob"),
+    _optax("losses.kl_divergence_with_log_targets", "log_prob"),
+    _optax("generalized_kl_divergence", "prob", "p*log(p/q)-p+q"),
+    _optax("convex_kl_divergence", "prob", "p*log(p/q)-p+q", notes="Deprecated alias of generalized_kl_divergence."),
+]

@@ -1,0 +1,66 @@
+"""SciPy's KL functions: a reference family users port from (CPU, NumPy arrays)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from ..conventions import Convention
+from . import Api, Binding, grid
+from .numpy import as_float64, cpu_only
+
+
+def _load():
+    import numpy
+    import scipy
+    import scipy.special
+    import scipy.stats
+
+    return SimpleNamespace(scipy=scipy, special=scipy.special, stats=scipy.stats, np=numpy)
+
+
+BINDING = Binding(
+    name="scipy",
+    modules=("scipy",),
+    load=_load,
+    version=lambda fw: {"scipy": fw.scipy.__version__, "numpy": fw.np.__version__},
+    devices=lambda fw: ["cpu"],
+    to_native=cpu_only,
+    to_numpy=as_float64,
+)
+
+_CPU_DTYPES = ("float16", "float32", "float64")
+
+APIS = [
+    Api(
+        name="scipy.special.rel_entr",
+        framework="scipy",
+        call=lambda fw, x, y, o, w: fw.special.rel_entr(x, y),
+        convention=lambda o: Convention(arguments=("x", "y"), p_argument="x", input_space=("prob", "prob"),
+                                        reduction="none", class_axis=None),
+        dtypes=_CPU_DTYPES,
+        devices=("cpu",),
+        doc_url="https://docs.scipy.org/doc/scipy/reference/generated/scipy.special.rel_entr.html",
+    ),
+    Api(
+        name="scipy.special.kl_div",
+        framework="scipy",
+        call=lambda fw, x, y, o, w: fw.special.kl_div(x, y),
+        convention=lambda o: Convention(arguments=("x", "y"), p_argument="x", input_space=("prob", "prob"),
+                                        reduction="none", class_axis=None, elementwise="p*log(p/q)-p+q"),
+        dtypes=_CPU_DTYPES,
+        devices=("cpu",),
+        doc_url="https://docs.scipy.org/doc/scipy/reference/generated/scipy.special.kl_div.html",
+    ),
+    Api(
+        name="scipy.stats.entropy",
+        framework="scipy",
+        call=lambda fw, pk, qk, o, w: fw.stats.entropy(pk, qk, **({} if o["axis"] == "default" else {"axis": o["axis"]})),
+        convention=lambda o: Convention(arguments=("pk", "qk"), p_argument="pk", input_space=("prob", "prob"),
+                                        reduction="per_row", class_axis=0 if o["axis"] in ("default", 0) else -1,
+                                        normalizes=True),
+        options=grid(axis=("default", -1)),
+        dtypes=_CPU_DTYPES,
+        devices=("cpu",),
+        notes="Normalises both arguments and sums over axis 0 unless told otherwise.",
+        doc_url="https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.entropy.html",
+    ),
+]

@@ -1,0 +1,161 @@
+"""TensorFlow's KL entry points: Keras 3 as tf.keras (losses, function, metric) and the legacy
+Keras 2 package tf_keras. The only module that imports TensorFlow or Keras.
+
+Keras computes in the loss's `dtype` (floatx by default), so klconf passes the input dtype
+explicitly: the check measures the dtype it names.
+"""
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..conventions import Convention
+from . import Api, Binding, Unavailable, grid
+
+KERAS_EPSILON = 1e-7  # keras.config.epsilon(): both arguments are clipped to [epsilon, 1]
+
+
+def _load():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # these adapters feed TensorFlow tensors
+    import keras  # Keras 3, the package tf.keras resolves to since TensorFlow 2.16
+    import tensorflow as tf
+
+    try:
+        import tf_keras
+    except ImportError:
+        tf_keras = None
+    return SimpleNamespace(tf=tf, tfkeras=tf.keras, keras=keras, tf_keras=tf_keras)  # tfkeras: tf.keras (Keras 3)
+
+
+def _device_name(fw, device: str) -> str:
+    if device == "cpu":
+        return "/CPU:0"
+    if not fw.tf.config.list_physical_devices("GPU"):
+        raise Unavailable("TensorFlow sees no GPU")
+    return "/GPU:0"
+
+
+def _to_native(fw, values: np.ndarray, dtype: str, device: str):
+    with fw.tf.device(_device_name(fw, device)):
+        return fw.tf.cast(fw.tf.constant(np.ascontiguousarray(values)), getattr(fw.tf, dtype))
+
+
+def _to_numpy(fw, out):
+    if not isinstance(out, (fw.tf.Tensor, fw.tf.Variable)):
+        raise TypeError(f"output is a {type(out).__name__}, not a tf.Tensor")
+    return fw.tf.cast(out, fw.tf.float64).numpy(), out.dtype.name
+
+
+def _settings(fw) -> dict:
+    return {
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset: oneDNN on by default on x86)"),
+        "tf.config.threading.intra_op": fw.tf.config.threading.get_intra_op_parallelism_threads(),
+        "tf.config.threading.inter_op": fw.tf.config.threading.get_inter_op_parallelism_threads(),
+        "tf.config.experimental.tensor_float_32": fw.tf.config.experimental.tensor_float_32_execution_enabled(),
+        "keras.backend": fw.keras.backend.backend(),
+        "keras.config.epsilon": fw.keras.config.epsilon(),
+        "keras.config.floatx": fw.keras.config.floatx(),
+    }
+
+
+def _versions(fw) -> dict:
+    versions = {"tensorflow": fw.tf.__version__, "keras": fw.keras.__version__}
+    if fw.tf_keras is not None:
+        versions["tf_keras"] = fw.tf_keras.__version__
+    return versions
+
+
+BINDING = Binding(
+    name="tensorflow",
+    modules=("tensorflow",),
+    load=_load,
+    version=_versions,
+    devices=lambda fw: ["cpu"] + (["cuda"] if fw.tf.config.list_physical_devices("GPU") else []),
+    to_native=_to_native,
+    to_numpy=_to_numpy,
+    settings=_settings,
+    call_context=lambda fw, dtype, device: fw.tf.device(_device_name(fw, device)),
+)
+
+# Keras 3 (keras/src/losses/loss.py, reduce_values): "sum_over_batch_size" and "mean" divide the
+# summed per-sample losses by their count (N, or N*T for 3-D input); "mean_with_sample_weight"
+# divides by the sum of the weights (by the count without them); None/"none" returns one loss
+# per sample. Weights multiply the per-sample losses first.
+_KERAS3_REDUCTION = {"sum_over_batch_size": "mean_batch", "sum": "sum", None: "per_row", "none": "per_row",
+                     "mean": "mean_batch", "mean_with_sample_weight": "mean_weighted"}
+
+
+def _keras_convention(reduction: str) -> Convention:
+    return Convention(arguments=("y_true", "y_pred"), p_argument="y_true", input_space=("prob", "prob"),
+                      reduction=reduction, class_axis=-1, batch_divisor="rows", clip_epsilon=KERAS_EPSILON)
+
+
+def _dtype_of(fw, tensor) -> str:
+    return tensor.dtype.name
+
+
+def _keras3_loss(fw, p, q, o, w):
+    loss = fw.tfkeras.losses.KLDivergence(reduction=o["reduction"], dtype=_dtype_of(fw, p))
+    return loss(p, q, sample_weight=w if o["sample_weight"] else None)
+
+
+def _keras3_metric(fw, p, q, o, w):
+    metric = fw.tfkeras.metrics.KLDivergence(dtype=_dtype_of(fw, p))
+    metric.update_state(p, q, sample_weight=w if o["sample_weight"] else None)
+    return metric.result()
+
+
+def _tf_keras_loss(fw, p, q, o, w):
+    loss = fw.tf_keras.losses.KLDivergence(reduction=o["reduction"])
+    return loss(p, q, sample_weight=w if o["sample_weight"] else None)
+
+
+_WEIGHTS = (None, "per_row")
+
+APIS = [
+    Api(
+        name="tf.keras.losses.KLDivergence",
+        framework="tensorflow",
+        call=_keras3_loss,
+        convention=lambda o: _keras_convention(_KERAS3_REDUCTION[o["reduction"]]),
+        options=grid(reduction=("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"),
+                     sample_weight=_WEIGHTS),
+        differentiable=("y_true", "y_pred"),
+        notes="Probabilities in (y_true=P, y_pred=Q) order; both clipped to [1e-7, 1].",
+        doc_url="https://keras.io/api/losses/probabilistic_losses/#kldivergence-class",
+    ),
+    Api(
+        name="keras.losses.kl_divergence",
+        framework="tensorflow",
+        call=lambda fw, p, q, o, w: fw.keras.losses.kl_divergence(p, q),
+        convention=lambda o: _keras_convention("per_row"),
+        differentiable=("y_true", "y_pred"),
+        doc_url="https://keras.io/api/losses/probabilistic_losses/#kl_divergence-function",
+    ),
+    Api(
+        name="tf.keras.metrics.KLDivergence",
+        framework="tensorflow",
+        call=_keras3_metric,
+        # Mean metric (keras/src/metrics/reduction_metrics.py: reduce_to_samplewise_values averages
+        # per-sample losses beyond axis 0, Mean.update_state divides by shape[0] or by the weights'
+        # sum): the mean over all rows, or the weighted mean.
+        convention=lambda o: _keras_convention("mean_weighted" if o["sample_weight"] else "mean_batch"),
+        options=grid(sample_weight=_WEIGHTS),
+        doc_url="https://keras.io/api/metrics/probabilistic_metrics/#kldivergence-class",
+    ),
+    Api(
+        name="tf_keras.losses.KLDivergence",
+        framework="tensorflow",
+        call=_tf_keras_loss,
+        convention=lambda o: _keras_convention(
+            {"auto": "mean_batch", "sum_over_batch_size": "mean_batch", "sum": "sum", "none": "per_row"}[o["reduction"]]),
+        options=grid(reduction=("auto", "sum_over_batch_size", "sum", "none"), sample_weight=_WEIGHTS),
+        requires=("tf_keras",),
+        differentiable=("y_true", "y_pred"),
+        notes="Legacy Keras 2 (tf.keras in TensorFlow <= 2.15, or TF_USE_LEGACY_KERAS=1).",
+        doc_url="https://www.tensorflow.org/api_docs/python/tf/keras/losses/KLDivergence",
+    ),
+]

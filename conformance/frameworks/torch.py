@@ -1,0 +1,126 @@
+"""PyTorch's KL entry points (the only module that imports torch)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..conventions import Convention
+from . import Api, Binding, Unavailable, grid
+
+
+def _load():
+    import torch
+    import torch.nn.functional
+
+    return SimpleNamespace(torch=torch, F=torch.nn.functional)
+
+
+def _devices(fw) -> list[str]:
+    return ["cpu"] + (["cuda"] if fw.torch.cuda.is_available() else [])
+
+
+def _to_native(fw, values: np.ndarray, dtype: str, device: str):
+    if device == "cuda" and not fw.torch.cuda.is_available():
+        raise Unavailable("torch sees no CUDA device")
+    carrier = fw.torch.from_numpy(np.ascontiguousarray(values))
+    return carrier.to(device=device, dtype=getattr(fw.torch, dtype))
+
+
+def _to_numpy(fw, out):
+    if not isinstance(out, fw.torch.Tensor):
+        raise TypeError(f"output is a {type(out).__name__}, not a torch.Tensor")
+    dtype = str(out.dtype).removeprefix("torch.")
+    return out.detach().to(device="cpu", dtype=fw.torch.float64).numpy(), dtype
+
+
+def _settings(fw) -> dict:
+    t = fw.torch
+    settings = {
+        "torch.get_num_threads": t.get_num_threads(),
+        "torch.backends.cuda.matmul.allow_tf32": t.backends.cuda.matmul.allow_tf32,
+        "torch.backends.cudnn.allow_tf32": t.backends.cudnn.allow_tf32,
+        "torch.get_float32_matmul_precision": t.get_float32_matmul_precision(),
+        "torch.are_deterministic_algorithms_enabled": t.are_deterministic_algorithms_enabled(),
+    }
+    if t.cuda.is_available():
+        settings["cuda.device"] = t.cuda.get_device_name(0)
+        settings["cuda.version"] = t.version.cuda
+    return settings
+
+
+BINDING = Binding(
+    name="torch",
+    modules=("torch",),
+    load=_load,
+    version=lambda fw: {"torch": fw.torch.__version__},
+    devices=_devices,
+    to_native=_to_native,
+    to_numpy=_to_numpy,
+    settings=_settings,
+)
+
+# F.kl_div: input = log Q, target = P (or log P with log_target); no class sum; 'mean' divides by
+# every element, 'batchmean' by input.size(0) (torch/nn/functional.py, kl_div).
+_KL_DIV_REDUCTION = {"mean": "mean_all", "none": "none", "sum": "sum", "batchmean": "mean_batch"}
+
+
+def _kl_div_convention(o: dict) -> Convention:
+    return Convention(
+        arguments=("input", "target"), p_argument="target",
+        input_space=("log_prob", "log_prob" if o["log_target"] else "prob"),
+        reduction=_KL_DIV_REDUCTION[o["reduction"]], class_axis=None, batch_divisor="dim0",
+    )
+
+
+_KL_DIV_OPTIONS = grid(reduction=("mean", "none", "sum", "batchmean"), log_target=(False, True))
+
+
+def _cross_entropy_minus_entropy(fw, logits, target, o, w):
+    """H(P, Q) - H(P): the identity users reach for; classes on dim 1 (dim 0 when unbatched)."""
+    class_dim = 1 if logits.dim() > 1 else 0
+    cross = fw.F.cross_entropy(logits, target, reduction=o["reduction"])
+    entropy = fw.torch.special.entr(target).sum(class_dim)
+    if o["reduction"] == "mean":
+        entropy = entropy.mean()
+    elif o["reduction"] == "sum":
+        entropy = entropy.sum()
+    return cross - entropy
+
+
+_CE_REDUCTION = {"mean": "mean_batch", "none": "per_row", "sum": "sum"}
+
+APIS = [
+    Api(
+        name="torch.nn.functional.kl_div",
+        framework="torch",
+        call=lambda fw, a, b, o, w: fw.F.kl_div(a, b, reduction=o["reduction"], log_target=o["log_target"]),
+        convention=_kl_div_convention,
+        options=_KL_DIV_OPTIONS,
+        differentiable=("input", "target"),
+        doc_url="https://pytorch.org/docs/stable/generated/torch.nn.functional.kl_div.html",
+    ),
+    Api(
+        name="torch.nn.KLDivLoss",
+        framework="torch",
+        call=lambda fw, a, b, o, w: fw.torch.nn.KLDivLoss(reduction=o["reduction"], log_target=o["log_target"])(a, b),
+        convention=_kl_div_convention,
+        options=_KL_DIV_OPTIONS,
+        differentiable=("input", "target"),
+        doc_url="https://pytorch.org/docs/stable/generated/torch.nn.KLDivLoss.html",
+    ),
+    Api(
+        name="torch.nn.functional.cross_entropy-entropy",
+        framework="torch",
+        call=_cross_entropy_minus_entropy,
+        convention=lambda o: Convention(
+            arguments=("input", "target"), p_argument="target", input_space=("logits", "prob"),
+            reduction=_CE_REDUCTION[o["reduction"]], class_axis=1, batch_divisor="rows",
+        ),
+        options=grid(reduction=("mean", "none", "sum")),
+        differentiable=("input",),
+        notes="F.cross_entropy(logits_q, p) minus torch.special.entr(p) summed over classes: "
+              "cross-entropy with probability targets equals KL(P||Q) + H(P).",
+        doc_url="https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
+    ),
+]

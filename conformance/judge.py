@@ -1,0 +1,123 @@
+"""Verdicts: observed values against the oracle, under tolerances derived from the dtype.
+
+The tolerance of an output element is
+
+    tol = (u(dtype) * M + eta(dtype) * S) * (C_ELEMENT + LAMBDA * sqrt(n)) * device factor * override factor
+
+where u is the unit roundoff of the dtype the API was fed, M the sum of the magnitudes of
+everything that flowed into the element (|p| (|log p| + |log q| + 1) per term, from the
+oracle: the case's conditioning), and n the number of terms summed into it. eta is the
+dtype's smallest subnormal and S the sum of (|log p| + |log q| + 1) over the terms: an
+intermediate that underflows (exp of a very negative log-probability in float16, say)
+carries an absolute error up to eta, which the term multiplies by its logs.
+C_ELEMENT covers the rounding inside one term (log, subtract, multiply, output rounding);
+LAMBDA * sqrt(n) is the probabilistic bound for summing n rounded terms in any order
+(Higham and Mary, SIAM J. Sci. Comput. 41(5), 2019), which frameworks do not promise to
+beat (XLA and Eigen reduce in vectorised chunks, not pairwise).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .dtypes import FORMATS
+from .oracle import Expectation
+
+C_ELEMENT = 8.0
+LAMBDA = 3.0
+DEVICE_FACTOR = {"cpu": (1.0, ""), "cuda": (2.0, "CUDA log/exp are accurate to 2 ulp, not 1, and GPU reductions use other orders")}
+
+
+@dataclass
+class Judgement:
+    verdict: str  # pass | fail
+    kind: str | None = None  # failure kind: value | nan | inf | shape
+    message: str = ""
+    abs_error: float | None = None
+    rel_error: float | None = None
+    ulp_error: float | None = None
+    tolerance: float | None = None  # at the worst element
+    headroom: float | None = None  # worst error / tolerance (< 1 passes)
+    worst_index: list[int] | None = None
+    mismatches: int = 0
+    details: dict = field(default_factory=dict)
+
+
+def tolerance(exp: Expectation, dtype: str, device: str, override_factor: float = 1.0) -> np.ndarray:
+    fmt = FORMATS[dtype]
+    device_factor = DEVICE_FACTOR.get(device, (2.0, ""))[0]
+    kappa = C_ELEMENT + LAMBDA * np.sqrt(max(exp.terms, 1))
+    scale = fmt.unit_roundoff * np.asarray(exp.magnitude, np.float64) + \
+        fmt.smallest_subnormal * np.asarray(exp.log_scale, np.float64)
+    return scale * kappa * device_factor * override_factor + fmt.smallest_subnormal
+
+
+def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, override_factor: float = 1.0) -> Judgement:
+    expected = np.asarray(exp.value, np.float64)
+    observed = np.asarray(observed, np.float64)
+    if observed.shape != expected.shape:
+        return Judgement("fail", "shape", f"output shape {list(observed.shape)}, expected {list(expected.shape)}",
+                         details={"observed_shape": list(observed.shape), "expected_shape": list(expected.shape)})
+    tol = np.broadcast_to(tolerance(exp, dtype, device, override_factor), expected.shape)
+
+    e_nan, o_nan = np.isnan(expected), np.isnan(observed)
+    e_inf, o_inf = np.isinf(expected), np.isinf(observed)
+    finite = ~(e_nan | o_nan | e_inf | o_inf)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        abs_err = np.where(finite, np.abs(observed - expected), 0.0)
+        rel_err = np.where(finite & (expected != 0), abs_err / np.abs(expected), np.where(abs_err > 0, np.inf, 0.0))
+        ratio = np.where(finite, abs_err / tol, 0.0)
+        ulp = np.where(finite, abs_err / FORMATS[dtype].ulp(expected), 0.0)
+
+    wrong_nan = o_nan & ~e_nan
+    wrong_inf = o_inf & ~e_inf & ~e_nan
+    wrong_special = (e_nan & ~o_nan) | (e_inf & ~(o_inf & (np.sign(observed) == np.sign(expected))))
+    wrong_value = finite & (ratio > 1.0)
+    bad = wrong_nan | wrong_inf | wrong_special | wrong_value
+
+    judgement = Judgement("pass")
+    if finite.any():
+        judgement.abs_error = float(abs_err.max())
+        judgement.rel_error = float(rel_err.max())
+        judgement.ulp_error = float(ulp.max())
+        worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()
+        judgement.tolerance = float(tol[worst]) if ratio.size else None
+        judgement.headroom = float(ratio[worst]) if ratio.size else None
+        judgement.worst_index = [int(i) for i in worst]
+    if not bad.any():
+        return judgement
+
+    judgement.verdict = "fail"
+    judgement.mismatches = int(bad.sum())
+    for mask, kind in ((wrong_nan, "nan"), (wrong_inf, "inf"), (wrong_special, "value"), (wrong_value, "value")):
+        if mask.any():
+            score = np.where(mask, ratio, -1.0) if mask is wrong_value else mask.astype(np.float64)
+            index = tuple(int(i) for i in np.unravel_index(int(np.argmax(score)), mask.shape))
+            judgement.kind = kind
+            judgement.worst_index = [int(i) for i in index]
+            judgement.message = _mismatch_message(kind, index, expected, observed, tol, judgement.mismatches, expected.size)
+            break
+    return judgement
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.9g}"
+
+
+def _mismatch_message(kind, index, expected, observed, tol, count, size) -> str:
+    where = f"at {list(index)}" if expected.ndim else "at the scalar output"
+    e, o = float(expected[index]), float(observed[index])
+    head = f"{count} of {size} values differ; {where}"
+    if kind == "nan":
+        return f"{head}: observed NaN where the value is {_fmt(e)}"
+    if kind == "inf":
+        return f"{head}: observed {_fmt(o)} where the value is finite ({_fmt(e)})"
+    if np.isnan(e):
+        return f"{head}: the value is undefined (NaN) but {_fmt(o)} was returned"
+    if np.isinf(e):
+        return f"{head}: the value is {_fmt(e)} but {_fmt(o)} was returned"
+    diff = abs(o - e)
+    rel = diff / abs(e) if e else float("inf")
+    return (f"{head}: expected {_fmt(e)}, observed {_fmt(o)} (|diff| {diff:.3g}, rel {rel:.3g}, "
+            f"ratio observed/expected {o / e if e else float('inf'):.6g}; tolerance {tol[index]:.3g})")

@@ -1,0 +1,166 @@
+"""The pytest plugin: options, markers, parametrization and the results file.
+
+Parametrization is case x API x options x device x dtype, with one marker per
+framework, device and dtype, so `-m "torch and float16"` or `-k kl_div` select
+naturally. Records travel from the process that ran a check to the one that writes the
+results file through `report.user_properties`, so the file is written by one process
+(the pytest-xdist controller, or pytest itself) one line per completed check.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from . import cases as cases_mod
+from . import frameworks
+from .dtypes import DTYPES
+from .results import Record, Writer, jsonable, run_header
+from .runner import Check, framework_info, plan
+
+RECORD_KEY = "klconf_record"
+FRAMEWORK_KEY = "klconf_framework"
+MARKERS = {
+    **{fw: f"checks of {fw} APIs" for fw in frameworks.FRAMEWORKS + ("numpy",)},
+    **{d: f"checks on the {d} device" for d in frameworks.DEVICES},
+    **{d: f"checks in {d}" for d in DTYPES},
+}
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("klconf", "klconf conformance checks")
+    group.addoption("--klconf-cases", default=None, help="case file or directory (default: the bundled cases/)")
+    group.addoption("--klconf-framework", action="append", default=[], metavar="NAME",
+                    help=f"only these frameworks ({', '.join(frameworks.FRAMEWORKS)}); repeatable")
+    group.addoption("--klconf-api", action="append", default=[], metavar="MODULE:OBJECT",
+                    help="also check the Api entries this names (a third-party implementation); repeatable")
+    group.addoption("--klconf-only-plugins", action="store_true",
+                    help="check only the --klconf-api entries, not the built-in frameworks")
+    group.addoption("--klconf-device", action="append", default=[], choices=frameworks.DEVICES,
+                    help="only these devices (default: all; a device a framework lacks is a skip)")
+    group.addoption("--klconf-dtype", action="append", default=[], choices=DTYPES, help="only these dtypes")
+    group.addoption("--klconf-results", default=None, metavar="PATH", help="write JSON-lines results here")
+
+
+def pytest_configure(config):
+    for name, doc in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
+    config.addinivalue_line("markers", "klconf: a klconf conformance check")
+    path = config.getoption("klconf_results", None)
+    if path and not hasattr(config, "workerinput"):  # the xdist controller, or plain pytest, writes
+        config.pluginmanager.register(ResultsFile(path, _corpus_hash(config)), "klconf-results")
+
+
+def _selected_apis(config) -> list[frameworks.Api]:
+    cached = getattr(config, "_klconf_apis", None)
+    if cached is None:
+        names = config.getoption("klconf_framework") or list(frameworks.FRAMEWORKS)
+        cached = [] if config.getoption("klconf_only_plugins") else frameworks.builtin_apis(
+            [n for n in names if n in frameworks.FRAMEWORKS])
+        for spec in config.getoption("klconf_api"):
+            cached += frameworks.load_plugin(spec)
+        config._klconf_apis = cached
+    return cached
+
+
+def _cases(config) -> list[cases_mod.Case]:
+    cached = getattr(config, "_klconf_cases", None)
+    if cached is None:
+        try:
+            cached = cases_mod.load_cases(config.getoption("klconf_cases"))
+        except cases_mod.CaseFileError as exc:
+            raise pytest.UsageError(f"invalid case files:\n{exc}") from None
+        config._klconf_cases = cached
+    return cached
+
+
+def _corpus_hash(config) -> str:
+    return cases_mod.corpus_hash(_cases(config))
+
+
+def selected_checks(config) -> list[Check]:
+    return plan(_cases(config), _selected_apis(config),
+                devices=config.getoption("klconf_device") or frameworks.DEVICES,
+                dtypes=config.getoption("klconf_dtype") or DTYPES)
+
+
+def pytest_generate_tests(metafunc):
+    if "klconf_check" not in metafunc.fixturenames:
+        return
+    checks = selected_checks(metafunc.config)
+    params = [pytest.param(c, id=_pytest_id(c), marks=[getattr(pytest.mark, c.api.framework),
+                                                         getattr(pytest.mark, c.device),
+                                                         getattr(pytest.mark, c.dtype), pytest.mark.klconf])
+              for c in checks]
+    metafunc.parametrize("klconf_check", params)
+
+
+def _pytest_id(check: Check) -> str:
+    return f"{check.case.id}-{check.api.name}({check.api.option_label(check.options)})-{check.device}-{check.dtype}"
+
+
+_announced: set[str] = set()  # frameworks whose information this process has sent
+
+
+@pytest.fixture
+def klconf_record(request):
+    """Call with a Record: it goes to the results file and decides the test's outcome."""
+
+    def record(rec: Record) -> None:
+        if rec.framework_version and rec.framework not in _announced:
+            _announced.add(rec.framework)
+            info = jsonable(framework_info(rec.framework))
+            request.node.user_properties.append((FRAMEWORK_KEY, json.dumps(info, allow_nan=False)))
+        request.node.user_properties.append((RECORD_KEY, json.dumps(rec.to_json(), allow_nan=False)))
+        outcome(rec)
+
+    return record
+
+
+def outcome(rec: Record) -> None:
+    if rec.verdict == "pass":
+        return
+    if rec.verdict in ("skip", "unsupported"):
+        pytest.skip(f"{rec.verdict}: {rec.reason}")
+    if rec.verdict == "xfail":
+        pytest.xfail(rec.reason)
+    text = f"{rec.verdict} ({rec.kind}): {rec.message}"
+    if rec.diagnosis:
+        text += f"\n  diagnosis: {rec.diagnosis}"
+    if rec.convention:
+        text += f"\n  declared convention: {rec.convention}"
+    pytest.fail(text, pytrace=False)
+
+
+class ResultsFile:
+    """Registered in the process that writes results: one line per completed check."""
+
+    def __init__(self, path: str, corpus_hash: str):
+        self.writer = Writer(path)
+        self.writer.write(run_header(corpus_hash=corpus_hash))
+        self.counts: dict[str, int] = {}
+        self.frameworks_seen: set[str] = set()
+
+    def pytest_runtest_logreport(self, report):
+        if report.when != "call":  # user_properties ride on every phase's report
+            return
+        for key, value in report.user_properties:
+            if key == FRAMEWORK_KEY and value not in self.frameworks_seen:
+                self.frameworks_seen.add(value)
+                self.writer.write(json.loads(value))
+            elif key == RECORD_KEY:
+                event = json.loads(value)
+                self.writer.write(event)
+                self.counts[event["verdict"]] = self.counts.get(event["verdict"], 0) + 1
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.writer.write({"type": "end", "exitstatus": int(exitstatus), "counts": self.counts,
+                           "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED)})
+        self.writer.close()
+
+    def pytest_terminal_summary(self, terminalreporter):
+        summary = ", ".join(f"{n} {v}" for v, n in sorted(self.counts.items(), key=lambda kv: -kv[1]))
+        terminalreporter.write_sep("-", "klconf")
+        terminalreporter.write_line(f"{sum(self.counts.values())} checks: {summary or 'none'}")
+        terminalreporter.write_line(f"results: {os.path.relpath(self.writer.path)}")

@@ -1,0 +1,251 @@
+"""One check: a case fed to one API call, with options, on a device, in a dtype.
+
+`run_check` never raises for anything the API does: an exception, a NaN or a wrong shape
+becomes a Record with its verdict, and the caller goes on.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from . import conventions, judge, oracle
+from .cases import Case
+from .dtypes import DTYPES, FORMATS, round_to
+from .frameworks import DEVICES, Api, Unavailable, binding
+from .results import Record, summarize
+
+DIAGNOSE_LIMIT = 20000  # elements: above this a failure is not re-evaluated under alternative conventions
+
+
+@dataclass(frozen=True)
+class Check:
+    case: Case
+    api: Api
+    options_items: tuple
+    device: str
+    dtype: str
+
+    @property
+    def options(self) -> dict:
+        return dict(self.options_items)
+
+    @property
+    def id(self) -> str:
+        return check_id(self.case.id, self.api.name, self.api.option_label(self.options), self.device, self.dtype)
+
+
+def check_id(case_id: str, api: str, option_label: str, device: str, dtype: str) -> str:
+    return f"{case_id}::{api}[{option_label}]::{device}::{dtype}"
+
+
+def plan(cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DEVICES,
+         dtypes: Iterable[str] = DTYPES) -> list[Check]:
+    """Every case x api x options x device x dtype the adapters and cases allow."""
+    cases, apis, devices, dtypes = list(cases), list(apis), tuple(devices), tuple(dtypes)
+    checks = []
+    for case in cases:
+        for api in apis:
+            for options in api.options:
+                for device in devices:
+                    if device not in api.devices:
+                        continue
+                    for dtype in dtypes:
+                        if case.dtypes is None or dtype in case.dtypes:
+                            checks.append(Check(case, api, tuple(options.items()), device, dtype))
+    return checks
+
+
+def weights_for(shape: tuple) -> np.ndarray:
+    """Deterministic per-row sample weights, exact in every dtype: 0.5, 1, 1.5, 2, 0.5, ..."""
+    rows = shape[:-1]
+    return (0.5 + 0.5 * (np.arange(int(np.prod(rows, dtype=np.int64))) % 4)).reshape(rows)
+
+
+@functools.lru_cache(maxsize=256)
+def _truth_in_space(case: Case, side: str, space: str) -> np.ndarray:
+    dist = case.p if side == "p" else case.q
+    return oracle.to_space(dist.values, dist.space, space)
+
+
+@functools.lru_cache(maxsize=512)
+def fed_value(case: Case, side: str, space: str, dtype: str) -> np.ndarray:
+    """The exact values fed for one side of a case: converted in mpmath, rounded once to dtype."""
+    values = round_to(_truth_in_space(case, side, space), dtype)
+    values.setflags(write=False)
+    return values
+
+
+def fed_arguments(case: Case, conv: conventions.Convention, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Both arguments in call order, class axis last."""
+    args = []
+    for name, space in zip(conv.arguments, conv.input_space):
+        side = "p" if name == conv.p_argument else "q"
+        args.append(fed_value(case, side, space, dtype))
+    return tuple(args)
+
+
+def feed_axis(class_axis: int | None, ndim: int) -> int | None:
+    """Where the class axis goes for an API that wants it elsewhere than last (None: leave it)."""
+    if class_axis is None or class_axis == -1 or ndim < 2:
+        return None
+    return class_axis if class_axis < ndim else None
+
+
+@functools.lru_cache(maxsize=None)
+def _framework_version(framework: str) -> dict:
+    b = binding(framework)
+    return b.version(b.handle())
+
+
+@functools.lru_cache(maxsize=None)
+def _devices(framework: str) -> tuple[str, ...]:
+    b = binding(framework)
+    return tuple(b.devices(b.handle()))
+
+
+@functools.lru_cache(maxsize=None)
+def framework_info(framework: str) -> dict:
+    """A framework's versions, devices and numerics settings, for the results file's run information."""
+    b = binding(framework)
+    fw = b.handle()
+    return {"type": "framework", "name": framework, "versions": _framework_version(framework),
+            "devices": b.devices(fw), "settings": b.settings(fw)}
+
+
+def declared(check: Check) -> conventions.Convention:
+    """The API's declared convention, with its clip epsilon rounded as the API rounds it."""
+    conv = check.api.convention(check.options)
+    if conv.clip_epsilon is not None:
+        conv = conv.replace(clip_epsilon=float(round_to(np.array(conv.clip_epsilon), check.dtype)))
+    return conv
+
+
+def run_check(check: Check) -> Record:
+    api, case = check.api, check.case
+    record = Record(
+        check_id=check.id, case_id=case.id, case_hash=case.hash, api=api.name, framework=api.framework,
+        device=check.device, dtype=check.dtype, options=check.options, verdict="skip",
+        shape=list(case.shape), tags=list(case.tags),
+        tolerance_override=f"x{api.tolerance.factor:g}: {api.tolerance.reason}" if api.tolerance else "",
+    )
+    started = time.perf_counter()
+    try:
+        _run(check, record)
+    except Exception as exc:  # a bug in klconf itself: recorded apart from API errors, and the run goes on
+        record.verdict, record.kind = "error", "internal"
+        record.message = f"klconf internal error: {type(exc).__name__}: {exc}"
+        record.extra["traceback"] = traceback.format_exc()[-4000:]
+    finally:
+        record.duration_s = time.perf_counter() - started
+    return record
+
+
+def _run(check: Check, record: Record) -> None:
+    api, case = check.api, check.case
+    b = binding(api.framework)
+    missing = b.available() or api.missing()
+    if missing:
+        record.verdict, record.reason = "skip", missing
+        return
+    if check.dtype not in api.dtypes:
+        record.verdict, record.reason = "unsupported", f"{api.name} does not accept {check.dtype}"
+        return
+    try:
+        fw = b.handle()
+    except Unavailable as exc:
+        record.verdict, record.reason = "skip", str(exc)
+        return
+    if check.device not in _devices(api.framework):
+        record.verdict, record.reason = "skip", f"{api.framework} sees no {check.device} device"
+        return
+    record.framework_version = _framework_version(api.framework)
+    conv = declared(check)
+    record.convention = conv.describe()
+    args = fed_arguments(case, conv, check.dtype)
+    weights = weights_for(case.shape) if check.options.get("sample_weight") else None
+    exp = conventions.expectation(conv, args, weights)
+    record.expected = summarize(exp.value)
+
+    axis = feed_axis(conv.class_axis, len(case.shape))
+    context = b.call_context(fw, check.dtype, check.device) if b.call_context else contextlib.nullcontext()
+    try:
+        with context, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            record.settings = b.check_settings(fw, check.dtype, check.device)
+            native = [b.to_native(fw, a if axis is None else np.moveaxis(a, -1, axis), check.dtype, check.device)
+                      for a in args]
+            native_w = b.to_native(fw, weights, check.dtype, check.device) if weights is not None else None
+            out = api.call(fw, native[0], native[1], check.options, native_w)
+            observed, record.output_dtype = b.to_numpy(fw, out)
+        record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    except Unavailable as exc:
+        record.verdict, record.reason = "skip", str(exc)
+        return
+    except Exception as exc:  # the API raised: a recorded result, the run goes on
+        record.verdict, record.kind = "error", "exception"
+        record.message = f"{type(exc).__name__}: {exc}".strip()[:2000]
+        record.extra["traceback"] = "".join(traceback.format_exception(exc, limit=-3))[-4000:]
+        return
+    if axis is not None and observed.ndim == len(case.shape):
+        observed = np.moveaxis(observed, axis, -1)
+
+    factor = api.tolerance.factor if api.tolerance else 1.0
+    verdict = judge.judge(exp, observed, check.dtype, check.device, factor)
+    record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
+    record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
+    record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
+    record.observed = summarize(observed, verdict.worst_index)
+    record.expected = summarize(exp.value, verdict.worst_index)
+    if verdict.verdict == "fail":
+        record.message = _with_inputs(record.message, verdict.worst_index, args, conv)
+        record.diagnosis = diagnose(conv, args, weights, observed, check)
+        if verdict.kind == "inf":
+            record.diagnosis = f"{overflow_hint(args, conv, check.dtype)}{record.diagnosis}"
+
+
+def _with_inputs(message: str, index, args, conv) -> str:
+    """Name the inputs at the worst element when the output is elementwise."""
+    if index is None or len(index) != args[0].ndim:
+        return message
+    at = tuple(index)
+    shown = ", ".join(f"{name}={float(a[at]):.9g}" for name, a in zip(conv.arguments, args))
+    return f"{message} [inputs there: {shown}]"
+
+
+def overflow_hint(args, conv: conventions.Convention, dtype: str) -> str:
+    """An infinity where the value is finite is often an intermediate overflow: say so when p/q can overflow."""
+    if conv.p_space != "prob" or conv.q_space != "prob":
+        return ""
+    p, q = np.asarray(args[conv.p_index], np.float64), np.asarray(args[1 - conv.p_index], np.float64)
+    if conv.clip_epsilon is not None:
+        p, q = np.clip(p, conv.clip_epsilon, 1), np.clip(q, conv.clip_epsilon, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(p > 0, p / q, 0.0)
+    top, limit = float(np.nanmax(ratio)) if ratio.size else 0.0, FORMATS[dtype].max
+    if top > limit:
+        return f"p/q reaches {top:.3g}, beyond the largest {dtype} ({limit:.6g}): a ratio computed in {dtype} overflows. "
+    return ""
+
+
+def diagnose(conv: conventions.Convention, args, weights, observed: np.ndarray, check: Check) -> str:
+    """Which single change to the declared convention explains the observation, if any."""
+    if args[0].size > DIAGNOSE_LIMIT:
+        return "not diagnosed: input too large to re-evaluate alternative conventions"
+    factor = check.api.tolerance.factor if check.api.tolerance else 1.0
+    matches = []
+    for label, alternative in conventions.variants(conv):
+        exp = conventions.expectation(alternative, args, weights)
+        if judge.judge(exp, observed, check.dtype, check.device, factor).verdict == "pass":
+            matches.append(label)
+    if not matches:
+        return "no single change to the declared convention explains the observed values"
+    return "observed values match the declared convention with " + " or ".join(matches)
+
+
