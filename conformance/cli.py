@@ -3,6 +3,7 @@ modules (frameworks, reports) are imported inside the command that needs them.""
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import os
 import sys
@@ -11,6 +12,10 @@ from pathlib import Path
 from . import __version__
 
 DEFAULT_OUT = Path("reports")
+
+# Areas that bring their own commands: each module has add_commands(subparsers), where each
+# command sets `func`. Imported when the parser is built, so they must import lazily themselves.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     apis = sub.add_parser("apis", help="list the APIs, options and declared conventions")
     apis.add_argument("--framework", action="append", default=[])
     apis.set_defaults(func=cmd_apis)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub)
     return parser
 
 
