@@ -22,6 +22,9 @@ from . import generators
 SCHEMA_PATH = Path(__file__).with_name("schema") / "case.schema.json"
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 CASE_FILE_GLOB = "*.yaml"
+# A YAML file under cases/ holds one kind of document, named by its single top-level key. This
+# loader reads "cases" (tensor-level); the other kinds have their own loaders and are skipped here.
+OTHER_KINDS = ("distribution_cases", "expectations")
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,8 @@ def load_file(path: Path) -> tuple[list[Case], list[Problem]]:
         return [], [Problem(name, None, "", f"YAML error: {exc}")]
     except _DuplicateKey as exc:
         return [], [Problem(name, exc.line, exc.field, f"duplicate key {exc.key!r}")]
+    if isinstance(data, dict) and len(data) == 1 and next(iter(data)) in OTHER_KINDS:
+        return [], []
 
     problems = [Problem(name, lines.line_of(path_), _dotted(path_), msg) for path_, msg in _schema_errors(data)]
     if problems:
