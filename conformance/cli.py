@@ -121,6 +121,13 @@ def cmd_run(args) -> int:
     unknown = [f for f in args.framework if f not in ("torch", "jax", "tensorflow", "scipy")]
     if unknown:
         raise UsageError(f"unknown framework(s): {', '.join(unknown)} (known: torch, jax, tensorflow, scipy)")
+    from .frameworks import load_plugin
+
+    for spec in args.api:  # fail fast, in one line, before pytest starts
+        try:
+            load_plugin(spec)
+        except Exception as exc:
+            raise UsageError(f"--api {spec}: {type(exc).__name__}: {exc}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"

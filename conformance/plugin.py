@@ -59,7 +59,10 @@ def _selected_apis(config) -> list[frameworks.Api]:
         cached = [] if config.getoption("klconf_only_plugins") else frameworks.builtin_apis(
             [n for n in names if n in frameworks.FRAMEWORKS])
         for spec in config.getoption("klconf_api"):
-            cached += frameworks.load_plugin(spec)
+            try:
+                cached += frameworks.load_plugin(spec)
+            except Exception as exc:
+                raise pytest.UsageError(f"--klconf-api {spec}: {type(exc).__name__}: {exc}") from None
         config._klconf_apis = cached
     return cached
 

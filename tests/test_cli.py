@@ -1,0 +1,44 @@
+"""`klconf run` end to end on plug-in implementations (no framework needed)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def klconf(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**__import__("os").environ, "KLCONF_CACHE_DIR": "off"})
+
+
+def read_events(path):
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def test_run_with_a_correct_plugin_passes_and_writes_results(tmp_path):
+    proc = klconf("run", "--api", "tests.fakes:plugin_apis", "--only-api", "--out", str(tmp_path), "--no-report",
+                  "-k", "forum or canonical or dirichlet-8x5")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    events = read_events(tmp_path / "results.jsonl")
+    assert events[0]["type"] == "run" and events[-1]["type"] == "end"
+    checks = [e for e in events if e["type"] == "check"]
+    assert checks and {c["verdict"] for c in checks} <= {"pass", "unsupported"}
+    assert len({c["check_id"] for c in checks}) == len(checks)
+    assert all(c["api"] == "fake.exact" and c["framework"] == "numpy" for c in checks)
+    passed = [c for c in checks if c["verdict"] == "pass"]
+    assert all(c["tolerance"] > 0 and c["abs_error"] is not None and c["duration_s"] >= 0 for c in passed)
+
+
+def test_run_exits_non_zero_when_a_planted_bug_fails(tmp_path):
+    proc = klconf("run", "--api", "tests.fakes:SCALED", "--only-api", "--out", str(tmp_path), "--no-report",
+                  "-k", "canonical")
+    assert proc.returncode == 1
+    checks = [e for e in read_events(tmp_path / "results.jsonl") if e["type"] == "check"]
+    assert any(c["verdict"] == "fail" and "1.001" in c["message"] for c in checks)
+
+
+def test_bad_plugin_spec_is_a_clear_error(tmp_path):
+    proc = klconf("run", "--api", "no_such_module_here:thing", "--only-api", "--out", str(tmp_path), "--no-report")
+    assert proc.returncode != 0
+    assert "no_such_module_here" in proc.stdout + proc.stderr
