@@ -102,10 +102,12 @@ class Case:
     dtypes: tuple[str, ...] | None = None
     out_of_domain: bool = False
     source: str | None = None
+    broadcast: bool = False
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.p.shape
+        """The shape of the result's elementwise terms (p and q broadcast together)."""
+        return tuple(np.broadcast_shapes(self.p.shape, self.q.shape)) if self.broadcast else self.p.shape
 
     @property
     def shape_class(self) -> str:
@@ -212,6 +214,7 @@ def _build_case(entry: dict, file: str, line: int | None) -> Case:
         dtypes=tuple(entry["dtypes"]) if "dtypes" in entry else None,
         out_of_domain=bool(entry.get("out_of_domain", False)),
         source=entry.get("source"),
+        broadcast=bool(entry.get("broadcast", False)),
     )
 
 
@@ -349,8 +352,11 @@ def _semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
         shapes[side] = shape
         values = np.asarray(spec[space], dtype=np.float64)
         if not entry.get("out_of_domain"):
-            if not np.all(np.isfinite(values)):
+            masked = (values == -np.inf) if space == "logits" else np.zeros(values.shape, bool)  # -inf logit: p = 0
+            if not np.all(np.isfinite(values) | masked):
                 errors.append(((side, space), "NaN or infinite entries (set out_of_domain: true if deliberate)"))
+            elif space == "logits" and values.ndim and np.any(np.all(masked, axis=-1)):
+                errors.append(((side, space), "a row of logits that are all -inf has no distribution"))
             elif space == "probs" and np.any(values < 0):
                 errors.append(((side, space), "negative probabilities (set out_of_domain: true if deliberate)"))
             elif space == "probs" and np.any(values > 1):
@@ -358,10 +364,17 @@ def _semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
         if shape == ():
             errors.append(((side, space), "a scalar is not a distribution: give at least one row of classes"))
     if len(shapes) == 2 and shapes["p"] != shapes["q"]:
-        errors.append((("q",), f"shape {list(shapes['q'])} differs from p's shape {list(shapes['p'])}"))
+        if not entry.get("broadcast"):
+            errors.append((("q",), f"shape {list(shapes['q'])} differs from p's shape {list(shapes['p'])} "
+                                   "(set broadcast: true to test broadcasting)"))
+        elif _broadcast_shape(shapes["p"], shapes["q"]) is None or shapes["p"][-1] != shapes["q"][-1]:
+            errors.append((("q",), f"shape {list(shapes['q'])} does not broadcast with p's {list(shapes['p'])} "
+                                   "over the batch (the class axis must match)"))
+    elif entry.get("broadcast") and len(shapes) == 2:
+        errors.append((("broadcast",), "p and q have the same shape: nothing is broadcast"))
     expected = entry.get("expected")
-    if expected and "p" in shapes and not errors:
-        full = shapes["p"]
+    if expected and len(shapes) == 2 and not errors:
+        full = _broadcast_shape(shapes["p"], shapes["q"])
         for key, want in (("kl_per_row", full[:-1]), ("elementwise", full)):
             if key in expected:
                 got, message = _tensor_shape(expected[key])
@@ -370,6 +383,13 @@ def _semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
                 elif got != want:
                     errors.append((("expected", key), f"shape {list(got)} does not match the inputs: expected {list(want)}"))
     return errors
+
+
+def _broadcast_shape(a: tuple, b: tuple) -> tuple | None:
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        return None
 
 
 def _generator_errors(spec: dict) -> list[tuple[tuple, str]]:

@@ -157,6 +157,9 @@ def _run(check: Check, record: Record) -> None:
     if check.dtype not in api.dtypes:
         record.verdict, record.reason = "unsupported", f"{api.name} does not accept {check.dtype}"
         return
+    if case.broadcast and not api.broadcasts:
+        record.verdict, record.reason = "unsupported", f"{api.name} does not broadcast P against Q"
+        return
     try:
         fw = b.handle()
     except Unavailable as exc:
@@ -168,7 +171,8 @@ def _run(check: Check, record: Record) -> None:
     record.framework_version = _framework_version(api.framework)
     conv = declared(check)
     record.convention = conv.describe()
-    args = fed_arguments(case, conv, check.dtype)
+    fed = fed_arguments(case, conv, check.dtype)
+    args = tuple(np.broadcast_arrays(*fed)) if case.broadcast else fed  # the oracle sees the broadcast terms
     weights = weights_for(case.shape) if check.options.get("sample_weight") else None
     exp = conventions.expectation(conv, args, weights)
     record.expected = summarize(exp.value)
@@ -180,7 +184,7 @@ def _run(check: Check, record: Record) -> None:
             warnings.simplefilter("always")
             record.settings = b.check_settings(fw, check.dtype, check.device)
             native = [b.to_native(fw, a if axis is None else np.moveaxis(a, -1, axis), check.dtype, check.device)
-                      for a in args]
+                      for a in fed]
             native_w = b.to_native(fw, weights, check.dtype, check.device) if weights is not None else None
             out = api.call(fw, native[0], native[1], check.options, native_w)
             observed, record.output_dtype = b.to_numpy(fw, out)

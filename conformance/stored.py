@@ -22,9 +22,10 @@ ELEMENTWISE_LIMIT = 24  # store per-element terms for cases up to this many elem
 def expected_block(case: Case) -> dict:
     """What a case file stores as `expected`, computed by the oracle from the case's float64 values."""
     p, q = case.p, case.q
-    block: dict = {"kl_per_row": oracle.kl_per_row(p.values, p.space, q.values, q.space).tolist()}
-    if p.values.size <= ELEMENTWISE_LIMIT:
-        block["elementwise"] = oracle.elementwise(p.values, p.space, q.values, q.space).tolist()
+    pv, qv = np.broadcast_arrays(p.values, q.values)
+    block: dict = {"kl_per_row": oracle.kl_per_row(pv, p.space, qv, q.space).tolist()}
+    if 0 < pv.size <= ELEMENTWISE_LIMIT:  # (an empty batch cannot state its class width in a list)
+        block["elementwise"] = oracle.elementwise(pv, p.space, qv, q.space).tolist()
     block["provenance"] = oracle.PROVENANCE
     return block
 
@@ -93,8 +94,9 @@ def verify(case: Case) -> list[Problem]:
                                 "no stored expected values (run `klconf cases fill`)"))
         return problems
     p, q = case.p, case.q
-    oracles = {"kl_per_row": lambda: oracle.kl_per_row(p.values, p.space, q.values, q.space),
-               "elementwise": lambda: oracle.elementwise(p.values, p.space, q.values, q.space)}
+    pv, qv = np.broadcast_arrays(p.values, q.values)
+    oracles = {"kl_per_row": lambda: oracle.kl_per_row(pv, p.space, qv, q.space),
+               "elementwise": lambda: oracle.elementwise(pv, p.space, qv, q.space)}
     for key, compute in oracles.items():
         if key not in case.expected:
             continue

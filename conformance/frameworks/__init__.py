@@ -58,6 +58,7 @@ class Api:
     tolerance: Tolerance | None = None
     differentiable: tuple[str, ...] = ()  # argument names a gradient may be taken with respect to
     requires: tuple[str, ...] = ()  # extra modules beyond the framework's own (e.g. optax)
+    broadcasts: bool = True  # accepts P and Q of different, broadcastable batch shapes
     notes: str = ""
     doc_url: str = ""
 

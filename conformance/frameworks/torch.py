@@ -119,6 +119,7 @@ APIS = [
         ),
         options=grid(reduction=("mean", "none", "sum")),
         differentiable=("input",),
+        broadcasts=False,  # "Expected input batch_size (2) to match target batch_size (1)"
         notes="F.cross_entropy(logits_q, p) minus torch.special.entr(p) summed over classes: "
               "cross-entropy with probability targets equals KL(P||Q) + H(P).",
         doc_url="https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
