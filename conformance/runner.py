@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from . import conventions, judge, oracle
+from . import conventions, judge, oracle, repro
 from .cases import Case
 from .dtypes import DTYPES, FORMATS, round_to
 from .frameworks import DEVICES, Api, Unavailable, binding
@@ -196,6 +196,7 @@ def _run(check: Check, record: Record) -> None:
         record.verdict, record.kind = "error", "exception"
         record.message = f"{type(exc).__name__}: {exc}".strip()[:2000]
         record.extra["traceback"] = "".join(traceback.format_exception(exc, limit=-3))[-4000:]
+        repro.attach(record, check, args, weights, conv, exp.value)
         return
     if axis is not None and observed.ndim == len(case.shape):
         observed = np.moveaxis(observed, axis, -1)
@@ -210,6 +211,7 @@ def _run(check: Check, record: Record) -> None:
     if verdict.verdict == "fail":
         record.message = _with_inputs(record.message, verdict.worst_index, args, conv)
         record.diagnosis = diagnose(conv, args, weights, observed, check)
+        repro.attach(record, check, args, weights, conv, exp.value, verdict.worst_index)
         if verdict.kind == "inf":
             record.diagnosis = f"{overflow_hint(args, conv, check.dtype)}{record.diagnosis}"
 

@@ -40,12 +40,29 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
+class Snippet:
+    """How a reproduction snippet (conformance/repro.py) builds a framework's inputs and reads its output,
+    in plain source text, so that the snippet runs with only that framework and NumPy installed."""
+
+    imports: str  # import lines (NumPy is always imported as np)
+    native: Callable[[str, str, str], str]  # (NumPy array expression, dtype, device) -> native array expression
+    to_numpy: str  # expression over {result} giving a float64 NumPy array
+    prelude: Callable[[str, str], str] = lambda dtype, device: ""  # (dtype, device) -> lines run after the imports
+    context: Callable[[str, str], str] = lambda dtype, device: ""  # (dtype, device) -> a `with` header, or ""
+
+
+@dataclass(frozen=True)
 class Api:
     """One public KL entry point and the option combinations klconf covers.
 
     `call(fw, a, b, options, weights)` receives the framework handle from the binding
     (`fw.torch`, `fw.jnp`, ...) and the two arguments as native arrays in the order of
     `convention(options).arguments`; it returns the API's output as a native value.
+
+    `snippet` is the same call as source text for reproduction snippets: a template (or a
+    function of the options returning one) in which {a} and {b} name the two arguments in call
+    order, {w} the sample weights (None when the check feeds none), {o[name]} an option and
+    {dtype} the dtype; several lines are statements and the last line is the result.
     """
 
     name: str
@@ -61,6 +78,7 @@ class Api:
     broadcasts: bool = True  # accepts P and Q of different, broadcastable batch shapes
     notes: str = ""
     doc_url: str = ""
+    snippet: str | Callable[[dict], str] | None = None
 
     def option_label(self, options: dict) -> str:
         return ",".join(f"{k}={_label(v)}" for k, v in options.items())
@@ -100,6 +118,7 @@ class Binding:
     settings: Callable[[Any], dict] = lambda fw: {}
     call_context: Callable[[Any, str, str], Any] | None = None  # (fw, dtype, device) -> context manager
     check_settings: Callable[[Any, str, str], dict] = lambda fw, dtype, device: {}  # recorded per check
+    snippet: Snippet | None = None  # how reproduction snippets feed and read this framework
     _handle: Any = field(default=None, repr=False)
 
     def available(self) -> str | None:

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from . import Binding, Unavailable
+from . import Binding, Snippet, Unavailable
 
 
 def _load():
@@ -36,5 +36,10 @@ BINDING = Binding(
     devices=lambda fw: ["cpu"],
     to_native=cpu_only,
     to_numpy=as_float64,
+    snippet=Snippet(  # mirrors cpu_only and as_float64
+        imports="",
+        native=lambda values, dtype, device: f"np.array({values}, dtype={dtype!r})",
+        to_numpy="np.asarray({result}).astype(np.float64)",
+    ),
 )
 APIS: list = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ..conventions import Convention
-from . import Api, Binding, grid
+from . import Api, Binding, Snippet, grid
 from .numpy import as_float64, cpu_only
 
 
@@ -25,6 +25,11 @@ BINDING = Binding(
     devices=lambda fw: ["cpu"],
     to_native=cpu_only,
     to_numpy=as_float64,
+    snippet=Snippet(  # mirrors cpu_only and as_float64
+        imports="import scipy.special\nimport scipy.stats",
+        native=lambda values, dtype, device: f"np.array({values}, dtype={dtype!r})",
+        to_numpy="np.asarray({result}).astype(np.float64)",
+    ),
 )
 
 _CPU_DTYPES = ("float16", "float32", "float64")
@@ -34,6 +39,7 @@ APIS = [
         name="scipy.special.rel_entr",
         framework="scipy",
         call=lambda fw, x, y, o, w: fw.special.rel_entr(x, y),
+        snippet="scipy.special.rel_entr({a}, {b})",
         convention=lambda o: Convention(arguments=("x", "y"), p_argument="x", input_space=("prob", "prob"),
                                         reduction="none", class_axis=None),
         dtypes=_CPU_DTYPES,
@@ -44,6 +50,7 @@ APIS = [
         name="scipy.special.kl_div",
         framework="scipy",
         call=lambda fw, x, y, o, w: fw.special.kl_div(x, y),
+        snippet="scipy.special.kl_div({a}, {b})",
         convention=lambda o: Convention(arguments=("x", "y"), p_argument="x", input_space=("prob", "prob"),
                                         reduction="none", class_axis=None, elementwise="p*log(p/q)-p+q"),
         dtypes=_CPU_DTYPES,
@@ -58,6 +65,7 @@ APIS = [
                                         reduction="per_row", class_axis=0 if o["axis"] in ("default", 0) else -1,
                                         normalizes=True),
         options=grid(axis=("default", -1)),
+        snippet=lambda o: "scipy.stats.entropy({a}, {b})" if o["axis"] == "default" else "scipy.stats.entropy({a}, {b}, axis={o[axis]})",
         dtypes=_CPU_DTYPES,
         devices=("cpu",),
         notes="Normalises both arguments and sums over axis 0 unless told otherwise.",
