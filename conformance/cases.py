@@ -103,6 +103,7 @@ class Case:
     out_of_domain: bool = False
     source: str | None = None
     broadcast: bool = False
+    properties: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -215,6 +216,7 @@ def _build_case(entry: dict, file: str, line: int | None) -> Case:
         out_of_domain=bool(entry.get("out_of_domain", False)),
         source=entry.get("source"),
         broadcast=bool(entry.get("broadcast", False)),
+        properties=tuple(entry.get("properties", ())),
     )
 
 

@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-n", "--workers", default=None, help="pytest-xdist workers (a number or 'auto')")
     run.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default: reports/)")
     run.add_argument("--no-report", action="store_true", help="write results only, no HTML report")
+    run.add_argument("--expectations", metavar="DIR",
+                     help="expectations manifests (default: cases/expectations; 'none' for raw verdicts)")
     run.add_argument("--verbose", "-v", action="store_true", help="one line per check")
     run.add_argument("pytest_args", nargs="*", help="further pytest arguments, after --")
     run.set_defaults(func=cmd_run)
@@ -65,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     cases_sub = cases.add_subparsers(metavar="ACTION")
     check = cases_sub.add_parser("check", help="validate every case file and recompute every stored value")
     check.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
+    check.add_argument("--expectations", metavar="DIR", help="expectations manifests to validate ('none' to skip)")
     check.set_defaults(func=cmd_cases_check)
     fill = cases_sub.add_parser("fill", help="write oracle values (and generator digests) into case files")
     fill.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
@@ -98,6 +101,8 @@ def pytest_arguments(args, results: Path) -> list[str]:
         argv.append(f"--klconf-api={spec}")
     if args.only_api:
         argv.append("--klconf-only-plugins")
+    if args.expectations:
+        argv.append(f"--klconf-expectations={args.expectations}")
     argv += [f"--klconf-device={d}" for d in args.device] + [f"--klconf-dtype={d}" for d in args.dtype]
     if args.keyword:
         argv += ["-k", args.keyword]
@@ -146,7 +151,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_cases_check(args) -> int:
-    from . import stored
+    from . import expectations, frameworks, stored
     from .cases import load_corpus
 
     cases, problems = load_corpus(args.cases)
@@ -156,6 +161,9 @@ def cmd_cases_check(args) -> int:
         problems += case_problems
         if not case_problems:
             confirmed += 1
+    if args.expectations != "none":
+        manifest = expectations.load(args.expectations, cases, frameworks.builtin_apis())
+        problems += manifest.problems
     for problem in problems:
         print(problem)
     values = sum(_stored_count(c) for c in cases)

@@ -390,3 +390,93 @@ class _ResultCache:
 
 _TERMS = _TermsCache()
 _RESULTS = _ResultCache()
+
+
+# --------------------------------------------------------------------------- analytic gradients
+
+
+@dataclass(frozen=True)
+class Gradient:
+    value: np.ndarray  # d(sum of the outputs) / d(argument), float64, the argument's shape
+    magnitude: np.ndarray  # scale of the rounding error in each element (for tolerances)
+    terms: int  # terms summed into one element (the class width for logits, else 1)
+
+
+def gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights=None) -> Gradient:
+    """The exact derivative of the sum of the outputs with respect to the argument carrying P
+    (`wrt="p"`) or Q (`wrt="q"`), in that argument's own space.
+
+    Where the derivative does not exist the limit is used: d/dp at p = 0 is -inf (log p), d/dq at
+    q = 0 < p is -inf. A clipped value has derivative 0; at the clip bound itself the unclipped
+    derivative applies (a clip passes the gradient through where the value equals the bound).
+    """
+    if spec.normalize:
+        raise ValueError("no analytic gradient for normalising conventions")
+    p_fed, q_fed = np.asarray(p_fed, np.float64), np.asarray(q_fed, np.float64)
+    shape = p_fed.shape
+    generalized = spec.elementwise == "p*log(p/q)-p+q"
+    scale = _element_scale(shape, spec, weights)
+    space = spec.p_space if wrt == "p" else spec.q_space
+    fed = (p_fed if wrt == "p" else q_fed).ravel().tolist()
+    with mpmath.workdps(DIGITS):
+        p = _Side(p_fed, spec.p_space, spec.clip_epsilon, False)
+        q = _Side(q_fed, spec.q_space, spec.clip_epsilon, False)
+        width = shape[-1]
+        if space == "logits":
+            p_sums = [mpmath.fsum(row) for row in _rows(p.p, width)]
+            values = [qj * p_sums[i // width] - pj for i, (pj, qj) in enumerate(zip(p.p, q.p))]
+        else:
+            values = [_derivative(wrt, space, generalized, spec.clip_epsilon, x, pi, lpi, qi, lqi)
+                      for x, pi, lpi, qi, lqi in zip(fed, p.p, p.log, q.p, q.log)]
+        value = np.array([float(v) for v in values]).reshape(shape) * scale
+    pa, qa = np.abs(p.p_float), np.abs(q.p_float)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if space == "logits":
+            magnitude = qa * pa.sum(axis=-1, keepdims=True) + pa
+        elif wrt == "q":
+            magnitude = (pa / qa if space == "prob" else pa) + (1.0 if space == "prob" else qa) * generalized
+        else:
+            magnitude = (np.abs(p.log_float) + np.abs(q.log_float) + 1.0) * (1.0 if space == "prob" else pa)
+    return Gradient(value, _finite(magnitude * np.abs(scale)), shape[-1] if space == "logits" else 1)
+
+
+def _derivative(wrt, space, generalized, clip, fed_value, p, logp, q, logq):
+    """d term / d argument for one element, at the fed value."""
+    if any(mpmath.isnan(v) for v in (p, q)) or fed_value != fed_value:
+        return NAN
+    if space == "prob" and clip is not None and not (clip <= fed_value <= 1.0):
+        return ZERO  # clipped: the output does not depend on this input here
+    if wrt == "q":
+        if space == "prob":
+            if p == 0:
+                return ONE if generalized else ZERO
+            d = -INF if q == 0 else -p / q
+            return d + 1 if generalized else d
+        return q - p if generalized else -p  # log_prob: t = p (log p - lq) [- p + e^lq]
+    if space == "prob":
+        d = -INF if p == 0 else logp - logq + (0 if generalized else 1)
+        return INF if q == 0 and p > 0 else d
+    # log_prob: t = e^lp (lp - lq) [- e^lp]
+    if p == 0:
+        return ZERO
+    return p * (logp - logq + (0 if generalized else 1))
+
+
+def _element_scale(shape: tuple, spec: Spec, weights) -> np.ndarray:
+    """d(sum of outputs) / d(term) for each element: the reduction's divisor and the row weights."""
+    row_shape = shape[:-1]
+    w = np.ones(row_shape) if weights is None else np.broadcast_to(np.asarray(weights, np.float64), row_shape)
+    n_rows, classes = int(np.prod(row_shape, dtype=np.int64)), shape[-1]
+    r = spec.reduction
+    if r in ("none",):
+        per = np.ones(row_shape)
+    elif r in ("per_row", "sum"):
+        per = w
+    elif r == "mean_all":
+        per = w / (n_rows * classes) if n_rows * classes else w
+    elif r == "mean_batch":
+        divisor = {"dim0": shape[0], "rows": n_rows, "batch": shape[0] if len(shape) > 1 else 1}[spec.batch_divisor]
+        per = w / divisor if divisor else w
+    else:  # mean_weighted
+        per = w / w.sum() if w.sum() else w
+    return np.broadcast_to(np.asarray(per, np.float64)[..., None], shape)

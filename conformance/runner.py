@@ -127,7 +127,21 @@ def declared(check: Check) -> conventions.Convention:
     return conv
 
 
+@dataclass
+class Outcome:
+    """A check's record plus the full arrays behind it (properties compare observations)."""
+
+    record: Record
+    observed: np.ndarray | None = None
+    expectation: oracle.Expectation | None = None
+    convention: conventions.Convention | None = None
+
+
 def run_check(check: Check) -> Record:
+    return execute(check).record
+
+
+def execute(check: Check) -> Outcome:
     api, case = check.api, check.case
     record = Record(
         check_id=check.id, case_id=case.id, case_hash=case.hash, api=api.name, framework=api.framework,
@@ -135,20 +149,21 @@ def run_check(check: Check) -> Record:
         shape=list(case.shape), tags=list(case.tags),
         tolerance_override=f"x{api.tolerance.factor:g}: {api.tolerance.reason}" if api.tolerance else "",
     )
+    outcome = Outcome(record)
     started = time.perf_counter()
     try:
-        _run(check, record)
+        _run(check, outcome)
     except Exception as exc:  # a bug in klconf itself: recorded apart from API errors, and the run goes on
         record.verdict, record.kind = "error", "internal"
         record.message = f"klconf internal error: {type(exc).__name__}: {exc}"
         record.extra["traceback"] = traceback.format_exc()[-4000:]
     finally:
         record.duration_s = time.perf_counter() - started
-    return record
+    return outcome
 
 
-def _run(check: Check, record: Record) -> None:
-    api, case = check.api, check.case
+def _run(check: Check, outcome: Outcome) -> None:
+    api, case, record = check.api, check.case, outcome.record
     b = binding(api.framework)
     missing = b.available() or api.missing()
     if missing:
@@ -202,6 +217,7 @@ def _run(check: Check, record: Record) -> None:
         observed = np.moveaxis(observed, axis, -1)
 
     factor = api.tolerance.factor if api.tolerance else 1.0
+    outcome.observed, outcome.expectation, outcome.convention = observed, exp, conv
     verdict = judge.judge(exp, observed, check.dtype, check.device, factor)
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
     record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error

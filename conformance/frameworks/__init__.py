@@ -76,6 +76,7 @@ class Api:
     differentiable: tuple[str, ...] = ()  # argument names a gradient may be taken with respect to
     requires: tuple[str, ...] = ()  # extra modules beyond the framework's own (e.g. optax)
     broadcasts: bool = True  # accepts P and Q of different, broadcastable batch shapes
+    identity: str = ""  # "cross_entropy": computes KL as H(P, Q) - H(P) from the framework's cross-entropy
     notes: str = ""
     doc_url: str = ""
     snippet: str | Callable[[dict], str] | None = None
@@ -119,6 +120,8 @@ class Binding:
     call_context: Callable[[Any, str, str], Any] | None = None  # (fw, dtype, device) -> context manager
     check_settings: Callable[[Any, str, str], dict] = lambda fw, dtype, device: {}  # recorded per check
     snippet: Snippet | None = None  # how reproduction snippets feed and read this framework
+    # (fw, fn(a, b) -> native output, [a, b], index) -> d(sum of fn's output)/d(args[index]); None: no autodiff
+    gradient: Callable[[Any, Callable, list, int], Any] | None = None
     _handle: Any = field(default=None, repr=False)
 
     def available(self) -> str | None:

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..conventions import Convention
-from . import Api, Binding, Unavailable
+from . import Api, Binding, Snippet, Unavailable
 
 
 def _load():
@@ -84,6 +84,29 @@ def _versions(fw) -> dict:
     return versions
 
 
+def _gradient(fw, fn, args, index):
+    def total(x):
+        return fn(*(x if i == index else a for i, a in enumerate(args))).sum()
+
+    return fw.jax.grad(total)(args[index])
+
+
+def _snippet_native(values: str, dtype: str, device: str) -> str:
+    platform = {"cpu": "cpu", "cuda": "gpu"}[device]
+    return f"jax.device_put(jnp.asarray({values}).astype(jnp.{dtype}), jax.devices({platform!r})[0])"
+
+
+def _snippet_prelude(dtype: str, device: str) -> str:
+    return 'jax.config.update("jax_enable_x64", True)  # klconf runs float64 checks with x64' if dtype == "float64" else ""
+
+
+SNIPPET = Snippet(  # mirrors _call_context, _to_native and _to_numpy
+    imports="import jax\nimport jax.numpy as jnp\nimport jax.scipy.special",
+    prelude=_snippet_prelude,
+    native=_snippet_native,
+    to_numpy="np.asarray({result}.astype(jnp.float32) if {result}.dtype == jnp.bfloat16 else {result}).astype(np.float64)",
+)
+
 BINDING = Binding(
     name="jax",
     modules=("jax",),
@@ -95,6 +118,8 @@ BINDING = Binding(
     settings=_settings,
     call_context=_call_context,
     check_settings=lambda fw, dtype, device: {"jax_enable_x64": dtype == "float64"},
+    gradient=_gradient,
+    snippet=SNIPPET,
 )
 
 
@@ -107,6 +132,7 @@ def _elementwise(name: str, formula: str) -> Api:
                                         reduction="none", class_axis=None, elementwise=formula),
         differentiable=("p", "q"),
         doc_url=f"https://docs.jax.dev/en/latest/_autosummary/jax.scipy.special.{name}.html",
+        snippet=f"jax.scipy.special.{name}({{a}}, {{b}})",
     )
 
 
@@ -121,19 +147,24 @@ def _optax(name: str, target_space: str, formula: str = "p*log(p/q)", attribute:
             fn = getattr(fn, part)
         return fn(log_q, p)
 
+    p_name = "log_targets" if target_space == "log_prob" else "targets"
     return Api(
         name=f"optax.{name}",
         framework="jax",
         call=call,
         convention=lambda o: Convention(
-            arguments=("log_predictions", "log_targets" if target_space == "log_prob" else "targets"),
-            p_argument="log_targets" if target_space == "log_prob" else "targets",
+            arguments=("log_predictions", p_name), p_argument=p_name,
             input_space=("log_prob", target_space), reduction="per_row", class_axis=-1, elementwise=formula),
         requires=("optax",),
-        differentiable=("log_predictions",),
+        snippet=f"import optax\noptax.{attribute or name}({{a}}, {{b}})",
+        differentiable=("log_predictions", p_name),
         notes=notes,
         doc_url="https://optax.readthedocs.io/en/latest/api/losses.html",
     )
+
+
+def _softmax_cross_entropy_minus_entropy(fw, logits, labels, o, w):
+    return fw.optax.softmax_cross_entropy(logits, labels) - fw.special.entr(labels).sum(axis=-1)
 
 
 APIS = [
@@ -143,4 +174,16 @@ APIS = [
     _optax("losses.kl_divergence_with_log_targets", "log_prob"),
     _optax("generalized_kl_divergence", "prob", "p*log(p/q)-p+q"),
     _optax("convex_kl_divergence", "prob", "p*log(p/q)-p+q", notes="Deprecated alias of generalized_kl_divergence."),
+    Api(
+        name="optax.softmax_cross_entropy-entropy",
+        framework="jax",
+        call=_softmax_cross_entropy_minus_entropy,
+        convention=lambda o: Convention(arguments=("logits", "labels"), p_argument="labels",
+                                        input_space=("logits", "prob"), reduction="per_row", class_axis=-1),
+        requires=("optax",),
+        differentiable=("logits",),
+        identity="cross_entropy",
+        notes="optax.softmax_cross_entropy(logits_q, p) minus jax.scipy.special.entr(p) summed over classes.",
+        doc_url="https://optax.readthedocs.io/en/latest/api/losses.html",
+    ),
 ]

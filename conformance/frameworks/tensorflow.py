@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..conventions import Convention
-from . import Api, Binding, Unavailable, grid
+from . import Api, Binding, Snippet, Unavailable, grid
 
 KERAS_EPSILON = 1e-7  # keras.config.epsilon(): both arguments are clipped to [epsilon, 1]
 
@@ -68,6 +68,23 @@ def _versions(fw) -> dict:
     return versions
 
 
+def _gradient(fw, fn, args, index):
+    with fw.tf.GradientTape() as tape:
+        tape.watch(args[index])
+        total = fw.tf.reduce_sum(fn(*args))
+    grad = tape.gradient(total, args[index])
+    if grad is None:
+        raise TypeError("the output does not depend differentiably on this argument (GradientTape returned None)")
+    return grad
+
+
+SNIPPET = Snippet(  # mirrors _load, _to_native, _to_numpy and the call context
+    imports='import os\nos.environ.setdefault("KERAS_BACKEND", "tensorflow")\nimport tensorflow as tf\nimport keras',
+    native=lambda values, dtype, device: f"tf.cast(tf.constant({values}), tf.{dtype})",
+    to_numpy="tf.cast({result}, tf.float64).numpy()",
+    context=lambda dtype, device: f"with tf.device({'/CPU:0' if device == 'cpu' else '/GPU:0'!r}):",
+)
+
 BINDING = Binding(
     name="tensorflow",
     modules=("tensorflow",),
@@ -78,6 +95,8 @@ BINDING = Binding(
     to_numpy=_to_numpy,
     settings=_settings,
     call_context=lambda fw, dtype, device: fw.tf.device(_device_name(fw, device)),
+    gradient=_gradient,
+    snippet=SNIPPET,
 )
 
 # Keras 3 (keras/src/losses/loss.py, reduce_values): "sum_over_batch_size" and "mean" divide the
@@ -113,6 +132,11 @@ def _tf_keras_loss(fw, p, q, o, w):
     return loss(p, q, sample_weight=w if o["sample_weight"] else None)
 
 
+def _categorical_crossentropy_minus_entropy(fw, p, logits, o, w):
+    cross = fw.keras.losses.categorical_crossentropy(p, logits, from_logits=True)
+    return cross - fw.tf.reduce_sum(-fw.tf.math.xlogy(p, p), axis=-1)
+
+
 _WEIGHTS = (None, "per_row")
 
 APIS = [
@@ -124,6 +148,7 @@ APIS = [
         options=grid(reduction=("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"),
                      sample_weight=_WEIGHTS),
         differentiable=("y_true", "y_pred"),
+        snippet="tf.keras.losses.KLDivergence(reduction={o[reduction]!r}, dtype={dtype!r})({a}, {b}, sample_weight={w})",
         notes="Probabilities in (y_true=P, y_pred=Q) order; both clipped to [1e-7, 1].",
         doc_url="https://keras.io/api/losses/probabilistic_losses/#kldivergence-class",
     ),
@@ -131,6 +156,7 @@ APIS = [
         name="keras.losses.kl_divergence",
         framework="tensorflow",
         call=lambda fw, p, q, o, w: fw.keras.losses.kl_divergence(p, q),
+        snippet="keras.losses.kl_divergence({a}, {b})",
         convention=lambda o: _keras_convention("per_row"),
         differentiable=("y_true", "y_pred"),
         doc_url="https://keras.io/api/losses/probabilistic_losses/#kl_divergence-function",
@@ -144,7 +170,22 @@ APIS = [
         # sum): the mean over all rows, or the weighted mean.
         convention=lambda o: _keras_convention("mean_weighted" if o["sample_weight"] else "mean_batch"),
         options=grid(sample_weight=_WEIGHTS),
+        snippet="metric = tf.keras.metrics.KLDivergence(dtype={dtype!r})\n"
+                "metric.update_state({a}, {b}, sample_weight={w})\nmetric.result()",
         doc_url="https://keras.io/api/metrics/probabilistic_metrics/#kldivergence-class",
+    ),
+    Api(
+        name="keras.losses.categorical_crossentropy-entropy",
+        framework="tensorflow",
+        call=_categorical_crossentropy_minus_entropy,
+        # from_logits=True goes to tf.nn.softmax_cross_entropy_with_logits: no clipping, no renormalising
+        convention=lambda o: Convention(arguments=("y_true", "y_pred"), p_argument="y_true",
+                                        input_space=("prob", "logits"), reduction="per_row", class_axis=-1),
+        differentiable=("y_pred",),
+        identity="cross_entropy",
+        broadcasts=False,  # softmax_cross_entropy_with_logits wants labels and logits of one shape
+        notes="keras.losses.categorical_crossentropy(p, logits_q, from_logits=True) minus the entropy of p.",
+        doc_url="https://keras.io/api/losses/probabilistic_losses/#categorical_crossentropy-function",
     ),
     Api(
         name="tf_keras.losses.KLDivergence",
@@ -155,6 +196,7 @@ APIS = [
         options=grid(reduction=("auto", "sum_over_batch_size", "sum", "none"), sample_weight=_WEIGHTS),
         requires=("tf_keras",),
         differentiable=("y_true", "y_pred"),
+        snippet="import tf_keras\ntf_keras.losses.KLDivergence(reduction={o[reduction]!r})({a}, {b}, sample_weight={w})",
         notes="Legacy Keras 2 (tf.keras in TensorFlow <= 2.15, or TF_USE_LEGACY_KERAS=1).",
         doc_url="https://www.tensorflow.org/api_docs/python/tf/keras/losses/KLDivergence",
     ),

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..conventions import Convention
-from . import Api, Binding, Unavailable, grid
+from . import Api, Binding, Snippet, Unavailable, grid
 
 
 def _load():
@@ -49,6 +49,18 @@ def _settings(fw) -> dict:
     return settings
 
 
+def _gradient(fw, fn, args, index):
+    args = [a.detach().clone().requires_grad_(i == index) for i, a in enumerate(args)]
+    (grad,) = fw.torch.autograd.grad(fn(*args).sum(), args[index])
+    return grad
+
+
+SNIPPET = Snippet(  # mirrors _to_native and _to_numpy
+    imports="import torch",
+    native=lambda values, dtype, device: f"torch.from_numpy({values}).to(device={device!r}, dtype=torch.{dtype})",
+    to_numpy="{result}.detach().to(device='cpu', dtype=torch.float64).numpy()",
+)
+
 BINDING = Binding(
     name="torch",
     modules=("torch",),
@@ -58,6 +70,8 @@ BINDING = Binding(
     to_native=_to_native,
     to_numpy=_to_numpy,
     settings=_settings,
+    gradient=_gradient,
+    snippet=SNIPPET,
 )
 
 # F.kl_div: input = log Q, target = P (or log P with log_target); no class sum; 'mean' divides by
@@ -90,6 +104,12 @@ def _cross_entropy_minus_entropy(fw, logits, target, o, w):
 
 _CE_REDUCTION = {"mean": "mean_batch", "none": "per_row", "sum": "sum"}
 
+
+def _cross_entropy_snippet(o: dict) -> str:
+    entropy = {"mean": "entropy.mean()", "sum": "entropy.sum()", "none": "entropy"}[o["reduction"]]
+    return ("entropy = torch.special.entr({b}).sum(1 if {a}.dim() > 1 else 0)\n"
+            "torch.nn.functional.cross_entropy({a}, {b}, reduction={o[reduction]!r}) - " + entropy)
+
 APIS = [
     Api(
         name="torch.nn.functional.kl_div",
@@ -97,6 +117,7 @@ APIS = [
         call=lambda fw, a, b, o, w: fw.F.kl_div(a, b, reduction=o["reduction"], log_target=o["log_target"]),
         convention=_kl_div_convention,
         options=_KL_DIV_OPTIONS,
+        snippet="torch.nn.functional.kl_div({a}, {b}, reduction={o[reduction]!r}, log_target={o[log_target]!r})",
         differentiable=("input", "target"),
         doc_url="https://pytorch.org/docs/stable/generated/torch.nn.functional.kl_div.html",
     ),
@@ -106,6 +127,7 @@ APIS = [
         call=lambda fw, a, b, o, w: fw.torch.nn.KLDivLoss(reduction=o["reduction"], log_target=o["log_target"])(a, b),
         convention=_kl_div_convention,
         options=_KL_DIV_OPTIONS,
+        snippet="torch.nn.KLDivLoss(reduction={o[reduction]!r}, log_target={o[log_target]!r})({a}, {b})",
         differentiable=("input", "target"),
         doc_url="https://pytorch.org/docs/stable/generated/torch.nn.KLDivLoss.html",
     ),
@@ -113,6 +135,7 @@ APIS = [
         name="torch.nn.functional.cross_entropy-entropy",
         framework="torch",
         call=_cross_entropy_minus_entropy,
+        snippet=_cross_entropy_snippet,
         convention=lambda o: Convention(
             arguments=("input", "target"), p_argument="target", input_space=("logits", "prob"),
             reduction=_CE_REDUCTION[o["reduction"]], class_axis=1, batch_divisor="rows",
@@ -120,6 +143,7 @@ APIS = [
         options=grid(reduction=("mean", "none", "sum")),
         differentiable=("input",),
         broadcasts=False,  # "Expected input batch_size (2) to match target batch_size (1)"
+        identity="cross_entropy",
         notes="F.cross_entropy(logits_q, p) minus torch.special.entr(p) summed over classes: "
               "cross-entropy with probability targets equals KL(P||Q) + H(P).",
         doc_url="https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",

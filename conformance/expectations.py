@@ -1,0 +1,156 @@
+"""Expectations manifests: known, explained failures, kept as data in cases/expectations/*.yaml.
+
+An entry is a documented *divergence* (behaviour the framework states or its maintainers call
+intended) or a *bug* (with the upstream issue where one exists), and names the failure kind it
+expects. Its `checks` block expands to exact check ids (a product of case, api, options, device
+and dtype lists); matching is by exact id, never by substring. Applied to a record:
+  - a failure of the expected kind becomes `xfail`, carrying the reason and link;
+  - a failure of another kind stays a failure, flagged as a new kind of failure;
+  - a pass is reported as a stale entry.
+An entry naming a check klconf does not plan is a problem, reported with file and line.
+"""
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .cases import DEFAULT_CASES_DIR, Case, Problem, _display_path, _parse_yaml, _schema_message
+from .dtypes import DTYPES
+from .frameworks import DEVICES, Api
+from .results import Record
+from .runner import check_id
+
+SCHEMA_PATH = Path(__file__).with_name("schema") / "expectations.schema.json"
+DEFAULT_DIR = DEFAULT_CASES_DIR / "expectations"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    id: str
+    status: str
+    kind: str
+    reason: str
+    link: str
+    file: str
+    line: int | None
+
+    def describe(self) -> str:
+        link = f" ({self.link})" if self.link else ""
+        return f"{'known bug' if self.status == 'bug' else 'documented divergence'} [{self.id}]: {self.reason}{link}"
+
+
+@dataclass
+class Manifest:
+    by_check: dict[str, Expectation]
+    problems: list[Problem]
+
+    def apply(self, record: Record) -> Record:
+        entry = self.by_check.get(record.check_id)
+        if entry is None:
+            return record
+        record.extra["expectation"] = {"id": entry.id, "status": entry.status, "kind": entry.kind, "link": entry.link}
+        if record.verdict in ("fail", "error", "timeout", "crash"):
+            if record.kind == entry.kind or record.verdict == entry.kind:
+                record.extra["expectation"]["outcome"] = "matched"
+                record.extra["failed_as"] = record.verdict
+                record.verdict, record.reason = "xfail", entry.describe()
+            else:
+                record.extra["expectation"]["outcome"] = "changed_kind"
+                record.message = (f"known failure {entry.id} expected kind {entry.kind!r} but failed as "
+                                  f"{record.kind or record.verdict!r} (new): {record.message}")
+        elif record.verdict == "pass":
+            record.extra["expectation"]["outcome"] = "stale"
+            record.message = f"expectation {entry.id} is stale: this check now passes"
+        return record
+
+
+def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Manifest:
+    """Read every manifest under `directory` and expand it against the planned checks."""
+    directory = Path(directory) if directory else DEFAULT_DIR
+    files = sorted(directory.glob("*.yaml")) if directory.is_dir() else ([directory] if directory.is_file() else [])
+    by_check: dict[str, Expectation] = {}
+    problems: list[Problem] = []
+    case_ids = {c.id: c for c in cases}
+    api_by_name = {a.name: a for a in apis}
+    for path in files:
+        name = _display_path(path)
+        try:
+            data, lines = _parse_yaml(path.read_text(encoding="utf-8"))
+        except Exception as exc:  # YAML errors and unsafe tags: one problem, no traceback
+            problems.append(Problem(name, getattr(getattr(exc, "problem_mark", None), "line", -1) + 1 or None,
+                                    "", f"YAML error: {exc}"))
+            continue
+        schema_problems = [Problem(name, lines.line_of(tuple(e.absolute_path)), _path(e.absolute_path),
+                                   _schema_message(e)) for e in _validator().iter_errors(data)]
+        if schema_problems:
+            problems += schema_problems
+            continue
+        for index, raw in enumerate(data["expectations"]):
+            line = lines.line_of(("expectations", index))
+            entry = Expectation(raw["id"], raw["status"], raw["kind"], raw["reason"], raw.get("link", ""), name, line)
+            ids, entry_problems = _expand(raw["checks"], case_ids, api_by_name)
+            problems += [Problem(name, line, f"expectations[{index}].checks", m) for m in entry_problems]
+            for cid in ids:
+                if cid in by_check:
+                    other = by_check[cid]
+                    problems.append(Problem(name, line, f"expectations[{index}]",
+                                            f"check {cid} is already claimed by {other.id} ({other.file}:{other.line})"))
+                else:
+                    by_check[cid] = entry
+    return Manifest(by_check, problems)
+
+
+def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[list[str], list[str]]:
+    listed = {k: ([v] if isinstance(v, str) else list(v)) for k, v in spec.items() if k != "options"}
+    ids, problems = [], []
+    for name in listed["api"]:
+        if name not in apis:
+            problems.append(f"unknown api {name!r}")
+    for name in listed["case"]:
+        if name not in cases:
+            problems.append(f"unknown case {name!r}")
+    for value in listed["dtype"] + listed.get("device", []):
+        if value not in DTYPES + DEVICES:
+            problems.append(f"unknown dtype or device {value!r}")
+    if problems:
+        return [], problems
+    for api_name in listed["api"]:
+        api = apis[api_name]
+        devices = listed.get("device", list(api.devices))  # default: every device the API runs on
+        for options in _option_combos(spec.get("options", {}), api, problems):
+            for case_id, device, dtype in itertools.product(listed["case"], devices, listed["dtype"]):
+                case = cases[case_id]
+                if device not in api.devices or (case.dtypes is not None and dtype not in case.dtypes):
+                    problems.append(f"{case_id} x {api_name} on {device} in {dtype} is not a planned check")
+                    continue
+                ids.append(check_id(case_id, api_name, api.option_label(options), device, dtype))
+    return ids, problems
+
+
+def _option_combos(spec: dict, api: Api, problems: list[str]) -> list[dict]:
+    """The Api's own option dicts that the spec selects (every listed value must exist)."""
+    chosen = []
+    for values in itertools.product(*spec.values()) if spec else [()]:
+        want = dict(zip(spec.keys(), values))
+        matches = [o for o in api.options if all(k in o and o[k] == v for k, v in want.items())]
+        if not matches:
+            problems.append(f"{api.name} has no option combination {want}")
+        chosen += [m for m in matches if m not in chosen]
+    return chosen
+
+
+def _path(parts) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _validator():
+    import jsonschema
+
+    return jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))

@@ -1,0 +1,161 @@
+"""Gradient conformance: d(sum of the API's outputs)/d(argument) against the oracle's analytic gradient.
+
+For every differentiable argument an adapter lists (the one carrying Q, and P where the API lets
+it be differentiated), the framework's own autodiff (torch autograd, jax.grad, tf.GradientTape)
+is compared with `oracle.gradient`, including at zeros, where the record says whether the
+gradient came out finite, NaN or infinite.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from . import judge, oracle
+from .cases import Case
+from .dtypes import DTYPES
+from .frameworks import DEVICES, Api, Unavailable, binding
+from .results import Record, summarize
+from .runner import (_devices, _framework_version, declared, fed_arguments, feed_axis, weights_for)
+
+MAX_ELEMENTS = 1 << 17  # larger cases (the 128k and 256k vocabularies) are value-checked only
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    case: Case
+    api: Api
+    options_items: tuple
+    device: str
+    dtype: str
+    wrt: str  # argument name
+
+    @property
+    def options(self) -> dict:
+        return dict(self.options_items)
+
+    @property
+    def id(self) -> str:
+        label = self.api.option_label(self.options)
+        return f"{self.case.id}::{self.api.name}[{label}]::{self.device}::{self.dtype}::d/d{self.wrt}"
+
+
+def plan(cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DEVICES,
+         dtypes: Iterable[str] = DTYPES) -> list[GradientCheck]:
+    checks = []
+    for case in cases:
+        if int(np.prod(case.shape)) > MAX_ELEMENTS or case.out_of_domain:
+            continue
+        for api in apis:
+            if not api.differentiable:
+                continue
+            for options in api.options:
+                for device in devices:
+                    if device not in api.devices:
+                        continue
+                    for dtype in dtypes:
+                        if case.dtypes is None or dtype in case.dtypes:
+                            for wrt in api.differentiable:
+                                checks.append(GradientCheck(case, api, tuple(options.items()), device, dtype, wrt))
+    return checks
+
+
+def run_gradient_check(check: GradientCheck) -> Record:
+    api, case = check.api, check.case
+    record = Record(
+        check_id=check.id, case_id=case.id, case_hash=case.hash, api=api.name, framework=api.framework,
+        device=check.device, dtype=check.dtype, options={**check.options, "wrt": check.wrt}, verdict="skip",
+        shape=list(case.shape), tags=list(case.tags), check="gradient",
+    )
+    started = time.perf_counter()
+    try:
+        _run(check, record)
+    except Exception as exc:
+        record.verdict, record.kind = "error", "internal"
+        record.message = f"klconf internal error: {type(exc).__name__}: {exc}"
+        record.extra["traceback"] = traceback.format_exc()[-4000:]
+    finally:
+        record.duration_s = time.perf_counter() - started
+    return record
+
+
+def _run(check: GradientCheck, record: Record) -> None:
+    api, case = check.api, check.case
+    b = binding(api.framework)
+    missing = b.available() or api.missing()
+    if missing:
+        record.verdict, record.reason = "skip", missing
+        return
+    if b.gradient is None:
+        record.verdict, record.reason = "unsupported", f"{api.framework} has no automatic differentiation"
+        return
+    if check.dtype not in api.dtypes or (case.broadcast and not api.broadcasts):
+        record.verdict, record.reason = "unsupported", f"{api.name} does not accept this input"
+        return
+    try:
+        fw = b.handle()
+    except Unavailable as exc:
+        record.verdict, record.reason = "skip", str(exc)
+        return
+    if check.device not in _devices(api.framework):
+        record.verdict, record.reason = "skip", f"{api.framework} sees no {check.device} device"
+        return
+    record.framework_version = _framework_version(api.framework)
+    conv = declared(check)
+    record.convention = conv.describe()
+    fed = fed_arguments(case, conv, check.dtype)
+    args = tuple(np.broadcast_arrays(*fed)) if case.broadcast else fed
+    index = conv.arguments.index(check.wrt)
+    side = "p" if check.wrt == conv.p_argument else "q"
+    weights = weights_for(case.shape) if check.options.get("sample_weight") else None
+    exp = oracle.gradient(args[conv.p_index], args[1 - conv.p_index], conv.spec(), side, weights)
+    if case.broadcast and fed[index].shape != args[index].shape:  # a broadcast input collects its gradient
+        exp = _sum_to(exp, fed[index].shape)
+
+    axis = feed_axis(conv.class_axis, len(case.shape))
+    context = b.call_context(fw, check.dtype, check.device) if b.call_context else contextlib.nullcontext()
+    try:
+        with context, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            native = [b.to_native(fw, a if axis is None else np.moveaxis(a, -1, axis), check.dtype, check.device)
+                      for a in fed]
+            native_w = b.to_native(fw, weights, check.dtype, check.device) if weights is not None else None
+
+            def fn(x, y):
+                return api.call(fw, x, y, check.options, native_w)
+
+            grad = b.gradient(fw, fn, native, index)
+            observed, record.output_dtype = b.to_numpy(fw, grad)
+        record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    except Exception as exc:
+        record.verdict, record.kind = "error", "exception"
+        record.message = f"{type(exc).__name__}: {exc}".strip()[:2000]
+        return
+    if axis is not None and observed.ndim == len(case.shape):
+        observed = np.moveaxis(observed, axis, -1)
+
+    verdict = judge.judge(oracle.Expectation(exp.value, exp.magnitude, exp.terms, 0.0), observed,
+                          check.dtype, check.device, api.tolerance.factor if api.tolerance else 1.0)
+    record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
+    record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
+    record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
+    record.expected = summarize(exp.value, verdict.worst_index)
+    record.observed = summarize(observed, verdict.worst_index)
+    record.extra["gradient_class"] = {name: int(n) for name, n in _classes(observed).items() if n}
+
+
+def _sum_to(grad: oracle.Gradient, shape: tuple) -> oracle.Gradient:
+    axes = tuple(i for i, (a, b) in enumerate(zip(grad.value.shape, shape)) if a != b)
+    return oracle.Gradient(grad.value.sum(axis=axes, keepdims=True), grad.magnitude.sum(axis=axes, keepdims=True),
+                           grad.terms * int(np.prod([grad.value.shape[i] for i in axes])))
+
+
+def _classes(values: np.ndarray) -> dict[str, int]:
+    """How many gradient elements came out finite, NaN or infinite."""
+    return {"finite": int(np.isfinite(values).sum()), "nan": int(np.isnan(values).sum()),
+            "inf": int(np.isinf(values).sum())}
