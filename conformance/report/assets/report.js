@@ -1,0 +1,315 @@
+/* klconf report: the case x API matrix and the failure list, rendered from the embedded JSON.
+   Every string from the data goes into the page through textContent or an attribute, never as
+   markup, and only the visible page of rows is built, so large runs stay fast. */
+(function () {
+  "use strict";
+  var source = document.getElementById("klconf-data");
+  if (!source) { return; }
+  var D = JSON.parse(source.textContent);
+  var M = D.m;
+  var N = M.c.length;
+  var ROWS_PER_PAGE = 60;
+  var FAILURES_PER_PAGE = 20;
+  var CELL_LIMIT = 300;
+  var FAILING = { fail: 1, error: 1, timeout: 1, crash: 1 };
+  var KNOWN = { pass: 1, fail: 1, error: 1, timeout: 1, crash: 1, xfail: 1, unsupported: 1, skip: 1 };
+
+  var DIMS = [
+    { key: "fw", label: "framework", names: M.fws, column: function (i) { return M.apiFw[M.a[i]]; } },
+    { key: "d", label: "device", names: M.devices, column: function (i) { return M.d[i]; } },
+    { key: "t", label: "dtype", names: M.dtypes, column: function (i) { return M.t[i]; } },
+    { key: "v", label: "verdict", names: M.verdicts, column: function (i) { return M.v[i]; } },
+    { key: "k", label: "check", names: M.checks, column: function (i) { return M.k[i]; } }
+  ];
+  var state = { on: {}, text: "", page: 0, fpage: 0, cell: null, selected: null };
+
+  function el(tag, attrs) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (name) {
+        var value = attrs[name];
+        if (value === null || value === undefined || value === false) { return; }
+        if (name === "text") { node.textContent = String(value); }
+        else if (name === "onclick") { node.addEventListener("click", value); }
+        else { node.setAttribute(name, String(value)); }
+      });
+    }
+    for (var i = 2; i < arguments.length; i++) {
+      var kid = arguments[i];
+      if (kid === null || kid === undefined) { continue; }
+      node.appendChild(typeof kid === "string" ? document.createTextNode(kid) : kid);
+    }
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
+
+  function present(dim) {
+    var seen = new Uint8Array(dim.names.length);
+    for (var i = 0; i < N; i++) { seen[dim.column(i)] = 1; }
+    return seen;
+  }
+
+  function verdictClass(name) { return KNOWN[name] ? name : "other"; }
+
+  function optionLabel(i) {
+    var label = M.opts[M.o[i]];
+    return label === "" ? "defaults" : label;
+  }
+
+  function checkId(i) {
+    return M.cases[M.c[i]] + "::" + M.apis[M.a[i]] + "[" + M.opts[M.o[i]] + "]::" + M.devices[M.d[i]] + "::" + M.dtypes[M.t[i]];
+  }
+
+  // ------------------------------------------------------------------ filters
+
+  function buildFilters() {
+    var box = document.getElementById("filters");
+    clear(box);
+    DIMS.forEach(function (dim) {
+      var seen = present(dim);
+      var on = new Uint8Array(dim.names.length);
+      var set = el("fieldset", { "data-dim": dim.key }, el("legend", { text: dim.label }));
+      var shown = 0;
+      dim.names.forEach(function (name, index) {
+        if (!seen[index]) { return; }
+        on[index] = 1;
+        shown++;
+        var input = el("input", { type: "checkbox", value: name, checked: "checked", "data-dim": dim.key, "data-index": index });
+        input.addEventListener("change", function () {
+          state.on[dim.key][index] = input.checked ? 1 : 0;
+          refresh();
+        });
+        set.appendChild(el("label", { "class": dim.key === "v" ? "v-" + verdictClass(name) : null }, input, " " + name));
+      });
+      state.on[dim.key] = on;
+      if (shown > 0) { box.appendChild(set); }
+    });
+    var search = el("input", { type: "search", id: "filter-text", placeholder: "case or API contains…", "aria-label": "case or API contains" });
+    search.addEventListener("input", function () { state.text = search.value.toLowerCase(); refresh(); });
+    box.appendChild(el("fieldset", null, el("legend", { text: "search" }), search));
+    box.appendChild(el("span", { "class": "count", id: "filter-count" }));
+  }
+
+  function textMatch() {
+    if (!state.text) { return null; }
+    var cases = new Uint8Array(M.cases.length), apis = new Uint8Array(M.apis.length);
+    M.cases.forEach(function (name, i) { cases[i] = name.toLowerCase().indexOf(state.text) >= 0 ? 1 : 0; });
+    M.apis.forEach(function (name, i) { apis[i] = name.toLowerCase().indexOf(state.text) >= 0 ? 1 : 0; });
+    return { cases: cases, apis: apis };
+  }
+
+  function selection() {
+    var keep = new Uint8Array(N), count = 0;
+    var on = state.on, match = textMatch();
+    for (var i = 0; i < N; i++) {
+      if (!on.fw[M.apiFw[M.a[i]]] || !on.d[M.d[i]] || !on.t[M.t[i]] || !on.v[M.v[i]] || !on.k[M.k[i]]) { continue; }
+      if (match && !match.cases[M.c[i]] && !match.apis[M.a[i]]) { continue; }
+      keep[i] = 1;
+      count++;
+    }
+    return { keep: keep, count: count };
+  }
+
+  // ------------------------------------------------------------------ matrix
+
+  function renderMatrix(sel) {
+    var view = document.getElementById("matrix-view");
+    clear(view);
+    var nApi = M.apis.length;
+    var cells = new Map(); // case * nApi + api -> {counts: {verdict index: n}, worst, total}
+    var caseOn = new Uint8Array(M.cases.length), apiOn = new Uint8Array(nApi);
+    for (var i = 0; i < N; i++) {
+      if (!sel.keep[i]) { continue; }
+      var key = M.c[i] * nApi + M.a[i];
+      var cell = cells.get(key);
+      if (!cell) { cell = { counts: {}, worst: M.v[i], total: 0 }; cells.set(key, cell); }
+      cell.counts[M.v[i]] = (cell.counts[M.v[i]] || 0) + 1;
+      cell.total++;
+      if (M.v[i] < cell.worst) { cell.worst = M.v[i]; }
+      caseOn[M.c[i]] = 1;
+      apiOn[M.a[i]] = 1;
+    }
+    var caseList = [], apiList = [];
+    caseOn.forEach(function (v, i) { if (v) { caseList.push(i); } });
+    apiOn.forEach(function (v, i) { if (v) { apiList.push(i); } });
+    apiList.sort(function (x, y) { return (M.apiFw[x] - M.apiFw[y]) || (M.apis[x] < M.apis[y] ? -1 : 1); });
+    document.getElementById("filter-count").textContent = sel.count + " of " + N + " checks · " + caseList.length + " cases × " + apiList.length + " APIs";
+    if (!caseList.length) {
+      view.appendChild(el("p", { "class": "empty", text: "No check matches the filters." }));
+      return;
+    }
+    var pages = Math.ceil(caseList.length / ROWS_PER_PAGE);
+    if (state.page >= pages) { state.page = pages - 1; }
+    var first = state.page * ROWS_PER_PAGE;
+    var head = el("tr", null, el("th", { text: "case" }));
+    apiList.forEach(function (a) {
+      head.appendChild(el("th", { "class": "api", title: M.fws[M.apiFw[a]] + ": " + M.apis[a], text: M.apis[a] }));
+    });
+    var body = el("tbody");
+    caseList.slice(first, first + ROWS_PER_PAGE).forEach(function (c) {
+      var row = el("tr", null, el("th", { "class": "case", scope: "row", title: M.cases[c], text: M.cases[c] }));
+      apiList.forEach(function (a) {
+        var cell = cells.get(c * nApi + a);
+        if (!cell) { row.appendChild(el("td", { "class": "cell c-none" })); return; }
+        var worst = M.verdicts[cell.worst];
+        var failing = 0, tip = [];
+        Object.keys(cell.counts).forEach(function (v) {
+          if (FAILING[M.verdicts[v]]) { failing += cell.counts[v]; }
+          tip.push(cell.counts[v] + " " + M.verdicts[v]);
+        });
+        var text = failing ? "✗" + failing + "/" + cell.total : (worst === "pass" ? "✓" + cell.total : worst.slice(0, 4));
+        var td = el("td", { "class": "cell c-" + verdictClass(worst), title: M.cases[c] + " × " + M.apis[a] + ": " + tip.join(", "),
+                            "data-case": M.cases[c], "data-api": M.apis[a], text: text });
+        if (state.cell && state.cell[0] === c && state.cell[1] === a) { td.classList.add("sel"); }
+        td.addEventListener("click", function () { state.cell = [c, a]; renderMatrix(sel); renderCell(sel); });
+        row.appendChild(td);
+      });
+      body.appendChild(row);
+    });
+    view.appendChild(pager(pages, state.page, function (p) { state.page = p; renderMatrix(sel); }, caseList.length, "cases"));
+    view.appendChild(el("div", { "class": "scroll" }, el("table", { "class": "matrix" }, el("thead", null, head), body)));
+  }
+
+  function pager(pages, page, go, total, noun) {
+    var bar = el("div", { "class": "pager" });
+    if (pages <= 1) { bar.appendChild(el("span", { text: total + " " + noun })); return bar; }
+    bar.appendChild(el("button", { type: "button", disabled: page === 0 ? "disabled" : null, text: "◀ previous", onclick: function () { go(page - 1); } }));
+    bar.appendChild(el("span", { text: "page " + (page + 1) + " of " + pages + " (" + total + " " + noun + ")" }));
+    bar.appendChild(el("button", { type: "button", disabled: page >= pages - 1 ? "disabled" : null, text: "next ▶", onclick: function () { go(page + 1); } }));
+    return bar;
+  }
+
+  function renderCell(sel) {
+    var box = document.getElementById("cell-detail");
+    clear(box);
+    if (!state.cell) { return; }
+    var c = state.cell[0], a = state.cell[1];
+    var rows = [];
+    for (var i = 0; i < N; i++) {
+      if (sel.keep[i] && M.c[i] === c && M.a[i] === a) { rows.push(i); }
+    }
+    if (!rows.length) { state.cell = null; return; }
+    box.appendChild(el("h3", { text: M.cases[c] + " × " + M.apis[a] + " (" + rows.length + " checks)" }));
+    var body = el("tbody");
+    rows.slice(0, CELL_LIMIT).forEach(function (i) {
+      var verdict = M.verdicts[M.v[i]];
+      var link = null;
+      if (M.f[i] >= 0) {
+        link = el("a", { href: "#failure-" + M.f[i], text: "details", onclick: function (event) { event.preventDefault(); showFailure(M.f[i]); } });
+      }
+      body.appendChild(el("tr", null, el("td", { "class": "opts", text: optionLabel(i) }), el("td", { text: M.devices[M.d[i]] }),
+        el("td", { text: M.dtypes[M.t[i]] }), el("td", { text: M.checks[M.k[i]] }),
+        el("td", { "class": "v-" + verdictClass(verdict), text: verdict }),
+        el("td", { "class": "n", text: M.h[i] === null ? "—" : String(M.h[i]) }), el("td", null, link)));
+    });
+    var head = el("tr", null, el("th", { text: "options" }), el("th", { text: "device" }), el("th", { text: "dtype" }),
+      el("th", { text: "check" }), el("th", { text: "verdict" }), el("th", { text: "headroom" }), el("th", { text: "" }));
+    box.appendChild(el("table", null, el("thead", null, head), body));
+    if (rows.length > CELL_LIMIT) { box.appendChild(el("p", { "class": "lead", text: "… " + (rows.length - CELL_LIMIT) + " more; narrow the filters." })); }
+  }
+
+  // ------------------------------------------------------------------ failures
+
+  function failureRows(sel) {
+    var out = [];
+    D.failures.forEach(function (f, n) { if (sel.keep[f.r]) { out.push(n); } });
+    return out;
+  }
+
+  function renderFailures(sel) {
+    var box = document.getElementById("failure-list");
+    clear(box);
+    var rows = failureRows(sel);
+    if (!rows.length) {
+      box.appendChild(el("p", { "class": "empty", text: D.failingTotal ? "No failing check matches the filters." : "No check failed." }));
+      return;
+    }
+    var pages = Math.ceil(rows.length / FAILURES_PER_PAGE);
+    if (state.fpage >= pages) { state.fpage = pages - 1; }
+    var first = state.fpage * FAILURES_PER_PAGE;
+    box.appendChild(pager(pages, state.fpage, function (p) { state.fpage = p; renderFailures(sel); }, rows.length, "failing checks"));
+    rows.slice(first, first + FAILURES_PER_PAGE).forEach(function (n) { box.appendChild(failureCard(n)); });
+  }
+
+  function failureCard(n) {
+    var f = D.failures[n];
+    var card = el("details", { "class": "failure v-" + verdictClass(f.verdict), id: "failure-" + n });
+    var short = f.message || f.reason || "";
+    if (short.length > 220) { short = short.slice(0, 220) + "…"; }
+    card.appendChild(el("summary", null, el("span", { "class": "badge", text: f.verdict + (f.kind ? " · " + f.kind : "") }),
+      el("code", { text: f.id }), " — " + short));
+    var dl = el("dl");
+    function item(label, value) {
+      if (value === null || value === undefined || value === "" || (Array.isArray(value) && !value.length)) { return; }
+      dl.appendChild(el("dt", { text: label }));
+      dl.appendChild(el("dd", { text: Array.isArray(value) ? value.join("\n") : String(value) }));
+    }
+    item("check", f.check);
+    item("expected", f.expected);
+    item("observed", f.observed);
+    item("error", f.errors);
+    item("message", f.message);
+    item("reason", f.reason);
+    item("diagnosis", f.diagnosis);
+    item("convention", f.convention);
+    item("inferred", f.extra);
+    item("output dtype", f.output_dtype);
+    item("shape", f.shape ? "[" + f.shape.join(", ") + "]" : "");
+    item("tolerance", f.override);
+    item("warnings", f.warnings);
+    item("traceback", f.traceback);
+    var body = el("div", { "class": "body" }, dl);
+    if (f.repro) {
+      var pre = el("pre", { "class": "repro", text: f.repro });
+      var copy = el("button", { type: "button", text: "copy" });
+      copy.addEventListener("click", function () { copyText(pre, copy); });
+      body.appendChild(el("div", { "class": "repro-head" }, el("strong", { text: "Reproduce" }), copy));
+      body.appendChild(pre);
+    } else if (f.repro_error) {
+      body.appendChild(el("p", { "class": "lead", text: "No reproduction snippet: " + f.repro_error }));
+    }
+    card.appendChild(body);
+    return card;
+  }
+
+  function copyText(pre, button) {
+    var done = function () { button.textContent = "copied"; };
+    var fallback = function () {
+      var range = document.createRange();
+      range.selectNodeContents(pre);
+      var s = window.getSelection();
+      s.removeAllRanges();
+      s.addRange(range);
+      button.textContent = "selected: press Ctrl+C";
+    };
+    try {
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(pre.textContent).then(done, fallback);
+      } else { fallback(); }
+    } catch (e) { fallback(); }
+  }
+
+  function showFailure(n) {
+    var sel = selection();
+    var rows = failureRows(sel);
+    var at = rows.indexOf(n);
+    if (at >= 0) { state.fpage = Math.floor(at / FAILURES_PER_PAGE); }
+    renderFailures(sel);
+    var card = document.getElementById("failure-" + n);
+    if (card) { card.open = true; card.scrollIntoView({ block: "start" }); }
+  }
+
+  function refresh() {
+    var sel = selection();
+    state.page = 0;
+    state.fpage = 0;
+    renderMatrix(sel);
+    renderCell(sel);
+    renderFailures(sel);
+  }
+
+  buildFilters();
+  refresh();
+  window.klconfReport = { checks: N, renderedAt: performance.now(), selection: function () { return selection().count; }, checkId: checkId };
+}());
