@@ -164,11 +164,15 @@ def cmd_cases_check(args) -> int:
     if args.expectations != "none":
         manifest = expectations.load(args.expectations, cases, frameworks.builtin_apis())
         problems += manifest.problems
+    from .distributions import stored as distribution_stored
+
+    distribution_summary, distribution_problems = distribution_stored.check(args.cases)
+    problems += distribution_problems
     for problem in problems:
         print(problem)
     values = sum(_stored_count(c) for c in cases)
     print(f"{len(cases)} cases loaded, {confirmed} confirmed ({values} stored values recomputed); "
-          f"{len(problems)} problem(s)")
+          f"{distribution_summary}; {len(problems)} problem(s)")
     return 1 if problems else 0
 
 
@@ -184,6 +188,10 @@ def cmd_cases_fill(args) -> int:
     from . import stored
 
     changes, problems = stored.fill(args.cases, update=args.update)
+    from .distributions import stored as distribution_stored
+
+    distribution_changes, distribution_problems = distribution_stored.fill(args.cases, update=args.update)
+    changes, problems = changes + distribution_changes, problems + distribution_problems
     for problem in problems:
         print(problem)
     for change in changes:
