@@ -23,8 +23,10 @@ SCHEMA_PATH = Path(__file__).with_name("schema") / "case.schema.json"
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 CASE_FILE_GLOB = "*.yaml"
 # A YAML file under cases/ holds one kind of document, named by its single top-level key. This
-# loader reads "cases" (tensor-level); the other kinds have their own loaders and are skipped here.
+# loader reads "cases" (tensor-level); the other kinds live in their own folders, have their own
+# loaders and are skipped here (by folder, so that a broken file of another kind is not ours to report).
 OTHER_KINDS = ("distribution_cases", "expectations")
+OTHER_KIND_FOLDERS = ("distributions", "expectations")
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ def load_corpus(root: Path | str | None = None) -> tuple[list[Case], list[Proble
     if root.is_file():
         files = [root]
     elif root.is_dir():
-        files = sorted(p for p in root.rglob(CASE_FILE_GLOB) if p.is_file())
+        files = sorted(p for p in root.rglob(CASE_FILE_GLOB)
+                       if p.is_file() and not set(p.relative_to(root).parts[:-1]) & set(OTHER_KIND_FOLDERS))
     else:
         return [], [Problem(str(root), None, "", "no such file or directory")]
     cases: list[Case] = []

@@ -53,3 +53,29 @@ WRONG_REDUCTION = torch_like("fake.declares_batchmean_computes_mean", computes="
 def plugin_apis():
     """What `--api tests.fakes:plugin_apis` loads."""
     return [EXACT]
+
+
+def _custom(name, fn):
+    """A (log Q, P) API with torch-like reductions whose per-term computation is `fn(p, log_q)`."""
+
+    def call(fw, log_q, p, o, w):
+        reduction = {"mean": "mean_all"}.get(o["reduction"], o["reduction"])
+        return np.asarray(_reduce(fn(p, log_q), reduction), dtype=p.dtype)
+
+    return Api(name=name, framework="numpy", call=call, convention=EXACT.convention, options=EXACT.options,
+               dtypes=EXACT.dtypes, devices=("cpu",))
+
+
+# Planted property violations:
+POSITION_DEPENDENT = _custom("fake.position_dependent",
+                             lambda p, lq: _terms(p, lq) * (1 + 1e-3 * np.arange(p.shape[-1])))
+SELF_NONZERO = _custom("fake.self_nonzero", lambda p, lq: _terms(p, lq) + 1e-3 * p)
+
+
+def _inconsistent(fw, log_q, p, o, w):
+    out = EXACT.call(fw, log_q, p, o, w)
+    return out * 1.01 if o["reduction"] == "sum" else out
+
+
+INCONSISTENT_SUM = Api(name="fake.inconsistent_sum", framework="numpy", call=_inconsistent,
+                       convention=EXACT.convention, options=EXACT.options, dtypes=EXACT.dtypes, devices=("cpu",))

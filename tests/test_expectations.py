@@ -1,0 +1,91 @@
+"""Expectations manifests: exact-id matching, kind changes, stale entries, and clear problems."""
+import textwrap
+
+import pytest
+
+from conformance import cases, expectations
+from conformance.results import Record
+from tests import fakes
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return cases.load_cases()
+
+
+def manifest(tmp_path, corpus, body):
+    (tmp_path / "fake.yaml").write_text(textwrap.dedent(body))
+    return expectations.load(tmp_path, corpus, [fakes.EXACT])
+
+
+ENTRY = """\
+expectations:
+  - id: fake-nan
+    status: bug
+    kind: nan
+    reason: the fake returns NaN here on purpose
+    link: https://example.org/issue/1
+    checks:
+      case: canonical-2x3
+      api: fake.exact
+      options: {reduction: [sum]}
+      dtype: [float32]
+"""
+ID = "canonical-2x3::fake.exact[reduction=sum]::cpu::float32"
+
+
+def record(verdict, kind=None, check_id=ID):
+    return Record(check_id=check_id, case_id="canonical-2x3", case_hash="", api="fake.exact", framework="numpy",
+                  device="cpu", dtype="float32", options={"reduction": "sum"}, verdict=verdict, kind=kind, message="m")
+
+
+def test_matching_failure_becomes_xfail_with_reason_and_link(tmp_path, corpus):
+    m = manifest(tmp_path, corpus, ENTRY)
+    assert m.problems == [] and list(m.by_check) == [ID]
+    rec = m.apply(record("fail", "nan"))
+    assert rec.verdict == "xfail" and "known bug [fake-nan]" in rec.reason and "example.org" in rec.reason
+    assert rec.extra["expectation"]["outcome"] == "matched"
+
+
+def test_failure_of_another_kind_is_new(tmp_path, corpus):
+    rec = manifest(tmp_path, corpus, ENTRY).apply(record("fail", "value"))
+    assert rec.verdict == "fail" and "expected kind 'nan'" in rec.message and "(new)" in rec.message
+
+
+def test_entry_that_now_passes_is_stale(tmp_path, corpus):
+    rec = manifest(tmp_path, corpus, ENTRY).apply(record("pass"))
+    assert rec.verdict == "pass" and rec.extra["expectation"]["outcome"] == "stale"
+    assert "stale" in rec.message
+
+
+def test_matching_is_by_exact_id_never_substring(tmp_path, corpus):
+    m = manifest(tmp_path, corpus, ENTRY)
+    longer = record("fail", "nan", check_id=ID + "::d/dinput")
+    assert m.apply(longer).verdict == "fail"
+
+
+@pytest.mark.parametrize("change, words", [
+    ("case: canonical-2x3", "unknown case 'no-such-case'"),
+    ("api: fake.exact", "unknown api 'fake.nope'"),
+    ("options: {reduction: [sum]}", "has no option combination {'reduction': 'median'}"),
+])
+def test_entry_matching_no_check_is_a_problem(tmp_path, corpus, change, words):
+    replacement = {"case: canonical-2x3": "case: no-such-case", "api: fake.exact": "api: fake.nope",
+                   "options: {reduction: [sum]}": "options: {reduction: [median]}"}[change]
+    m = manifest(tmp_path, corpus, ENTRY.replace(change, replacement))
+    assert any(words in p.message and p.line == 2 and p.file.endswith("fake.yaml") for p in m.problems), m.problems
+
+
+def test_schema_problems_name_the_field(tmp_path, corpus):
+    m = manifest(tmp_path, corpus, ENTRY.replace("kind: nan", "kind: wobbly"))
+    assert [p.field for p in m.problems] == ["expectations[0].kind"]
+
+
+def test_bundled_manifests_are_valid(corpus):
+    from conformance import frameworks
+
+    m = expectations.load(None, corpus, frameworks.builtin_apis())
+    assert m.problems == []
+    assert len(m.by_check) > 100
+    statuses = {e.status for e in m.by_check.values()}
+    assert statuses == {"bug", "divergence"}

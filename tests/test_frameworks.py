@@ -1,0 +1,108 @@
+"""The real adapters on a few cases: skipped with a reason where a framework is not installed.
+
+These pin the behaviours klconf exists to show (each must come out with the right verdict and an
+explanation, from the declared conventions and the expectations manifests, not from this file).
+"""
+import importlib.util
+
+import numpy as np
+import pytest
+
+from conformance import cases, expectations, frameworks, gradients, runner
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return {c.id: c for c in cases.load_cases()}
+
+
+@pytest.fixture(scope="module")
+def manifest(corpus):
+    return expectations.load(None, list(corpus.values()), frameworks.builtin_apis())
+
+
+def api(name):
+    found = next(a for a in frameworks.builtin_apis() if a.name == name)
+    module = frameworks.binding(found.framework).modules[0]
+    if importlib.util.find_spec(module) is None or found.missing():
+        pytest.skip(f"{module} is not installed")
+    return found
+
+
+def check(corpus, manifest, case, name, dtype="float32", **options):
+    a = api(name)
+    opts = next(o for o in a.options if all(o.get(k) == v for k, v in options.items()))
+    return manifest.apply(runner.run_check(runner.Check(corpus[case], a, tuple(opts.items()), "cpu", dtype)))
+
+
+FRAMEWORKS = ["torch", "jax", "tensorflow", "scipy"]
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_every_api_passes_the_forum_and_canonical_cases(corpus, manifest, framework):
+    if importlib.util.find_spec(frameworks.binding(framework).modules[0]) is None:
+        pytest.skip(f"{framework} is not installed")
+    apis = [a for a in frameworks.builtin_apis([framework]) if not a.missing()]
+    planned = runner.plan([corpus["forum-example"], corpus["dirichlet-8x5"]], apis, devices=["cpu"],
+                          dtypes=["float32", "float64"])
+    records = [manifest.apply(runner.run_check(c)) for c in planned]
+    bad = [(r.check_id, r.verdict, r.message) for r in records if r.verdict not in ("pass", "unsupported")]
+    assert bad == []
+    assert all(r.framework_version for r in records)
+
+
+def test_torch_mean_is_a_quarter_of_the_kl_on_the_forum_example(corpus, manifest):
+    rec = check(corpus, manifest, "forum-example", "torch.nn.functional.kl_div", "float64", reduction="mean",
+                log_target=False)
+    assert rec.verdict == "pass"
+    assert rec.observed == pytest.approx(0.07161558603020723 / 4, rel=1e-12)
+    assert any("'mean' divides the total loss by both the batch size and the support size" in w for w in rec.warnings)
+
+
+def test_torch_batchmean_on_1d_input_divides_by_the_classes(corpus, manifest):
+    rec = check(corpus, manifest, "one-row-1d", "torch.nn.functional.kl_div", "float64", reduction="batchmean",
+                log_target=False)
+    kl = corpus["one-row-1d"].expected["kl_per_row"]
+    assert rec.verdict == "pass" and rec.observed == pytest.approx(kl / 3, rel=1e-12)
+
+
+@pytest.mark.parametrize("name, options, verdict", [
+    ("torch.nn.functional.kl_div", {"log_target": False, "reduction": "none"}, "xfail"),
+    ("optax.kl_divergence", {}, "xfail"),
+    ("keras.losses.kl_divergence", {}, "pass"),
+    ("jax.scipy.special.rel_entr", {}, "pass"),
+    ("scipy.special.rel_entr", {}, "pass"),
+])
+def test_zero_in_both_p_and_q(corpus, manifest, name, options, verdict):
+    rec = check(corpus, manifest, "zero-both", name, **options)
+    assert rec.verdict == verdict, rec.message
+    if verdict == "xfail":
+        assert rec.extra["failed_as"] == "fail" and rec.kind == "nan" and rec.reason
+
+
+@pytest.mark.parametrize("name, options", [
+    ("torch.nn.functional.kl_div", {"log_target": True, "reduction": "sum"}),
+    ("optax.losses.kl_divergence_with_log_targets", {}),
+])
+def test_log_targets_are_nan_wherever_p_has_a_zero(corpus, manifest, name, options):
+    rec = check(corpus, manifest, "zeros-in-p", name, **options)
+    assert rec.verdict == "xfail" and rec.kind == "nan"
+    assert "zero_p=nan" in check(corpus, expectations.Manifest({}, []), "zeros-in-p", name, **options).diagnosis
+
+
+def test_keras_clips_and_returns_a_finite_kl_where_the_kl_is_infinite(corpus, manifest):
+    rec = check(corpus, manifest, "zeros-in-q", "keras.losses.kl_divergence", "float32")
+    assert rec.verdict == "pass" and "clip=[1.19209e-07" not in rec.convention and "clip=[1e-07, 1]" in rec.convention
+    assert np.isfinite(rec.observed[0]) and np.isinf(corpus["zeros-in-q"].expected["kl_per_row"][0])
+
+
+def test_gradients_run_on_every_framework_with_autodiff(corpus):
+    available = [f for f in ("torch", "jax", "tensorflow") if importlib.util.find_spec(f)]
+    if not available:
+        pytest.skip("no framework with automatic differentiation is installed")
+    apis = [a for a in frameworks.builtin_apis(available) if not a.missing()]
+    planned = gradients.plan([corpus["dirichlet-8x5"]], apis, devices=["cpu"], dtypes=["float64"])
+    records = [gradients.run_gradient_check(c) for c in planned]
+    assert {r.framework for r in records} == set(available)
+    failing = [(r.check_id, r.message) for r in records if r.verdict != "pass"]
+    assert failing == []
