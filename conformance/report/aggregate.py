@@ -45,6 +45,17 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def fmt_field(value: Any) -> str:
+    """A convention field's value; per-dtype mappings (output_dtype, accumulation) read compactly."""
+    if isinstance(value, dict) and value:
+        if all(str(k) == str(v) for k, v in value.items()):
+            return "same as input"
+        if len({fmt(v) for v in value.values()}) == 1:
+            return f"{fmt(next(iter(value.values())))} (every dtype)"
+        return ", ".join(f"{k} → {fmt(v)}" for k, v in value.items())
+    return fmt(value)
+
+
 def framework_order(name: str) -> tuple:
     return (FRAMEWORKS.index(name) if name in FRAMEWORKS else len(FRAMEWORKS), name)
 
@@ -95,8 +106,8 @@ def conventions(runset: RunSet) -> dict:
             for r in recs:
                 inferred = _inferred(r)
                 if name in inferred:
-                    seen[fmt(inferred[name])].append(f"{r.device}/{r.dtype}")
-            declared = {fmt((r.extra.get("declared") or {}).get(name)) for r in recs
+                    seen[fmt_field(inferred[name])].append(f"{r.device}/{r.dtype}")
+            declared = {fmt_field((r.extra.get("declared") or {}).get(name)) for r in recs
                         if name in (r.extra.get("declared") or {})}
             disagree = any(name in (r.extra.get("disagreements") or ()) for r in recs)
             evidence = sorted({str((r.extra.get("evidence") or {}).get(name, "")) for r in recs} - {""})
@@ -105,7 +116,7 @@ def conventions(runset: RunSet) -> dict:
             else:
                 values = [(value, ", ".join(where[:6]) + (" ..." if len(where) > 6 else ""))
                           for value, where in sorted(seen.items(), key=lambda kv: -len(kv[1]))]
-            cells.append({"values": values, "declared": ", ".join(sorted(declared)), "disagree": disagree,
+            cells.append({"shown": values, "declared": ", ".join(sorted(declared)), "disagree": disagree,
                           "varies": len(seen) > 1, "evidence": " | ".join(evidence)[:TEXT_CHARS]})
         verdicts = Counter(r.verdict for r in recs)
         rows.append({"framework": fw, "api": api, "options": label, "cells": cells,

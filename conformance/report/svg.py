@@ -15,8 +15,8 @@ ROW = 16
 LABEL = 360
 RIGHT = 56  # room for the 'tolerance' label
 PANEL = 210
-GAP = 24
-TOP = 34
+GAP = 44
+TOP = 44
 BOTTOM = 26
 DTYPE_COLOURS = {"float16": "#d9822b", "bfloat16": "#b3589a", "float32": "#2b7bb9", "float64": "#2f8f5b"}
 PANELS = (("ulp", "error in ULPs", None), ("rel", "relative error", None), ("headroom", "headroom = error / tolerance", 1.0))
@@ -44,7 +44,7 @@ def accuracy_chart(rows: list[dict]) -> Markup:
         if mark is not None:
             x = x0 + PANEL * (math.log10(mark) - lo) / max(hi - lo, 1)
             out.append(f'<line x1="{x:.1f}" y1="{TOP - 8}" x2="{x:.1f}" y2="{height - BOTTOM}" class="limit"/>')
-            out.append(f'<text x="{x + 3:.1f}" y="{TOP - 10}" class="tick limit-label">tolerance</text>')
+            out.append(f'<text x="{x + 3:.1f}" y="{TOP - 8}" class="tick limit-label">tolerance</text>')
         for i, row in enumerate(rows):
             stats = row[key]
             if stats:
@@ -89,7 +89,8 @@ def _decades(stats: list[dict], must_include: float | None = None) -> tuple[int,
 
 
 def _label_step(span: int) -> int:
-    return 1 if span <= 6 else 2 if span <= 12 else 4
+    """Decades between tick labels, so that labels stay about 36 px apart."""
+    return max(1, math.ceil(36 * span / PANEL))
 
 
 def legend() -> Markup:
