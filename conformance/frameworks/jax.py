@@ -178,6 +178,7 @@ APIS = [
         name="optax.softmax_cross_entropy-entropy",
         framework="jax",
         call=_softmax_cross_entropy_minus_entropy,
+        snippet="import optax\noptax.softmax_cross_entropy({a}, {b}) - jax.scipy.special.entr({b}).sum(axis=-1)",
         convention=lambda o: Convention(arguments=("logits", "labels"), p_argument="labels",
                                         input_space=("logits", "prob"), reduction="per_row", class_axis=-1),
         requires=("optax",),

@@ -178,6 +178,8 @@ APIS = [
         name="keras.losses.categorical_crossentropy-entropy",
         framework="tensorflow",
         call=_categorical_crossentropy_minus_entropy,
+        snippet="keras.losses.categorical_crossentropy({a}, {b}, from_logits=True) - "
+                "tf.reduce_sum(-tf.math.xlogy({a}, {a}), axis=-1)",
         # from_logits=True goes to tf.nn.softmax_cross_entropy_with_logits: no clipping, no renormalising
         convention=lambda o: Convention(arguments=("y_true", "y_pred"), p_argument="y_true",
                                         input_space=("prob", "logits"), reduction="per_row", class_axis=-1),
