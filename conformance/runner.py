@@ -211,7 +211,7 @@ def _run(check: Check, outcome: Outcome) -> None:
         record.verdict, record.kind = "error", "exception"
         record.message = f"{type(exc).__name__}: {exc}".strip()[:2000]
         record.extra["traceback"] = "".join(traceback.format_exception(exc, limit=-3))[-4000:]
-        repro.attach(record, check, args, weights, conv, exp.value)
+        repro.attach(record, check, fed, weights, conv, exp.value)
         return
     if axis is not None and observed.ndim == len(case.shape):
         observed = np.moveaxis(observed, axis, -1)
@@ -227,7 +227,7 @@ def _run(check: Check, outcome: Outcome) -> None:
     if verdict.verdict == "fail":
         record.message = _with_inputs(record.message, verdict.worst_index, args, conv)
         record.diagnosis = diagnose(conv, args, weights, observed, check)
-        repro.attach(record, check, args, weights, conv, exp.value, verdict.worst_index)
+        repro.attach(record, check, fed, weights, conv, exp.value, verdict.worst_index)
         if verdict.kind == "inf":
             record.diagnosis = f"{overflow_hint(args, conv, check.dtype)}{record.diagnosis}"
 
