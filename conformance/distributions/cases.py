@@ -174,8 +174,20 @@ def _schema_errors(data: Any) -> list[tuple[tuple, str]]:
     errors = []
     for error in _validator().iter_errors(data):
         best = _most_specific(error)
-        errors.append((tuple(best.absolute_path), _schema_message(best)))
+        errors.append((tuple(best.absolute_path), _schema_message(best) + _number_hint(best.instance)))
     return sorted(set(errors), key=lambda e: tuple(map(str, e[0])))
+
+
+def _number_hint(value: Any) -> str:
+    """YAML 1.1 (PyYAML) reads 1.0e6 as a string: it wants a signed exponent."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return f" (YAML reads it as a string: write {value.lower().replace('e', 'e+', 1)} with a signed exponent)" \
+            if "e" in value.lower() and "e+" not in value.lower() and "e-" not in value.lower() else ""
+    return ""
 
 
 def semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
@@ -240,6 +252,7 @@ def _domain_error(domain: str, values: np.ndarray, shape: tuple) -> str | None:
     checks = {
         "positive": (values > 0, "must be > 0"),
         "positive_vector": (values > 0, "must be > 0"),
+        "nonnegative": (values >= 0, "must be >= 0"),
         "unit": ((values >= 0) & (values <= 1), "must lie in [0, 1]"),
         "open_unit": ((values > 0) & (values < 1), "must lie in (0, 1)"),
         "half_open_unit": ((values > 0) & (values <= 1), "must lie in (0, 1]"),

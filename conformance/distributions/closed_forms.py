@@ -184,8 +184,10 @@ def _laplace(p, q):
 
 
 def _poisson(p, q):
-    """lp log(lp/lq) - lp + lq."""
-    return [p["rate"] * mpmath.log(p["rate"]), -p["rate"] * mpmath.log(q["rate"]), -p["rate"], q["rate"]]
+    """lp log(lp/lq) - lp + lq; a rate of 0 is the point mass at 0 (0 log 0 = 0)."""
+    if p["rate"] > 0 and q["rate"] == 0:
+        return [INF]
+    return [_xlogy(p["rate"], p["rate"]), -_xlogy(p["rate"], q["rate"]), -p["rate"], q["rate"]]
 
 
 def _uniform(p, q):
@@ -366,7 +368,7 @@ def _log_pmf(family: str, p: Params, k: int):
         return _log_or_minus_inf(prob)
     if family == "poisson":
         lam = p["rate"]
-        return k * mpmath.log(lam) - lam - mpmath.loggamma(k + 1)
+        return (0 if k == 0 else -INF) if lam == 0 else k * mpmath.log(lam) - lam - mpmath.loggamma(k + 1)
     if family == "geometric":
         r = p["probs"]
         return _xlogy(k, 1 - r) + mpmath.log(r)

@@ -29,10 +29,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # Parameter domains (checked by the case loader):
-#   real, positive, unit (0 <= x <= 1), open_unit (0 < x < 1), half_open_unit (0 < x <= 1),
+#   real, positive, nonnegative, unit (0 <= x <= 1), open_unit (0 < x < 1), half_open_unit (0 < x <= 1),
 #   count (integer >= 0), weights (vector of x >= 0 with a positive sum), positive_vector,
 #   vector, tril (square, lower triangular, positive diagonal)
-DOMAINS = ("real", "positive", "unit", "open_unit", "half_open_unit", "count", "weights",
+DOMAINS = ("real", "positive", "nonnegative", "unit", "open_unit", "half_open_unit", "count", "weights",
            "positive_vector", "vector", "tril")
 EVENT_RANK = {"weights": 1, "positive_vector": 1, "vector": 1, "tril": 2}
 
@@ -83,7 +83,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     _f("dirichlet", "simplex", ("concentration", "positive_vector")),
     _f("exponential", "continuous", ("rate", "positive")),
     _f("laplace", "continuous", ("loc", "real"), ("scale", "positive")),
-    _f("poisson", "discrete", ("rate", "positive")),
+    _f("poisson", "discrete", ("rate", "nonnegative"), notes="rate 0 is the point mass at 0"),
     _f("uniform", "continuous", ("low", "real"), ("high", "real"), notes="low < high"),
     _f("geometric", "discrete", ("probs", "half_open_unit"), notes="failures before the first success, k >= 0"),
     _f("gumbel", "continuous", ("loc", "real"), ("scale", "positive")),

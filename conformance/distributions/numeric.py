@@ -60,6 +60,8 @@ def log_density(family: str, p: dict, x):
         n, r = p["total_count"], p["probs"]
         return -INF if x > n else _log(mpmath.binomial(n, x) * r ** x * (1 - r) ** (n - x))
     if family == "poisson":
+        if p["rate"] == 0:
+            return mpf(0) if x == 0 else -INF
         return x * mpmath.log(p["rate"]) - p["rate"] - mpmath.loggamma(x + 1)
     if family == "geometric":
         return _log((1 - p["probs"]) ** x * p["probs"])
@@ -135,7 +137,7 @@ def kl(p_family: str, p: dict, q_family: str, q: dict, dps: int = 20):
 
 def _sum(p_family: str, p: dict, q_family: str, q: dict):
     if p_family == "poisson":
-        top = int(p["rate"] + 40 * mpmath.sqrt(p["rate"]) + 60)
+        top = int(p["rate"] + 40 * mpmath.sqrt(p["rate"]) + 60)  # the tail beyond is below 10^-30
     elif p_family == "geometric":
         top = 60 if p["probs"] == 1 else int(80 / -mpmath.log10(1 - p["probs"])) + 1
     elif p_family == "binomial":
