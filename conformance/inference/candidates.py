@@ -190,15 +190,20 @@ def zero_variants(structure: Candidate, clip_epsilon: float | None, weights_fed:
     return out
 
 
-def declared_fields(conv: Convention, weights_fed: bool) -> dict:
-    """A declared convention in the canonical field form inference reports."""
-    args = tuple(conv.arguments)
+def from_convention(conv: Convention, weights_fed: bool) -> Candidate:
+    """The canonical candidate a declared convention stands for (the oracle's mean_weighted divides by
+    the weights' sum even for one 1-D row)."""
     c = Candidate(
         p_index=conv.p_index, spaces=tuple(conv.input_space), elementwise=conv.elementwise, reduction=conv.reduction,
-        class_axis=conv.class_axis, batch_divisor=conv.batch_divisor, normalizes=conv.normalizes,
-        weighted=weights_fed and conv.reduction != "none", zero_p=conv.zero_p, zero_both=conv.zero_both,
-        zero_q=conv.zero_q, clip_epsilon=conv.clip_epsilon)
-    fields = canonical(c, weights_fed).fields(args, weights_fed)
+        class_axis=conv.class_axis, batch_divisor="weights" if conv.reduction == "mean_weighted" else conv.batch_divisor,
+        normalizes=conv.normalizes, weighted=weights_fed and conv.reduction != "none", zero_p=conv.zero_p,
+        zero_both=conv.zero_both, zero_q=conv.zero_q, clip_epsilon=conv.clip_epsilon)
+    return canonical(c, weights_fed)
+
+
+def declared_fields(conv: Convention, weights_fed: bool) -> dict:
+    """A declared convention in the canonical field form inference reports."""
+    fields = from_convention(conv, weights_fed).fields(tuple(conv.arguments), weights_fed)
     fields.update({name: None for name in DTYPE_FIELDS})  # adapters declare no dtype behaviour
     return fields
 

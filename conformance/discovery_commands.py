@@ -1,0 +1,211 @@
+"""`klconf conventions` and `klconf explain`: convention discovery on the command line.
+
+    klconf conventions [--framework NAME ...] [--api MODULE:OBJECT ...] [--only-api] [--json]
+    klconf explain API_A [--option k=v ...] --vs API_B [--option k=v ...] [--case ID]
+
+`conventions` prints one row per API x options with the inferred fields (`--json`: a list
+of objects holding exactly those fields plus "api" and "options"), then the fields where an
+adapter's declaration differs, and how long inference took. `explain` runs two calls on a
+case and says why their values differ. Frameworks are imported only when a command runs.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+import time
+
+FRAMEWORK_NAMES = ("torch", "jax", "tensorflow", "scipy")
+
+
+def add_commands(sub) -> None:
+    conv = sub.add_parser("conventions", help="infer every API's conventions from its outputs (a table)")
+    conv.add_argument("--framework", action="append", default=[], metavar="NAME",
+                      help=f"only this framework ({', '.join(FRAMEWORK_NAMES)}); repeatable")
+    conv.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
+                      help="also infer the conventions of these Api entries; repeatable")
+    conv.add_argument("--only-api", action="store_true", help="only the --api entries")
+    conv.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    conv.add_argument("--json", action="store_true", help="a JSON list of objects instead of the table")
+    conv.set_defaults(func=cmd_conventions)
+
+    exp = sub.add_parser("explain", help="why two KL calls give different values on a case",
+                         usage="klconf explain API_A [--option k=v ...] --vs API_B [--option k=v ...] [--case ID]")
+    exp.add_argument("api_a", metavar="API_A")
+    exp.add_argument("--option", action=_Option, metavar="K=V",
+                     help="an option of the call before it (API_A, or API_B after --vs); repeatable")
+    exp.add_argument("--vs", action=_Vs, required=True, metavar="API_B")
+    exp.add_argument("--case", default="forum-example", help="case id (default: forum-example)")
+    exp.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
+    exp.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
+                     help="Api entries to look API_A and API_B up in, besides the built-in ones")
+    exp.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    exp.add_argument("--dtype", default="float64", choices=("float16", "bfloat16", "float32", "float64"))
+    exp.set_defaults(func=cmd_explain, options_a=None, options_b=None, api_b=None)
+
+
+class _Vs(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.api_b = values
+
+
+class _Option(argparse.Action):
+    """--option belongs to API_A until --vs has been read, then to API_B."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        target = "options_b" if namespace.api_b else "options_a"
+        setattr(namespace, target, (getattr(namespace, target) or []) + [values])
+
+
+# --------------------------------------------------------------------------- shared
+
+
+def _usage_error(message: str):
+    from .cli import UsageError
+
+    return UsageError(message)
+
+
+def _apis(frameworks_: list[str], plugins: list[str], only_plugins: bool):
+    from . import frameworks
+
+    unknown = [f for f in frameworks_ if f not in FRAMEWORK_NAMES]
+    if unknown:
+        raise _usage_error(f"unknown framework(s): {', '.join(unknown)} (known: {', '.join(FRAMEWORK_NAMES)})")
+    apis = [] if only_plugins else frameworks.builtin_apis(frameworks_ or FRAMEWORK_NAMES)
+    for spec in plugins:
+        try:
+            apis += frameworks.load_plugin(spec)
+        except Exception as exc:
+            raise _usage_error(f"--api {spec}: {type(exc).__name__}: {exc}") from None
+    return apis
+
+
+# --------------------------------------------------------------------------- conventions
+
+
+def cmd_conventions(args) -> int:
+    from .frameworks import Unavailable
+    from .inference import FIELDS, compare, infer
+
+    apis = _apis(args.framework, args.api, args.only_api)
+    rows, skipped, findings, calls = [], [], [], 0
+    started = time.perf_counter()
+    for api in apis:
+        for options in api.options:
+            try:
+                inference = infer(api, options, args.device)
+            except Unavailable as exc:
+                skipped.append(f"{api.name} [{api.option_label(options)}]: {exc}")
+                continue
+            calls += inference.calls
+            rows.append({"api": api.name, "options": dict(options), **{f: inference.fields[f] for f in FIELDS}})
+            comparison = compare(inference, api, options)
+            for field in comparison.disagreements:
+                findings.append((api.name, api.option_label(options), field, comparison.declared[field],
+                                 inference.fields[field], inference.evidence[field]))
+    seconds = time.perf_counter() - started
+    timing = f"{len(rows)} API calls x options inferred in {seconds:.1f} s ({calls} calls to the APIs)"
+    if args.json:
+        from .results import jsonable
+
+        print(json.dumps(jsonable(rows), indent=1))
+        for line in skipped + [timing]:
+            print(line, file=sys.stderr)
+        return 0
+    print(_table(rows))
+    if findings:
+        print("\nwhere the adapter declares otherwise:")
+        for name, label, field, declared, inferred, evidence in findings:
+            print(f"  {name} [{label}] {field}: declared {_cell(field, declared)}, inferred {_cell(field, inferred)}"
+                  f"\n      {evidence}")
+    for line in skipped:
+        print(f"skipped: {line}")
+    print(timing)
+    return 0
+
+
+COLUMNS = ("api", "options", "p_argument", "input_space", "elementwise", "reduction", "class_axis", "batch_divisor",
+           "batch_divisor_1d", "normalizes", "zero_p", "zero_both", "zero_q", "clip_epsilon", "output_dtype",
+           "accumulation")
+
+
+def _table(rows: list[dict]) -> str:
+    cells = [[_cell(c, row[c]) for c in COLUMNS] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+_SHORT = {"float16": "f16", "bfloat16": "bf16", "float32": "f32", "float64": "f64"}
+
+
+def _cell(column: str, value) -> str:
+    if column == "options":
+        return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
+    if column == "input_space" and isinstance(value, dict):
+        return " ".join(f"{k}:{v}" for k, v in value.items())
+    if column == "output_dtype" and isinstance(value, dict):
+        changed = [f"{_SHORT.get(k, k)}->{_SHORT.get(v, v)}" for k, v in value.items() if k != v]
+        return " ".join(changed) if changed else "as input"
+    if column == "accumulation" and isinstance(value, dict):
+        return " ".join(f"{_SHORT.get(k, k)}:{v}" for k, v in value.items()) or "-"
+    if column == "clip_epsilon":
+        return "none" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+    if value is None:
+        return "-"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def cmd_explain(args) -> int:
+    from .cases import CaseFileError, load_cases
+    from .explain import ExplainError, explain
+    from .frameworks import Unavailable
+
+    apis = _apis([], args.api, False)
+    api_a, options_a = _resolve(apis, args.api_a, args.options_a or [])
+    api_b, options_b = _resolve(apis, args.api_b, args.options_b or [])
+    try:
+        corpus = {c.id: c for c in load_cases(args.cases)}
+    except CaseFileError as exc:
+        raise _usage_error(f"invalid case files:\n{exc}") from None
+    case = corpus.get(args.case)
+    if case is None:
+        close = difflib.get_close_matches(args.case, list(corpus), n=3)
+        raise _usage_error(f"no case {args.case!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    try:
+        lines = explain(api_a, options_a, api_b, options_b, case, args.device, args.dtype)
+    except (Unavailable, ExplainError) as exc:
+        raise _usage_error(str(exc)) from None
+    print("\n".join(lines))
+    return 0
+
+
+def _resolve(apis, name: str, option_args: list[str]):
+    """An Api by name and the one of its option combinations that --option values select."""
+    matches = [a for a in apis if a.name == name]
+    if not matches:
+        close = difflib.get_close_matches(name, sorted({a.name for a in apis}), n=3, cutoff=0.5)
+        raise _usage_error(f"no API named {name!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+    api = matches[0]
+    wanted = {}
+    for text in option_args:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise _usage_error(f"--option expects K=V, got {text!r}")
+        known = {str(v): v for o in api.options for k, v in o.items() if k == key}
+        if not known:
+            keys = sorted({k for o in api.options for k in o})
+            raise _usage_error(f"{api.name} has no option {key!r} (options: {', '.join(keys) or 'none'})")
+        if value not in known:
+            raise _usage_error(f"{api.name}: {key}={value} is not covered (values: {', '.join(known)})")
+        wanted[key] = known[value]
+    fitting = [o for o in api.options if all(o.get(k) == v for k, v in wanted.items())]
+    default = api.options[0]
+    best = max(fitting, key=lambda o: sum(o.get(k) == v for k, v in default.items()))  # others at their defaults
+    return api, best
