@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", action="append", default=[], choices=("float16", "bfloat16", "float32", "float64"))
     run.add_argument("-k", dest="keyword", help="pytest -k expression over check ids")
     run.add_argument("-m", dest="markexpr", help="pytest -m expression over framework/device/dtype markers")
-    run.add_argument("-n", "--workers", default=None, help="pytest-xdist workers (a number or 'auto')")
+    run.add_argument("-n", "--workers", default="auto",
+                     help="pytest-xdist worker processes (a number, 'auto' = one per CPU, or 0 for none); "
+                          "a check that crashes its worker is recorded and the run goes on")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                     help="time limit for one framework call (default 120; 0: none)")
     run.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default: reports/)")
     run.add_argument("--no-report", action="store_true", help="write results only, no HTML report")
     run.add_argument("--expectations", metavar="DIR",
@@ -108,8 +112,10 @@ def pytest_arguments(args, results: Path) -> list[str]:
         argv += ["-k", args.keyword]
     if args.markexpr:
         argv += ["-m", args.markexpr]
-    if args.workers:
-        argv += ["-n", str(args.workers)]
+    if str(args.workers) != "0":
+        argv += ["-n", str(args.workers), "--max-worker-restart=1000"]
+    if args.timeout is not None:
+        argv.append(f"--klconf-timeout={args.timeout}")
     argv += ["-rN", "-q" if not args.verbose else "-v", "--tb=no" if not args.verbose else "--tb=line"]
     return argv + list(args.pytest_args)
 

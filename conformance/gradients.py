@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
-from . import judge, oracle
+from . import isolation, judge, oracle
 from .cases import Case
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api, Unavailable, binding
@@ -129,9 +129,13 @@ def _run(check: GradientCheck, record: Record) -> None:
             def fn(x, y):
                 return api.call(fw, x, y, check.options, native_w)
 
-            grad = b.gradient(fw, fn, native, index)
-            observed, record.output_dtype = b.to_numpy(fw, grad)
+            with isolation.guard():
+                grad = b.gradient(fw, fn, native, index)
+                observed, record.output_dtype = b.to_numpy(fw, grad)
         record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    except isolation.CheckTimeout as exc:
+        record.verdict, record.kind, record.message = "timeout", "timeout", str(exc)
+        return
     except Exception as exc:
         record.verdict, record.kind = "error", "exception"
         record.message = f"{type(exc).__name__}: {exc}".strip()[:2000]

@@ -11,11 +11,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
+import threading
 
 import pytest
 
 from . import cases as cases_mod
-from . import expectations, frameworks
+from . import expectations, frameworks, isolation
 from .dtypes import DTYPES
 from .results import Record, Writer, jsonable, run_header
 from .runner import framework_info
@@ -42,6 +44,8 @@ def pytest_addoption(parser):
                     help="only these devices (default: all; a device a framework lacks is a skip)")
     group.addoption("--klconf-dtype", action="append", default=[], choices=DTYPES, help="only these dtypes")
     group.addoption("--klconf-results", default=None, metavar="PATH", help="write JSON-lines results here")
+    group.addoption("--klconf-timeout", type=float, default=isolation.DEFAULT_TIMEOUT, metavar="SECONDS",
+                    help="time limit for one framework call (0: none); a hang becomes a `timeout` record")
     group.addoption("--klconf-expectations", default=None, metavar="DIR",
                     help="expectations manifests (default: cases/expectations; 'none' to report raw verdicts)")
 
@@ -51,8 +55,21 @@ def pytest_configure(config):
         config.addinivalue_line("markers", f"{name}: {doc}")
     config.addinivalue_line("markers", "klconf: a klconf conformance check")
     path = config.getoption("klconf_results", None)
-    if path and not hasattr(config, "workerinput"):  # the xdist controller, or plain pytest, writes
-        config.pluginmanager.register(ResultsFile(path, _corpus_hash(config)), "klconf-results")
+    is_worker = hasattr(config, "workerinput")
+    isolation.configure(config.getoption("klconf_timeout", None),
+                        isolation.hung_marker(path) if path else None, hard=is_worker)
+    if path and not is_worker:  # the xdist controller, or plain pytest, writes
+        config.pluginmanager.register(ResultsFile(path, _corpus_hash(config), config), "klconf-results")
+        _terminate_as_interrupt()
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM ends the run like Ctrl-C: pytest finishes the session and the results get their footer."""
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _selected_apis(config) -> list[frameworks.Api]:
@@ -100,6 +117,8 @@ def _corpus_hash(config) -> str:
     return cases_mod.corpus_hash(_cases(config))
 
 
+_KIND_OF_CHECK = {"Check": "value", "GradientCheck": "gradient", "PropertyCheck": "property"}
+
 # Each parametrized runner asks for one fixture; its planner lists that runner's checks.
 PLANNERS = {
     "klconf_check": "conformance.runner:plan",
@@ -134,6 +153,10 @@ def _pytest_id(check) -> str:
 
 
 _announced: set[str] = set()  # frameworks whose information this process has sent
+
+
+def pytest_runtest_setup(item):
+    isolation.running(item.nodeid)
 
 
 @pytest.fixture
@@ -173,13 +196,20 @@ def outcome(rec: Record) -> None:
 class ResultsFile:
     """Registered in the process that writes results: one line per completed check."""
 
-    def __init__(self, path: str, corpus_hash: str):
+    def __init__(self, path: str, corpus_hash: str, config):
         self.writer = Writer(path)
         self.writer.write(run_header(corpus_hash=corpus_hash))
         self.counts: dict[str, int] = {}
         self.frameworks_seen: set[str] = set()
+        self.config = config
+        self.hung = isolation.hung_marker(path)
+        self.hung.unlink(missing_ok=True)
+        self._by_pytest_id: dict | None = None
 
     def pytest_runtest_logreport(self, report):
+        if report.when == "???" and report.failed:  # pytest-xdist: the worker running this check died
+            self._write(self._lost(report))
+            return
         if report.when != "call":  # user_properties ride on every phase's report
             return
         for key, value in report.user_properties:
@@ -187,9 +217,34 @@ class ResultsFile:
                 self.frameworks_seen.add(value)
                 self.writer.write(json.loads(value))
             elif key == RECORD_KEY:
-                event = json.loads(value)
-                self.writer.write(event)
-                self.counts[event["verdict"]] = self.counts.get(event["verdict"], 0) + 1
+                self._write(json.loads(value))
+
+    def _write(self, event: dict) -> None:
+        self.writer.write(event)
+        self.counts[event["verdict"]] = self.counts.get(event["verdict"], 0) + 1
+
+    def _lost(self, report) -> dict:
+        """A record for a check whose process died: `timeout` if the watchdog noted it, else `crash`."""
+        param = report.nodeid.partition("[")[2][:-1]
+        check = self._checks().get(param)
+        hung = self.hung.exists() and report.nodeid in self.hung.read_text().splitlines()
+        verdict = "timeout" if hung else "crash"
+        message = (f"the process running this check was ended after the {self.config.getoption('klconf_timeout'):g} s "
+                   "time limit (a hang outside Python)" if hung else str(report.longrepr))
+        if check is None:
+            return {"type": "check", "check_id": report.nodeid, "case_id": "", "case_hash": "", "api": "",
+                    "framework": "", "device": "", "dtype": "", "options": {}, "verdict": verdict, "kind": verdict,
+                    "message": message}
+        rec = Record(check_id=check.id, case_id=check.case.id, case_hash=check.case.hash, api=check.api.name,
+                     framework=check.api.framework, device=check.device, dtype=check.dtype, options=check.options,
+                     verdict=verdict, kind=verdict, message=message, check=_KIND_OF_CHECK.get(type(check).__name__, "value"))
+        known = manifest(self.config)
+        return (known.apply(rec) if known else rec).to_json()
+
+    def _checks(self) -> dict:
+        if self._by_pytest_id is None:
+            self._by_pytest_id = {_pytest_id(c): c for fixture in PLANNERS for c in selected_checks(self.config, fixture)}
+        return self._by_pytest_id
 
     def pytest_sessionfinish(self, session, exitstatus):
         self.writer.write({"type": "end", "exitstatus": int(exitstatus), "counts": self.counts,

@@ -104,6 +104,7 @@ def _verdict(record: Record, observed: np.ndarray, reference: np.ndarray, tol: n
         diff = np.abs(observed - reference)
         same_special = (np.isnan(observed) & np.isnan(reference)) | (observed == reference)
         bad = ~same_special & ~(diff <= tol)
+    new_nan = np.isnan(observed) & ~np.isnan(reference)
     finite = np.isfinite(diff)
     record.abs_error = float(diff[finite].max()) if finite.any() else None
     tol_b = np.broadcast_to(tol, diff.shape)
@@ -111,7 +112,7 @@ def _verdict(record: Record, observed: np.ndarray, reference: np.ndarray, tol: n
     record.headroom = float(np.max(np.where(finite, diff / np.maximum(tol_b, 1e-300), 0))) if diff.size else 0.0
     if bad.any():
         i = tuple(int(x) for x in np.argwhere(bad)[0])
-        record.verdict, record.kind = "fail", "value"
+        record.verdict, record.kind = "fail", "nan" if new_nan[i] else "value"
         record.message = (f"{what}: at {list(i)} {observed[i]:.9g} vs {reference[i]:.9g} "
                           f"(|diff| {diff[i]:.3g}, tolerance {np.broadcast_to(tol, diff.shape)[i]:.3g})")
     else:
@@ -122,8 +123,8 @@ def _self_zero(check: PropertyCheck) -> Outcome:
     derived = dataclasses.replace(check.case, id=f"{check.case.id}@self", q=check.case.p, broadcast=False)
     outcome = execute(_check(check, derived))
     if _ran(outcome):
-        _verdict(outcome.record, outcome.observed, np.zeros_like(outcome.observed), _tolerance(outcome, check),
-                 "KL(P||P) is not 0")
+        _verdict(outcome.record, outcome.observed, np.zeros_like(outcome.expectation.value),
+                 _tolerance(outcome, check), "KL(P||P) is not 0")
     return outcome
 
 
@@ -140,7 +141,7 @@ def _non_negative(check: PropertyCheck) -> Outcome:
     else:
         observed = outcome.observed
         floor = np.where(np.isnan(observed), np.nan, np.minimum(observed, 0.0))
-        _verdict(record, floor, np.zeros_like(observed), _tolerance(outcome, check), "negative KL")
+        _verdict(record, floor, np.zeros_like(outcome.expectation.value), _tolerance(outcome, check), "negative KL")
     return outcome
 
 

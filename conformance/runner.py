@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from . import conventions, judge, oracle, repro
+from . import conventions, isolation, judge, oracle, repro
 from .cases import Case
 from .dtypes import DTYPES, FORMATS, round_to
 from .frameworks import DEVICES, Api, Unavailable, binding
@@ -201,11 +201,15 @@ def _run(check: Check, outcome: Outcome) -> None:
             native = [b.to_native(fw, a if axis is None else np.moveaxis(a, -1, axis), check.dtype, check.device)
                       for a in fed]
             native_w = b.to_native(fw, weights, check.dtype, check.device) if weights is not None else None
-            out = api.call(fw, native[0], native[1], check.options, native_w)
-            observed, record.output_dtype = b.to_numpy(fw, out)
+            with isolation.guard():
+                out = api.call(fw, native[0], native[1], check.options, native_w)
+                observed, record.output_dtype = b.to_numpy(fw, out)
         record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     except Unavailable as exc:
         record.verdict, record.reason = "skip", str(exc)
+        return
+    except isolation.CheckTimeout as exc:
+        record.verdict, record.kind, record.message = "timeout", "timeout", str(exc)
         return
     except Exception as exc:  # the API raised: a recorded result, the run goes on
         record.verdict, record.kind = "error", "exception"

@@ -1,0 +1,67 @@
+"""Faults in real processes: each becomes its own verdict, the run completes, nothing is lost."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conformance import cases, gradients, properties, results, runner
+from tests import faulty
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "KLCONF_CACHE_DIR": "off", "PYTHONFAULTHANDLER": ""}
+
+
+def klconf(*args, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "conformance", *args], cwd=ROOT, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def test_every_fault_kind_gets_its_own_verdict_and_the_run_completes(tmp_path):
+    proc = klconf("run", "--api", "tests.faulty:ALL", "--only-api", "--out", str(tmp_path), "--no-report",
+                  "-k", "canonical-2x3 or forum-example", "--dtype", "float64", "--timeout", "2", "-n", "2")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    run = results.read(tmp_path / "results.jsonl")
+    assert run.problems == [] and run.complete and not run.end["interrupted"]
+    by_api = {}
+    for r in run.records:
+        by_api.setdefault(r.api, set()).add((r.verdict, r.kind))
+    assert by_api == {api: {expected} for api, expected in faulty.EXPECTED.items()}
+    chosen = [c for c in cases.load_cases() if c.id in ("canonical-2x3", "forum-example")]
+    started = sum(len(planner(chosen, faulty.ALL, devices=["cpu"], dtypes=["float64"]))
+                  for planner in (runner.plan, properties.plan, gradients.plan))
+    assert len(run.records) == started == len({r.check_id for r in run.records})
+    crash = next(r for r in run.records if r.api == "faulty.segfaults")
+    assert "crashed" in crash.message and crash.case_id in ("canonical-2x3", "forum-example")
+
+
+def test_interrupted_run_keeps_its_results(tmp_path):
+    path = tmp_path / "results.jsonl"
+    proc = klconf("run", "--api", "tests.faulty:SLOW", "--only-api", "--out", str(tmp_path), "--no-report",
+                  "--dtype", "float64", "-n", "0", "-k", "test_value")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count('"type":"check"') >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    run = results.read(path)
+    assert len(run.records) >= 3 and run.problems == []
+    assert run.end is not None and run.end["interrupted"]
+    assert all(r.verdict == "pass" for r in run.records)
+
+
+def test_reader_tolerates_a_torn_last_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    good = {"type": "check", "check_id": "a", "case_id": "c", "case_hash": "h", "api": "x", "framework": "numpy",
+            "device": "cpu", "dtype": "float64", "options": {}, "verdict": "pass"}
+    path.write_text(json.dumps(results.run_header()) + "\n" + json.dumps(good) + "\n" + json.dumps(good)[:40])
+    run = results.read(path)
+    assert len(run.records) == 1 and not run.complete
+    assert len(run.problems) == 1 and "torn last line" in run.problems[0]
