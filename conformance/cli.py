@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("klconf: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except UsageError as exc:
         print(f"klconf: error: {exc}", file=sys.stderr)
         return 2
@@ -80,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing = cases_sub.add_parser("list", help="list cases: id, shape, tags")
     listing.add_argument("--cases")
     listing.set_defaults(func=cmd_cases_list)
+
+    cov = sub.add_parser("coverage", help="what results exercised, per framework and API")
+    cov.add_argument("results", nargs="+", help="results.jsonl files")
+    cov.add_argument("--json", action="store_true")
+    cov.set_defaults(func=cmd_coverage)
 
     apis = sub.add_parser("apis", help="list the APIs, options and declared conventions")
     apis.add_argument("--framework", action="append", default=[])
@@ -215,6 +223,21 @@ def cmd_cases_list(args) -> int:
     for case in cases:
         print(f"{case.id:40s} {str(list(case.shape)):18s} {','.join(case.tags)}")
     return 1 if problems else 0
+
+
+def cmd_coverage(args) -> int:
+    import json
+
+    from . import coverage, results
+
+    events = []
+    for path in args.results:
+        if not Path(path).exists():
+            raise UsageError(f"no such results file: {path}")
+        events += [e for _, e, _ in results.iter_events(path) if e is not None]
+    summary = coverage.summarize(events)
+    print(json.dumps(summary, indent=2) if args.json else coverage.render(summary))
+    return 0
 
 
 def cmd_apis(args) -> int:

@@ -17,7 +17,7 @@ import threading
 import pytest
 
 from . import cases as cases_mod
-from . import expectations, frameworks, isolation
+from . import coverage, expectations, frameworks, isolation
 from .dtypes import DTYPES
 from .results import Record, Writer, jsonable, run_header
 from .runner import framework_info
@@ -201,6 +201,7 @@ class ResultsFile:
         self.writer.write(run_header(corpus_hash=corpus_hash))
         self.counts: dict[str, int] = {}
         self.frameworks_seen: set[str] = set()
+        self.coverage = coverage.Coverage()
         self.config = config
         self.hung = isolation.hung_marker(path)
         self.hung.unlink(missing_ok=True)
@@ -222,6 +223,7 @@ class ResultsFile:
     def _write(self, event: dict) -> None:
         self.writer.write(event)
         self.counts[event["verdict"]] = self.counts.get(event["verdict"], 0) + 1
+        self.coverage.add(event)
 
     def _lost(self, report) -> dict:
         """A record for a check whose process died: `timeout` if the watchdog noted it, else `crash`."""
@@ -248,11 +250,16 @@ class ResultsFile:
 
     def pytest_sessionfinish(self, session, exitstatus):
         self.writer.write({"type": "end", "exitstatus": int(exitstatus), "counts": self.counts,
-                           "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED)})
+                           "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
+                           "coverage": self.coverage.to_json()})
         self.writer.close()
 
     def pytest_terminal_summary(self, terminalreporter):
         summary = ", ".join(f"{n} {v}" for v, n in sorted(self.counts.items(), key=lambda kv: -kv[1]))
         terminalreporter.write_sep("-", "klconf")
         terminalreporter.write_line(f"{sum(self.counts.values())} checks: {summary or 'none'}")
+        brief = coverage.render_brief(self.coverage.to_json())
+        if brief:
+            terminalreporter.write_line("coverage (details: klconf coverage RESULTS):")
+            terminalreporter.write_line("  " + brief.replace("\n", "\n  "))
         terminalreporter.write_line(f"results: {os.path.relpath(self.writer.path)}")

@@ -42,3 +42,16 @@ def test_bad_plugin_spec_is_a_clear_error(tmp_path):
     proc = klconf("run", "--api", "no_such_module_here:thing", "--only-api", "--out", str(tmp_path), "--no-report")
     assert proc.returncode != 0
     assert "no_such_module_here" in proc.stdout + proc.stderr
+
+
+def test_run_reports_coverage_in_the_results_and_on_request(tmp_path):
+    proc = klconf("run", "--api", "tests.fakes:plugin_apis", "--only-api", "--out", str(tmp_path), "--no-report",
+                  "-k", "test_value and (one-row-1d or sequence or zeros-in-p)", "-n", "0")
+    assert proc.returncode == 0, proc.stdout
+    assert "coverage (details: klconf coverage RESULTS):" in proc.stdout
+    end = read_events(tmp_path / "results.jsonl")[-1]
+    entry = end["coverage"]["numpy"]["fake.exact"]
+    assert entry["shape_classes"] == ["1d", "2d", "3d"] and "zeros-in-p" in entry["edge_categories"]
+    assert entry["options"] == ["reduction=batchmean", "reduction=mean", "reduction=none", "reduction=sum"]
+    shown = klconf("coverage", str(tmp_path / "results.jsonl"))
+    assert shown.returncode == 0 and "fake.exact" in shown.stdout and "shapes 1d, 2d, 3d" in shown.stdout
