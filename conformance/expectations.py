@@ -31,7 +31,7 @@ DEFAULT_DIR = DEFAULT_CASES_DIR / "expectations"
 class Expectation:
     id: str
     status: str
-    kind: str
+    kind: tuple[str, ...]
     reason: str
     link: str
     file: str
@@ -51,15 +51,16 @@ class Manifest:
         entry = self.by_check.get(record.check_id)
         if entry is None:
             return record
-        record.extra["expectation"] = {"id": entry.id, "status": entry.status, "kind": entry.kind, "link": entry.link}
+        record.extra["expectation"] = {"id": entry.id, "status": entry.status, "kind": "/".join(entry.kind),
+                                       "link": entry.link}
         if record.verdict in ("fail", "error", "timeout", "crash"):
-            if record.kind == entry.kind or record.verdict == entry.kind:
+            if record.kind in entry.kind or record.verdict in entry.kind:
                 record.extra["expectation"]["outcome"] = "matched"
                 record.extra["failed_as"] = record.verdict
                 record.verdict, record.reason = "xfail", entry.describe()
             else:
                 record.extra["expectation"]["outcome"] = "changed_kind"
-                record.message = (f"known failure {entry.id} expected kind {entry.kind!r} but failed as "
+                record.message = (f"known failure {entry.id} expected kind {'/'.join(entry.kind)!r} but failed as "
                                   f"{record.kind or record.verdict!r} (new): {record.message}")
         elif record.verdict == "pass":
             record.extra["expectation"]["outcome"] = "stale"
@@ -90,7 +91,8 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Ma
             continue
         for index, raw in enumerate(data["expectations"]):
             line = lines.line_of(("expectations", index))
-            entry = Expectation(raw["id"], raw["status"], raw["kind"], raw["reason"], raw.get("link", ""), name, line)
+            kinds = (raw["kind"],) if isinstance(raw["kind"], str) else tuple(raw["kind"])
+            entry = Expectation(raw["id"], raw["status"], kinds, raw["reason"], raw.get("link", ""), name, line)
             ids, entry_problems = _expand(raw["checks"], case_ids, api_by_name)
             problems += [Problem(name, line, f"expectations[{index}].checks", m) for m in entry_problems]
             for cid in ids:
@@ -104,7 +106,12 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Ma
 
 
 def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[list[str], list[str]]:
-    listed = {k: ([v] if isinstance(v, str) else list(v)) for k, v in spec.items() if k != "options"}
+    listed = {k: ([v] if isinstance(v, str) else list(v)) for k, v in spec.items() if k not in ("options", "check")}
+    kind = spec.get("check", "value")
+    suffixes = {"value": [""], "gradient": [f"::d/d{w}" for w in listed.get("wrt", [])],
+                "property": [f"::{p}" for p in listed.get("property", [])]}[kind]
+    if not suffixes:
+        return [], [f"{kind} checks need a {'wrt' if kind == 'gradient' else 'property'} list"]
     ids, problems = [], []
     for name in listed["api"]:
         if name not in apis:
@@ -120,21 +127,29 @@ def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[l
     for api_name in listed["api"]:
         api = apis[api_name]
         devices = listed.get("device", list(api.devices))  # default: every device the API runs on
-        for options in _option_combos(spec.get("options", {}), api, problems):
+        if kind == "gradient" and not set(listed["wrt"]) <= set(api.differentiable):
+            problems.append(f"{api_name} is not differentiated with respect to {sorted(set(listed['wrt']) - set(api.differentiable))}")
+            continue
+        option_sets = [api.options[0]] if kind == "property" else _option_combos(spec.get("options", {}), api, problems)
+        for options in option_sets:
             for case_id, device, dtype in itertools.product(listed["case"], devices, listed["dtype"]):
                 case = cases[case_id]
                 if device not in api.devices or (case.dtypes is not None and dtype not in case.dtypes):
                     problems.append(f"{case_id} x {api_name} on {device} in {dtype} is not a planned check")
                     continue
-                ids.append(check_id(case_id, api_name, api.option_label(options), device, dtype))
+                base = check_id(case_id, api_name, api.option_label(options), device, dtype)
+                ids += [base + suffix for suffix in suffixes]
     return ids, problems
 
 
-def _option_combos(spec: dict, api: Api, problems: list[str]) -> list[dict]:
+def _option_combos(spec: dict | list, api: Api, problems: list[str]) -> list[dict]:
     """The Api's own option dicts that the spec selects (every listed value must exist)."""
+    if isinstance(spec, list):
+        wanted = spec
+    else:
+        wanted = [dict(zip(spec.keys(), values)) for values in (itertools.product(*spec.values()) if spec else [()])]
     chosen = []
-    for values in itertools.product(*spec.values()) if spec else [()]:
-        want = dict(zip(spec.keys(), values))
+    for want in wanted:
         matches = [o for o in api.options if all(k in o and o[k] == v for k, v in want.items())]
         if not matches:
             problems.append(f"{api.name} has no option combination {want}")

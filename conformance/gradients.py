@@ -143,7 +143,7 @@ def _run(check: GradientCheck, record: Record) -> None:
     if axis is not None and observed.ndim == len(case.shape):
         observed = np.moveaxis(observed, axis, -1)
 
-    verdict = judge.judge(oracle.Expectation(exp.value, exp.magnitude, exp.terms, 0.0), observed,
+    verdict = judge.judge(exp.expectation(), observed,
                           check.dtype, check.device, api.tolerance.factor if api.tolerance else 1.0)
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
     record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
@@ -156,7 +156,8 @@ def _run(check: GradientCheck, record: Record) -> None:
 def _sum_to(grad: oracle.Gradient, shape: tuple) -> oracle.Gradient:
     axes = tuple(i for i, (a, b) in enumerate(zip(grad.value.shape, shape)) if a != b)
     return oracle.Gradient(grad.value.sum(axis=axes, keepdims=True), grad.magnitude.sum(axis=axes, keepdims=True),
-                           grad.terms * int(np.prod([grad.value.shape[i] for i in axes])))
+                           grad.terms * int(np.prod([grad.value.shape[i] for i in axes])),
+                           np.sum(np.broadcast_to(grad.log_scale, grad.value.shape), axis=axes, keepdims=True))
 
 
 def _classes(values: np.ndarray) -> dict[str, int]:

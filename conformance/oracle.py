@@ -400,6 +400,11 @@ class Gradient:
     value: np.ndarray  # d(sum of the outputs) / d(argument), float64, the argument's shape
     magnitude: np.ndarray  # scale of the rounding error in each element (for tolerances)
     terms: int  # terms summed into one element (the class width for logits, else 1)
+    log_scale: np.ndarray | float = 0.0  # (|log p| + |log q| + 1) x scale: how far an underflowed exp carries
+
+    def expectation(self) -> Expectation:
+        """The same numbers in the shape the judge takes."""
+        return Expectation(self.value, self.magnitude, self.terms, self.log_scale)
 
 
 def gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights=None) -> Gradient:
@@ -437,7 +442,8 @@ def gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights
             magnitude = (pa / qa if space == "prob" else pa) + (1.0 if space == "prob" else qa) * generalized
         else:
             magnitude = (np.abs(p.log_float) + np.abs(q.log_float) + 1.0) * (1.0 if space == "prob" else pa)
-    return Gradient(value, _finite(magnitude * np.abs(scale)), shape[-1] if space == "logits" else 1)
+    log_scale = _finite((np.abs(p.log_float) + np.abs(q.log_float) + 1.0) * np.abs(scale))
+    return Gradient(value, _finite(magnitude * np.abs(scale)), shape[-1] if space == "logits" else 1, log_scale)
 
 
 def _derivative(wrt, space, generalized, clip, fed_value, p, logp, q, logq):
