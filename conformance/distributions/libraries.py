@@ -1,13 +1,14 @@
 """Adapters for distribution-level KL: the only place torch.distributions, TFP and distrax are imported.
 
 A `Library` is one declarative entry: which framework's arrays it takes (torch, tensorflow,
-jax: klconf's bindings convert and place them), how to import it (lazily, on first use), how
-to tell whether it registers a pair, and how to call its KL. How each library spells a
+jax: klconf's bindings convert and place them), how to import it (lazily, on first use), and
+how to call its KL. The loaded handle also carries `lookup(type_p, type_q)`, the library's own
+registry lookup (the function kl_divergence would call, or None), and `registry()`. How each library spells a
 family lives in families.CONSTRUCTORS, not here.
 
 TFP's JAX substrate (and distrax, which is built on it) fails with newer JAX:
-tensorflow-probability 0.25 touches `jax.interpreters.xla.pytype_aval_mappings`, which
-jax 0.10 no longer has (jax 0.4.35 to 0.6.0 work). That failure is an `Unavailable` (a skip)
+tensorflow-probability 0.25 touches `jax.interpreters.xla.pytype_aval_mappings`, which JAX
+deprecated in 0.5.0 and removed in 0.7.0 (jax 0.4.35 to 0.6.x work with it; 0.7 and later do not). That failure is an `Unavailable` (a skip)
 whose reason names both versions; the JAX side runs in tox.ini's jaxdist environment.
 distrax 0.1.7 and later require jax >= 0.7 and tfp-nightly, so that environment pins
 distrax 0.1.5, the last release that works with tensorflow-probability 0.25.
@@ -31,17 +32,18 @@ class Library:
     """One distribution-level KL entry point."""
 
     name: str  # the public call, as reported
-    key: str  # its column in families.CONSTRUCTORS
+    key: str  # its column in families.CONSTRUCTORS (and its name on registry.py's command line)
     framework: str  # whose binding converts arrays and names devices: torch, tensorflow or jax
     modules: tuple[str, ...]  # import names whose absence makes it unavailable (checked without importing)
     load: Callable[[], Any]  # -> handle: the framework attributes the binding expects, plus dist, kl, registered
     versions: Callable[[Any], dict]
     x64_context: bool = False  # float64 needs JAX's x64 mode
+    constructors: dict | None = None  # family -> Constructor, for a library outside families.CONSTRUCTORS
     tolerances: dict = field(default_factory=dict)  # (p_family, q_family, dtype) -> Tolerance; "*" matches any
     notes: str = ""
 
     def constructor(self, family: str) -> Constructor | None:
-        return CONSTRUCTORS[self.key].get(family)
+        return (self.constructors if self.constructors is not None else CONSTRUCTORS[self.key]).get(family)
 
     def tolerance(self, p_family: str, q_family: str, dtype: str) -> Tolerance | None:
         for key in ((p_family, q_family, dtype), (p_family, q_family, "*"), ("*", "*", dtype)):
@@ -104,8 +106,8 @@ def _load_torch():
     return SimpleNamespace(
         torch=torch, dist=dist, kl=kl.kl_divergence,
         # _dispatch_kl is the lookup kl_divergence itself uses (most specific registered superclasses)
-        registered=lambda tp, tq: kl._dispatch_kl(tp, tq) is not NotImplemented,
-        registry=lambda: list(kl._KL_REGISTRY),
+        lookup=lambda tp, tq: None if kl._dispatch_kl(tp, tq) is NotImplemented else kl._dispatch_kl(tp, tq),
+        registry=lambda: dict(kl._KL_REGISTRY),
         diag_embed=torch.diag_embed,
     )
 
@@ -124,8 +126,8 @@ def _load_tfp():
     return SimpleNamespace(
         tf=tf, dist=tfp.distributions, kl=tfp.distributions.kl_divergence,
         # _registered_kl is the lookup kl_divergence itself uses (nearest pair along both MROs)
-        registered=lambda ta, tb: kullback_leibler._registered_kl(ta, tb) is not None,
-        registry=lambda: list(kullback_leibler._DIVERGENCES),
+        lookup=kullback_leibler._registered_kl,
+        registry=lambda: dict(kullback_leibler._DIVERGENCES),
         diag_embed=tf.linalg.diag,
     )
 
@@ -150,8 +152,8 @@ def _load_tfp_jax():
     jax, jnp, tfp, kullback_leibler = _import_tfp_jax()
     return SimpleNamespace(
         jax=jax, jnp=jnp, dist=tfp.distributions, kl=tfp.distributions.kl_divergence,
-        registered=lambda ta, tb: kullback_leibler._registered_kl(ta, tb) is not None,
-        registry=lambda: list(kullback_leibler._DIVERGENCES),
+        lookup=kullback_leibler._registered_kl,
+        registry=lambda: dict(kullback_leibler._DIVERGENCES),
         diag_embed=lambda x: x[..., None] * jnp.eye(x.shape[-1], dtype=x.dtype),
     )
 
@@ -164,9 +166,9 @@ def _load_distrax():
     # dispatches through it (distrax/_src/distributions/distribution.py, kl_divergence)
     return SimpleNamespace(
         jax=jax, jnp=jnp, dist=distrax, kl=lambda p, q: p.kl_divergence(q),
-        registered=lambda ta, tb: kullback_leibler._registered_kl(ta, tb) is not None,
-        registry=lambda: [(a, b) for a, b in kullback_leibler._DIVERGENCES
-                          if a.__module__.startswith("distrax") or b.__module__.startswith("distrax")],
+        lookup=kullback_leibler._registered_kl,
+        registry=lambda: {(a, b): fn for (a, b), fn in kullback_leibler._DIVERGENCES.items()
+                          if a.__module__.startswith("distrax") or b.__module__.startswith("distrax")},
         diag_embed=lambda x: x[..., None] * jnp.eye(x.shape[-1], dtype=x.dtype),
     )
 

@@ -220,7 +220,7 @@ def _run(check: DistributionCheck, record: Record) -> None:
             p = build(lib, h, case.p.family, fed_params(case, "p", check.dtype), check.dtype, check.device)
             q = build(lib, h, case.q.family, fed_params(case, "q", check.dtype), check.dtype, check.device)
             record.extra["classes"] = f"{type(p).__name__} || {type(q).__name__}"
-            if not h.registered(type(p), type(q)):
+            if h.lookup(type(p), type(q)) is None:
                 record.verdict = "unsupported"
                 record.reason = f"{lib.name} registers no KL for {type(p).__name__} || {type(q).__name__}"
                 return
