@@ -227,8 +227,8 @@ def _step_text(name: str, a: Side, b: Side, before: np.ndarray, after: np.ndarra
     if name == "reduction":
         return _reduction_text(a, b, before, after, case)
     if name == "elementwise":
-        extra = "adds -p+q to every term" if cb.elementwise.endswith("-p+q") else "drops the -p+q of every term"
-        return f"elementwise: B {extra} (the sum of q - p over classes is not 0 here): {change}"
+        extra = "adds q - p to every term" if cb.elementwise.endswith("-p+q") else "drops the q - p of every term"
+        return f"elementwise: B {extra}: {change}"
     if name == "normalizes":
         who = "B" if cb.normalizes else "A"
         return f"normalisation: {who} rescales each row of P and Q to sum to 1 first: {change}"

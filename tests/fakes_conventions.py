@@ -33,7 +33,7 @@ class Truth:
     uses_weights: bool = True
     output: str | None = None  # output dtype; None: the input's
     accumulate: str = "float64"  # or "input": a running sum in the input dtype, one class at a time
-    misfit: str | None = None  # a computation outside every candidate: "log2", "square"
+    misfit: str | None = None  # outside every candidate: "log2" (log base 2), "clip_p_only" (q is never clipped)
 
     def convention(self) -> Convention:
         return Convention(arguments=ARGS, p_argument=ARGS[self.p_index], input_space=self.spaces,
@@ -73,7 +73,8 @@ def compute(t: Truth, a, b, weights):
     q, log_q = _to_prob((a, b)[1 - t.p_index], t.spaces[1 - t.p_index])
     with np.errstate(divide="ignore", invalid="ignore"):
         if t.clip is not None:
-            p, q = np.clip(p, t.clip, 1.0), np.clip(q, t.clip, 1.0)
+            p = np.clip(p, t.clip, 1.0)
+            q = q if t.misfit == "clip_p_only" else np.clip(q, t.clip, 1.0)
             log_p, log_q = np.log(p), np.log(q)
         if t.normalizes:
             p, q = p / p.sum(-1, keepdims=True), q / q.sum(-1, keepdims=True)
@@ -84,8 +85,6 @@ def compute(t: Truth, a, b, weights):
                          np.where(q == 0, _value(t.zero_q), safe))
         if t.elementwise == "p*log(p/q)-p+q":
             terms = terms - p + q
-        if t.misfit == "square":
-            terms = terms * np.abs(terms)
     out = _reduce(t, terms, weights if t.uses_weights else None, in_dtype)
     if t.reduction == "none" and axis is not None and axis != np.ndim(out) - 1 and np.ndim(out) == a.ndim:
         out = np.moveaxis(out, -1, axis)
@@ -93,7 +92,8 @@ def compute(t: Truth, a, b, weights):
 
 
 def _value(kind):
-    return {"0": 0.0, "nan": np.nan, "inf": np.inf}[kind]
+    # "1": a zero convention no candidate has; "finite": clipping keeps zeros away, the value is never used
+    return {"0": 0.0, "nan": np.nan, "inf": np.inf, "1": 1.0, "finite": 0.0}[kind]
 
 
 def _row_sums(t: Truth, terms, in_dtype):

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from .. import judge
+from ..dtypes import FORMATS
 from .candidates import UNKNOWN, Candidate, hashable
 from .probes import Observation, Probe, show
 
@@ -55,11 +56,18 @@ def judge_candidate(c: Candidate, probe: Probe, obs: Observation, device: str, f
     observed = obs.value
     if moved_axis is not None and observed.ndim == probe.args[0].ndim:
         observed = np.moveaxis(observed, moved_axis, -1)
-    j = judge.judge(exp, observed, probe.dtype, device, factor)
+    j = judge.judge(exp, observed, judged_dtype(probe.dtype, obs.dtype), device, factor)
     score = j.headroom if j.headroom is not None and j.kind in (None, "value") else np.inf
     if j.verdict == "pass":
         score = j.headroom or 0.0
     return Verdict(c, probe, j.verdict == "pass", exp.value, float(score))
+
+
+def judged_dtype(fed: str, returned: str | None) -> str:
+    """An output narrower than its inputs (float32 from float64) can be no more exact than its format."""
+    if returned in FORMATS and FORMATS[returned].mantissa_bits < FORMATS[fed].mantissa_bits:
+        return returned
+    return fed
 
 
 def eliminate(candidates: list[Candidate], probes: list[Probe], box: Callable[[Probe], Observation],
@@ -95,6 +103,11 @@ def read_fields(names: tuple[str, ...], elim: Elimination, fields_of: Callable[[
         for name in names:
             values[name], evidence[name] = UNKNOWN, text
         return values, evidence
+    informative = [r for r in elim.records if r.observation.error is None]
+    if not informative:
+        text = "no probe could be run: " + "; ".join(f"{r.probe.name} raised {r.observation.error}"
+                                                     for r in elim.records[:4])
+        return {name: UNKNOWN for name in names}, {name: text for name in names}
     survivor_fields = [fields_of(c) for c in elim.survivors]
     for name in names:
         seen = {hashable(f[name]): f[name] for f in survivor_fields}

@@ -1,0 +1,155 @@
+"""Convention inference recovers every field of NumPy black boxes with known conventions, and says
+`unknown`, naming the probe, for implementations no candidate describes. No framework needed."""
+import math
+
+import pytest
+
+from conformance.inference import FIELDS, UNKNOWN, compare, infer
+from conformance.inference.candidates import structural_candidates
+from tests import fakes_conventions as fc
+
+WEIGHTED = ({"sample_weight": "per_row"},)
+
+# (id, truth, options, the fields it must report). Every value of every field appears at least once.
+CASES = [
+    ("torch-kl_div-batchmean", dict(), ({},),
+     dict(p_argument="second", input_space={"first": "log_prob", "second": "prob"}, elementwise="p*log(p/q)",
+          reduction="mean_batch", class_axis=None, batch_divisor="dim0", batch_divisor_1d="classes",
+          normalizes=False, zero_p="0", zero_both="0", zero_q="inf", clip_epsilon=None)),
+    ("p-first-prob-logprob", dict(p_index=0, spaces=("prob", "log_prob"), reduction="sum", class_axis=None), ({},),
+     dict(p_argument="first", input_space={"first": "prob", "second": "log_prob"}, reduction="sum",
+          batch_divisor_1d="n/a")),
+    ("logits-q", dict(spaces=("logits", "prob"), reduction="mean_batch", batch_divisor="rows"), ({},),
+     dict(input_space={"first": "logits", "second": "prob"}, class_axis=-1, batch_divisor="rows",
+          batch_divisor_1d="1")),
+    ("logits-p", dict(p_index=0, spaces=("logits", "prob"), reduction="per_row"), ({},),
+     dict(p_argument="first", input_space={"first": "logits", "second": "prob"}, reduction="per_row")),
+    ("both-log", dict(spaces=("log_prob", "log_prob"), reduction="none", class_axis=None), ({},),
+     dict(input_space={"first": "log_prob", "second": "log_prob"}, reduction="none", class_axis=None)),
+    ("generalized", dict(p_index=0, spaces=("prob", "prob"), elementwise="p*log(p/q)-p+q", reduction="per_row"),
+     ({},), dict(elementwise="p*log(p/q)-p+q", reduction="per_row", class_axis=-1)),
+    ("mean_all", dict(reduction="mean_all", class_axis=None), ({},),
+     dict(reduction="mean_all", batch_divisor="n/a", batch_divisor_1d="classes")),
+    ("mean_batch-batch", dict(reduction="mean_batch", batch_divisor="batch"), ({},),
+     dict(batch_divisor="batch", batch_divisor_1d="1", class_axis=None)),
+    ("class-axis-1", dict(spaces=("logits", "prob"), reduction="per_row", class_axis=1), ({},),
+     dict(class_axis=1)),
+    ("scipy-entropy", dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", class_axis=0, normalizes=True),
+     ({},), dict(class_axis=0, normalizes=True, reduction="per_row", elementwise="p*log(p/q)")),
+    ("weighted-mean", dict(p_index=0, spaces=("prob", "prob"), reduction="mean_weighted", batch_divisor="weights"),
+     WEIGHTED, dict(reduction="mean_weighted", batch_divisor="weights", batch_divisor_1d="weights")),
+    ("weighted-mean-keras", dict(p_index=0, spaces=("prob", "prob"), reduction="mean_weighted", batch_divisor="batch"),
+     WEIGHTED, dict(reduction="mean_weighted", batch_divisor="batch", batch_divisor_1d="1")),
+    ("weights-ignored", dict(p_index=0, spaces=("prob", "prob"), reduction="mean_batch", batch_divisor="rows",
+                             uses_weights=False),
+     WEIGHTED, dict(reduction="mean_batch, weights ignored", batch_divisor="rows")),
+    ("zero-p-nan", dict(spaces=("log_prob", "log_prob"), zero_p="nan", zero_both="nan"), ({},),
+     dict(zero_p="nan", zero_both="nan", zero_q="inf")),
+    ("zero-q-nan", dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_q="nan"), ({},),
+     dict(zero_p="0", zero_both="0", zero_q="nan")),
+    ("keras-clip", dict(p_index=0, spaces=("prob", "prob"), reduction="mean_batch", batch_divisor="rows",
+                        clip=1e-7, zero_q="finite"), ({},),
+     dict(clip_epsilon=1e-7, zero_p="0", zero_both="0", zero_q="finite")),
+    ("clip-1e-4", dict(p_index=0, spaces=("prob", "prob"), reduction="none", class_axis=None, clip=1e-4,
+                       zero_q="finite"), ({},),
+     dict(clip_epsilon=1e-4, zero_q="finite", reduction="none")),
+]
+
+UNDECLARABLE = {"weighted-mean-keras": ["batch_divisor", "batch_divisor_1d"], "weights-ignored": ["reduction"]}
+
+
+@pytest.mark.parametrize("name, truth, options, expected", CASES, ids=[c[0] for c in CASES])
+def test_inference_recovers_every_field(name, truth, options, expected):
+    api = fc.make(f"fake.{name}", options=options, **truth)
+    inference = infer(api, options[0])
+    fields = inference.fields
+    assert set(fields) == set(FIELDS)
+    for field, want in expected.items():
+        assert fields[field] == want, f"{field}: {fields[field]!r} ({inference.evidence[field]})"
+    assert not [f for f, v in fields.items() if v == UNKNOWN], inference.evidence
+    # The declaration is the truth, so the canonical declared fields agree on every field, except where
+    # a Convention cannot say it: its mean_weighted always divides by the weights, also for one 1-D row,
+    # and weights passed to the call are always applied.
+    assert compare(inference, api, options[0]).disagreements == UNDECLARABLE.get(name, [])
+    assert all(inference.evidence[f] for f in FIELDS)
+
+
+def test_output_dtype_and_accumulation():
+    narrow = infer(fc.make("fake.sums_in_float16", accumulate="input", reduction="sum", class_axis=None), {})
+    assert narrow.fields["accumulation"] == {"float16": "input"}, narrow.evidence["accumulation"]
+    assert "the two orders differ by" in narrow.evidence["accumulation"]
+    wide = infer(fc.make("fake.returns_float32", output="float32", reduction="sum", class_axis=None), {})
+    assert wide.fields["output_dtype"] == {"float16": "float32", "float32": "float32", "float64": "float32"}
+    assert wide.fields["accumulation"] == {"float16": "higher"}
+    elementwise = infer(fc.make("fake.elementwise", reduction="none", class_axis=None), {})
+    assert elementwise.fields["accumulation"] == {"float16": "n/a"}
+    assert elementwise.fields["output_dtype"] == {"float16": "float16", "float32": "float32", "float64": "float64"}
+
+
+def test_misfit_is_unknown_with_the_probe_that_broke_every_candidate():
+    inference = infer(fc.MISFIT, {})
+    structural = ("p_argument", "input_space", "elementwise", "reduction", "class_axis", "batch_divisor",
+                  "batch_divisor_1d", "normalizes")
+    for field in structural:
+        assert inference.fields[field] == UNKNOWN
+        assert inference.evidence[field].startswith("no candidate fits: probe 2d[3x4]")
+        assert "closest candidate" in inference.evidence[field]
+    for field in ("zero_p", "zero_both", "zero_q", "clip_epsilon"):
+        assert inference.fields[field] == UNKNOWN and "the structure is unknown" in inference.evidence[field]
+    assert inference.convention() is None
+    comparison = compare(inference, fc.MISFIT, {})
+    assert set(comparison.disagreements) >= set(structural)
+
+
+def test_zero_misfit_keeps_the_structure_and_names_the_zero_probe():
+    api = fc.make("fake.zero_p_is_one", declared=fc.Truth(), zero_p="1")
+    inference = infer(api, {})
+    assert inference.fields["reduction"] == "mean_batch" and inference.fields["p_argument"] == "second"
+    for field in ("zero_p", "zero_both", "zero_q", "clip_epsilon"):
+        assert inference.fields[field] == UNKNOWN
+        assert "probe zero_p (p = 0 < q at [0, 1])" in inference.evidence[field]
+
+
+def test_clip_of_one_argument_only_is_unknown():
+    api = fc.make("fake.clips_p_only", declared=fc.Truth(p_index=0, spaces=("prob", "prob"), clip=1e-7),
+                  p_index=0, spaces=("prob", "prob"), clip=1e-7, misfit="clip_p_only")
+    inference = infer(api, {})
+    assert inference.fields["reduction"] == "mean_batch"
+    assert inference.fields["clip_epsilon"] == UNKNOWN
+    assert "no clipping: q = 2.23e-308 gives the unclipped value" in inference.evidence["clip_epsilon"]
+
+
+def test_inference_ignores_the_declaration():
+    inference = infer(fc.DECLARES_BATCHMEAN, {})
+    assert inference.fields["reduction"] == "mean_all"
+    comparison = compare(inference, fc.DECLARES_BATCHMEAN, {})
+    assert comparison.disagreements == ["reduction", "batch_divisor"]
+    assert comparison.declared["reduction"] == "mean_batch"
+    assert "reduction: declared mean_batch, inferred mean_all" in comparison.message
+    assert "ruled out by 2d[3x4]" in comparison.message
+
+
+def test_inference_is_cached_per_process():
+    api = fc.make("fake.cached", reduction="sum", class_axis=None)
+    first = infer(api, {})
+    assert infer(api, {}) is first
+    assert first.seconds > 0 and first.calls > 0
+
+
+def test_candidates_are_canonical_and_distinct():
+    plain, weighted = structural_candidates(False), structural_candidates(True)
+    assert len(set(plain)) == len(plain) and len(set(weighted)) == len(weighted)
+    assert not any(c.reduction == "mean_weighted" for c in plain)
+    # a sum over every element reads no class axis; a logits argument does (softmax runs along it)
+    assert all(c.class_axis is None for c in plain if c.reduction == "sum" and not c.normalizes
+               and "logits" not in c.spaces)
+    assert any(c.class_axis == 1 for c in plain if c.reduction == "sum" and "logits" in c.spaces)
+
+
+def test_clip_epsilon_is_measured_not_picked_from_a_list():
+    eps = 3.5e-6
+    api = fc.make("fake.clip_odd", p_index=0, spaces=("prob", "prob"), reduction="per_row", clip=eps,
+                  zero_q="finite")
+    inference = infer(api, {})
+    assert math.isclose(inference.fields["clip_epsilon"], eps, rel_tol=1e-12)
+    assert "bisection" in inference.evidence["clip_epsilon"]
