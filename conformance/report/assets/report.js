@@ -13,6 +13,7 @@
   var CELL_LIMIT = 300;
   var FAILING = { fail: 1, error: 1, timeout: 1, crash: 1 };
   var KNOWN = { pass: 1, fail: 1, error: 1, timeout: 1, crash: 1, xfail: 1, unsupported: 1, skip: 1 };
+  var ABBREVIATIONS = { unsupported: "unsup." };
 
   var DIMS = [
     { key: "fw", label: "framework", names: M.fws, column: function (i) { return M.apiFw[M.a[i]]; } },
@@ -158,7 +159,7 @@
           if (FAILING[M.verdicts[v]]) { failing += cell.counts[v]; }
           tip.push(cell.counts[v] + " " + M.verdicts[v]);
         });
-        var text = failing ? "✗" + failing + "/" + cell.total : (worst === "pass" ? "✓" + cell.total : worst.slice(0, 4));
+        var text = failing ? "✗" + failing + "/" + cell.total : (worst === "pass" ? "✓" + cell.total : (ABBREVIATIONS[worst] || worst));
         var td = el("td", { "class": "cell c-" + verdictClass(worst), title: M.cases[c] + " × " + M.apis[a] + ": " + tip.join(", "),
                             "data-case": M.cases[c], "data-api": M.apis[a], text: text });
         if (state.cell && state.cell[0] === c && state.cell[1] === a) { td.classList.add("sel"); }
@@ -234,7 +235,7 @@
 
   function failureCard(n) {
     var f = D.failures[n];
-    var card = el("details", { "class": "failure v-" + verdictClass(f.verdict), id: "failure-" + n });
+    var card = el("details", { "class": "failure is-" + verdictClass(f.verdict), id: "failure-" + n });
     var short = f.message || f.reason || "";
     if (short.length > 220) { short = short.slice(0, 220) + "…"; }
     card.appendChild(el("summary", null, el("span", { "class": "badge", text: f.verdict + (f.kind ? " · " + f.kind : "") }),
