@@ -210,6 +210,7 @@ def _run(check: Check, outcome: Outcome) -> None:
         return
     except isolation.CheckTimeout as exc:
         record.verdict, record.kind, record.message = "timeout", "timeout", str(exc)
+        repro.attach(record, check, fed, weights, conv, exp.value)
         return
     except Exception as exc:  # the API raised: a recorded result, the run goes on
         record.verdict, record.kind = "error", "exception"

@@ -224,3 +224,24 @@ def test_tensorflow_failure_reproduces(corpus, tmp_path):
     assert rec.verdict == "fail"
     assert "with tf.device('/CPU:0'):" in rec.extra["repro"] and "sample_weight=weights" in rec.extra["repro"]
     _assert_reproduces(rec, _execute(rec.extra["repro"], tmp_path))
+
+
+def _sleep(fw, a, b, o, w):
+    import time
+
+    time.sleep(5)
+    return a
+
+
+SLEEPS = Api(name="fake.sleeps", framework="numpy", call=_sleep, convention=fakes.EXACT.convention,
+             options=fakes.EXACT.options[:1], devices=("cpu",))
+
+
+def test_a_timed_out_check_stores_a_snippet(corpus, monkeypatch):
+    from conformance import isolation
+
+    monkeypatch.setitem(isolation._settings, "timeout", 0.2)
+    monkeypatch.setitem(isolation._settings, "hard", False)
+    rec = _run(_check(corpus, "canonical-2x3", SLEEPS, "float64"))
+    assert rec.verdict == "timeout"
+    assert "from tests.test_repro import SLEEPS as entry" in rec.extra["repro"]
