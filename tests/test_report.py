@@ -300,3 +300,12 @@ def test_record_round_trip_keeps_fields():
     rec = failing(extra={"repro": "x = 1\n", "traceback": "t"})
     back = Record.from_json(json.loads(json.dumps(rec.to_json())))
     assert back == rec
+
+
+def test_convention_checks_that_inferred_nothing_are_listed_not_tabled(tmp_path):
+    skipped = record("conventions", "optax.kl_divergence", "jax", options={}, verdict="skip", check="convention",
+                     reason="optax is not installed")
+    page = write_report([write_results(tmp_path / "r.jsonl", [skipped, record()])], tmp_path / "out").read_text()
+    assert "the convention checks inferred nothing" in page and "1 × skip: optax is not installed" in page
+    table = aggregate.conventions(model.load([tmp_path / "r.jsonl"]))
+    assert table["rows"] == [] and table["declared"] == [] and table["not_inferred"] == [("skip: optax is not installed", 1)]

@@ -90,11 +90,18 @@ def conventions(runset: RunSet) -> dict:
     was seen; a field that disagrees with the adapter's declaration is flagged with the declared value.
     """
     groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
+    not_inferred = Counter()  # convention checks that inferred nothing (skipped, errored): why
     for r in runset.records:
-        if r.check == "convention":
+        if r.check != "convention":
+            continue
+        if _inferred(r):
             groups[(r.framework, r.api, option_label(r.options))].append(r)
+        else:
+            not_inferred[f"{r.verdict}: {r.reason or r.message or 'no inference recorded'}"[:300]] += 1
+    skipped = [(reason, n) for reason, n in not_inferred.most_common(8)]
     if not groups:
-        return {"rows": [], "fields": list(CONVENTION_FIELDS), "declared": declared_conventions(runset)}
+        return {"rows": [], "fields": list(CONVENTION_FIELDS), "declared": declared_conventions(runset),
+                "not_inferred": skipped}
     extra_fields = sorted({f for recs in groups.values() for r in recs for f in _inferred(r)} - set(CONVENTION_FIELDS))
     fields = list(CONVENTION_FIELDS) + extra_fields
     rows = []
@@ -121,7 +128,7 @@ def conventions(runset: RunSet) -> dict:
         verdicts = Counter(r.verdict for r in recs)
         rows.append({"framework": fw, "api": api, "options": label, "cells": cells,
                      "findings": sum(verdicts.get(v, 0) for v in FAILING), "records": len(recs)})
-    return {"rows": rows, "fields": fields, "declared": []}
+    return {"rows": rows, "fields": fields, "declared": [], "not_inferred": skipped}
 
 
 def _inferred(record: Record) -> dict:
