@@ -108,6 +108,8 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Ma
 def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[list[str], list[str]]:
     listed = {k: ([v] if isinstance(v, str) else list(v)) for k, v in spec.items() if k not in ("options", "check")}
     kind = spec.get("check", "value")
+    if kind == "distribution":
+        return _expand_distribution(listed)
     suffixes = {"value": [""], "gradient": [f"::d/d{w}" for w in listed.get("wrt", [])],
                 "property": [f"::{p}" for p in listed.get("property", [])]}[kind]
     if not suffixes:
@@ -140,6 +142,33 @@ def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[l
                 base = check_id(case_id, api_name, api.option_label(options), device, dtype)
                 ids += [base + suffix for suffix in suffixes]
     return ids, problems
+
+
+def _expand_distribution(listed: dict) -> tuple[list[str], list[str]]:
+    """Distribution checks: `case` names distribution cases, `api` names distribution-level KL functions."""
+    from .distributions import libraries
+
+    corpus = _distribution_corpus()
+    names = {lib.name for lib in libraries.LIBRARIES}
+    problems = [f"unknown distribution case {c!r}" for c in listed["case"] if c not in corpus]
+    problems += [f"unknown distribution-level api {a!r}" for a in listed["api"] if a not in names]
+    if problems:
+        return [], problems
+    ids = []
+    for case_id, api, device, dtype in itertools.product(listed["case"], listed["api"],
+                                                         listed.get("device", list(DEVICES)), listed["dtype"]):
+        if dtype not in corpus[case_id].dtypes:
+            problems.append(f"{case_id} does not run in {dtype}")
+        else:
+            ids.append(f"{case_id}::{api}::{device}::{dtype}")
+    return ids, problems
+
+
+@functools.lru_cache(maxsize=1)
+def _distribution_corpus() -> dict:
+    from .distributions import cases as distribution_cases
+
+    return {c.id: c for c in distribution_cases.load_corpus()[0]}
 
 
 def _option_combos(spec: dict | list, api: Api, problems: list[str]) -> list[dict]:
