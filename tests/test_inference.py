@@ -45,6 +45,7 @@ CASES = [
      WEIGHTED, dict(reduction="mean_batch, weights ignored", batch_divisor="rows")),
     ("zero-p-nan", dict(spaces=("log_prob", "log_prob"), zero_p="nan", zero_both="nan"), ({},),
      dict(zero_p="nan", zero_both="nan", zero_q="inf")),
+    ("zero-both-nan", dict(zero_both="nan"), ({},), dict(zero_p="0", zero_both="nan", zero_q="inf")),
     ("zero-q-nan", dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_q="nan"), ({},),
      dict(zero_p="0", zero_both="0", zero_q="nan")),
     ("keras-clip", dict(p_index=0, spaces=("prob", "prob"), reduction="mean_batch", batch_divisor="rows",

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,7 +53,9 @@ class Inference:
     weights_fed: bool = False
 
     def convention(self) -> Convention | None:
-        """The inferred convention as a `Convention`, when structure and zeros are all known."""
+        """The inferred convention as a `Convention`, when structure and zeros are all known. (A
+        Convention's mean_weighted always divides by the weights' sum: the 'batch' divisor, which
+        leaves one 1-D row undivided, is kept only in `final` and the fields.)"""
         if self.final is None or any(self.fields[f] == UNKNOWN for f in STRUCTURAL + ZEROS):
             return None
         return self.final.convention(self.arguments)
@@ -76,9 +77,13 @@ def infer(api: Api, options: dict, device: str = "cpu") -> Inference:
     key = (api.name, api.framework, id(api.call), repr(sorted(options.items(), key=lambda kv: kv[0])), device)
     hit = _CACHE.get(key)
     if hit is None:
-        missing = binding(api.framework).available() or api.missing()
+        b = binding(api.framework)
+        missing = b.available() or api.missing()
         if missing:
             raise Unavailable(missing)
+        if device not in api.devices or device not in b.devices(b.handle()):
+            raise Unavailable(f"{api.name} does not run on {device}" if device not in api.devices
+                              else f"{api.framework} sees no {device} device")
         started = time.perf_counter()
         box = BlackBox(api, options, device)
         hit = _infer(api, box)
@@ -271,7 +276,3 @@ def probes_hash() -> str:
         for p in probes.structural(weights):
             h.update(p.key.encode())
     return h.hexdigest()[:16]
-
-
-def error_text(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc, limit=-4))[-4000:]
