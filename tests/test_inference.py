@@ -154,3 +154,17 @@ def test_clip_epsilon_is_measured_not_picked_from_a_list():
     inference = infer(api, {})
     assert math.isclose(inference.fields["clip_epsilon"], eps, rel_tol=1e-12)
     assert "bisection" in inference.evidence["clip_epsilon"]
+
+
+def test_an_api_that_always_raises_tells_nothing():
+    def refuses(fw, a, b, o, w):
+        raise ValueError("inputs must sum to one")
+
+    api = fc.Api(name="fake.refuses", framework="numpy", call=refuses, convention=lambda o: fc.Truth().convention(),
+                 dtypes=("float32", "float64"), devices=("cpu",))
+    inference = infer(api, {})
+    assert all(inference.fields[f] == UNKNOWN for f in FIELDS if f not in ("output_dtype", "accumulation"))
+    assert inference.evidence["reduction"].startswith("no probe could be run: 2d[3x4] raised ValueError")
+    assert inference.fields["output_dtype"] == {"float32": "error (ValueError: inputs must sum to one)",
+                                                "float64": "error (ValueError: inputs must sum to one)"}
+    assert inference.final is None

@@ -118,7 +118,7 @@ def _infer(api: Api, box: BlackBox) -> Inference:
     values.update(v), evidence.update(e)
 
     final = None
-    if structure.failed:
+    if structure.failed or not structure.informative:
         for name in ZEROS:
             values[name], evidence[name] = UNKNOWN, "not probed: the structure is unknown (" + evidence["reduction"] + ")"
     else:
@@ -134,9 +134,9 @@ def _infer(api: Api, box: BlackBox) -> Inference:
         values.update(v), evidence.update(e)
         final = zeros.survivors[0] if zeros.survivors else base
 
-    _dtype_phase(api, box, final if not structure.failed else None, weights_fed, values, evidence)
-    return Inference(api.name, api.framework, dict(options), device, dtype, arguments, values, evidence,
-                     final if not structure.failed else None, weights_fed=weights_fed)
+    _dtype_phase(api, box, final, weights_fed, values, evidence)
+    return Inference(api.name, api.framework, dict(options), device, dtype, arguments, values, evidence, final,
+                     weights_fed=weights_fed)
 
 
 def _in(probe: probes.Probe, dtype: str) -> probes.Probe:

@@ -47,6 +47,11 @@ class Elimination:
     def failed(self) -> bool:
         return not self.survivors
 
+    @property
+    def informative(self) -> bool:
+        """At least one probe got an answer (a call that raised tells nothing)."""
+        return any(r.observation.error is None for r in self.records)
+
 
 def judge_candidate(c: Candidate, probe: Probe, obs: Observation, device: str, factor: float) -> Verdict:
     made = c.predict(probe.args, probe.weights)
@@ -103,8 +108,7 @@ def read_fields(names: tuple[str, ...], elim: Elimination, fields_of: Callable[[
         for name in names:
             values[name], evidence[name] = UNKNOWN, text
         return values, evidence
-    informative = [r for r in elim.records if r.observation.error is None]
-    if not informative:
+    if not elim.informative:
         text = "no probe could be run: " + "; ".join(f"{r.probe.name} raised {r.observation.error}"
                                                      for r in elim.records[:4])
         return {name: UNKNOWN for name in names}, {name: text for name in names}

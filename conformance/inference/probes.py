@@ -95,7 +95,7 @@ class Layout:
         for i in (0, 1):
             values = _in_space(sides[i], self.spaces[i])
             if self.axis not in (None, -1) and values.ndim >= 2:
-                values = np.moveaxis(values, -1, self.axis if values.ndim > 1 else 0)
+                values = np.moveaxis(values, -1, self.axis)
             args.append(round_to(np.ascontiguousarray(values), dtype).astype(FORMATS[dtype].carrier))
         w = weights_for(p_prob.shape[:-1]) if weights else None
         return tuple(args), w
