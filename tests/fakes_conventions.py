@@ -7,7 +7,7 @@ the truth), so a declaration that differs from the computation can be planted.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -130,14 +130,6 @@ def make(name: str, declared: Truth | None = None, options: tuple = ({},),
     shown = declared or t
     return Api(name=name, framework="numpy", call=lambda fw, a, b, o, w: compute(t, a, b, w),
                convention=lambda o: shown.convention(), options=options, dtypes=dtypes, devices=("cpu",))
-
-
-def truth(**fields) -> Truth:
-    return Truth(**fields)
-
-
-def with_(t: Truth, **changes) -> Truth:
-    return replace(t, **changes)
 
 
 TORCH_MEAN = make("fake.kl_div_mean", reduction="mean_all", class_axis=None)
