@@ -309,3 +309,9 @@ def test_convention_checks_that_inferred_nothing_are_listed_not_tabled(tmp_path)
     assert "the convention checks inferred nothing" in page and "1 × skip: optax is not installed" in page
     table = aggregate.conventions(model.load([tmp_path / "r.jsonl"]))
     assert table["rows"] == [] and table["declared"] == [] and table["not_inferred"] == [("skip: optax is not installed", 1)]
+
+
+def test_schema_accepts_a_skipped_convention_check_without_inference():
+    skipped = record("conventions", verdict="skip", check="convention", reason="optax is not installed").to_json()
+    assert results.schema_errors(skipped) == []
+    assert results.schema_errors({**skipped, "verdict": "pass"})  # a decided one must say what it inferred
