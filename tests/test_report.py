@@ -315,3 +315,15 @@ def test_schema_accepts_a_skipped_convention_check_without_inference():
     skipped = record("conventions", verdict="skip", check="convention", reason="optax is not installed").to_json()
     assert results.schema_errors(skipped) == []
     assert results.schema_errors({**skipped, "verdict": "pass"})  # a decided one must say what it inferred
+
+
+@pytest.mark.parametrize("value, text", [
+    ({"float16": "float16", "float32": "float32"}, "same as input"),
+    ({"float16": "higher", "bfloat16": "higher"}, "higher (every dtype)"),
+    ({"float16": "float32", "float64": "float64"}, "float16 → float32, float64 → float64"),
+    ({"input": "log_prob", "target": "prob"}, "input: log_prob, target: prob"),
+    ({"input": "log_prob", "target": "log_prob"}, "input: log_prob, target: log_prob"),
+    (1e-07, "1e-07"), (None, "—"), (["log_prob", "prob"], "log_prob, prob"),
+])
+def test_convention_values_read_compactly(value, text):
+    assert aggregate.fmt_field(value) == text

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import DTYPES
 from ..frameworks import FRAMEWORKS
 from ..results import FAILING, VERDICTS, Record, number
 from .model import RunSet, Source
@@ -46,8 +47,11 @@ def fmt(value: Any) -> str:
 
 
 def fmt_field(value: Any) -> str:
-    """A convention field's value; per-dtype mappings (output_dtype, accumulation) read compactly."""
+    """A convention field's value; per-dtype mappings (output_dtype, accumulation) read compactly,
+    per-argument mappings (input_space) as argument: value in call order."""
     if isinstance(value, dict) and value:
+        if not all(k in DTYPES for k in value):
+            return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items())
         if all(str(k) == str(v) for k, v in value.items()):
             return "same as input"
         if len({fmt(v) for v in value.values()}) == 1:
