@@ -2,7 +2,6 @@
 conflicting run information are reported; completeness is measured against the case corpus."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
