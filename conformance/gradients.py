@@ -143,8 +143,8 @@ def _run(check: GradientCheck, record: Record) -> None:
     if axis is not None and observed.ndim == len(case.shape):
         observed = np.moveaxis(observed, axis, -1)
 
-    verdict = judge.judge(exp.expectation(), observed,
-                          check.dtype, check.device, api.tolerance.factor if api.tolerance else 1.0)
+    verdict = judge.judge(exp.expectation(), observed, check.dtype, check.device,
+                          api.tolerance.factor if api.tolerance else 1.0, record.output_dtype)
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
     record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
     record.tolerance, record.headroom = verdict.tolerance, verdict.headroom

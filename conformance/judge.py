@@ -53,8 +53,11 @@ def tolerance(exp: Expectation, dtype: str, device: str, override_factor: float 
     return scale * kappa * device_factor * override_factor + fmt.smallest_subnormal
 
 
-def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, override_factor: float = 1.0) -> Judgement:
-    expected = np.asarray(exp.value, np.float64)
+def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, override_factor: float = 1.0,
+          output_dtype: str | None = None) -> Judgement:
+    """`output_dtype` (what the API returned) decides which values are representable: an exact value
+    beyond its largest finite number is correctly returned as +-inf."""
+    expected = representable(np.asarray(exp.value, np.float64), output_dtype or dtype)
     observed = np.asarray(observed, np.float64)
     if observed.shape != expected.shape:
         return Judgement("fail", "shape", f"output shape {list(observed.shape)}, expected {list(expected.shape)}",
@@ -99,6 +102,17 @@ def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, overr
             judgement.message = _mismatch_message(kind, index, expected, observed, tol, judgement.mismatches, expected.size)
             break
     return judgement
+
+
+def representable(expected: np.ndarray, dtype: str) -> np.ndarray:
+    """The exact values as that dtype can hold them: beyond its range they round to +-inf."""
+    fmt = FORMATS.get(dtype)
+    if fmt is None:
+        return expected
+    # round-to-nearest overflows to inf from max + half an ulp of max onwards
+    limit = fmt.max + 2.0 ** (np.floor(np.log2(fmt.max)) - fmt.mantissa_bits)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(expected) & (np.abs(expected) >= limit), np.copysign(np.inf, expected), expected)
 
 
 def _fmt(x: float) -> str:

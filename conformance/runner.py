@@ -223,7 +223,7 @@ def _run(check: Check, outcome: Outcome) -> None:
 
     factor = api.tolerance.factor if api.tolerance else 1.0
     outcome.observed, outcome.expectation, outcome.convention = observed, exp, conv
-    verdict = judge.judge(exp, observed, check.dtype, check.device, factor)
+    verdict = judge.judge(exp, observed, check.dtype, check.device, factor, record.output_dtype)
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
     record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
     record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
@@ -231,7 +231,7 @@ def _run(check: Check, outcome: Outcome) -> None:
     record.expected = summarize(exp.value, verdict.worst_index)
     if verdict.verdict == "fail":
         record.message = _with_inputs(record.message, verdict.worst_index, args, conv)
-        record.diagnosis = diagnose(conv, args, weights, observed, check)
+        record.diagnosis = diagnose(conv, args, weights, observed, check, record.output_dtype)
         repro.attach(record, check, fed, weights, conv, exp.value, verdict.worst_index)
         if verdict.kind == "inf":
             record.diagnosis = f"{overflow_hint(args, conv, check.dtype)}{record.diagnosis}"
@@ -261,7 +261,8 @@ def overflow_hint(args, conv: conventions.Convention, dtype: str) -> str:
     return ""
 
 
-def diagnose(conv: conventions.Convention, args, weights, observed: np.ndarray, check: Check) -> str:
+def diagnose(conv: conventions.Convention, args, weights, observed: np.ndarray, check: Check,
+             output_dtype: str | None = None) -> str:
     """Which single change to the declared convention explains the observation, if any."""
     if args[0].size > DIAGNOSE_LIMIT:
         return "not diagnosed: input too large to re-evaluate alternative conventions"
@@ -269,7 +270,7 @@ def diagnose(conv: conventions.Convention, args, weights, observed: np.ndarray, 
     matches = []
     for label, alternative in conventions.variants(conv):
         exp = conventions.expectation(alternative, args, weights)
-        if judge.judge(exp, observed, check.dtype, check.device, factor).verdict == "pass":
+        if judge.judge(exp, observed, check.dtype, check.device, factor, output_dtype).verdict == "pass":
             matches.append(label)
     if not matches:
         return "no single change to the declared convention explains the observed values"

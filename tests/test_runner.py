@@ -67,3 +67,14 @@ def test_missing_framework_is_a_skip_with_reason(corpus, monkeypatch):
 
     rec = _run(corpus["canonical-2x3"], torch_adapter.APIS[0], "float32")
     assert rec.verdict == "skip" and "not installed" in rec.reason
+
+
+def test_a_value_beyond_the_dtype_range_is_correctly_infinite():
+    from conformance import judge, oracle
+
+    exp = oracle.Expectation(np.array([-1.0e5, 70000.0, 65519.0]), np.array([1e5, 7e4, 6.5e4]), 1)
+    got = judge.judge(exp, np.array([-np.inf, np.inf, 65504.0]), "float16", "cpu")
+    assert got.verdict == "pass", got.message
+    assert judge.judge(exp, np.array([-np.inf, np.inf, np.inf]), "float16", "cpu").verdict == "fail"
+    wider = judge.judge(exp, np.array([-1.0e5, 70000.0, 65519.0]), "float16", "cpu", output_dtype="float32")
+    assert wider.verdict == "pass"
