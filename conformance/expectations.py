@@ -110,6 +110,11 @@ def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[l
     kind = spec.get("check", "value")
     if kind == "distribution":
         return _expand_distribution(listed)
+    if kind == "convention":
+        return _expand_convention(spec, listed, apis)
+    missing = [k for k in ("case", "dtype") if k not in listed]
+    if missing:
+        return [], [f"{kind} checks need {' and '.join(missing)}"]
     suffixes = {"value": [""], "gradient": [f"::d/d{w}" for w in listed.get("wrt", [])],
                 "property": [f"::{p}" for p in listed.get("property", [])]}[kind]
     if not suffixes:
@@ -141,6 +146,23 @@ def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[l
                     continue
                 base = check_id(case_id, api_name, api.option_label(options), device, dtype)
                 ids += [base + suffix for suffix in suffixes]
+    return ids, problems
+
+
+def _expand_convention(spec: dict, listed: dict, apis: dict[str, Api]) -> tuple[list[str], list[str]]:
+    """Convention checks: one per API x options x device, probed in the API's structural dtype."""
+    from .inference import structural_dtype
+    from .inference.records import CASE_ID
+
+    problems = [f"unknown api {name!r}" for name in listed["api"] if name not in apis]
+    ids = []
+    for name in listed["api"]:
+        if name not in apis:
+            continue
+        api = apis[name]
+        for options in _option_combos(spec.get("options", {}), api, problems):
+            for device in listed.get("device", list(api.devices)):
+                ids.append(check_id(CASE_ID, name, api.option_label(options), device, structural_dtype(api)))
     return ids, problems
 
 
