@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import traceback
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -71,7 +72,14 @@ def plan(cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DE
 
 
 def run_property_check(check: PropertyCheck) -> Record:
-    outcome = _RUNNERS[check.prop](check)
+    try:
+        outcome = _RUNNERS[check.prop](check)
+    except Exception as exc:  # a bug in klconf itself: recorded, and the run goes on
+        outcome = Outcome(Record(
+            check_id=check.id, case_id=check.case.id, case_hash=check.case.hash, api=check.api.name,
+            framework=check.api.framework, device=check.device, dtype=check.dtype, options=check.options,
+            verdict="error", kind="internal", message=f"klconf internal error: {type(exc).__name__}: {exc}",
+            extra={"traceback": traceback.format_exc()[-4000:]}))
     record = outcome.record
     record.check, record.check_id = "property", check.id
     record.options = {**record.options, "property": check.prop}
@@ -217,7 +225,12 @@ def _cross_entropy_identity(check: PropertyCheck) -> Outcome:
     api_out = execute(_check(check))
     if not _ran(api_out):
         return api_out
-    identity = execute(_check(check, api=check.partner))
+    per_row = next((o for o in check.partner.options if check.partner.convention(o).reduction == "per_row"), None)
+    if per_row is None:
+        record = api_out.record
+        record.verdict, record.reason = "unsupported", f"{check.partner.name} has no per-row option"
+        return api_out
+    identity = execute(_check(check, options=per_row, api=check.partner))
     if not _ran(identity):
         record = api_out.record
         record.verdict, record.reason = identity.record.verdict, f"{check.partner.name}: {identity.record.reason or identity.record.message}"
@@ -225,18 +238,19 @@ def _cross_entropy_identity(check: PropertyCheck) -> Outcome:
     per_row = identity.observed  # H(P, Q) - H(P) per row, from the framework's cross-entropy
     conv = api_out.convention
     weights = weights_for(check.case.shape) if check.options.get("sample_weight") else None
-    reference = _apply_reduction(per_row, conv, check.case.shape, weights)
     row_tol = _tolerance(identity, check)
-    tol = _tolerance(api_out, check) + _apply_reduction(row_tol, conv, check.case.shape, weights, absolute=True)
+    api_tol = _tolerance(api_out, check)
+    what = f"{check.api.name} differs from {check.partner.name}"
     if conv.reduction == "none":  # compare elementwise outputs through their row sums
-        _verdict(api_out.record, api_out.observed.sum(axis=-1), per_row, row_tol + tol.sum(axis=-1),
-                 f"{check.api.name} differs from {check.partner.name}")
+        _verdict(api_out.record, api_out.observed.sum(axis=-1), per_row, row_tol + api_tol.sum(axis=-1), what)
     else:
-        _verdict(api_out.record, api_out.observed, reference, tol, f"{check.api.name} differs from {check.partner.name}")
+        reference = _apply_reduction(per_row, conv, check.case.shape, weights)
+        _verdict(api_out.record, api_out.observed, reference,
+                 api_tol + _apply_reduction(row_tol, conv, check.case.shape, weights), what)
     return api_out
 
 
-def _apply_reduction(per_row: np.ndarray, conv, shape: tuple, weights, absolute: bool = False) -> np.ndarray:
+def _apply_reduction(per_row: np.ndarray, conv, shape: tuple, weights) -> np.ndarray:
     values = np.asarray(per_row, np.float64)
     if weights is not None:
         values = values * weights

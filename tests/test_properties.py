@@ -62,3 +62,13 @@ def test_analytic_gradient_matches_finite_differences(spec, wrt):
         f = lambda x: float(np.sum(oracle.expected(*((x, args["q"]) if wrt == "p" else (args["p"], x)), spec).value))
         numeric[i] = (f(plus) - f(minus)) / (2 * h)
     assert np.allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_a_bug_in_a_property_runner_is_a_recorded_error(case, monkeypatch):
+    def broken(check):
+        raise ZeroDivisionError("planted")
+
+    monkeypatch.setitem(properties._RUNNERS, "self_zero", broken)
+    rec = run(case, fakes.EXACT, "self_zero")
+    assert rec.verdict == "error" and rec.kind == "internal" and "planted" in rec.message
+    assert rec.check == "property" and rec.check_id.endswith("::self_zero")
