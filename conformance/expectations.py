@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cases import DEFAULT_CASES_DIR, Case, Problem, _display_path, _parse_yaml, _schema_message
+from .cases import DEFAULT_CASES_DIR, Case, Problem, _display_path, _dotted, _parse_yaml, _schema_message
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api
 from .results import Record
@@ -84,7 +84,7 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Ma
             problems.append(Problem(name, getattr(getattr(exc, "problem_mark", None), "line", -1) + 1 or None,
                                     "", f"YAML error: {exc}"))
             continue
-        schema_problems = [Problem(name, lines.line_of(tuple(e.absolute_path)), _path(e.absolute_path),
+        schema_problems = [Problem(name, lines.line_of(tuple(e.absolute_path)), _dotted(e.absolute_path),
                                    _schema_message(e)) for e in _validator().iter_errors(data)]
         if schema_problems:
             problems += schema_problems
@@ -206,13 +206,6 @@ def _option_combos(spec: dict | list, api: Api, problems: list[str]) -> list[dic
             problems.append(f"{api.name} has no option combination {want}")
         chosen += [m for m in matches if m not in chosen]
     return chosen
-
-
-def _path(parts) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 @functools.lru_cache(maxsize=1)

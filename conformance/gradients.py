@@ -19,9 +19,9 @@ import numpy as np
 from . import isolation, judge, oracle
 from .cases import Case
 from .dtypes import DTYPES
-from .frameworks import DEVICES, Api, Unavailable, binding
+from .frameworks import DEVICES, Api, binding
 from .results import Record, summarize
-from .runner import (_devices, _framework_version, declared, fed_arguments, feed_axis, weights_for)
+from .runner import declared, fed_arguments, feed_axis, prepare, to_native, weights_for
 
 MAX_ELEMENTS = 1 << 17  # larger cases (the 128k and 256k vocabularies) are value-checked only
 
@@ -86,26 +86,13 @@ def run_gradient_check(check: GradientCheck) -> Record:
 
 def _run(check: GradientCheck, record: Record) -> None:
     api, case = check.api, check.case
-    b = binding(api.framework)
-    missing = b.available() or api.missing()
-    if missing:
-        record.verdict, record.reason = "skip", missing
-        return
-    if b.gradient is None:
+    if binding(api.framework).gradient is None:
         record.verdict, record.reason = "unsupported", f"{api.framework} has no automatic differentiation"
         return
-    if check.dtype not in api.dtypes or (case.broadcast and not api.broadcasts):
-        record.verdict, record.reason = "unsupported", f"{api.name} does not accept this input"
+    ready = prepare(check, record)
+    if ready is None:
         return
-    try:
-        fw = b.handle()
-    except Unavailable as exc:
-        record.verdict, record.reason = "skip", str(exc)
-        return
-    if check.device not in _devices(api.framework):
-        record.verdict, record.reason = "skip", f"{api.framework} sees no {check.device} device"
-        return
-    record.framework_version = _framework_version(api.framework)
+    b, fw = ready
     conv = declared(check)
     record.convention = conv.describe()
     fed = fed_arguments(case, conv, check.dtype)
@@ -122,9 +109,7 @@ def _run(check: GradientCheck, record: Record) -> None:
     try:
         with context, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            native = [b.to_native(fw, a if axis is None else np.moveaxis(a, -1, axis), check.dtype, check.device)
-                      for a in fed]
-            native_w = b.to_native(fw, weights, check.dtype, check.device) if weights is not None else None
+            native, native_w = to_native(b, fw, check, fed, axis, weights)
 
             def fn(x, y):
                 return api.call(fw, x, y, check.options, native_w)

@@ -162,28 +162,46 @@ def execute(check: Check) -> Outcome:
     return outcome
 
 
-def _run(check: Check, outcome: Outcome) -> None:
-    api, case, record = check.api, check.case, outcome.record
+def prepare(check, record: Record):
+    """What every runner settles before calling an API: installed, accepts this input, device present.
+    Returns (binding, framework handle), or None with the record's verdict and reason set."""
+    api, case = check.api, check.case
     b = binding(api.framework)
     missing = b.available() or api.missing()
     if missing:
         record.verdict, record.reason = "skip", missing
-        return
+        return None
     if check.dtype not in api.dtypes:
         record.verdict, record.reason = "unsupported", f"{api.name} does not accept {check.dtype}"
-        return
+        return None
     if case.broadcast and not api.broadcasts:
         record.verdict, record.reason = "unsupported", f"{api.name} does not broadcast P against Q"
-        return
+        return None
     try:
         fw = b.handle()
     except Unavailable as exc:
         record.verdict, record.reason = "skip", str(exc)
-        return
+        return None
     if check.device not in _devices(api.framework):
         record.verdict, record.reason = "skip", f"{api.framework} sees no {check.device} device"
-        return
+        return None
     record.framework_version = _framework_version(api.framework)
+    return b, fw
+
+
+def to_native(b, fw, check, fed: tuple, axis: int | None, weights) -> tuple[list, object]:
+    """The fed arguments (class axis moved where the API wants it) and weights as native arrays."""
+    native = [b.to_native(fw, a if axis is None else np.moveaxis(a, -1, axis), check.dtype, check.device) for a in fed]
+    native_w = b.to_native(fw, weights, check.dtype, check.device) if weights is not None else None
+    return native, native_w
+
+
+def _run(check: Check, outcome: Outcome) -> None:
+    api, case, record = check.api, check.case, outcome.record
+    ready = prepare(check, record)
+    if ready is None:
+        return
+    b, fw = ready
     conv = declared(check)
     record.convention = conv.describe()
     fed = fed_arguments(case, conv, check.dtype)
@@ -198,9 +216,7 @@ def _run(check: Check, outcome: Outcome) -> None:
         with context, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             record.settings = b.check_settings(fw, check.dtype, check.device)
-            native = [b.to_native(fw, a if axis is None else np.moveaxis(a, -1, axis), check.dtype, check.device)
-                      for a in fed]
-            native_w = b.to_native(fw, weights, check.dtype, check.device) if weights is not None else None
+            native, native_w = to_native(b, fw, check, fed, axis, weights)
             with isolation.guard():
                 out = api.call(fw, native[0], native[1], check.options, native_w)
                 observed, record.output_dtype = b.to_numpy(fw, out)
