@@ -140,8 +140,12 @@ def cmd_run(args) -> int:
     unknown = [f for f in args.framework if f not in ("torch", "jax", "tensorflow", "scipy")]
     if unknown:
         raise UsageError(f"unknown framework(s): {', '.join(unknown)} (known: torch, jax, tensorflow, scipy)")
+    from .cases import load_corpus
     from .frameworks import load_plugin
 
+    _, problems = load_corpus(args.cases)  # every problem at once, before pytest starts
+    if problems:
+        raise UsageError("invalid case files:\n  " + "\n  ".join(map(str, problems)))
     for spec in args.api:  # fail fast, in one line, before pytest starts
         try:
             load_plugin(spec)

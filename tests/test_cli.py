@@ -55,3 +55,13 @@ def test_run_reports_coverage_in_the_results_and_on_request(tmp_path):
     assert entry["options"] == ["reduction=batchmean", "reduction=mean", "reduction=none", "reduction=sum"]
     shown = klconf("coverage", str(tmp_path / "results.jsonl"))
     assert shown.returncode == 0 and "fake.exact" in shown.stdout and "shapes 1d, 2d, 3d" in shown.stdout
+
+
+def test_run_with_malformed_case_files_lists_every_problem_without_a_traceback(tmp_path):
+    (tmp_path / "bad.yaml").write_text("cases:\n  - id: x\n    description: d\n    p: {probs: [[0.5, -0.5]]}\n"
+                                       "    q: {probs: [[0.5, 0.5], [1]]}\n")
+    proc = klconf("run", "--cases", str(tmp_path), "--out", str(tmp_path / "out"), "--no-report")
+    assert proc.returncode == 2
+    assert "bad.yaml:4: cases[0].p.probs: negative probabilities" in proc.stderr
+    assert "bad.yaml:5: cases[0].q.probs: rows of unequal width" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
