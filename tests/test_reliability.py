@@ -55,6 +55,11 @@ def test_interrupted_run_keeps_its_results(tmp_path):
     assert len(run.records) >= 3 and run.problems == []
     assert run.end is not None and run.end["interrupted"]
     assert all(r.verdict == "pass" for r in run.records)
+    report = klconf("report", str(path), "--out", str(tmp_path / "html"))
+    report.communicate(timeout=120)
+    assert report.returncode == 0
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert "Incomplete run:" in page
 
 
 def test_reader_tolerates_a_torn_last_line(tmp_path):
