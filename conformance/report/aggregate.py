@@ -150,6 +150,57 @@ def declared_conventions(runset: RunSet) -> list[dict]:
             for (fw, api, label) in sorted(seen, key=lambda k: (framework_order(k[0]), k[1], k[2]))]
 
 
+# --------------------------------------------------------------------------- porting
+
+
+PORTING_CODE_CHARS = 12000  # a snippet longer than this is cut in the page (the results file has it whole)
+
+
+def porting(runset: RunSet) -> dict:
+    """The porting table: one row per source call (API and options), one column per target framework;
+    each cell the equivalent's expression and how it fared on the corpus (records with check "porting")."""
+    cells: dict[tuple[str, str, str], dict[str, dict]] = defaultdict(dict)
+    targets: set[str] = set()
+    for r in runset.records:
+        if r.check != "porting":
+            continue
+        target = str(r.extra.get("target_framework") or r.case_id.removeprefix("porting-to-"))
+        targets.add(target)
+        cells[(r.framework, r.api, option_label(r.options))][target] = _porting_cell(r)
+    columns = sorted(targets, key=framework_order)
+    rows, counts = [], {t: Counter() for t in columns}
+    for key in sorted(cells, key=lambda k: (framework_order(k[0]), k[1], k[2])):
+        framework, api, label = key
+        row = [cells[key].get(t) for t in columns]
+        for t, cell in zip(columns, row):
+            if cell:
+                counts[t][cell["status"]] += 1
+        rows.append({"framework": framework, "api": api, "options": label, "cells": row})
+    totals = [{"target": t, "verified": counts[t]["verified"], "differs": counts[t]["differs"],
+               "other": sum(n for s, n in counts[t].items() if s not in ("verified", "differs"))} for t in columns]
+    return {"targets": columns, "rows": rows, "totals": totals}
+
+
+def _porting_cell(r: Record) -> dict:
+    extra = r.extra
+    status = {"pass": "verified", "fail": "differs"}.get(r.verdict, r.verdict)
+    differs = [{"case": str(d.get("case", "")), "dtypes": ", ".join(map(str, d.get("dtypes") or ())),
+                "reason": _cut(str(d.get("reason", "")), 1000)}
+               for d in extra.get("differs_on") or () if isinstance(d, dict)]
+    outside = extra.get("out_of_domain") if isinstance(extra.get("out_of_domain"), dict) else {}
+    code = str(extra.get("code", ""))
+    if len(code) > PORTING_CODE_CHARS:
+        code = code[:PORTING_CODE_CHARS] + "\n# ... cut: the results file holds the whole snippet\n"
+    return {
+        "status": status, "verdict": r.verdict, "expression": str(extra.get("expression", "")), "code": code,
+        "verified": extra.get("verified_cases"), "differs": differs,
+        "outside": [str(d.get("case", "")) for d in outside.get("differs_on") or () if isinstance(d, dict)],
+        "not_applicable": len(extra.get("not_applicable") or ()),
+        "notes": [_cut(str(n), 600) for n in extra.get("notes") or ()],
+        "reason": _cut(r.reason or (r.message if status not in ("verified", "differs") else ""), 600),
+    }
+
+
 # --------------------------------------------------------------------------- accuracy
 
 
@@ -349,6 +400,7 @@ def build(runset: RunSet) -> dict:
     return {
         "summary": summary(runset),
         "conventions": conventions(runset),
+        "porting": porting(runset),
         "accuracy": accuracy(runset),
         "run_info": run_info(runset),
         "payload": payload(runset),

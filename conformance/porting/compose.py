@@ -1,0 +1,266 @@
+"""Composing an equivalent: a source's recipe written in a target framework's vocabulary.
+
+The snippet defines `equivalent(p, q)` (plus `sample_weight=None` when the source call takes
+sample weights): P and Q arrive as NumPy probabilities laid out as the source takes them
+(classes on its class axis), and the function returns what the source returns for the same
+P and Q fed in its own input spaces. Each line follows from one convention field:
+
+  input space logits   -> rows normalised (softmax(log Q) = Q / sum Q)
+  clip_epsilon         -> both arguments clipped to [epsilon, 1]
+  normalizes           -> rows normalised
+  elementwise, zero_*  -> the term spelling with the same zeros (the framework's own KL function
+                          where one matches exactly), else the nearest one and a mask per field
+  reduction, divisors  -> a sum over the class axis, weights, a total and its divisor
+  output_dtype         -> a cast, where the source returns another dtype than its input's
+
+The snippet imports NumPy and the target framework only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .recipe import Recipe
+from .vocabulary import Term, Vocabulary, vocabulary
+
+PLAIN, GENERALIZED = "p*log(p/q)", "p*log(p/q)-p+q"
+ZERO_FIELDS = ("zero_p", "zero_both", "zero_q")
+# where each zero convention applies, over the prepared p and q
+MASKS = {"zero_p": "(p == 0) & (q != 0)", "zero_both": "(p == 0) & (q == 0)", "zero_q": "(p > 0) & (q == 0)"}
+INDENT = "    "
+
+
+@dataclass
+class Equivalent:
+    recipe: Recipe
+    target: str
+    code: str  # the whole snippet
+    expression: str  # the computation in one line (the lines after conversion, joined)
+    term: Term  # the spelling of the elementwise term that was chosen
+    masked: list[str] = field(default_factory=list)  # zero fields reproduced with a mask
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def takes_weights(self) -> bool:
+        return self.recipe.weights_fed
+
+    def function(self):
+        """`equivalent` from the snippet, executed here (the verifier calls it on every case)."""
+        namespace: dict = {"__name__": f"klconf_port_{self.target}"}
+        exec(compile(self.code, f"<port of {self.recipe.title} to {self.target}>", "exec"), namespace)
+        return namespace["equivalent"]
+
+
+def choose_term(recipe: Recipe, terms: list[Term]) -> tuple[Term, list[str]]:
+    """The spelling whose zeros are the source's (the first listed wins a tie: the framework's own
+    functions come first), and the zero fields it still gets wrong, which are then masked.
+    Under clipping no argument reaches zero, so any spelling of the right term serves."""
+    c = recipe.candidate
+    wanted = {"zero_p": c.zero_p, "zero_both": c.zero_both, "zero_q": c.zero_q}
+    usable = [t for t in terms if t.elementwise == c.elementwise or t.elementwise == PLAIN]
+    if not usable:
+        raise ValueError(f"no spelling of {c.elementwise} in the vocabulary")
+
+    def wrong(t: Term) -> list[str]:
+        if c.clip_epsilon is not None:
+            return []
+        return [f for f, have in zip(ZERO_FIELDS, t.zeros) if have != wanted[f]]
+
+    best = min(usable, key=lambda t: (len(wrong(t)), t.elementwise != c.elementwise))
+    return best, wrong(best)
+
+
+def compose(recipe: Recipe, target: str, terms: list[Term] | None = None) -> Equivalent:
+    """The equivalent of `recipe` in `target`. `terms`: the spellings to choose from (default: the
+    framework's own KL functions, measured by inference, then the generic spellings)."""
+    voc = vocabulary(target)
+    if terms is None:
+        from .vocabulary import framework_terms
+
+        terms = framework_terms(target) + list(voc.generic_terms())
+    term, masked = choose_term(recipe, terms)
+    c = recipe.candidate
+    prelude: list[str] = []  # shape arithmetic in NumPy, before any native array exists
+    core: list[str] = []  # the native computation
+
+    needs_axis = (c.reduction in ("per_row",) or recipe.weighted or "logits" in c.spaces or c.normalizes
+                  or (c.reduction == "mean_batch" and c.batch_divisor == "rows"))
+    if needs_axis:
+        prelude.append(_axis_line(c.class_axis))
+    count = _count_line(c)
+    if count:
+        prelude.append(count)
+    if recipe.weights_fed:
+        if recipe.weighted:
+            prelude.append("w = np.ones(shape[:axis] + shape[axis + 1:], dtype) if sample_weight is None "
+                           "else np.asarray(sample_weight, dtype)  # per-row sample weights")
+        else:
+            prelude.append("# sample_weight is accepted and ignored, as the source ignores it (inferred)")
+
+    for side, space in (("p", recipe.p_space), ("q", recipe.q_space)):
+        if space == "logits":
+            core.append(f"{side} = {side} / {voc.fill('sum_keep', x=side, axis='axis')}  "
+                        f"# {_arg(recipe, side)} is read as logits: softmax(log {side.upper()}) = "
+                        f"{side.upper()} / sum({side.upper()})")
+    if c.clip_epsilon is not None:
+        eps = repr(float(c.clip_epsilon))
+        core.append(f"p, q = {voc.fill('clip', x='p', lo=eps, hi='1.0')}, {voc.fill('clip', x='q', lo=eps, hi='1.0')}"
+                    f"  # clip_epsilon={c.clip_epsilon:g}: both arguments clipped to [{c.clip_epsilon:g}, 1]")
+    if c.normalizes:
+        core.append(f"p, q = p / {voc.fill('sum_keep', x='p', axis='axis')}, q / {voc.fill('sum_keep', x='q', axis='axis')}"
+                    "  # normalizes: both rows rescaled to sum to 1")
+    core.append(f"term = {term.template.format(p='p', q='q')}  # {term.origin}")
+    if c.elementwise == GENERALIZED and term.elementwise == PLAIN:
+        core.append("term = term - p + q  # elementwise p*log(p/q)-p+q (generalised KL)")
+    for name in masked:
+        value = _zero_value(name, getattr(c, name), c.elementwise, voc)
+        core.append(f"term = {voc.fill('where', c=MASKS[name], a=value, b='term')}  "
+                    f"# {name}={getattr(c, name)}: {_zero_words(name, getattr(c, name))}")
+    core += _reduction_lines(recipe, voc)
+
+    out = voc.fill("to_numpy", x="out")
+    cast = _output_cast(recipe)
+    ret = f"return {out}.astype(OUTPUT_DTYPE.get(dtype.name, dtype))" if cast else f"return {out}"
+    uses_dtype = bool(cast) or "dtype" in voc.scope or any("dtype" in line for line in prelude)
+    code = _render(recipe, voc, prelude, core, ret, cast, uses_dtype)
+    expression = "; ".join(_strip_comment(line) for line in prelude + core if not line.lstrip().startswith("#"))
+    notes = _notes(recipe, term, masked)
+    return Equivalent(recipe, target, code, expression, term, masked, notes)
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def _arg(recipe: Recipe, side: str) -> str:
+    index = recipe.candidate.p_index if side == "p" else 1 - recipe.candidate.p_index
+    return recipe.arguments[index]
+
+
+def _axis_line(class_axis) -> str:
+    if class_axis == 0:
+        return "axis = 0  # class_axis=0: classes on the first axis"
+    if class_axis == 1:
+        return "axis = 1 if len(shape) > 1 else 0  # class_axis=1: classes on axis 1 (axis 0 for one unbatched row)"
+    return "axis = len(shape) - 1  # class_axis=-1: classes on the last axis"
+
+
+def _count_line(c) -> str:
+    """The divisor of a mean, from the reduction and its divisor field (Python integers from shapes)."""
+    if c.reduction == "mean_all":
+        return "count = int(np.prod(shape))  # reduction=mean_all: divided by every element"
+    if c.reduction != "mean_batch":
+        return ""
+    first = "(shape[1] if len(shape) > 1 else shape[0])" if c.class_axis == 0 else "shape[0]"
+    if c.batch_divisor == "rows":
+        return ("count = int(np.prod(shape[:axis] + shape[axis + 1:]))  "
+                "# reduction=mean_batch, batch_divisor=rows: divided by the number of rows")
+    if c.batch_divisor == "batch":
+        row = "shape[1]" if c.class_axis == 0 else "shape[0]"
+        return (f"count = {row} if len(shape) > 1 else 1  "
+                "# reduction=mean_batch, batch_divisor=batch: the batch size, 1 for one unbatched row")
+    return (f"count = {first}  # reduction=mean_batch, batch_divisor=dim0: divided by the first dimension "
+            "(the classes of one unbatched row)")
+
+
+def _zero_value(name: str, value: str, elementwise: str, voc: Vocabulary) -> str:
+    if value == "nan":
+        return voc.fill("constant", value="np.nan", like="term")
+    if name == "zero_q":
+        return voc.fill("constant", value="np.inf", like="term")
+    if name == "zero_p" and elementwise == GENERALIZED:
+        return "q"  # p log(p/q) - p + q at p = 0
+    return voc.fill("constant", value="0.0", like="term")
+
+
+def _zero_words(name: str, value: str) -> str:
+    where = {"zero_p": "p = 0 < q", "zero_both": "p = q = 0", "zero_q": "q = 0 < p"}[name]
+    return f"the source returns {'NaN' if value == 'nan' else value} where {where}"
+
+
+def _reduction_lines(recipe: Recipe, voc: Vocabulary) -> list[str]:
+    c = recipe.candidate
+    r = c.reduction
+    if r == "none":
+        return ["out = term  # reduction=none: elementwise"]
+    lines = []
+    summed = "term"
+    if r == "per_row" or recipe.weighted:
+        lines.append(f"rows = {voc.fill('sum', x='term', axis='axis')}  # KL per row: the sum over the class axis")
+        if recipe.weighted:
+            lines.append("rows = rows * w  # each row times its sample weight")
+        summed = "rows"
+    if r == "per_row":
+        lines.append("out = rows  # reduction=per_row")
+        return lines
+    total = voc.fill("total", x=summed)
+    if r == "sum":
+        lines.append(f"out = {total}  # reduction=sum")
+    elif r in ("mean_all", "mean_batch"):
+        lines.append(f"out = {total} / count")
+    elif c.batch_divisor == "batch":
+        lines.append(f"out = {total} / {voc.fill('total', x='w')} if len(shape) > 1 else {total}  "
+                     "# reduction=mean_weighted, batch_divisor=batch: divided by the sum of the weights, "
+                     "except one unbatched row's weighted loss")
+    else:
+        lines.append(f"out = {total} / {voc.fill('total', x='w')}  "
+                     "# reduction=mean_weighted: divided by the sum of the weights")
+    return lines
+
+
+def _output_cast(recipe: Recipe) -> dict:
+    """Input dtype -> output dtype where the source returns another dtype (NumPy dtypes only)."""
+    numpy_names = ("float16", "float32", "float64")
+    return {k: v for k, v in recipe.output_dtype.items()
+            if k in numpy_names and v in numpy_names and k != v}
+
+
+def _strip_comment(line: str) -> str:
+    code = line.split("  # ", 1)[0].strip()
+    return code
+
+
+def _render(recipe: Recipe, voc: Vocabulary, prelude, core, ret, cast, uses_dtype) -> str:
+    params = "p, q, sample_weight=None" if recipe.weights_fed else "p, q"
+    layout = {-1: "the last axis", 0: "axis 0", 1: "axis 1 (axis 0 when 1-D)", None: "the last axis"}[
+        recipe.candidate.class_axis]
+    lines = [f'"""{recipe.title} in {voc.framework}, composed by klconf from the source\'s convention."""',
+             "import numpy as np", *voc.imports]
+    if cast:
+        lines += ["", f"OUTPUT_DTYPE = {cast!r}  # the source's output dtype where it is not the input's (inferred)"]
+    lines += ["", "", f"def equivalent({params}):",
+              f'{INDENT}"""The value of {recipe.call_text()}',
+              f"{INDENT}for probabilities P = p and Q = q (NumPy arrays, classes on {layout}), as a NumPy value.",
+              "",
+              f"{INDENT}Source convention ({recipe.origin}): {recipe.describe()}.",
+              f'{INDENT}"""',
+              f"{INDENT}p, q = np.asarray(p), np.asarray(q)"]
+    if uses_dtype:
+        lines.append(f"{INDENT}dtype = np.result_type(p, q)")
+    if prelude:
+        lines.append(f"{INDENT}shape = np.broadcast_shapes(p.shape, q.shape)")
+    lines += [INDENT + line for line in prelude]
+    body = [f"p, q = {voc.fill('native', x='p')}, {voc.fill('native', x='q')}"]
+    if recipe.weighted:
+        body.append(f"w = {voc.fill('native', x='w')}")
+    body += core + [ret]
+    if voc.scope:
+        lines.append(INDENT + voc.scope)
+        lines += [INDENT * 2 + line for line in body]
+    else:
+        lines += [INDENT + line for line in body]
+    return "\n".join(lines) + "\n"
+
+
+def _notes(recipe: Recipe, term: Term, masked: list[str]) -> list[str]:
+    notes = []
+    if recipe.origin != "inferred":
+        notes.append(recipe.origin)
+    for name in masked:
+        notes.append(f"{name}={getattr(recipe.candidate, name)} is reproduced with a mask: no spelling of the term "
+                     f"in this framework returns that by itself")
+    half = {k: v for k, v in recipe.accumulation.items() if k in ("float16", "bfloat16") and v not in ("n/a", "unknown")}
+    if half:
+        outs = {k: recipe.output_dtype.get(k, "?") for k in half}
+        notes.append("float16 and bfloat16 are not verified (the corpus is checked in float64 and float32); the source "
+                     "in those dtypes (inferred): " + "; ".join(f"{k} returns {outs[k]}, accumulates in {v}"
+                                                              for k, v in half.items()))
+    return notes

@@ -1,0 +1,402 @@
+"""Verifying an equivalent: the source call and the composed snippet, side by side, on the corpus.
+
+For every tensor-level case and dtype (float64 and float32, CPU) the case's P and Q become
+probabilities in that dtype; the source is fed them in its own input spaces (log P and log Q
+computed from those very probabilities, where it takes log-probabilities or logits) and laid
+out with classes on its class axis; the snippet's `equivalent` gets the same probabilities in
+the same layout. The two outputs are judged with klconf's tolerances: the source's output
+stands as the expected value and the oracle, under the source's convention, sizes the
+tolerance (the case's conditioning), doubled because both sides round.
+
+Where they differ, the reason is computed, not listed: which side departs from the source's
+inferred convention on this case, and which single convention field would explain what that
+side returned, tried field by field as `klconf run` diagnoses failures.
+
+A case marked out_of_domain holds inputs that are not probabilities (NaN, negative, above 1),
+so it lies outside an equivalent's contract: its outcome is reported apart and does not decide
+the verdict.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import judge, oracle
+from ..cases import Case
+from ..dtypes import FORMATS, round_to
+from ..inference.candidates import Candidate, canonical
+from ..inference.elimination import judged_dtype
+from ..inference.probes import BlackBox, Observation, Probe
+from ..runner import DIAGNOSE_LIMIT, weights_for
+from .compose import Equivalent
+from .recipe import Recipe
+
+DTYPES = ("float64", "float32")
+BOTH_ROUND = 2.0  # the source and the equivalent each round: their difference may reach twice a tolerance
+
+
+@dataclass
+class Outcome:
+    case: str
+    dtype: str
+    status: str  # verified | differs | not_applicable
+    reason: str = ""
+    headroom: float | None = None
+    out_of_domain: bool = False
+
+
+@dataclass
+class Verification:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def _by_case(self, out_of_domain: bool) -> dict[str, list[Outcome]]:
+        cases: dict[str, list[Outcome]] = {}
+        for o in self.outcomes:
+            if o.out_of_domain == out_of_domain:
+                cases.setdefault(o.case, []).append(o)
+        return cases
+
+    def verified(self, out_of_domain: bool = False) -> list[str]:
+        """Cases verified in every dtype that applies (and applicable in at least one)."""
+        return [case for case, outs in self._by_case(out_of_domain).items()
+                if any(o.status == "verified" for o in outs) and all(o.status != "differs" for o in outs)]
+
+    def differs(self, out_of_domain: bool = False) -> list[dict]:
+        """One entry per case that differs in some dtype: the dtypes, and the reason in the first of them."""
+        out = []
+        for case, outs in self._by_case(out_of_domain).items():
+            bad = [o for o in outs if o.status == "differs"]
+            if bad:
+                out.append({"case": case, "dtypes": [o.dtype for o in bad], "reason": bad[0].reason})
+        return out
+
+    def not_applicable(self) -> list[dict]:
+        return [{"case": case, "reason": outs[0].reason}
+                for od in (False, True) for case, outs in self._by_case(od).items()
+                if all(o.status == "not_applicable" for o in outs)]
+
+    @property
+    def worst_headroom(self) -> float | None:
+        values = [o.headroom for o in self.outcomes if o.status == "verified" and o.headroom is not None]
+        return max(values) if values else None
+
+
+def verify(eq: Equivalent, cases: list[Case], device: str = "cpu", dtypes=DTYPES) -> Verification:
+    """Run the source and `eq` on every case and dtype; raises Unavailable when the source cannot run."""
+    function = eq.function()
+    result = Verification()
+    for case in cases:
+        for dtype in dtypes:
+            if case.dtypes is not None and dtype not in case.dtypes:
+                continue
+            outcome = _verify_one(eq, function, case, dtype, device)
+            outcome.out_of_domain = case.out_of_domain
+            result.outcomes.append(outcome)
+    return result
+
+
+# --------------------------------------------------------------------------- one case
+
+
+@dataclass
+class Fed:
+    """One case as both sides get it, and what the source returned."""
+
+    p: np.ndarray  # probabilities in the dtype's carrier, in the source's layout
+    q: np.ndarray
+    args: tuple[np.ndarray, np.ndarray]  # the source's arguments, call order, its spaces and layout
+    weights: np.ndarray | None
+    observation: Observation
+
+
+_SOURCE: dict[tuple, Fed] = {}  # one source call per case and dtype serves every target
+
+
+def _verify_one(eq: Equivalent, function, case: Case, dtype: str, device: str) -> Outcome:
+    recipe = eq.recipe
+    api = recipe.api
+    if dtype not in api.dtypes:
+        return Outcome(case.id, dtype, "not_applicable", f"{api.name} does not take {dtype}")
+    if case.broadcast and not api.broadcasts:
+        return Outcome(case.id, dtype, "not_applicable", f"{api.name} does not broadcast P against Q")
+    fed = source_call(recipe, case, dtype, device)
+    if fed.observation.error is not None:
+        return Outcome(case.id, dtype, "not_applicable", f"the source raised {fed.observation.error}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = function(fed.p, fed.q, fed.weights) if eq.takes_weights else function(fed.p, fed.q)
+        value = np.asarray(value, np.float64)
+    except Exception as exc:  # the equivalent failed where the source ran: a difference, recorded
+        text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+        return Outcome(case.id, dtype, "differs", f"the {eq.target} equivalent raised {text}")
+    return compare(eq, case, fed, value, dtype, device)
+
+
+def compare(eq: Equivalent, case: Case, fed: Fed, value: np.ndarray, dtype: str, device: str = "cpu") -> Outcome:
+    """The equivalent's output `value` for `fed` against the source's, judged; the reason when they differ."""
+    api = eq.recipe.api
+    factor = api.tolerance.factor if api.tolerance else 1.0
+    c = eq.recipe.candidate
+    obs = fed.observation
+    predicted, source, ours = _class_last(c, fed, obs.value, np.asarray(value, np.float64))
+    judged = judged_dtype(dtype, obs.dtype)
+    basis = _basis(predicted, source)
+    verdict = judge.judge(basis, ours, judged, device, BOTH_ROUND * factor, obs.dtype)
+    if verdict.verdict == "fail" and predicted is not None and set(c.spaces) != {"prob"}:
+        widened = _with_conversion(c, fed, predicted, basis, judged, device, BOTH_ROUND * factor)
+        if widened is not None:
+            verdict = judge.judge(widened, ours, judged, device, BOTH_ROUND * factor, obs.dtype)
+    if verdict.verdict == "pass":
+        return Outcome(case.id, dtype, "verified", headroom=verdict.headroom)
+    return Outcome(case.id, dtype, "differs", _reason(eq, case, fed, predicted, source, ours, verdict, judged, device,
+                                                       factor))
+
+
+def source_call(recipe: Recipe, case: Case, dtype: str, device: str = "cpu") -> Fed:
+    """The case fed to the source call in `dtype` (cached: one call serves every target)."""
+    api = recipe.api
+    key = (api.name, id(api.call), repr(sorted(recipe.options.items(), key=str)), case.id, case.hash, dtype, device)
+    hit = _SOURCE.get(key)
+    if hit is None:
+        c = recipe.candidate
+        p, q = probabilities(case.p, dtype), probabilities(case.q, dtype)
+        sides = {c.p_index: p, 1 - c.p_index: q}
+        args = [_in_space(sides[i], c.spaces[i], dtype) for i in (0, 1)]
+        axis = c.axis(p.ndim)
+        if axis is not None and axis != p.ndim - 1:
+            p, q = (np.ascontiguousarray(np.moveaxis(x, -1, axis)) for x in (p, q))
+            args = [np.ascontiguousarray(np.moveaxis(a, -1, axis)) for a in args]
+        weights = weights_for(case.shape) if recipe.weights_fed else None
+        obs = _box(recipe, device)(Probe(case.id, "porting", tuple(args), dtype, weights))
+        hit = _SOURCE[key] = Fed(p, q, tuple(args), weights, obs)
+    return hit
+
+
+_BOXES: dict[tuple, BlackBox] = {}
+
+
+def _box(recipe: Recipe, device: str) -> BlackBox:
+    api = recipe.api
+    key = (api.name, id(api.call), repr(sorted(recipe.options.items(), key=str)), device)
+    if key not in _BOXES:
+        _BOXES[key] = BlackBox(api, recipe.options, device)
+    return _BOXES[key]
+
+
+def probabilities(dist, dtype: str) -> np.ndarray:
+    """One side of a case as probabilities rounded to `dtype`. Logits go through a float64 softmax: both
+    sides of the comparison get these very bits, so they need not be the exactly rounded softmax
+    (which costs seconds per large case in mpmath)."""
+    values = np.asarray(dist.values, np.float64)
+    if dist.space == "logits":
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            finite = np.where(np.isfinite(values), values, -np.inf)
+            top = np.max(finite, axis=-1, keepdims=True) if values.size else np.zeros(values.shape[:-1] + (1,))
+            shifted = np.exp(values - np.where(np.isfinite(top), top, 0.0))
+            values = shifted / np.sum(shifted, axis=-1, keepdims=True)
+    return round_to(values, dtype)
+
+
+def _in_space(prob: np.ndarray, space: str, dtype: str) -> np.ndarray:
+    """What the source is fed for probabilities `prob`: themselves, or their logs (valid logits too)."""
+    if space == "prob":
+        return prob
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return round_to(np.log(prob.astype(np.float64)), dtype)
+
+
+def _class_last(c: Candidate, fed: Fed, source: np.ndarray, ours: np.ndarray):
+    """The oracle's prediction under the source's convention, and both outputs, with classes last."""
+    args = tuple(np.broadcast_arrays(*fed.args))
+    made = c.predict(tuple(np.ascontiguousarray(a) for a in args), fed.weights)
+    if made is None:
+        return None, source, ours
+    expectation, moved = made
+    if moved is not None:
+        ndim = args[0].ndim
+        source = np.moveaxis(source, moved, -1) if source.ndim == ndim else source
+        ours = np.moveaxis(ours, moved, -1) if ours.ndim == ndim else ours
+    return expectation, source, ours
+
+
+def _basis(predicted: oracle.Expectation | None, source: np.ndarray) -> oracle.Expectation:
+    """The source's output as the expected value, with the oracle's sizes for the tolerance."""
+    if predicted is None or np.shape(predicted.value) != source.shape:
+        magnitude = np.where(np.isfinite(source), np.abs(source), 0.0)
+        return oracle.Expectation(source, magnitude, 1, 0.0)
+    return oracle.Expectation(source, predicted.magnitude, predicted.terms, predicted.log_scale)
+
+
+def _with_conversion(c: Candidate, fed: Fed, predicted, basis, dtype, device, factor) -> oracle.Expectation | None:
+    """The basis with its tolerance widened by what feeding log-probabilities costs.
+
+    The source gets log P rounded to the dtype, and exp of that is not P: the relative error
+    is |log P| times the rounding, far above one ulp for tiny probabilities. The equivalent
+    gets P itself. So both are held to the exact values of their own inputs: the oracle,
+    under the source's convention, for the very probabilities the equivalent got (logits
+    read as normalised rows), and the gap between the two exact values joins the tolerance.
+    """
+    as_given = []
+    for i, x in enumerate((fed.p, fed.q)):
+        x = x.astype(np.float64)
+        space = c.spaces[c.p_index if i == 0 else 1 - c.p_index]
+        if space == "logits":
+            axis = c.axis(x.ndim)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x = x / np.sum(x, axis=axis, keepdims=True)
+        as_given.append(x)
+    sides = {c.p_index: as_given[0], 1 - c.p_index: as_given[1]}
+    args = tuple(np.ascontiguousarray(a) for a in np.broadcast_arrays(sides[0], sides[1]))
+    made = c.replace(spaces=("prob", "prob")).predict(args, fed.weights)
+    if made is None or np.shape(made[0].value) != np.shape(predicted.value):
+        return None
+    exact = made[0].value  # classes last, as `predicted`
+    with np.errstate(invalid="ignore"):
+        gap = np.where(np.isfinite(exact) & np.isfinite(predicted.value), np.abs(exact - predicted.value), 0.0)
+    return _widened(basis, gap, dtype, device, factor)
+
+
+# --------------------------------------------------------------------------- why they differ
+
+
+def _reason(eq: Equivalent, case: Case, fed: Fed, predicted, source, ours, verdict, dtype, device, factor) -> str:
+    recipe = eq.recipe
+    c = recipe.candidate
+    if verdict.kind == "shape":
+        seen = f"the source returns shape {list(source.shape)}, the {eq.target} equivalent shape {list(ours.shape)}"
+    else:
+        seen = _at(verdict.worst_index, source, ours, fed, c, eq.target)
+    source_fits = predicted is not None and _fits(predicted, source, dtype, device, factor)
+    ours_fit = predicted is not None and _fits(predicted, ours, dtype, device, factor)
+    if predicted is None:
+        why = "the source's convention cannot be evaluated on this case"
+    elif not source_fits:
+        why = "the source departs from its inferred convention on this case" + \
+            _explained(c, fed, source, dtype, device, factor, recipe.weights_fed)
+    elif not ours_fit:
+        why = f"the {eq.target} expression departs from the source's convention on this case" + \
+            _explained(c, fed, ours, dtype, device, factor, recipe.weights_fed)
+    else:
+        why = "each is within tolerance of the source's convention, but they are not within twice it of each other"
+    if case.out_of_domain:
+        why += " (out-of-domain inputs: not probabilities)"
+    return f"{seen}: {why}"
+
+
+def _at(index, source, ours, fed: Fed, c: Candidate, target: str) -> str:
+    if index is None or not source.size:
+        return f"the source returns {_show(source)}, the {target} equivalent {_show(ours)}"
+    at = tuple(index)
+    where = f" at {list(index)}" if source.ndim else ""
+    text = f"source {_num(source[at])}, {target} equivalent {_num(ours[at])}{where}"
+    p, q = np.broadcast_arrays(fed.p, fed.q)
+    axis = c.axis(p.ndim)
+    if axis is not None and axis != p.ndim - 1:  # the outputs are judged with classes last
+        p, q = np.moveaxis(p, axis, -1), np.moveaxis(q, axis, -1)
+    if source.shape == p.shape:  # an elementwise output: P and Q at the same element
+        text += f" (p={_num(p[at])}, q={_num(q[at])})"
+    return text
+
+
+def _fits(expectation: oracle.Expectation, value: np.ndarray, dtype: str, device: str, factor: float) -> bool:
+    return judge.judge(expectation, value, dtype, device, factor).verdict == "pass"
+
+
+def _explained(c: Candidate, fed: Fed, value: np.ndarray, dtype, device, factor, weights_fed: bool) -> str:
+    if fed.args[0].size > DIAGNOSE_LIMIT:
+        return " (not diagnosed further: the input is too large to re-evaluate other conventions)"
+    args = tuple(np.ascontiguousarray(a) for a in np.broadcast_arrays(*fed.args))
+    labels = []
+    for label, variant in variants(c, weights_fed):
+        made = variant.predict(args, fed.weights)
+        if made is None:
+            continue
+        expectation, moved = made
+        if moved is not None and variant.axis(args[0].ndim) != c.axis(args[0].ndim):
+            continue  # an elementwise output in another layout than the one judged
+        if np.shape(expectation.value) == value.shape and _fits(expectation, value, dtype, device, factor):
+            labels.append(label)
+    flush = _flushes(c, fed, value, dtype, device, factor)
+    if flush:
+        labels.append(flush)
+    if not labels:
+        return "; no single convention field explains it"
+    return "; it behaves as " + " or as ".join(labels[:3]) + " here"
+
+
+def _flushes(c: Candidate, fed: Fed, value: np.ndarray, dtype: str, device: str, factor: float) -> str:
+    """Does `value` follow the convention once subnormal numbers are read as zero? Subnormal probabilities
+    are in-domain, but a platform that flushes them (XLA on CPU does; so do some TensorFlow kernels) sees
+    zeros there, and an intermediate that underflows to a subnormal loses up to the smallest normal
+    number. Returns the label of the reading that fits, or ""."""
+    smallest = FORMATS[dtype].smallest_normal
+    p, q = fed.p.astype(np.float64), fed.q.astype(np.float64)
+    subnormal_inputs = any(np.any((x != 0) & (np.abs(x) < smallest)) for x in (p, q))
+    readings = [("if subnormal intermediate results were flushed to zero", p, q)]
+    if subnormal_inputs:
+        with np.errstate(invalid="ignore"):
+            flushed = [round_to(np.where(np.abs(x) < smallest, 0.0, x), dtype) for x in (p, q)]
+        readings.append(("if subnormal inputs and results were flushed to zero", *flushed))
+    for label, p_read, q_read in readings:
+        sides = {c.p_index: p_read, 1 - c.p_index: q_read}
+        args = tuple(np.ascontiguousarray(a) for a in np.broadcast_arrays(
+            *(_in_space(np.asarray(sides[i], fed.p.dtype), c.spaces[i], dtype) for i in (0, 1))))
+        made = c.predict(args, fed.weights)
+        if made is None or np.shape(made[0].value) != value.shape:
+            continue
+        allowance = smallest * np.asarray(made[0].log_scale, np.float64)
+        if _fits(_widened(made[0], allowance, dtype, device, factor), value, dtype, device, factor):
+            return label
+    return ""
+
+
+def _widened(exp: oracle.Expectation, extra, dtype: str, device: str, factor: float) -> oracle.Expectation:
+    """`exp` with the judge's tolerance raised by `extra` (absolute, per output element): the judge's
+    tolerance grows linearly with the magnitude, so the magnitude grows by extra / (tolerance per unit)."""
+    magnitude = np.asarray(exp.magnitude, np.float64)
+    ones = oracle.Expectation(exp.value, np.ones_like(magnitude), exp.terms, 0.0)
+    zeros = oracle.Expectation(exp.value, np.zeros_like(magnitude), exp.terms, 0.0)
+    per_unit = judge.tolerance(ones, dtype, device, factor) - judge.tolerance(zeros, dtype, device, factor)
+    return oracle.Expectation(exp.value, magnitude + np.asarray(extra, np.float64) / per_unit, exp.terms,
+                              exp.log_scale)
+
+
+def variants(c: Candidate, weights_fed: bool):
+    """(label, candidate) one convention field away from `c` (canonical, distinct from it)."""
+    base = canonical(c, weights_fed)
+    seen = {base}
+
+    def emit(label, candidate):
+        candidate = canonical(candidate, weights_fed)
+        if candidate not in seen:
+            seen.add(candidate)
+            yield label, candidate
+
+    for name, values in (("zero_p", ("0", "nan")), ("zero_both", ("0", "nan")), ("zero_q", ("inf", "nan")),
+                         ("elementwise", oracle.ELEMENTWISE), ("normalizes", (False, True)),
+                         ("reduction", ("per_row", "sum", "mean_all", "mean_batch")),
+                         ("class_axis", (-1, 0, 1))):
+        for value in values:
+            if value != getattr(c, name):
+                yield from emit(f"{name}={value} (inferred {getattr(c, name)})", c.replace(**{name: value}))
+    if c.reduction == "mean_batch":
+        for divisor in oracle.BATCH_DIVISORS:
+            yield from emit(f"batch_divisor={divisor} (inferred {c.batch_divisor})", c.replace(batch_divisor=divisor))
+    if c.clip_epsilon is None:
+        yield from emit("clip_epsilon=1e-07 (inferred none)", c.replace(clip_epsilon=1e-7))
+    else:
+        yield from emit(f"no clipping (inferred {c.clip_epsilon:g})", c.replace(clip_epsilon=None))
+
+
+def _num(x) -> str:
+    return f"{float(x):.9g}"
+
+
+def _show(values: np.ndarray) -> str:
+    if values.ndim == 0:
+        return _num(values)
+    flat = ", ".join(_num(v) for v in values.ravel()[:4])
+    return f"shape {list(values.shape)} [{flat}{', ...' if values.size > 4 else ''}]"
