@@ -109,6 +109,28 @@ def _body(code: str) -> list[str]:
     return [line for line in code.splitlines() if "fake.port." not in line]
 
 
+@pytest.mark.parametrize("name,truth,options,shows", TRUTHS + [
+    ("logits-p-mean-all", dict(p_index=0, spaces=("logits", "log_prob"), reduction="mean_all", class_axis=-1),
+     ({},), []),
+    ("dim0-weighted-ignored", dict(reduction="mean_batch", batch_divisor="dim0", uses_weights=False), WEIGHTED, []),
+], ids=[t[0] for t in TRUTHS] + ["logits-p-mean-all", "dim0-weighted-ignored"])
+def test_tolerance_sizes_are_the_oracles(cases, name, truth, options, shows):
+    """The float64 sizes a port's tolerance is built from equal the oracle's, on every case and dtype."""
+    from conformance.porting.tolerance import sizes
+    from conformance.porting.verify import _broadcast, source_call
+
+    recipe = recipe_for(_fake(name, options, **truth), options[0])
+    for case in cases:
+        for dtype in DTYPES:
+            fed = source_call(recipe, case, dtype)
+            args = _broadcast(fed.args)
+            exact, _ = recipe.candidate.predict(args, fed.weights)
+            ours = sizes(recipe.candidate, args, fed.weights)
+            assert ours.terms == exact.terms, (case.id, dtype)
+            np.testing.assert_allclose(ours.magnitude, exact.magnitude, rtol=1e-12, err_msg=f"{case.id} {dtype}")
+            np.testing.assert_allclose(ours.log_scale, exact.log_scale, rtol=1e-12, err_msg=f"{case.id} {dtype}")
+
+
 def test_no_porting_module_names_a_builtin_api():
     sources = "\n".join(p.read_text() for p in (ROOT / "conformance" / "porting").glob("*.py"))
     named = [api.name for api in builtin_apis() if api.name in sources]

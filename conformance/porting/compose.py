@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .recipe import Recipe
-from .vocabulary import Term, Vocabulary, vocabulary
+from .vocabulary import Term, Vocabulary, framework_terms, vocabulary
 
 PLAIN, GENERALIZED = "p*log(p/q)", "p*log(p/q)-p+q"
 ZERO_FIELDS = ("zero_p", "zero_both", "zero_q")
@@ -74,60 +74,71 @@ def compose(recipe: Recipe, target: str, terms: list[Term] | None = None) -> Equ
     framework's own KL functions, measured by inference, then the generic spellings)."""
     voc = vocabulary(target)
     if terms is None:
-        from .vocabulary import framework_terms
-
         terms = framework_terms(target) + list(voc.generic_terms())
     term, masked = choose_term(recipe, terms)
-    c = recipe.candidate
-    prelude: list[str] = []  # shape arithmetic in NumPy, before any native array exists
-    core: list[str] = []  # the native computation
-
-    needs_axis = (c.reduction in ("per_row",) or recipe.weighted or "logits" in c.spaces or c.normalizes
-                  or (c.reduction == "mean_batch" and c.batch_divisor == "rows"))
-    if needs_axis:
-        prelude.append(_axis_line(c.class_axis))
-    count = _count_line(c)
-    if count:
-        prelude.append(count)
-    if recipe.weights_fed:
-        if recipe.weighted:
-            prelude.append("w = np.ones(shape[:axis] + shape[axis + 1:], dtype) if sample_weight is None "
-                           "else np.asarray(sample_weight, dtype)  # per-row sample weights")
-        else:
-            prelude.append("# sample_weight is accepted and ignored, as the source ignores it (inferred)")
-
-    for side, space in (("p", recipe.p_space), ("q", recipe.q_space)):
-        if space == "logits":
-            core.append(f"{side} = {side} / {voc.fill('sum_keep', x=side, axis='axis')}  "
-                        f"# {_arg(recipe, side)} is read as logits: softmax(log {side.upper()}) = "
-                        f"{side.upper()} / sum({side.upper()})")
-    if c.clip_epsilon is not None:
-        eps = repr(float(c.clip_epsilon))
-        core.append(f"p, q = {voc.fill('clip', x='p', lo=eps, hi='1.0')}, {voc.fill('clip', x='q', lo=eps, hi='1.0')}"
-                    f"  # clip_epsilon={c.clip_epsilon:g}: both arguments clipped to [{c.clip_epsilon:g}, 1]")
-    if c.normalizes:
-        core.append(f"p, q = p / {voc.fill('sum_keep', x='p', axis='axis')}, q / {voc.fill('sum_keep', x='q', axis='axis')}"
-                    "  # normalizes: both rows rescaled to sum to 1")
-    core.append(f"term = {term.template.format(p='p', q='q')}  # {term.origin}")
-    if c.elementwise == GENERALIZED and term.elementwise == PLAIN:
-        core.append("term = term - p + q  # elementwise p*log(p/q)-p+q (generalised KL)")
-    for name in masked:
-        value = _zero_value(name, getattr(c, name), c.elementwise, voc)
-        core.append(f"term = {voc.fill('where', c=MASKS[name], a=value, b='term')}  "
-                    f"# {name}={getattr(c, name)}: {_zero_words(name, getattr(c, name))}")
-    core += _reduction_lines(recipe, voc)
-
+    prelude = _prelude(recipe)
+    core = _preparation(recipe, voc) + _term_lines(recipe, voc, term, masked) + _reduction_lines(recipe, voc)
     out = voc.fill("to_numpy", x="out")
     cast = _output_cast(recipe)
     ret = f"return {out}.astype(OUTPUT_DTYPE.get(dtype.name, dtype))" if cast else f"return {out}"
     uses_dtype = bool(cast) or "dtype" in voc.scope or any("dtype" in line for line in prelude)
     code = _render(recipe, voc, prelude, core, ret, cast, uses_dtype)
     expression = "; ".join(_strip_comment(line) for line in prelude + core if not line.lstrip().startswith("#"))
-    notes = _notes(recipe, term, masked)
+    notes = _notes(recipe, masked)
     return Equivalent(recipe, target, code, expression, term, masked, notes)
 
 
 # --------------------------------------------------------------------------- pieces
+
+
+def _prelude(recipe: Recipe) -> list[str]:
+    """Shape arithmetic in NumPy, before any native array exists: the class axis, a mean's divisor, weights."""
+    c = recipe.candidate
+    lines = []
+    if (c.reduction == "per_row" or recipe.weighted or "logits" in c.spaces or c.normalizes
+            or (c.reduction == "mean_batch" and c.batch_divisor == "rows")):
+        lines.append(_axis_line(c.class_axis))
+    count = _count_line(c)
+    if count:
+        lines.append(count)
+    if recipe.weighted:
+        lines.append("w = np.ones(shape[:axis] + shape[axis + 1:], dtype) if sample_weight is None "
+                     "else np.asarray(sample_weight, dtype)  # per-row sample weights")
+    elif recipe.weights_fed:
+        lines.append("# sample_weight is accepted and ignored, as the source ignores it (inferred)")
+    return lines
+
+
+def _preparation(recipe: Recipe, voc: Vocabulary) -> list[str]:
+    """P and Q as the source reads them: softmax of log-probabilities read as logits, clipping, normalising."""
+    c = recipe.candidate
+    lines = []
+    for side, space in (("p", recipe.p_space), ("q", recipe.q_space)):
+        if space == "logits":
+            big = side.upper()
+            lines.append(f"{side} = {side} / {voc.fill('sum_keep', x=side, axis='axis')}  # {_arg(recipe, side)} is "
+                         f"read as logits: softmax(log {big}) = {big} / sum({big})")
+    if c.clip_epsilon is not None:
+        eps = repr(float(c.clip_epsilon))
+        lines.append(f"p, q = {voc.fill('clip', x='p', lo=eps, hi='1.0')}, {voc.fill('clip', x='q', lo=eps, hi='1.0')}"
+                     f"  # clip_epsilon={c.clip_epsilon:g}: both arguments clipped to [{c.clip_epsilon:g}, 1]")
+    if c.normalizes:
+        lines.append(f"p, q = p / {voc.fill('sum_keep', x='p', axis='axis')}, "
+                     f"q / {voc.fill('sum_keep', x='q', axis='axis')}  # normalizes: both rows rescaled to sum to 1")
+    return lines
+
+
+def _term_lines(recipe: Recipe, voc: Vocabulary, term: Term, masked: list[str]) -> list[str]:
+    """The elementwise term in the chosen spelling, made generalised if need be, masked where its zeros differ."""
+    c = recipe.candidate
+    lines = [f"term = {term.template.format(p='p', q='q')}  # {term.origin}"]
+    if c.elementwise == GENERALIZED and term.elementwise == PLAIN:
+        lines.append("term = term - p + q  # elementwise p*log(p/q)-p+q (generalised KL)")
+    for name in masked:
+        value = _zero_value(name, getattr(c, name), c.elementwise, voc)
+        lines.append(f"term = {voc.fill('where', c=MASKS[name], a=value, b='term')}  "
+                     f"# {name}={getattr(c, name)}: {_zero_words(name, getattr(c, name))}")
+    return lines
 
 
 def _arg(recipe: Recipe, side: str) -> str:
@@ -235,7 +246,7 @@ def _render(recipe: Recipe, voc: Vocabulary, prelude, core, ret, cast, uses_dtyp
               f"{INDENT}p, q = np.asarray(p), np.asarray(q)"]
     if uses_dtype:
         lines.append(f"{INDENT}dtype = np.result_type(p, q)")
-    if prelude:
+    if any("shape" in line for line in prelude):
         lines.append(f"{INDENT}shape = np.broadcast_shapes(p.shape, q.shape)")
     lines += [INDENT + line for line in prelude]
     body = [f"p, q = {voc.fill('native', x='p')}, {voc.fill('native', x='q')}"]
@@ -250,14 +261,15 @@ def _render(recipe: Recipe, voc: Vocabulary, prelude, core, ret, cast, uses_dtyp
     return "\n".join(lines) + "\n"
 
 
-def _notes(recipe: Recipe, term: Term, masked: list[str]) -> list[str]:
+def _notes(recipe: Recipe, masked: list[str]) -> list[str]:
     notes = []
     if recipe.origin != "inferred":
         notes.append(recipe.origin)
     for name in masked:
         notes.append(f"{name}={getattr(recipe.candidate, name)} is reproduced with a mask: no spelling of the term "
                      f"in this framework returns that by itself")
-    half = {k: v for k, v in recipe.accumulation.items() if k in ("float16", "bfloat16") and v not in ("n/a", "unknown")}
+    half = {k: v for k, v in recipe.accumulation.items()
+            if k in ("float16", "bfloat16") and v not in ("n/a", "unknown")}
     if half:
         outs = {k: recipe.output_dtype.get(k, "?") for k in half}
         notes.append("float16 and bfloat16 are not verified (the corpus is checked in float64 and float32); the source "

@@ -32,6 +32,7 @@ from ..inference.probes import BlackBox, Observation, Probe
 from ..runner import DIAGNOSE_LIMIT, weights_for
 from .compose import Equivalent
 from .recipe import Recipe
+from .tolerance import sizes
 
 DTYPES = ("float64", "float32")
 BOTH_ROUND = 2.0  # the source and the equivalent each round: their difference may reach twice a tolerance
@@ -141,16 +142,21 @@ def compare(eq: Equivalent, case: Case, fed: Fed, value: np.ndarray, dtype: str,
     factor = api.tolerance.factor if api.tolerance else 1.0
     c = eq.recipe.candidate
     obs = fed.observation
-    predicted, source, ours = _class_last(c, fed, obs.value, np.asarray(value, np.float64))
+    args = _broadcast(fed.args)
+    source, ours = _class_last(c, args[0].ndim, obs.value), _class_last(c, args[0].ndim, np.asarray(value, np.float64))
     judged = judged_dtype(dtype, obs.dtype)
-    basis = _basis(predicted, source)
-    verdict = judge.judge(basis, ours, judged, device, BOTH_ROUND * factor, obs.dtype)
-    if verdict.verdict == "fail" and predicted is not None and set(c.spaces) != {"prob"}:
-        widened = _with_conversion(c, fed, predicted, basis, judged, device, BOTH_ROUND * factor)
-        if widened is not None:
-            verdict = judge.judge(widened, ours, judged, device, BOTH_ROUND * factor, obs.dtype)
+    verdict = judge.judge(_basis(sizes(c, args, fed.weights), source), ours, judged, device, BOTH_ROUND * factor,
+                          obs.dtype)
     if verdict.verdict == "pass":
         return Outcome(case.id, dtype, "verified", headroom=verdict.headroom)
+    made = c.predict(args, fed.weights)  # the exact value under the source's convention, for the reasons
+    predicted = made[0] if made is not None else None
+    if predicted is not None and set(c.spaces) != {"prob"}:
+        widened = _with_conversion(c, fed, predicted, _basis(predicted, source), judged, device, BOTH_ROUND * factor)
+        if widened is not None:
+            verdict = judge.judge(widened, ours, judged, device, BOTH_ROUND * factor, obs.dtype)
+            if verdict.verdict == "pass":
+                return Outcome(case.id, dtype, "verified", headroom=verdict.headroom)
     return Outcome(case.id, dtype, "differs", _reason(eq, case, fed, predicted, source, ours, verdict, judged, device,
                                                        factor))
 
@@ -208,26 +214,26 @@ def _in_space(prob: np.ndarray, space: str, dtype: str) -> np.ndarray:
         return round_to(np.log(prob.astype(np.float64)), dtype)
 
 
-def _class_last(c: Candidate, fed: Fed, source: np.ndarray, ours: np.ndarray):
-    """The oracle's prediction under the source's convention, and both outputs, with classes last."""
-    args = tuple(np.broadcast_arrays(*fed.args))
-    made = c.predict(tuple(np.ascontiguousarray(a) for a in args), fed.weights)
-    if made is None:
-        return None, source, ours
-    expectation, moved = made
-    if moved is not None:
-        ndim = args[0].ndim
-        source = np.moveaxis(source, moved, -1) if source.ndim == ndim else source
-        ours = np.moveaxis(ours, moved, -1) if ours.ndim == ndim else ours
-    return expectation, source, ours
+def _broadcast(args) -> tuple[np.ndarray, np.ndarray]:
+    """The source's arguments broadcast against each other: the terms the convention sums."""
+    return tuple(np.ascontiguousarray(a) for a in np.broadcast_arrays(*args))
 
 
-def _basis(predicted: oracle.Expectation | None, source: np.ndarray) -> oracle.Expectation:
-    """The source's output as the expected value, with the oracle's sizes for the tolerance."""
-    if predicted is None or np.shape(predicted.value) != source.shape:
+def _class_last(c: Candidate, ndim: int, output: np.ndarray) -> np.ndarray:
+    """An elementwise output with classes moved last, as the oracle's predictions are."""
+    axis = c.axis(ndim)
+    if c.reduction == "none" and axis is not None and axis != ndim - 1 and output.ndim == ndim:
+        return np.moveaxis(output, axis, -1)
+    return output
+
+
+def _basis(sized: oracle.Expectation | None, source: np.ndarray) -> oracle.Expectation:
+    """The source's output as the expected value, with the sizes of the source's convention for the tolerance
+    (the output's own size where the convention does not give the output's shape)."""
+    if sized is None or np.shape(sized.magnitude) != source.shape:
         magnitude = np.where(np.isfinite(source), np.abs(source), 0.0)
         return oracle.Expectation(source, magnitude, 1, 0.0)
-    return oracle.Expectation(source, predicted.magnitude, predicted.terms, predicted.log_scale)
+    return oracle.Expectation(source, sized.magnitude, sized.terms, sized.log_scale)
 
 
 def _with_conversion(c: Candidate, fed: Fed, predicted, basis, dtype, device, factor) -> oracle.Expectation | None:
@@ -249,7 +255,7 @@ def _with_conversion(c: Candidate, fed: Fed, predicted, basis, dtype, device, fa
                 x = x / np.sum(x, axis=axis, keepdims=True)
         as_given.append(x)
     sides = {c.p_index: as_given[0], 1 - c.p_index: as_given[1]}
-    args = tuple(np.ascontiguousarray(a) for a in np.broadcast_arrays(sides[0], sides[1]))
+    args = _broadcast((sides[0], sides[1]))
     made = c.replace(spaces=("prob", "prob")).predict(args, fed.weights)
     if made is None or np.shape(made[0].value) != np.shape(predicted.value):
         return None
@@ -308,7 +314,7 @@ def _fits(expectation: oracle.Expectation, value: np.ndarray, dtype: str, device
 def _explained(c: Candidate, fed: Fed, value: np.ndarray, dtype, device, factor, weights_fed: bool) -> str:
     if fed.args[0].size > DIAGNOSE_LIMIT:
         return " (not diagnosed further: the input is too large to re-evaluate other conventions)"
-    args = tuple(np.ascontiguousarray(a) for a in np.broadcast_arrays(*fed.args))
+    args = _broadcast(fed.args)
     labels = []
     for label, variant in variants(c, weights_fed):
         made = variant.predict(args, fed.weights)
@@ -342,8 +348,7 @@ def _flushes(c: Candidate, fed: Fed, value: np.ndarray, dtype: str, device: str,
         readings.append(("if subnormal inputs and results were flushed to zero", *flushed))
     for label, p_read, q_read in readings:
         sides = {c.p_index: p_read, 1 - c.p_index: q_read}
-        args = tuple(np.ascontiguousarray(a) for a in np.broadcast_arrays(
-            *(_in_space(np.asarray(sides[i], fed.p.dtype), c.spaces[i], dtype) for i in (0, 1))))
+        args = _broadcast([_in_space(np.asarray(sides[i], fed.p.dtype), c.spaces[i], dtype) for i in (0, 1)])
         made = c.predict(args, fed.weights)
         if made is None or np.shape(made[0].value) != value.shape:
             continue
