@@ -66,7 +66,7 @@ class Expectation:
 
 _LOG: dict[float, mpmath.mpf] = {}
 _EXP: dict[float, mpmath.mpf] = {}
-_MEMO_LIMIT = 4_000_000
+_MEMO_LIMIT = 1_000_000  # entries per memo (~300 bytes each)
 
 
 def _mpf(x: float):
@@ -327,9 +327,9 @@ def _digest_text(*parts: str) -> str:
 
 
 class _TermsCache:
-    """In-memory, bounded by the number of terms held."""
+    """In-memory, bounded by the number of terms held (an mpmath term costs ~150 bytes)."""
 
-    LIMIT = 8_000_000
+    LIMIT = 2_000_000
 
     def __init__(self):
         self._items: dict = {}
@@ -352,8 +352,11 @@ class _ResultCache:
 
     DISK_MIN_TERMS = 4096
 
+    MEMORY_BYTES = 256 << 20  # a process keeps at most this much of results in memory; the disk has the rest
+
     def __init__(self):
         self._memory: dict[str, Expectation] = {}
+        self._bytes = 0
         configured = os.environ.get("KLCONF_CACHE_DIR", "")
         self._dir = None if configured.lower() in ("0", "off", "none") else \
             (Path(configured) if configured else Path.home() / ".cache" / "klconf" / "oracle")
@@ -368,13 +371,19 @@ class _ResultCache:
                 hit = Expectation(data["value"], data["magnitude"], int(data["terms"]), data["log_scale"])
         except (OSError, ValueError, KeyError):
             return None
-        self._memory[key] = hit
+        self._remember(key, hit)
         return hit
 
-    def put(self, key: str, value: Expectation) -> None:
-        if len(self._memory) > 50_000:
+    def _remember(self, key: str, value: Expectation) -> None:
+        size = sum(np.asarray(a).nbytes for a in (value.value, value.magnitude, value.log_scale)) + 200
+        if self._bytes + size > self.MEMORY_BYTES:
             self._memory.clear()
+            self._bytes = 0
         self._memory[key] = value
+        self._bytes += size
+
+    def put(self, key: str, value: Expectation) -> None:
+        self._remember(key, value)
         if self._dir is None or np.size(value.magnitude) * max(value.terms, 1) < self.DISK_MIN_TERMS:
             return
         try:

@@ -68,13 +68,13 @@ def weights_for(shape: tuple) -> np.ndarray:
     return (0.5 + 0.5 * (np.arange(int(np.prod(rows, dtype=np.int64))) % 4)).reshape(rows)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=32)  # bounded: a 256k-class case holds megabytes per entry
 def _truth_in_space(case: Case, side: str, space: str) -> np.ndarray:
     dist = case.p if side == "p" else case.q
     return oracle.to_space(dist.values, dist.space, space)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=64)
 def fed_value(case: Case, side: str, space: str, dtype: str) -> np.ndarray:
     """The exact values fed for one side of a case: converted in mpmath, rounded once to dtype."""
     values = round_to(_truth_in_space(case, side, space), dtype)
