@@ -4,8 +4,8 @@
 
 Prints the snippet (which defines `equivalent(p, q)`), then on stderr how it was verified.
 With --json: one object with source, options, target_framework, verdict, code, expression,
-verified_cases, differs_on (case, dtypes, reason), out_of_domain, not_applicable, convention,
-notes. The exit status is 0 when the equivalent is verified on every in-domain case it applies
+verified_cases, differs_on (case, dtypes, reason), out_of_domain and float16 (checked apart),
+not_applicable, convention, notes. The exit status is 0 when the equivalent is verified on every in-domain case it applies
 to and 1 when it differs somewhere. Frameworks are imported only when the command runs.
 """
 from __future__ import annotations
@@ -75,6 +75,9 @@ def _summary(data: dict) -> str:
     if outside["differs_on"]:
         lines.append(f"  outside the contract (not probabilities), differs on "
                      f"{', '.join(e['case'] for e in outside['differs_on'])}")
+    half = data["float16"]
+    lines.append(f"  float16 (checked apart): verified on {half['verified_cases']} cases"
+                 + (f", differs on {', '.join(e['case'] for e in half['differs_on'])}" if half["differs_on"] else ""))
     for entry in data["not_applicable"]:
         lines.append(f"  not applicable: {entry['case']}: {entry['reason']}")
     return "\n".join(lines)

@@ -241,24 +241,51 @@ def _render(recipe: Recipe, voc: Vocabulary, prelude, core, ret, cast, uses_dtyp
               f'{INDENT}"""The value of {recipe.call_text()}',
               f"{INDENT}for probabilities P = p and Q = q (NumPy arrays, classes on {layout}), as a NumPy value.",
               "",
-              f"{INDENT}Source convention ({recipe.origin}): {recipe.describe()}.",
+              *_wrapped(f"Source convention ({recipe.origin}): {recipe.describe()}.", INDENT),
+              *(_wrapped("sample_weight: the per-row weights the source call gets as W (None: every row weighs 1).",
+                         INDENT) if recipe.weights_fed else []),
               f'{INDENT}"""',
               f"{INDENT}p, q = np.asarray(p), np.asarray(q)"]
     if uses_dtype:
         lines.append(f"{INDENT}dtype = np.result_type(p, q)")
     if any("shape" in line for line in prelude):
         lines.append(f"{INDENT}shape = np.broadcast_shapes(p.shape, q.shape)")
-    lines += [INDENT + line for line in prelude]
+    lines += [out for line in prelude for out in _commented(line, INDENT)]
     body = [f"p, q = {voc.fill('native', x='p')}, {voc.fill('native', x='q')}"]
     if recipe.weighted:
         body.append(f"w = {voc.fill('native', x='w')}")
     body += core + [ret]
     if voc.scope:
-        lines.append(INDENT + voc.scope)
-        lines += [INDENT * 2 + line for line in body]
-    else:
-        lines += [INDENT + line for line in body]
+        lines += _commented(voc.scope, INDENT)
+    depth = INDENT * (2 if voc.scope else 1)
+    lines += [out for line in body for out in _commented(line, depth)]
     return "\n".join(lines) + "\n"
+
+
+WIDTH = 110  # generated lines longer than this get their comment on lines of its own, above them
+
+
+def _commented(line: str, indent: str) -> list[str]:
+    """A generated line at `indent`; a long one's trailing comment goes above it."""
+    if len(indent + line) <= WIDTH or "  # " not in line:
+        return [indent + line]
+    code, comment = line.split("  # ", 1)
+    return [f"{indent}# {text}" for text in _wrap_words(comment, WIDTH - len(indent) - 2)] + [indent + code]
+
+
+def _wrapped(text: str, indent: str) -> list[str]:
+    return [indent + piece for piece in _wrap_words(text, WIDTH - len(indent))]
+
+
+def _wrap_words(text: str, width: int) -> list[str]:
+    out, current = [], ""
+    for word in text.split(" "):
+        if current and len(current) + 1 + len(word) > width:
+            out.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    return out + [current]
 
 
 def _notes(recipe: Recipe, masked: list[str]) -> list[str]:
@@ -272,7 +299,7 @@ def _notes(recipe: Recipe, masked: list[str]) -> list[str]:
             if k in ("float16", "bfloat16") and v not in ("n/a", "unknown")}
     if half:
         outs = {k: recipe.output_dtype.get(k, "?") for k in half}
-        notes.append("float16 and bfloat16 are not verified (the corpus is checked in float64 and float32); the source "
-                     "in those dtypes (inferred): " + "; ".join(f"{k} returns {outs[k]}, accumulates in {v}"
-                                                              for k, v in half.items()))
+        notes.append("the contract is float64 and float32; float16 is checked apart and bfloat16 not at all (NumPy "
+                     "has no bfloat16 to hand the equivalent); the source (inferred): " +
+                     "; ".join(f"in {k} returns {outs[k]} and accumulates in {v}" for k, v in half.items()))
     return notes

@@ -50,13 +50,16 @@ class Port:
     def _summary(self) -> str:
         v = self.verification
         lines = [f"# Verified against {self.recipe.api.name} on {self.verified_cases} cases of klconf's corpus "
-                 f"({' and '.join(DTYPES)}, CPU)."]
+                 f"({' and '.join(DTYPES)}, CPU); float16 on {len(v.verified('float16'))}."]
         for entry in self.differs_on:
             lines.append(f"# Differs on {entry['case']} ({', '.join(entry['dtypes'])}): {entry['reason']}")
-        outside = v.differs(out_of_domain=True)
+        outside = v.differs("out_of_domain")
         if outside:
             lines.append(f"# Outside the contract (inputs that are not probabilities), differs on: "
                          f"{', '.join(e['case'] for e in outside)}")
+        half = v.differs("float16")
+        if half:
+            lines.append(f"# In float16 (checked apart), differs on: {', '.join(e['case'] for e in half)}")
         for note in self.equivalent.notes:
             lines.append(f"# Note: {note}")
         return "\n".join(_wrap(line) for line in lines) + "\n"
@@ -73,8 +76,8 @@ class Port:
             "expression": self.equivalent.expression,
             "verified_cases": self.verified_cases,
             "differs_on": [{"case": e["case"], "dtypes": e["dtypes"], "reason": e["reason"]} for e in self.differs_on],
-            "out_of_domain": {"verified_cases": len(v.verified(out_of_domain=True)),
-                              "differs_on": v.differs(out_of_domain=True)},
+            "out_of_domain": {"verified_cases": len(v.verified("out_of_domain")), "differs_on": v.differs("out_of_domain")},
+            "float16": {"verified_cases": len(v.verified("float16")), "differs_on": v.differs("float16")},
             "not_applicable": v.not_applicable(),
             "convention": self.recipe.describe(),
             "convention_origin": self.recipe.origin,

@@ -12,9 +12,10 @@ Where they differ, the reason is computed, not listed: which side departs from t
 inferred convention on this case, and which single convention field would explain what that
 side returned, tried field by field as `klconf run` diagnoses failures.
 
-A case marked out_of_domain holds inputs that are not probabilities (NaN, negative, above 1),
-so it lies outside an equivalent's contract: its outcome is reported apart and does not decide
-the verdict.
+Two kinds of case are reported apart and do not decide the verdict: a case marked out_of_domain
+holds inputs that are not probabilities (NaN, negative, above 1), outside an equivalent's
+contract; and float16 runs, where frameworks legitimately differ in how they accumulate (the
+contract is float64 and float32; bfloat16 has no NumPy type to hand the equivalent).
 """
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ from .compose import Equivalent
 from .recipe import Recipe
 from .tolerance import sizes
 
-DTYPES = ("float64", "float32")
+DTYPES = ("float64", "float32")  # the contract
+HALF = ("float16",)  # checked apart
+SCOPES = ("contract", "out_of_domain", "float16")
 BOTH_ROUND = 2.0  # the source and the equivalent each round: their difference may reach twice a tolerance
 
 
@@ -45,29 +48,29 @@ class Outcome:
     status: str  # verified | differs | not_applicable
     reason: str = ""
     headroom: float | None = None
-    out_of_domain: bool = False
+    scope: str = "contract"  # one of SCOPES
 
 
 @dataclass
 class Verification:
     outcomes: list[Outcome] = field(default_factory=list)
 
-    def _by_case(self, out_of_domain: bool) -> dict[str, list[Outcome]]:
+    def _by_case(self, scope: str) -> dict[str, list[Outcome]]:
         cases: dict[str, list[Outcome]] = {}
         for o in self.outcomes:
-            if o.out_of_domain == out_of_domain:
+            if o.scope == scope:
                 cases.setdefault(o.case, []).append(o)
         return cases
 
-    def verified(self, out_of_domain: bool = False) -> list[str]:
+    def verified(self, scope: str = "contract") -> list[str]:
         """Cases verified in every dtype that applies (and applicable in at least one)."""
-        return [case for case, outs in self._by_case(out_of_domain).items()
+        return [case for case, outs in self._by_case(scope).items()
                 if any(o.status == "verified" for o in outs) and all(o.status != "differs" for o in outs)]
 
-    def differs(self, out_of_domain: bool = False) -> list[dict]:
+    def differs(self, scope: str = "contract") -> list[dict]:
         """One entry per case that differs in some dtype: the dtypes, and the reason in the first of them."""
         out = []
-        for case, outs in self._by_case(out_of_domain).items():
+        for case, outs in self._by_case(scope).items():
             bad = [o for o in outs if o.status == "differs"]
             if bad:
                 out.append({"case": case, "dtypes": [o.dtype for o in bad], "reason": bad[0].reason})
@@ -75,25 +78,26 @@ class Verification:
 
     def not_applicable(self) -> list[dict]:
         return [{"case": case, "reason": outs[0].reason}
-                for od in (False, True) for case, outs in self._by_case(od).items()
+                for scope in ("contract", "out_of_domain") for case, outs in self._by_case(scope).items()
                 if all(o.status == "not_applicable" for o in outs)]
 
     @property
     def worst_headroom(self) -> float | None:
-        values = [o.headroom for o in self.outcomes if o.status == "verified" and o.headroom is not None]
+        values = [o.headroom for o in self.outcomes
+                  if o.scope == "contract" and o.status == "verified" and o.headroom is not None]
         return max(values) if values else None
 
 
-def verify(eq: Equivalent, cases: list[Case], device: str = "cpu", dtypes=DTYPES) -> Verification:
+def verify(eq: Equivalent, cases: list[Case], device: str = "cpu", dtypes=DTYPES + HALF) -> Verification:
     """Run the source and `eq` on every case and dtype; raises Unavailable when the source cannot run."""
     function = eq.function()
     result = Verification()
     for case in cases:
         for dtype in dtypes:
-            if case.dtypes is not None and dtype not in case.dtypes:
+            if (case.dtypes is not None and dtype not in case.dtypes) or (dtype in HALF and case.out_of_domain):
                 continue
             outcome = _verify_one(eq, function, case, dtype, device)
-            outcome.out_of_domain = case.out_of_domain
+            outcome.scope = "float16" if dtype in HALF else "out_of_domain" if case.out_of_domain else "contract"
             result.outcomes.append(outcome)
     return result
 

@@ -188,6 +188,7 @@ def _porting_cell(r: Record) -> dict:
                 "reason": _cut(str(d.get("reason", "")), 1000)}
                for d in extra.get("differs_on") or () if isinstance(d, dict)]
     outside = extra.get("out_of_domain") if isinstance(extra.get("out_of_domain"), dict) else {}
+    half = extra.get("float16") if isinstance(extra.get("float16"), dict) else {}
     code = str(extra.get("code", ""))
     if len(code) > PORTING_CODE_CHARS:
         code = code[:PORTING_CODE_CHARS] + "\n# ... cut: the results file holds the whole snippet\n"
@@ -195,6 +196,7 @@ def _porting_cell(r: Record) -> dict:
         "status": status, "verdict": r.verdict, "expression": str(extra.get("expression", "")), "code": code,
         "verified": extra.get("verified_cases"), "differs": differs,
         "outside": [str(d.get("case", "")) for d in outside.get("differs_on") or () if isinstance(d, dict)],
+        "half": [str(d.get("case", "")) for d in half.get("differs_on") or () if isinstance(d, dict)],
         "not_applicable": len(extra.get("not_applicable") or ()),
         "notes": [_cut(str(n), 600) for n in extra.get("notes") or ()],
         "reason": _cut(r.reason or (r.message if status not in ("verified", "differs") else ""), 600),
