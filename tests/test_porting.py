@@ -203,6 +203,26 @@ def test_a_source_that_departs_from_its_convention_is_a_failed_record_with_the_r
     assert results.schema_errors(rec.to_json()) == []
 
 
+def _off_in_half(fw, a, b, o, w):
+    """Exact in float32 and float64, half as much again in float16."""
+    out = fc.compute(fc.Truth(), a, b, w)
+    return out * np.float16(1.5) if np.asarray(a).dtype == np.float16 else out
+
+
+OFF_IN_HALF = Api(name="fake.port.off_in_float16", framework="numpy", call=_off_in_half,
+                  convention=lambda o: fc.Truth().convention(), dtypes=("float16",) + DTYPES, devices=("cpu",))
+
+
+def test_float16_is_checked_apart_and_does_not_decide_the_verdict(cases):
+    result = port(OFF_IN_HALF, {}, "scipy", cases)
+    data = result.to_json()
+    assert result.verdict == "pass" and data["differs_on"] == []
+    half = {e["case"]: e for e in data["float16"]["differs_on"]}
+    assert "canonical-2x3" in half and half["canonical-2x3"]["dtypes"] == ["float16"]
+    assert "the source departs from its inferred convention" in half["canonical-2x3"]["reason"]
+    assert "In float16 (checked apart), differs on:" in result.code
+
+
 def test_a_record_carries_the_contract_and_validates(cases):
     rec = porting_record(FAKES[0], {}, "scipy", cases)
     assert rec.verdict == "pass", rec.message
