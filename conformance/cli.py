@@ -12,6 +12,9 @@ from pathlib import Path
 from . import __version__
 
 DEFAULT_OUT = Path("reports")
+# kind of check -> its runner, conformance/checks/test_<runner>.py
+CHECK_MODULES = {"value": "values", "gradient": "gradients", "property": "properties",
+                 "distribution": "distributions", "convention": "conventions", "porting": "porting"}
 
 # Areas that bring their own commands: each module has add_commands(subparsers), where each
 # command sets `func`. Imported when the parser is built, so they must import lazily themselves.
@@ -54,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
                      help="also check a third-party implementation (an Api entry); repeatable")
     run.add_argument("--only-api", action="store_true", help="check only the --api entries")
+    run.add_argument("--check", action="append", default=[], choices=tuple(CHECK_MODULES),
+                     help="only these kinds of check (default: all); repeatable")
     run.add_argument("--device", action="append", default=[], choices=("cpu", "cuda"))
     run.add_argument("--dtype", action="append", default=[], choices=("float16", "bfloat16", "float32", "float64"))
     run.add_argument("-k", dest="keyword", help="pytest -k expression over check ids")
@@ -103,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def pytest_arguments(args, results: Path) -> list[str]:
-    argv = ["--pyargs", "conformance.checks", "-p", "no:cacheprovider", f"--klconf-results={results}"]
+    modules = [f"conformance.checks.test_{CHECK_MODULES[c]}" for c in args.check] or ["conformance.checks"]
+    argv = ["--pyargs", *modules, "-p", "no:cacheprovider", f"--klconf-results={results}"]
     if not _plugin_autoloaded():
         argv += ["-p", "conformance.plugin"]
     if args.cases:

@@ -350,7 +350,7 @@ class _ResultCache:
     """In-process dict plus an on-disk cache (KLCONF_CACHE_DIR; 'off' disables it) for large inputs,
     shared by pytest-xdist workers and by later runs."""
 
-    DISK_MIN_TERMS = 4096
+    DISK_MIN_TERMS = 256  # below this, recomputing is cheaper than a file
 
     MEMORY_BYTES = 256 << 20  # a process keeps at most this much of results in memory; the disk has the rest
 
