@@ -104,6 +104,28 @@ def test_keras_single_weighted_row_is_left_undivided(representative):
     assert np.isclose(value, fed.observation.value, rtol=1e-12)
 
 
+MASKED = [  # conventions no spelling of the term has by itself: each vocabulary's mask is exercised
+    ("nan-where-q-zero", dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_q="nan")),
+    ("generalized-nan-where-p-zero", dict(p_index=0, spaces=("prob", "prob"), elementwise="p*log(p/q)-p+q",
+                                          reduction="none", class_axis=None, zero_p="nan")),
+]
+
+
+@pytest.mark.parametrize("target", ["torch", "jax", "tensorflow", "scipy"])
+@pytest.mark.parametrize("name,truth", MASKED, ids=[m[0] for m in MASKED])
+def test_masks_in_every_vocabulary(representative, target, name, truth):
+    from conformance.frameworks import binding
+    from tests import fakes_conventions as fc
+
+    missing = binding(target).available()
+    if missing:
+        pytest.skip(missing)
+    api = fc.make(f"fake.port.{name}", dtypes=("float32", "float64"), **truth)
+    result = port(api, {}, target, representative)
+    assert result.equivalent.masked, "no spelling has these zeros: a mask is needed"
+    assert result.verdict == "pass", result.differs_on
+
+
 @pytest.mark.parametrize("case_id,target", [("tiny-probs-float32", "jax"), ("empty-batch", "torch")])
 def test_differences_on_the_corpus_come_with_computed_reasons(case_id, target):
     """Where a port cannot follow the source, the record says which side departs and why."""
