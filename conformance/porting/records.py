@@ -3,9 +3,11 @@
 The record's `extra` is the contract the report and the results schema read:
     {"code": snippet, "expression": one line, "verified_cases": n,
      "differs_on": [{"case": id, "reason": text, "dtypes": [...]}], "target_framework": name,
-     "out_of_domain": {...}, "not_applicable": [...], "convention": text, "notes": [...], ...}
-verdict pass: verified on every in-domain case it applies to; fail: it differs on one at least;
-skip: the source or the target framework is not installed here.
+     "out_of_domain": {...}, "float16": {...}, "not_applicable": [...], "convention": text, "notes": [...], ...}
+verdict pass: verified on every in-domain case it applies to (float64 and float32); fail: it differs
+on one at least; skip: the source or the target framework is not installed here. The source's
+inferred convention is in extra["convention"]; the record's own `convention` field is left empty,
+since it names a declared convention everywhere else.
 """
 from __future__ import annotations
 
@@ -62,7 +64,6 @@ def _fill(rec: Record, api: Api, options: dict, target: str, cases: list[Case], 
     data = result.to_json()
     rec.extra.update({k: v for k, v in data.items() if k not in ("source", "options", "seconds")})
     rec.extra["target_version"] = target_binding.version(target_binding.handle())
-    rec.convention = result.recipe.describe()
     rec.verdict = result.verdict
     if result.verdict == "pass":
         rec.message = f"verified on {result.verified_cases} cases ({DTYPE_LABEL})"
