@@ -35,7 +35,7 @@ def porting_record(api: Api, options: dict, target: str, cases: list[Case], devi
         check_id=check_id(case_id(target), api.name, api.option_label(options), device, DTYPE_LABEL),
         case_id=case_id(target), case_hash=corpus_hash(cases), api=api.name, framework=api.framework,
         device=device, dtype=DTYPE_LABEL, options=dict(options), verdict="skip", check=CHECK,
-        tags=["porting", f"to-{target}"], extra={"target_framework": target},
+        tags=["porting"], extra={"target_framework": target},
     )
     started = time.perf_counter()
     try:
