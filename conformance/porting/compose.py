@@ -270,14 +270,15 @@ def _commented(line: str, indent: str) -> list[str]:
     if len(indent + line) <= WIDTH or "  # " not in line:
         return [indent + line]
     code, comment = line.split("  # ", 1)
-    return [f"{indent}# {text}" for text in _wrap_words(comment, WIDTH - len(indent) - 2)] + [indent + code]
+    return [f"{indent}# {text}" for text in wrap_words(comment, WIDTH - len(indent) - 2)] + [indent + code]
 
 
 def _wrapped(text: str, indent: str) -> list[str]:
-    return [indent + piece for piece in _wrap_words(text, WIDTH - len(indent))]
+    return [indent + piece for piece in wrap_words(text, WIDTH - len(indent))]
 
 
-def _wrap_words(text: str, width: int) -> list[str]:
+def wrap_words(text: str, width: int) -> list[str]:
+    """`text` in pieces of at most `width` characters, split at spaces (a longer word stays whole)."""
     out, current = [], ""
     for word in text.split(" "):
         if current and len(current) + 1 + len(word) > width:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..cases import Case, load_cases
 from ..frameworks import Api, Unavailable, binding
-from .compose import Equivalent, compose
+from .compose import Equivalent, compose, wrap_words
 from .recipe import Recipe, recipe_for
 from .verify import DTYPES, Verification
 from .verify import verify as verify_equivalent
@@ -92,15 +92,8 @@ class Port:
 
 def _wrap(line: str, width: int = 118) -> str:
     """A long comment line folded at spaces, every piece still a comment."""
-    out, current = [], ""
-    for word in line.split(" "):
-        if current and len(current) + 1 + len(word) > width:
-            out.append(current)
-            current = "#  " + word
-        else:
-            current = f"{current} {word}" if current else word
-    out.append(current)
-    return "\n".join(out)
+    first, *rest = wrap_words(line, width)
+    return "\n".join([first] + [f"#  {piece}" for piece in rest])
 
 
 def unavailable(api: Api, target: str) -> str | None:
