@@ -5,8 +5,9 @@
 Prints the snippet (which defines `equivalent(p, q)`), then on stderr how it was verified.
 With --json: one object with source, options, target_framework, verdict, code, expression,
 verified_cases, differs_on (case, dtypes, reason), out_of_domain and float16 (checked apart),
-not_applicable, convention, notes. The exit status is 0 when the equivalent is verified on every in-domain case it applies
-to and 1 when it differs somewhere. Frameworks are imported only when the command runs.
+not_applicable, convention, notes. The exit status is 0 when the equivalent is verified on every
+in-domain case it applies to and 1 when it differs somewhere (the snippet is printed either way).
+Frameworks are imported only when the command runs.
 """
 from __future__ import annotations
 

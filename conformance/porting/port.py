@@ -76,8 +76,8 @@ class Port:
             "expression": self.equivalent.expression,
             "verified_cases": self.verified_cases,
             "differs_on": [{"case": e["case"], "dtypes": e["dtypes"], "reason": e["reason"]} for e in self.differs_on],
-            "out_of_domain": {"verified_cases": len(v.verified("out_of_domain")), "differs_on": v.differs("out_of_domain")},
-            "float16": {"verified_cases": len(v.verified("float16")), "differs_on": v.differs("float16")},
+            **{scope: {"verified_cases": len(v.verified(scope)), "differs_on": v.differs(scope)}
+               for scope in ("out_of_domain", "float16")},
             "not_applicable": v.not_applicable(),
             "convention": self.recipe.describe(),
             "convention_origin": self.recipe.origin,
