@@ -112,6 +112,8 @@ def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[l
         return _expand_distribution(listed)
     if kind == "convention":
         return _expand_convention(spec, listed, apis)
+    if kind == "porting":
+        return _expand_porting(spec, listed, apis)
     missing = [k for k in ("case", "dtype") if k not in listed]
     if missing:
         return [], [f"{kind} checks need {' and '.join(missing)}"]
@@ -163,6 +165,26 @@ def _expand_convention(spec: dict, listed: dict, apis: dict[str, Api]) -> tuple[
         for options in _option_combos(spec.get("options", {}), api, problems):
             for device in listed.get("device", list(api.devices)):
                 ids.append(check_id(CASE_ID, name, api.option_label(options), device, structural_dtype(api)))
+    return ids, problems
+
+
+def _expand_porting(spec: dict, listed: dict, apis: dict[str, Api]) -> tuple[list[str], list[str]]:
+    """Porting checks: one per source API x options x target framework x device."""
+    from .frameworks import FRAMEWORKS
+    from .porting.records import DTYPE_LABEL, case_id
+
+    problems = [f"unknown api {name!r}" for name in listed["api"] if name not in apis]
+    problems += [f"unknown target framework {t!r}" for t in listed.get("target", []) if t not in FRAMEWORKS]
+    if "target" not in listed:
+        problems.append("porting checks need a target list")
+    if problems:
+        return [], problems
+    ids = []
+    for name in listed["api"]:
+        api = apis[name]
+        for options in _option_combos(spec.get("options", {}), api, problems):
+            for target, device in itertools.product(listed["target"], listed.get("device", list(api.devices))):
+                ids.append(check_id(case_id(target), name, api.option_label(options), device, DTYPE_LABEL))
     return ids, problems
 
 
