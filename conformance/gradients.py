@@ -8,8 +8,6 @@ gradient came out finite, NaN or infinite.
 from __future__ import annotations
 
 import contextlib
-import time
-import traceback
 import warnings
 from dataclasses import dataclass
 from typing import Iterable
@@ -21,7 +19,7 @@ from .cases import Case
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api, binding
 from .results import Record, summarize
-from .runner import declared, fed_arguments, feed_axis, prepare, to_native, weights_for
+from .runner import declared, fed_arguments, feed_axis, prepare, timed, to_native, weights_for
 
 MAX_ELEMENTS = 1 << 17  # larger cases (the 128k and 256k vocabularies) are value-checked only
 
@@ -72,15 +70,8 @@ def run_gradient_check(check: GradientCheck) -> Record:
         device=check.device, dtype=check.dtype, options={**check.options, "wrt": check.wrt}, verdict="skip",
         shape=list(case.shape), tags=list(case.tags), check="gradient",
     )
-    started = time.perf_counter()
-    try:
+    with timed(record):
         _run(check, record)
-    except Exception as exc:
-        record.verdict, record.kind = "error", "internal"
-        record.message = f"klconf internal error: {type(exc).__name__}: {exc}"
-        record.extra["traceback"] = traceback.format_exc()[-4000:]
-    finally:
-        record.duration_s = time.perf_counter() - started
     return record
 
 

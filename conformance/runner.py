@@ -150,16 +150,24 @@ def execute(check: Check) -> Outcome:
         tolerance_override=f"x{api.tolerance.factor:g}: {api.tolerance.reason}" if api.tolerance else "",
     )
     outcome = Outcome(record)
+    with timed(record):
+        _run(check, outcome)
+    return outcome
+
+
+@contextlib.contextmanager
+def timed(record: Record):
+    """Time a check; a bug in klconf itself becomes an `internal` error record (apart from the API's own
+    errors) and the run goes on."""
     started = time.perf_counter()
     try:
-        _run(check, outcome)
-    except Exception as exc:  # a bug in klconf itself: recorded apart from API errors, and the run goes on
+        yield
+    except Exception as exc:
         record.verdict, record.kind = "error", "internal"
         record.message = f"klconf internal error: {type(exc).__name__}: {exc}"
         record.extra["traceback"] = traceback.format_exc()[-4000:]
     finally:
         record.duration_s = time.perf_counter() - started
-    return outcome
 
 
 def prepare(check, record: Record):

@@ -23,7 +23,6 @@ declines with NotImplementedError) is `unsupported`, any other exception is `err
 from __future__ import annotations
 
 import functools
-import time
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from .. import judge
 from ..dtypes import round_to
 from ..frameworks import DEVICES, Unavailable, binding
 from ..oracle import DIGITS, Expectation
+from ..runner import timed
 from ..results import Record, summarize
 from . import closed_forms
 from .cases import DistributionCase
@@ -181,15 +181,8 @@ def run_check(check: DistributionCheck) -> Record:
         tags=list(case.tags), check=CHECK, convention=f"KL({case.p.family} || {case.q.family}), batch {list(case.batch)}",
     )
     record.extra["pair"] = case.pair
-    started = time.perf_counter()
-    try:
+    with timed(record):  # a bug in klconf itself is recorded apart from library errors
         _run(check, record)
-    except Exception as exc:  # a bug in klconf itself: recorded apart from library errors
-        record.verdict, record.kind = "error", "internal"
-        record.message = f"klconf internal error: {type(exc).__name__}: {exc}"
-        record.extra["traceback"] = traceback.format_exc()[-4000:]
-    finally:
-        record.duration_s = time.perf_counter() - started
     return record
 
 
