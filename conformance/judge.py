@@ -109,9 +109,10 @@ def representable(expected: np.ndarray, dtype: str) -> np.ndarray:
     fmt = FORMATS.get(dtype)
     if fmt is None:
         return expected
-    # round-to-nearest overflows to inf from max + half an ulp of max onwards
-    limit = fmt.max + 2.0 ** (np.floor(np.log2(fmt.max)) - fmt.mantissa_bits)
-    with np.errstate(invalid="ignore"):
+    # round-to-nearest overflows to inf from max + half an ulp of max onwards (for float64 that limit
+    # is itself beyond range: inf, and no float64 value reaches it)
+    with np.errstate(invalid="ignore", over="ignore"):
+        limit = fmt.max + 2.0 ** (np.floor(np.log2(fmt.max)) - fmt.mantissa_bits)
         return np.where(np.isfinite(expected) & (np.abs(expected) >= limit), np.copysign(np.inf, expected), expected)
 
 
