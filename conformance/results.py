@@ -10,7 +10,9 @@ is strict JSON (browsers' JSON.parse rejects NaN).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import json
 import math
 import os
@@ -270,6 +272,25 @@ def read(path: Path | str, validate: str = "sample") -> Results:
     if validate not in VALIDATION:
         raise ValueError(f"validate must be one of {VALIDATION}, not {validate!r}")
     results = Results(source=str(path))
+    with _cyclic_gc_paused():
+        _read_into(results, path, validate)
+    return results
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused():
+    """Parsed events hold no reference cycles, but building 100k of them triggers full collections
+    that scan everything already read: pausing the collector halves the time of reading a large run."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_into(results: Results, path: Path | str, validate: str) -> None:
     checks_seen = 0
     for line, event, problem in iter_events(path):
         if event is None:
@@ -301,7 +322,6 @@ def read(path: Path | str, validate: str = "sample") -> Results:
                 results.problems.append(f"line {line}: unknown event type {kind!r}")
         except TypeError as exc:
             results.problems.append(f"line {line}: malformed {kind} event: {exc}")
-    return results
 
 
 def _plausible_check(event: dict) -> bool:
