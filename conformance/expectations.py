@@ -8,6 +8,10 @@ and dtype lists); matching is by exact id, never by substring. Applied to a reco
   - a failure of another kind stays a failure, flagged as a new kind of failure;
   - a pass is reported as a stale entry.
 An entry naming a check klconf does not plan is a problem, reported with file and line.
+
+A porting check verifies one equivalent on the whole corpus, so a porting entry may list the cases
+it explains (`case`); its check then stays a failure, flagged as new, when the equivalent differs on
+a case no entry lists, and several such entries may explain one check together.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ class Expectation:
     link: str
     file: str
     line: int | None
+    cases: tuple[str, ...] = ()  # porting only: the cases the difference is known on (empty: any)
 
     def describe(self) -> str:
         link = f" ({self.link})" if self.link else ""
@@ -44,13 +49,19 @@ class Expectation:
 
 @dataclass
 class Manifest:
-    by_check: dict[str, Expectation]
+    by_check: dict[str, list[Expectation]]  # several entries only for porting checks, each with its cases
     problems: list[Problem]
 
+    def entries(self) -> list[Expectation]:
+        return list({id(e): e for claimed in self.by_check.values() for e in claimed}.values())
+
     def apply(self, record: Record) -> Record:
-        entry = self.by_check.get(record.check_id)
-        if entry is None:
+        claimed = self.by_check.get(record.check_id)
+        if not claimed:
             return record
+        if claimed[0].cases:
+            return _apply_by_case(record, claimed)
+        entry = claimed[0]
         record.extra["expectation"] = {"id": entry.id, "status": entry.status, "kind": "/".join(entry.kind),
                                        "link": entry.link}
         if record.verdict in ("fail", "error", "timeout", "crash"):
@@ -66,6 +77,38 @@ class Manifest:
             record.extra["expectation"]["outcome"] = "stale"
             record.message = f"expectation {entry.id} is stale: this check now passes"
         return record
+
+
+def _apply_by_case(record: Record, claimed: list[Expectation]) -> Record:
+    """A porting record against the entries that list the cases they explain."""
+    differing = {d["case"] for d in record.extra.get("differs_on", [])}
+    explaining = [e for e in claimed if differing & set(e.cases)] or claimed
+    unexplained = sorted(differing - {c for e in claimed for c in e.cases})
+    record.extra["expectation"] = {
+        "id": "+".join(e.id for e in explaining), "status": "/".join(sorted({e.status for e in explaining})),
+        "kind": "/".join(sorted({k for e in explaining for k in e.kind})), "link": explaining[0].link}
+    if record.verdict == "pass":
+        record.extra["expectation"]["outcome"] = "stale"
+        record.message = f"expectation {record.extra['expectation']['id']} is stale: this check now passes"
+    elif record.verdict in ("fail", "error", "timeout", "crash"):
+        if not all(record.kind in e.kind for e in explaining):
+            record.extra["expectation"]["outcome"] = "changed_kind"
+            record.message = (f"known failure {record.extra['expectation']['id']} expected kind "
+                              f"{record.extra['expectation']['kind']!r} but failed as {record.kind or record.verdict!r} "
+                              f"(new): {record.message}")
+        elif unexplained:
+            record.extra["expectation"]["outcome"] = "new_cases"
+            record.message = (f"known differences {record.extra['expectation']['id']} do not list "
+                              f"{', '.join(unexplained)} (new): {record.message}")
+        else:
+            record.extra["expectation"]["outcome"] = "matched"
+            record.extra["failed_as"] = record.verdict
+            record.verdict = "xfail"
+            record.reason = " ".join(e.describe() for e in explaining)
+            idle = [e.id for e in claimed if e not in explaining]
+            if idle:
+                record.extra["expectation"]["stale"] = idle  # entries whose cases no longer differ
+    return record
 
 
 def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Manifest:
@@ -92,16 +135,19 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Ma
         for index, raw in enumerate(data["expectations"]):
             line = lines.line_of(("expectations", index))
             kinds = (raw["kind"],) if isinstance(raw["kind"], str) else tuple(raw["kind"])
-            entry = Expectation(raw["id"], raw["status"], kinds, raw["reason"], raw.get("link", ""), name, line)
+            listed_cases = raw["checks"].get("case", []) if raw["checks"].get("check") == "porting" else []
+            entry = Expectation(raw["id"], raw["status"], kinds, raw["reason"], raw.get("link", ""), name, line,
+                                tuple([listed_cases] if isinstance(listed_cases, str) else listed_cases))
             ids, entry_problems = _expand(raw["checks"], case_ids, api_by_name)
             problems += [Problem(name, line, f"expectations[{index}].checks", m) for m in entry_problems]
             for cid in ids:
-                if cid in by_check:
-                    other = by_check[cid]
+                others = by_check.setdefault(cid, [])
+                if others and not (entry.cases and others[0].cases):
+                    other = others[0]
                     problems.append(Problem(name, line, f"expectations[{index}]",
                                             f"check {cid} is already claimed by {other.id} ({other.file}:{other.line})"))
                 else:
-                    by_check[cid] = entry
+                    others.append(entry)
     return Manifest(by_check, problems)
 
 
@@ -113,7 +159,7 @@ def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[l
     if kind == "convention":
         return _expand_convention(spec, listed, apis)
     if kind == "porting":
-        return _expand_porting(spec, listed, apis)
+        return _expand_porting(spec, listed, cases, apis)
     missing = [k for k in ("case", "dtype") if k not in listed]
     if missing:
         return [], [f"{kind} checks need {' and '.join(missing)}"]
@@ -168,13 +214,16 @@ def _expand_convention(spec: dict, listed: dict, apis: dict[str, Api]) -> tuple[
     return ids, problems
 
 
-def _expand_porting(spec: dict, listed: dict, apis: dict[str, Api]) -> tuple[list[str], list[str]]:
-    """Porting checks: one per source API x options x target framework x device."""
+def _expand_porting(spec: dict, listed: dict, cases: dict[str, Case],
+                    apis: dict[str, Api]) -> tuple[list[str], list[str]]:
+    """Porting checks: one per source API x options x target framework x device (`case` lists the
+    corpus cases an entry explains, not checks)."""
     from .frameworks import FRAMEWORKS
     from .porting.records import DTYPE_LABEL, case_id
 
     problems = [f"unknown api {name!r}" for name in listed["api"] if name not in apis]
     problems += [f"unknown target framework {t!r}" for t in listed.get("target", []) if t not in FRAMEWORKS]
+    problems += [f"unknown case {c!r}" for c in listed.get("case", []) if c not in cases]
     if "target" not in listed:
         problems.append("porting checks need a target list")
     if problems:

@@ -87,5 +87,65 @@ def test_bundled_manifests_are_valid(corpus):
     m = expectations.load(None, corpus, frameworks.builtin_apis())
     assert m.problems == []
     assert len(m.by_check) > 100
-    statuses = {e.status for e in m.by_check.values()}
+    statuses = {e.status for e in m.entries()}
     assert statuses == {"bug", "divergence"}
+
+
+PORTING = """\
+expectations:
+  - id: fake-port-subnormals
+    status: divergence
+    kind: porting
+    reason: the target flushes subnormals
+    checks:
+      check: porting
+      case: [tiny-probs-float32, tiny-probs-float64]
+      api: fake.exact
+      options: {reduction: [sum]}
+      target: jax
+  - id: fake-port-empty
+    status: divergence
+    kind: porting
+    reason: the source returns an empty array on an empty batch
+    checks:
+      check: porting
+      case: empty-batch
+      api: fake.exact
+      options: {reduction: [sum]}
+      target: jax
+"""
+PORT_ID = "porting-to-jax::fake.exact[reduction=sum]::cpu::float64+float32"
+
+
+def porting_record(verdict, *differs_on):
+    rec = record(verdict, "porting" if verdict == "fail" else None, check_id=PORT_ID)
+    rec.check, rec.case_id = "porting", "porting-to-jax"
+    rec.extra["differs_on"] = [{"case": c, "reason": "r", "dtypes": ["float64"]} for c in differs_on]
+    return rec
+
+
+def test_porting_entries_explain_the_cases_they_list_together(tmp_path, corpus):
+    m = manifest(tmp_path, corpus, PORTING)
+    assert m.problems == [] and [e.id for e in m.by_check[PORT_ID]] == ["fake-port-subnormals", "fake-port-empty"]
+    rec = m.apply(porting_record("fail", "tiny-probs-float64", "empty-batch"))
+    assert rec.verdict == "xfail" and "fake-port-subnormals" in rec.reason and "fake-port-empty" in rec.reason
+    one = m.apply(porting_record("fail", "tiny-probs-float32"))
+    assert one.verdict == "xfail" and one.extra["expectation"]["id"] == "fake-port-subnormals"
+    assert one.extra["expectation"]["stale"] == ["fake-port-empty"]
+
+
+def test_porting_difference_on_an_unlisted_case_is_new(tmp_path, corpus):
+    rec = manifest(tmp_path, corpus, PORTING).apply(porting_record("fail", "tiny-probs-float64", "broadcast-4-vs-1"))
+    assert rec.verdict == "fail" and rec.extra["expectation"]["outcome"] == "new_cases"
+    assert "do not list broadcast-4-vs-1 (new)" in rec.message
+
+
+def test_porting_entries_that_now_pass_are_stale(tmp_path, corpus):
+    rec = manifest(tmp_path, corpus, PORTING).apply(porting_record("pass"))
+    assert rec.verdict == "pass" and rec.extra["expectation"]["outcome"] == "stale"
+
+
+def test_a_check_claimed_twice_outside_porting_case_lists_is_a_problem(tmp_path, corpus):
+    body = ENTRY + ENTRY.split("expectations:\n", 1)[1].replace("fake-nan", "fake-nan-again")
+    m = manifest(tmp_path, corpus, body)
+    assert any("already claimed by fake-nan" in p.message for p in m.problems), m.problems
