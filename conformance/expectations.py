@@ -59,56 +59,33 @@ class Manifest:
         claimed = self.by_check.get(record.check_id)
         if not claimed:
             return record
-        if claimed[0].cases:
-            return _apply_by_case(record, claimed)
-        entry = claimed[0]
-        record.extra["expectation"] = {"id": entry.id, "status": entry.status, "kind": "/".join(entry.kind),
-                                       "link": entry.link}
+        # porting entries that list cases explain the cases they list; any other entry stands alone
+        differing = {d["case"] for d in record.extra.get("differs_on", [])} if claimed[0].cases else set()
+        explaining = [e for e in claimed if differing & set(e.cases)] or claimed
+        unexplained = sorted(differing - {c for e in claimed for c in e.cases})
+        label = "+".join(e.id for e in explaining)
+        kinds = tuple(dict.fromkeys(k for e in explaining for k in e.kind))
+        record.extra["expectation"] = {"id": label, "status": "/".join(dict.fromkeys(e.status for e in explaining)),
+                                       "kind": "/".join(kinds), "link": explaining[0].link}
         if record.verdict in ("fail", "error", "timeout", "crash"):
-            if record.kind in entry.kind or record.verdict in entry.kind:
+            if not all(record.kind in e.kind or record.verdict in e.kind for e in explaining):
+                record.extra["expectation"]["outcome"] = "changed_kind"
+                record.message = (f"known failure {label} expected kind {'/'.join(kinds)!r} but failed as "
+                                  f"{record.kind or record.verdict!r} (new): {record.message}")
+            elif unexplained:
+                record.extra["expectation"]["outcome"] = "new_cases"
+                record.message = f"known differences {label} do not list {', '.join(unexplained)} (new): {record.message}"
+            else:
                 record.extra["expectation"]["outcome"] = "matched"
                 record.extra["failed_as"] = record.verdict
-                record.verdict, record.reason = "xfail", entry.describe()
-            else:
-                record.extra["expectation"]["outcome"] = "changed_kind"
-                record.message = (f"known failure {entry.id} expected kind {'/'.join(entry.kind)!r} but failed as "
-                                  f"{record.kind or record.verdict!r} (new): {record.message}")
+                record.verdict, record.reason = "xfail", " ".join(e.describe() for e in explaining)
+                idle = [e.id for e in claimed if e not in explaining]
+                if idle:
+                    record.extra["expectation"]["stale"] = idle  # entries whose cases no longer differ
         elif record.verdict == "pass":
             record.extra["expectation"]["outcome"] = "stale"
-            record.message = f"expectation {entry.id} is stale: this check now passes"
+            record.message = f"expectation {label} is stale: this check now passes"
         return record
-
-
-def _apply_by_case(record: Record, claimed: list[Expectation]) -> Record:
-    """A porting record against the entries that list the cases they explain."""
-    differing = {d["case"] for d in record.extra.get("differs_on", [])}
-    explaining = [e for e in claimed if differing & set(e.cases)] or claimed
-    unexplained = sorted(differing - {c for e in claimed for c in e.cases})
-    record.extra["expectation"] = {
-        "id": "+".join(e.id for e in explaining), "status": "/".join(sorted({e.status for e in explaining})),
-        "kind": "/".join(sorted({k for e in explaining for k in e.kind})), "link": explaining[0].link}
-    if record.verdict == "pass":
-        record.extra["expectation"]["outcome"] = "stale"
-        record.message = f"expectation {record.extra['expectation']['id']} is stale: this check now passes"
-    elif record.verdict in ("fail", "error", "timeout", "crash"):
-        if not all(record.kind in e.kind for e in explaining):
-            record.extra["expectation"]["outcome"] = "changed_kind"
-            record.message = (f"known failure {record.extra['expectation']['id']} expected kind "
-                              f"{record.extra['expectation']['kind']!r} but failed as {record.kind or record.verdict!r} "
-                              f"(new): {record.message}")
-        elif unexplained:
-            record.extra["expectation"]["outcome"] = "new_cases"
-            record.message = (f"known differences {record.extra['expectation']['id']} do not list "
-                              f"{', '.join(unexplained)} (new): {record.message}")
-        else:
-            record.extra["expectation"]["outcome"] = "matched"
-            record.extra["failed_as"] = record.verdict
-            record.verdict = "xfail"
-            record.reason = " ".join(e.describe() for e in explaining)
-            idle = [e.id for e in claimed if e not in explaining]
-            if idle:
-                record.extra["expectation"]["stale"] = idle  # entries whose cases no longer differ
-    return record
 
 
 def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Manifest:
