@@ -357,9 +357,14 @@ class _ResultCache:
     def __init__(self):
         self._memory: dict[str, Expectation] = {}
         self._bytes = 0
+
+    @property
+    def _dir(self) -> Path | None:
+        """Read at each use, not at import, so the setting in force when a check runs is the one used."""
         configured = os.environ.get("KLCONF_CACHE_DIR", "")
-        self._dir = None if configured.lower() in ("0", "off", "none") else \
-            (Path(configured) if configured else Path.home() / ".cache" / "klconf" / "oracle")
+        if configured.lower() in ("0", "off", "none"):
+            return None
+        return Path(configured) if configured else Path.home() / ".cache" / "klconf" / "oracle"
 
     def get(self, key: str) -> Expectation | None:
         if key in self._memory:

@@ -65,3 +65,13 @@ def test_run_with_malformed_case_files_lists_every_problem_without_a_traceback(t
     assert "bad.yaml:4: cases[0].p.probs: negative probabilities" in proc.stderr
     assert "bad.yaml:5: cases[0].q.probs: rows of unequal width" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_run_from_the_repository_root_keeps_the_oracle_disk_cache(tmp_path):
+    """klconf's own test configuration switches the cache off for its tests alone, not for a run."""
+    env = {k: v for k, v in __import__("os").environ.items() if k != "KLCONF_CACHE_DIR"}
+    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--api", "tests.fakes:EXACT", "--only-api",
+                           "--out", str(tmp_path / "out"), "--no-report", "-n", "0", "-k", "wide-3x1000"],
+                          cwd=ROOT, capture_output=True, text=True, env={**env, "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list((tmp_path / ".cache" / "klconf" / "oracle").glob("*.npz"))
