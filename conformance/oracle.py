@@ -369,10 +369,11 @@ class _ResultCache:
     def get(self, key: str) -> Expectation | None:
         if key in self._memory:
             return self._memory[key]
-        if self._dir is None:
+        folder = self._dir
+        if folder is None:
             return None
         try:
-            with np.load(self._dir / f"{key}.npz") as data:
+            with np.load(folder / f"{key}.npz") as data:
                 hit = Expectation(data["value"], data["magnitude"], int(data["terms"]), data["log_scale"])
         except (OSError, ValueError, KeyError):
             return None
@@ -389,15 +390,16 @@ class _ResultCache:
 
     def put(self, key: str, value: Expectation) -> None:
         self._remember(key, value)
-        if self._dir is None or np.size(value.magnitude) * max(value.terms, 1) < self.DISK_MIN_TERMS:
+        folder = self._dir
+        if folder is None or np.size(value.magnitude) * max(value.terms, 1) < self.DISK_MIN_TERMS:
             return
         try:
-            self._dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self._dir, suffix=".tmp")
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, value=value.value, magnitude=value.magnitude, terms=value.terms,
                          log_scale=value.log_scale)
-            os.replace(tmp, self._dir / f"{key}.npz")
+            os.replace(tmp, folder / f"{key}.npz")
         except OSError:
             pass  # a cache that cannot be written is only slower
 
