@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--expectations", metavar="DIR",
                      help="expectations manifests (default: cases/expectations; 'none' for raw verdicts)")
     run.add_argument("--verbose", "-v", action="store_true", help="one line per check")
+    run.add_argument("--no-progress", action="store_true",
+                     help="no progress display (by default: a live line on a terminal, a line per tenth elsewhere)")
     run.add_argument("pytest_args", nargs="*", help="further pytest arguments, after --")
     run.set_defaults(func=cmd_run)
 
@@ -109,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def pytest_arguments(args, results: Path) -> list[str]:
     modules = [f"conformance.checks.test_{CHECK_MODULES[c]}" for c in args.check] or ["conformance.checks"]
-    argv = ["--pyargs", *modules, "-p", "no:cacheprovider", f"--klconf-results={results}"]
+    argv = ["--pyargs", *modules, "-p", "no:cacheprovider", f"--klconf-results={results}",
+            "-W", "ignore::pytest.PytestAssertRewriteWarning"]  # klconf is imported before pytest starts
     if not _plugin_autoloaded():
         argv += ["-p", "conformance.plugin"]
     if args.cases:
@@ -161,7 +164,12 @@ def cmd_run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
-    code = pytest.main(pytest_arguments(args, results))
+    plugins = []
+    if not (args.verbose or args.no_progress):
+        from .progress import Progress
+
+        plugins.append(Progress.for_stream(sys.stderr))
+    code = pytest.main(pytest_arguments(args, results), plugins=plugins)
     if not args.no_report and results.exists():
         from .report import write_report
 
