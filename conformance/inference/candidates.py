@@ -111,7 +111,8 @@ class Candidate:
 
     def convention(self, arguments: tuple[str, str]) -> Convention:
         return Convention(
-            arguments=tuple(arguments), p_argument=arguments[self.p_index], input_space=tuple(self.spaces),
+            arguments=(arguments[0], arguments[1]), p_argument=arguments[self.p_index],
+            input_space=(self.spaces[0], self.spaces[1]),
             reduction=self.reduction, elementwise=self.elementwise, class_axis=self.class_axis,
             batch_divisor=self.batch_divisor if self.batch_divisor in oracle.BATCH_DIVISORS else "dim0",
             clip_epsilon=self.clip_epsilon, normalizes=self.normalizes,
@@ -133,7 +134,7 @@ def canonical(c: Candidate, weights_fed: bool) -> Candidate:
     """The representative of every candidate that predicts the same outputs as `c` on any input."""
     spaces, normalizes = c.spaces, c.normalizes
     if normalizes:  # normalised exp(x) is softmax(x): log_prob reads as logits
-        spaces = tuple("logits" if s == "log_prob" else s for s in spaces)
+        spaces = ("logits" if spaces[0] == "log_prob" else spaces[0], "logits" if spaces[1] == "log_prob" else spaces[1])
         if spaces == ("logits", "logits"):
             normalizes = False  # softmax rows are normalised already
     reduction, divisor, weighted = c.reduction, c.batch_divisor, c.weighted and weights_fed
@@ -151,7 +152,7 @@ def canonical(c: Candidate, weights_fed: bool) -> Candidate:
     zero_p, zero_both, zero_q = c.zero_p, c.zero_both, c.zero_q
     if c.clip_epsilon is not None:  # clipped inputs never reach a zero: every term is finite
         zero_p, zero_both, zero_q = "0", "0", "finite"
-    return Candidate(c.p_index, tuple(spaces), elementwise, reduction, class_axis, divisor, normalizes, weighted,
+    return Candidate(c.p_index, spaces, elementwise, reduction, class_axis, divisor, normalizes, weighted,
                      zero_p, zero_both, zero_q, c.clip_epsilon)
 
 
@@ -173,7 +174,7 @@ def structural_candidates(weights_fed: bool) -> list[Candidate]:
     reductions = ("none", "per_row", "sum", "mean_all", "mean_batch") + (("mean_weighted",) if weights_fed else ())
     seen: dict[Candidate, None] = {}
     for p_index, spaces, normalizes, elementwise, reduction, axis, weighted in itertools.product(
-            (0, 1), itertools.product(oracle.SPACES, repeat=2), (False, True), oracle.ELEMENTWISE, reductions,
+            (0, 1), [(a, b) for a in oracle.SPACES for b in oracle.SPACES], (False, True), oracle.ELEMENTWISE, reductions,
             CLASS_AXES, (True, False) if weights_fed else (False,)):
         for divisor in DIVISORS.get(reduction, (NA,)):
             c = Candidate(p_index, spaces, elementwise, reduction, axis, divisor, normalizes, weighted)
@@ -194,7 +195,7 @@ def from_convention(conv: Convention, weights_fed: bool) -> Candidate:
     """The canonical candidate a declared convention stands for (the oracle's mean_weighted divides by
     the weights' sum even for one 1-D row)."""
     c = Candidate(
-        p_index=conv.p_index, spaces=tuple(conv.input_space), elementwise=conv.elementwise, reduction=conv.reduction,
+        p_index=conv.p_index, spaces=conv.input_space, elementwise=conv.elementwise, reduction=conv.reduction,
         class_axis=conv.class_axis, batch_divisor="weights" if conv.reduction == "mean_weighted" else conv.batch_divisor,
         normalizes=conv.normalizes, weighted=weights_fed and conv.reduction != "none", zero_p=conv.zero_p,
         zero_both=conv.zero_both, zero_q=conv.zero_q, clip_epsilon=conv.clip_epsilon)
@@ -203,7 +204,7 @@ def from_convention(conv: Convention, weights_fed: bool) -> Candidate:
 
 def declared_fields(conv: Convention, weights_fed: bool) -> dict:
     """A declared convention in the canonical field form inference reports."""
-    fields = from_convention(conv, weights_fed).fields(tuple(conv.arguments), weights_fed)
+    fields = from_convention(conv, weights_fed).fields(conv.arguments, weights_fed)
     fields.update({name: None for name in DTYPE_FIELDS})  # adapters declare no dtype behaviour
     return fields
 
