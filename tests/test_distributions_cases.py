@@ -106,7 +106,7 @@ def test_unsafe_yaml_is_a_problem_not_an_object(tmp_path):
             q: {family: normal, loc: 0.0, scale: 1.0}
         """)
     cases, problems = problems_of(path)
-    assert cases == [] and len(problems) == 1 and "d.yaml:3: YAML error: unsafe or unknown YAML tag rejected" in problems[0]
+    assert cases == [] and len(problems) == 1 and "d.yaml:3: distribution_cases[0].description: unsafe or unknown YAML tag rejected" in problems[0]
 
 
 def test_duplicate_keys_and_ids_are_problems(tmp_path):
@@ -118,7 +118,7 @@ def test_duplicate_keys_and_ids_are_problems(tmp_path):
             p: {family: normal, loc: 0.0, scale: 1.0}
             q: {family: normal, loc: 0.0, scale: 1.0}
         """, "a.yaml")
-    assert any("a.yaml:3: distribution_cases[0]: duplicate key 'id'" in p for p in problems_of(dup_key)[1])
+    assert any("a.yaml:3: distribution_cases[0].id: duplicate key 'id'" in p for p in problems_of(dup_key)[1])
     dup_key.unlink()
     one_case(tmp_path)
     write(tmp_path, (tmp_path / "d.yaml").read_text(), "e.yaml")
