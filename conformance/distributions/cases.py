@@ -187,7 +187,13 @@ def semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
         return [(("q",), f"batch shape {list(batch_shape(qf, _shapes(q)))} does not broadcast with p's "
                          f"{list(batch_shape(pf, _shapes(p)))}")]
     if not closed_forms.covered(pf.name, qf.name):
-        return [(("q", "family"), f"the oracle has no closed form for {pf.name} || {qf.name}")]
+        reason = _not_covered_here(p, q, batch)  # a degenerate P (a point mass) may still have an exact value
+        if reason:
+            return [(("q", "family"), f"the oracle has no closed form for {pf.name} || {qf.name} ({reason})")]
+    elif closed_forms.FAMILIES[pf.name].kind == "discrete":
+        reason = _not_covered_here(p, q, batch)  # an exact finite sum may be too long at these parameters
+        if reason:
+            return [(("p",), reason)]
     expected = entry.get("expected")
     if expected:
         shape, message = _tensor_shape(expected["kl"])
@@ -196,6 +202,15 @@ def semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
         elif shape != batch:
             errors.append((("expected", "kl"), f"shape {list(shape)} does not match the batch shape {list(batch)}"))
     return errors
+
+
+def _not_covered_here(p: dict, q: dict, batch: tuple) -> str | None:
+    """Why the oracle has no value for some batch element at these parameters; None if it has them all."""
+    try:
+        closed_forms.evaluate(p["family"], _side(p).params, q["family"], _side(q).params, batch)
+    except closed_forms.NotCovered as exc:
+        return str(exc)
+    return None
 
 
 def _side_errors(spec: dict) -> list[tuple[tuple, str]]:
