@@ -336,6 +336,8 @@ def _semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
                 errors.append(((side, space), "probabilities above 1 (set out_of_domain: true if deliberate)"))
         if shape == ():
             errors.append(((side, space), "a scalar is not a distribution: give at least one row of classes"))
+    if errors:  # a side already wrong has no shape worth comparing
+        return errors
     if len(shapes) == 2 and shapes["p"] != shapes["q"]:
         if not entry.get("broadcast"):
             errors.append((("q",), f"shape {list(shapes['q'])} differs from p's shape {list(shapes['p'])} "

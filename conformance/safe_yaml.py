@@ -261,6 +261,9 @@ def _from_yaml_error(exc: yaml.MarkedYAMLError, loader) -> YamlError:
     what = (exc.problem or str(exc)).strip()
     if exc.context and "single document" in exc.context:
         what = "more than one document in the stream (a file holds one document; remove the '---' after it)"
+    elif "maximum nesting depth" in what:  # libyaml's own guard, met while it scans ahead of the composer
+        return YamlError(mark.line + 1 if mark else None, dotted(loader._path),
+                         f"nested deeper than {loader.limits.max_depth} levels: exceeds the depth limit")
     return YamlError(mark.line + 1 if mark else None, dotted(loader._path), f"YAML error: {what}")
 
 
