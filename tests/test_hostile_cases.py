@@ -266,3 +266,18 @@ def test_anchors_and_aliases_within_the_limits_still_work(tmp_path):
         "  - id: again\n    description: q reused\n    p: *same\n    q: *same\n"
     [first, second] = cases.load_cases(_write(tmp_path, "anchors", text))
     assert second.p.spec == first.q.spec and second.line == 6
+
+
+@pytest.mark.parametrize("text, line, words", [
+    (laughs().replace("cases:", "expectations:"), 8, "exceeds the element limit"),
+    ("expectations:\n  - id: a\n    id: b\n", 3, "duplicate key 'id'"),
+    ("expectations: !!python/object/new:dict {}\n", 1, "unsafe or unknown YAML tag"),
+])
+def test_hostile_expectations_manifests_are_one_problem(tmp_path, text, line, words):
+    from conformance import expectations, frameworks
+
+    (tmp_path / "m.yaml").write_text(text)
+    manifest = expectations.load(tmp_path, [], frameworks.builtin_apis(), distribution_cases=[])
+    assert len(manifest.problems) == 1, manifest.problems
+    [problem] = manifest.problems
+    assert problem.file.endswith("m.yaml") and problem.line == line and words in problem.message, problem
