@@ -30,8 +30,7 @@ from typing import Any, Iterable
 
 import yaml
 from yaml.composer import Composer
-from yaml.events import (AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent,
-                         SequenceStartEvent)
+from yaml.events import AliasEvent, MappingEndEvent, ScalarEvent, SequenceEndEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 
@@ -138,7 +137,8 @@ class _GuardedComposer(Composer):
             return node
         event = self.peek_event()
         if depth > self.limits.max_depth:
-            self._refuse(event.start_mark, f"nested deeper than {self.limits.max_depth} levels: exceeds the depth limit")
+            self._refuse(event.start_mark,
+                         f"nested deeper than {self.limits.max_depth} levels: exceeds the depth limit")
         if event.anchor is not None and event.anchor in self.anchors:
             self._refuse(event.start_mark, f"anchor &{event.anchor} is defined twice")
         tag = getattr(event, "tag", None)
@@ -298,7 +298,8 @@ def parse(text: str, limits: Limits = LIMITS) -> tuple[Any, Lines]:
         return constructor.construct_document(node), lines
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise YamlError(mark.line + 1 if mark else None, "", f"YAML error: {(exc.problem or str(exc)).strip()}") from None
+        what = (exc.problem or str(exc)).strip()
+        raise YamlError(mark.line + 1 if mark else None, "", f"YAML error: {what}") from None
     except (ValueError, TypeError, OverflowError) as exc:
         raise YamlError(None, "", f"YAML value cannot be read: {exc}") from None
 

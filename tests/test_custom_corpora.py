@@ -215,3 +215,9 @@ def test_port_verifies_on_a_corpus_of_ones_own(filled):
     pytest.importorskip("torch")
     code, output = klconf("port", "scipy.special.rel_entr", "--to", "torch", "--cases", str(filled))
     assert code == 0 and "scipy.special.rel_entr -> torch: verified on 2 cases" in output, output
+
+
+def test_port_on_a_distribution_only_corpus_says_there_is_nothing_to_verify_on(tmp_path):
+    root = corpus(tmp_path, **{"dists.yaml": DISTRIBUTIONS})
+    code, output = klconf("port", "scipy.special.rel_entr", "--to", "torch", "--cases", str(root))
+    assert code == 2 and "no tensor-level cases" in output, output
