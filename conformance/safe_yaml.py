@@ -23,7 +23,6 @@ module's), PyYAML's pure parser otherwise.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -60,8 +59,8 @@ class YamlError(Exception):
 # --------------------------------------------------------------------------- bytes to text
 
 
-def read_text(path: Path, limits: Limits = LIMITS) -> str:
-    """The file as text, refused if too large or not clean UTF-8 (the whole file is never read past the limit)."""
+def read_bytes(path: Path, limits: Limits = LIMITS) -> bytes:
+    """The file's bytes, refused if too large (a file is never read past the limit)."""
     try:
         size = path.stat().st_size
         if path.is_file() and size > limits.max_bytes:
@@ -72,7 +71,12 @@ def read_text(path: Path, limits: Limits = LIMITS) -> str:
         raise YamlError(None, "", f"cannot read: {exc.strerror or exc}") from None
     if len(data) > limits.max_bytes:
         raise YamlError(None, "", f"more than {limits.max_bytes:,} bytes: exceeds the size limit")
-    return decode(data)
+    return data
+
+
+def read_text(path: Path, limits: Limits = LIMITS) -> str:
+    """The file as text, refused if too large or not clean UTF-8."""
+    return decode(read_bytes(path, limits))
 
 
 def decode(data: bytes) -> str:
@@ -316,23 +320,18 @@ def _index_lines(node: Node, path: tuple, lines: Lines) -> None:
             _index_lines(child, path + (i,), lines)
 
 
-@functools.lru_cache(maxsize=64)
-def _load_cached(path: str, size: int, mtime_ns: int, limits: Limits) -> tuple[Any, Lines] | YamlError:
+@functools.lru_cache(maxsize=32)
+def _parse_cached(data: bytes, limits: Limits) -> tuple[Any, Lines] | YamlError:
     try:
-        return parse(read_text(Path(path), limits), limits)
+        return parse(decode(data), limits)
     except YamlError as exc:  # a refusal is remembered too: a hostile file costs its limit once
         return exc
 
 
 def load_path(path: Path, limits: Limits = LIMITS) -> tuple[Any, Lines]:
-    """Read and parse one file (several loaders look at each file of a corpus: it is parsed once)."""
-    try:
-        stat = os.stat(path)
-    except OSError as exc:
-        raise YamlError(None, "", f"cannot read: {exc.strerror or exc}") from None
-    if not Path(path).is_file():
-        return parse(read_text(Path(path), limits), limits)
-    result = _load_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, limits)
+    """Read and parse one file. Several loaders look at each file of a corpus, so a parse is
+    remembered by the file's content (not its name or time stamp, which a rewrite may leave equal)."""
+    result = _parse_cached(read_bytes(Path(path), limits), limits)
     if isinstance(result, YamlError):
         raise YamlError(result.line, result.field, result.message)
     return result

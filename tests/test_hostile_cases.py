@@ -213,7 +213,7 @@ def test_the_table_holds_at_least_forty_kinds():
 @pytest.mark.parametrize("kind, content, line, field, words", HOSTILE, ids=[row[0] for row in HOSTILE])
 def test_loaders_give_one_problem_with_file_line_and_field(tmp_path, kind, content, line, field, words):
     path = _write(tmp_path, kind, content)
-    safe_yaml._load_cached.cache_clear()
+    safe_yaml._parse_cached.cache_clear()
     started = time.process_time()  # CPU time: the wall clock of a shared machine measures the neighbours
     problems = _problems(path)
     seconds = time.process_time() - started
@@ -231,7 +231,7 @@ def test_loaders_give_one_problem_with_file_line_and_field(tmp_path, kind, conte
                          ids=sorted(BOMBS, key=[row[0] for row in HOSTILE].index))
 def test_hostile_files_are_refused_in_bounded_memory(tmp_path, kind, content):
     path = _write(tmp_path, kind, content)
-    safe_yaml._load_cached.cache_clear()
+    safe_yaml._parse_cached.cache_clear()
     tracemalloc.start()
     try:
         with pytest.raises(safe_yaml.YamlError):
@@ -291,3 +291,12 @@ def test_hostile_expectations_manifests_are_one_problem(tmp_path, text, line, wo
     assert len(manifest.problems) == 1, manifest.problems
     [problem] = manifest.problems
     assert problem.file.endswith("m.yaml") and problem.line == line and words in problem.message, problem
+
+
+def test_a_file_rewritten_in_place_is_read_again(tmp_path):
+    """Parses are remembered by content: a same-size rewrite within the file system's time-stamp
+    granularity still reads the new text."""
+    path = _write(tmp_path, "rewrite", VALID)
+    assert cases.load_cases(path)[0].id == "ok"
+    path.write_text(VALID.replace("id: ok", "id: ko"))
+    assert cases.load_cases(path)[0].id == "ko"
