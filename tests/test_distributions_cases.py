@@ -48,7 +48,7 @@ def test_a_good_case_loads_with_its_batch_shape(tmp_path):
     ("{family: binomial, total_count: 2.5, probs: 0.5}", "{family: binomial, total_count: 3.0, probs: 0.5}", 4,
      "distribution_cases[0].p.total_count", "whole numbers"),
     ("{family: uniform, low: [0.0, 2.0], high: [1.0, 1.0]}", "{family: uniform, low: -1.0, high: 3.0}", 4,
-     "distribution_cases[0].p.high", "greater than low"),
+     "distribution_cases[0].p.high", "must not be below low"),
     ("{family: mvn_tril, loc: [0.0, 0.0], scale_tril: [[1.0, 0.5], [0.0, 1.0]]}",
      "{family: mvn_diag, loc: [0.0, 0.0], scale_diag: [1.0, 1.0]}", 4, "distribution_cases[0].p.scale_tril",
      "lower triangular"),

@@ -101,6 +101,18 @@ def test_point_mass_truths_named_by_the_issue():
     assert cf.kl("binomial", M(total_count=0, probs=0.3), "binomial", M(total_count=0, probs=0.7)) == 0
 
 
+def test_a_zero_width_uniform_is_a_point_mass():
+    """No density, so no integral to check against: KL(delta_a || Q) is 0 for Q = delta_a and +inf for any Q
+    with a density (P is not absolutely continuous with respect to Q), whatever interval Q has."""
+    point = M(low=1, high=1)
+    assert cf.kl("uniform", point, "uniform", M(low=1, high=1)) == 0
+    for qf, q in [("uniform", M(low=0, high=2)), ("uniform", M(low=1, high=3)), ("uniform", M(low=2, high=2)),
+                  ("normal", N1), ("exponential", M(rate=0.4)), ("beta", B1), ("gamma", G1)]:
+        assert cf.kl("uniform", point, qf, q) == cf.INF, qf
+    assert cf.kl("uniform", U1, "uniform", M(low=0.5, high=0.5)) == cf.INF
+    assert cf.kl("uniform", M(low=1.5, high=1), "uniform", point) == cf.INF  # an inverted probe: no exception
+
+
 def test_boundary_corpus_matches_direct_summation_element_by_element():
     """Every stored value of the discrete and categorical boundary cases, re-derived by summing p log(p/q)."""
     from pathlib import Path

@@ -277,8 +277,8 @@ def _family_errors(family: Family, spec: dict) -> list[tuple[tuple, str]]:
         return [((), f"parameters' batch shapes do not broadcast: {batches}")]
     if family.name == "uniform":
         low, high = np.broadcast_arrays(np.asarray(spec["low"], float), np.asarray(spec["high"], float))
-        if np.any(low >= high):
-            return [(("high",), "must be greater than low in every batch element")]
+        if np.any(low > high):  # low == high is the zero-width Uniform: the point mass at low
+            return [(("high",), "must not be below low in any batch element")]
     if family.name == "mvn_tril" and shapes["scale_tril"][-1] != shapes["loc"][-1]:
         return [(("scale_tril",), f"is {shapes['scale_tril'][-1]}x{shapes['scale_tril'][-1]} "
                                   f"but loc has {shapes['loc'][-1]} dimensions")]

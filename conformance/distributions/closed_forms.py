@@ -10,7 +10,9 @@ tolerances (see runner.py). A pair is resolved in this order:
    not nested, pareto with a smaller scale, binomial with more trials, a real-line P against a
    positive Q, ...). Supports are where the distribution actually puts mass, not its family's
    nominal range: Poisson(0), Bernoulli(0), Binomial(n, 0), Binomial(0, p) and Geometric(1) are the
-   point mass at 0, Bernoulli(1) and Binomial(n, 1) the point mass at 1 and n;
+   point mass at 0, Bernoulli(1) and Binomial(n, 1) the point mass at 1 and n. A zero-width
+   Uniform (low = high) is the point mass at low: against anything but the same point mass its
+   KL is +inf (it has no density with respect to Q), against that point mass 0;
 3. a same-family formula (derivations in the docstrings);
 4. for two univariate continuous families, KL = -H(P) + H(P, Q), with the cross-entropy
    H(P, Q) = -E_P[log q(X)] written through moments of P (mean, variance, E log X,
@@ -430,6 +432,8 @@ def kl_terms(p_family: str, p: Params, q_family: str, q: Params) -> list:
     """KL(P||Q) as terms whose sum is the value ([inf] when infinite). Raises NotCovered."""
     pf, p = _alias(p_family, p)
     qf, q = _alias(q_family, q)
+    if pf == "uniform" and p["low"] >= p["high"]:  # (>: an inverted interval, met only by sensitivity probes)
+        return [mpf(0)] if qf == "uniform" and q["low"] == q["high"] == p["low"] == p["high"] else [INF]
     sp, sq = support(pf, p), support(qf, q)
     if sp is not None and sq is not None and not (sq[0] <= sp[0] and sp[1] <= sq[1]):
         if FAMILIES[p_family].kind == FAMILIES[q_family].kind:
