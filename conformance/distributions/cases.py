@@ -205,7 +205,15 @@ def semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
 
 
 def _not_covered_here(p: dict, q: dict, batch: tuple) -> str | None:
-    """Why the oracle has no value for some batch element at these parameters; None if it has them all."""
+    """Why the oracle has no value for some batch element at these parameters; None if it has them all.
+    Exact sums over a binomial P's support are bounded over the whole batch, before any is computed."""
+    if p["family"] == "binomial":
+        counts = np.broadcast_to(np.asarray(p["total_count"], np.float64), batch)
+        summed = q["family"] != "binomial" or np.any(counts != np.asarray(q["total_count"], np.float64))
+        terms = float(np.sum(counts + 1))
+        if summed and terms > closed_forms.FINITE_SUM_LIMIT:
+            return (f"the exact sums over P's support would take {terms:,.0f} terms "
+                    f"(more than {closed_forms.FINITE_SUM_LIMIT:,} in one case)")
     try:
         closed_forms.evaluate(p["family"], _side(p).params, q["family"], _side(q).params, batch)
     except closed_forms.NotCovered as exc:

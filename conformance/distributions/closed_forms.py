@@ -78,7 +78,7 @@ def _alias(family: str, p: Params) -> tuple[str, Params]:
     return family, p
 
 
-FINITE_SUM_LIMIT = 100_000  # terms of the exact sum over a discrete P's support (binomial total_count + 1)
+FINITE_SUM_LIMIT = 10_000  # terms of exact sums over a discrete P's support, per element (and per case: cases.py)
 
 
 def support(family: str, p: Params) -> tuple:
