@@ -195,7 +195,6 @@ def cmd_cases_check(args) -> int:
         if not case_problems:
             confirmed += 1
     from .distributions import stored as distribution_stored
-
     from .distributions.cases import load_corpus as load_distribution_corpus
 
     distribution_summary, distribution_problems = distribution_stored.check(args.cases)
