@@ -194,12 +194,15 @@ def cmd_cases_check(args) -> int:
         problems += case_problems
         if not case_problems:
             confirmed += 1
-    if args.expectations != "none":
-        manifest = expectations.load(args.expectations, cases, frameworks.builtin_apis())
-        problems += manifest.problems
     from .distributions import stored as distribution_stored
+    from .distributions.cases import load_corpus as load_distribution_corpus
 
     distribution_summary, distribution_problems = distribution_stored.check(args.cases)
+    if args.expectations != "none":
+        manifest = expectations.load(args.expectations, cases, frameworks.builtin_apis(),
+                                     load_distribution_corpus(args.cases)[0],
+                                     strict_cases=expectations.owns(args.expectations, args.cases))
+        problems += manifest.problems
     problems += distribution_problems
     for problem in problems:
         print(problem)

@@ -11,9 +11,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import yaml
+from yaml.error import Mark
+from yaml.nodes import MappingNode, SequenceNode
 
-from . import generators, oracle
+from . import generators, oracle, safe_yaml
 from .cases import Case, Problem, load_corpus
 
 ELEMENTWISE_LIMIT = 24  # store per-element terms for cases up to this many elements
@@ -33,10 +34,10 @@ def expected_block(case: Case) -> dict:
 def fill_file(path: Path, cases_by_id: dict[str, Case], update: bool = False) -> list[str]:
     """Rewrite `path` in place; return one line per change made."""
     text = path.read_text(encoding="utf-8")
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = safe_yaml.compose(text, pure=True)  # pure: marks index characters of text
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement) character spans
     changes = []
-    for case_node in _mapping(root).get("cases", yaml.SequenceNode("", [])).value:
+    for case_node in _mapping(root).get("cases", SequenceNode("", [])).value:
         entry = _mapping(case_node)
         case_id = entry["id"].value if "id" in entry else None
         case = cases_by_id.get(case_id)
@@ -137,16 +138,16 @@ def _same(a, b) -> bool:
 
 
 def _mapping(node) -> dict:
-    if not isinstance(node, yaml.MappingNode):
+    if not isinstance(node, MappingNode):
         return {}
     return {k.value: v for k, v in node.value}
 
 
-def _content_end(node) -> yaml.Mark:
+def _content_end(node) -> Mark:
     """Where a node's own text ends (a block node's end_mark runs on to the next token)."""
-    if isinstance(node, yaml.MappingNode) and not node.flow_style and node.value:
+    if isinstance(node, MappingNode) and not node.flow_style and node.value:
         return _content_end(node.value[-1][1])
-    if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value:
+    if isinstance(node, SequenceNode) and not node.flow_style and node.value:
         return _content_end(node.value[-1])
     return node.end_mark
 
