@@ -1,13 +1,26 @@
 /* klconf report: the case x API matrix and the failure list, rendered from the embedded JSON.
    Every string from the data goes into the page through textContent or an attribute, never as
-   markup, and only the visible page of rows is built, so large runs stay fast. */
+   markup, and only the visible page of rows is built, so large runs stay fast. The per-check
+   columns arrive as base64 typed arrays (payload.py), failure details as indices into one table
+   of texts, each expanded only when its card is opened. */
 (function () {
   "use strict";
   var source = document.getElementById("klconf-data");
   if (!source) { return; }
   var D = JSON.parse(source.textContent);
   var M = D.m;
-  var N = M.c.length;
+  var N = M.n;
+  var TYPES = { u8: Uint8Array, u16: Uint16Array, u32: Uint32Array, f32: Float32Array };
+
+  function column(spec) {
+    var text = atob(spec.b64), bytes = new Uint8Array(text.length);
+    for (var i = 0; i < text.length; i++) { bytes[i] = text.charCodeAt(i); }
+    return new TYPES[spec.type](bytes.buffer);
+  }
+  ["c", "a", "o", "d", "t", "v", "k", "h"].forEach(function (name) { M[name] = column(M.cols[name]); });
+  M.f = new Int32Array(N).fill(-1);
+  D.failures.forEach(function (f, n) { M.f[f.r] = n; });
+  function text(index) { return D.texts[index]; }
   var ROWS_PER_PAGE = 60;
   var FAILURES_PER_PAGE = 20;
   var CELL_LIMIT = 300;
@@ -202,7 +215,7 @@
       body.appendChild(el("tr", null, el("td", { "class": "opts", text: optionLabel(i) }), el("td", { text: M.devices[M.d[i]] }),
         el("td", { text: M.dtypes[M.t[i]] }), el("td", { text: M.checks[M.k[i]] }),
         el("td", { "class": "v-" + verdictClass(verdict), text: verdict }),
-        el("td", { "class": "n", text: M.h[i] === null ? "—" : String(M.h[i]) }), el("td", null, link)));
+        el("td", { "class": "n", text: isNaN(M.h[i]) ? "—" : String(Number(M.h[i].toPrecision(3))) }), el("td", null, link)));
     });
     var head = el("tr", null, el("th", { text: "options" }), el("th", { text: "device" }), el("th", { text: "dtype" }),
       el("th", { text: "check" }), el("th", { text: "verdict" }), el("th", { text: "headroom" }), el("th", { text: "" }));
@@ -235,43 +248,51 @@
 
   function failureCard(n) {
     var f = D.failures[n];
-    var card = el("details", { "class": "failure is-" + verdictClass(f.verdict), id: "failure-" + n });
-    var short = f.message || f.reason || "";
+    var verdict = text(f.verdict), kind = text(f.kind);
+    var card = el("details", { "class": "failure is-" + verdictClass(verdict), id: "failure-" + n });
+    var short = text(f.message) || text(f.reason) || "";
     if (short.length > 220) { short = short.slice(0, 220) + "…"; }
-    card.appendChild(el("summary", null, el("span", { "class": "badge", text: f.verdict + (f.kind ? " · " + f.kind : "") }),
-      el("code", { text: f.id }), " — " + short));
+    card.appendChild(el("summary", null, el("span", { "class": "badge", text: verdict + (kind ? " · " + kind : "") }),
+      el("code", { text: text(f.id) }), " — " + short));
+    card.addEventListener("toggle", function () {
+      if (card.open && card.childNodes.length === 1) { card.appendChild(failureBody(f)); }
+    });
+    return card;
+  }
+
+  function failureBody(f) {
     var dl = el("dl");
     function item(label, value) {
       if (value === null || value === undefined || value === "" || (Array.isArray(value) && !value.length)) { return; }
       dl.appendChild(el("dt", { text: label }));
       dl.appendChild(el("dd", { text: Array.isArray(value) ? value.join("\n") : String(value) }));
     }
-    item("check", f.check);
-    item("expected", f.expected);
-    item("observed", f.observed);
-    item("error", f.errors);
-    item("message", f.message);
-    item("reason", f.reason);
-    item("diagnosis", f.diagnosis);
-    item("convention", f.convention);
-    item("inferred", f.extra);
-    item("output dtype", f.output_dtype);
+    item("check", text(f.check));
+    item("expected", text(f.expected));
+    item("observed", text(f.observed));
+    item("error", text(f.errors));
+    item("message", text(f.message));
+    item("reason", text(f.reason));
+    item("diagnosis", text(f.diagnosis));
+    item("convention", text(f.convention));
+    item("inferred", text(f.extra));
+    item("output dtype", text(f.output_dtype));
     item("shape", f.shape ? "[" + f.shape.join(", ") + "]" : "");
-    item("tolerance", f.override);
-    item("warnings", f.warnings);
-    item("traceback", f.traceback);
+    item("tolerance", text(f.override));
+    item("warnings", f.warnings.map(text));
+    item("traceback", text(f.traceback));
     var body = el("div", { "class": "body" }, dl);
-    if (f.repro) {
-      var pre = el("pre", { "class": "repro", text: f.repro });
+    var repro = text(f.repro);
+    if (repro) {
+      var pre = el("pre", { "class": "repro", text: repro });
       var copy = el("button", { type: "button", text: "copy" });
       copy.addEventListener("click", function () { copyText(pre, copy); });
       body.appendChild(el("div", { "class": "repro-head" }, el("strong", { text: "Reproduce" }), copy));
       body.appendChild(pre);
-    } else if (f.repro_error) {
-      body.appendChild(el("p", { "class": "lead", text: "No reproduction snippet: " + f.repro_error }));
+    } else if (text(f.repro_error)) {
+      body.appendChild(el("p", { "class": "lead", text: "No reproduction snippet: " + text(f.repro_error) }));
     }
-    card.appendChild(body);
-    return card;
+    return body;
   }
 
   function copyText(pre, button) {
@@ -298,7 +319,11 @@
     if (at >= 0) { state.fpage = Math.floor(at / FAILURES_PER_PAGE); }
     renderFailures(sel);
     var card = document.getElementById("failure-" + n);
-    if (card) { card.open = true; card.scrollIntoView({ block: "start" }); }
+    if (card) {
+      if (card.childNodes.length === 1) { card.appendChild(failureBody(D.failures[n])); }
+      card.open = true;
+      card.scrollIntoView({ block: "start" });
+    }
   }
 
   function refresh() {
