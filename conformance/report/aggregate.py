@@ -118,12 +118,14 @@ class Aggregator:
     def result(self, runset: RunSet) -> dict:
         """The page's data; `runset` gives the sources (headers, problems, duplicates), not the records."""
         table = conventions(self.kept, self.declared)
+        ported = porting(self.kept)
         return {
             "summary": self.summary(),
             "conventions": table,
             "headline": headline(table),
             "not_run": [(verdict, cut(reason, 300), n) for (verdict, reason), n in self.not_run.most_common(NOT_RUN_SHOWN)],
-            "porting": porting(self.kept),
+            "porting": ported,
+            "badges": porting_badges(ported),
             "accuracy": self.accuracy(),
             "run_info": run_info(runset),
             "payload": self.payload.result(),
@@ -144,20 +146,28 @@ def _stats(values: array) -> dict | None:
 
 
 def headline(table: dict) -> dict:
-    """The overview's conventions table: the fields a porter asks about first, for each API its first option
-    combination and every combination with a finding, up to HEADLINE_ROWS rows (`more`: how many were left)."""
+    """The overview's conventions table: the fields a porter asks about first, one row per API (its first
+    option combination) with how many of its combinations have findings; `more`: rows left to the full table."""
     fields = [f for f in HEADLINE_FIELDS if f in table["fields"]]
     at = [table["fields"].index(f) for f in fields]
-    apis_shown: set[tuple[str, str]] = set()
-    chosen = []
+    per_api: dict[tuple[str, str], list[dict]] = {}
     for row in table["rows"]:
-        api = (row["framework"], row["api"])
-        if api not in apis_shown or row["findings"]:
-            apis_shown.add(api)
-            chosen.append(row)
-    rows = [{"framework": row["framework"], "api": row["api"], "options": row["options"],
-             "findings": row["findings"], "cells": [row["cells"][i] for i in at]} for row in chosen[:HEADLINE_ROWS]]
+        per_api.setdefault((row["framework"], row["api"]), []).append(row)
+    rows = []
+    for (framework, api), group in list(per_api.items())[:HEADLINE_ROWS]:
+        first = group[0]
+        rows.append({"framework": framework, "api": api, "options": first["options"], "combinations": len(group),
+                     "with_findings": sum(1 for r in group if r["findings"]), "findings": first["findings"],
+                     "cells": [first["cells"][i] for i in at]})
     return {"fields": fields, "rows": rows, "more": len(table["rows"]) - len(rows)}
+
+
+def porting_badges(table: dict) -> dict:
+    """The overview's porting matrix: source calls whose equivalents differ first, up to HEADLINE_ROWS."""
+    order = sorted(range(len(table["rows"])),
+                   key=lambda i: (not any(c and c["status"] == "differs" for c in table["rows"][i]["cells"]), i))
+    shown = order[:HEADLINE_ROWS]
+    return {"rows": [dict(table["rows"][i], index=i) for i in shown], "more": len(order) - len(shown)}
 
 
 def build(runset: RunSet, detail_limit: int = FAILURE_DETAILS) -> dict:
