@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter, defaultdict
+from typing import Any
 
 import numpy as np
 
@@ -30,45 +31,61 @@ class Aggregator:
     """One pass over check events; `result` turns what was kept into the page's data."""
 
     def __init__(self, detail_limit: int = FAILURE_DETAILS):
-        self.counts: Counter = Counter()  # (framework, device, verdict) -> checks
+        self.payload = Payload(detail_limit)  # per check: its case and group (see Payload); counts come from it
         self.errors: dict[tuple, dict] = {}  # (framework, api, device, dtype) -> packed error figures
-        self.declared: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        self.errors_of_group: list[dict] = []  # per payload group: its entry in `errors`
         self.kept: list[Record] = []  # convention and porting records, whole
         self.not_run: Counter = Counter()  # (verdict, reason) -> checks, for skip, unsupported and xfail
-        self.payload = Payload(detail_limit)
+        self._labels: dict[tuple, str] = {}
 
     def add(self, event: dict) -> None:
-        framework, device, verdict = event["framework"], event["device"], event["verdict"]
-        self.counts[(framework, device, verdict)] += 1
+        verdict, check = event["verdict"], event.get("check") or "value"
+        key = (event["api"], self._label(event["options"]), event["device"], event["dtype"], verdict, check,
+               event["framework"], event.get("convention") or "")
+        headroom = finite(event.get("headroom"))
+        group = self.payload.add(event, key, headroom)
+        if group == len(self.errors_of_group):
+            self.errors_of_group.append(self._errors_entry(key))
         if verdict in NOT_RUN:
             self.not_run[(verdict, event.get("reason") or "no reason recorded")] += 1
-        if event.get("check", "value") in ("convention", "porting"):
+        if check in ("convention", "porting"):
             self.kept.append(Record.from_json(event))
-        convention = event.get("convention")
-        if convention:
-            self.declared[(framework, event["api"], option_label(event["options"]))].add(convention)
-        if event.get("headroom") is not None or event.get("ulp_error") is not None or event.get("rel_error") is not None:
-            self._add_errors(event, framework, device, verdict)
-        self.payload.add(event)
+        rel = event.get("rel_error")
+        if rel is not None or headroom is not None or event.get("ulp_error") is not None:
+            self._add_errors(self.errors_of_group[group], event, rel, headroom, verdict)
 
-    def _add_errors(self, event: dict, framework: str, device: str, verdict: str) -> None:
+    def _label(self, options: dict) -> str:
+        """The option label, cached by the options' items (most runs have a few dozen distinct ones)."""
+        try:
+            key = tuple(options.items())
+            label = self._labels.get(key)
+            if label is None:
+                label = self._labels[key] = option_label(options)
+            return label
+        except TypeError:  # an unhashable option value (a list): not cached
+            return option_label(options)
+
+    def _errors_entry(self, key: tuple) -> dict:
+        api, _, device, dtype, _, _, framework, _ = key
+        entry = self.errors.get((framework, api, device, dtype))
+        if entry is None:
+            entry = self.errors[(framework, api, device, dtype)] = {
+                "ulp": array("d"), "rel": array("d"), "headroom": array("d"), "n": 0, "fail": 0, "undefined": 0}
+        return entry
+
+    @staticmethod
+    def _add_errors(group: dict, event: dict, rel_raw: Any, headroom: float | None, verdict: str) -> None:
         """ULP and relative error are undefined where the exact value is 0 (the relative error is then
         infinite, and the ULP error counts subnormal spacings: 1e-17 / 5e-324 = 2e306 in float64): such a
         check adds its headroom only, and is counted as `undefined` rather than charted at 1e300."""
-        ulp, rel, headroom = finite(event.get("ulp_error")), finite(event.get("rel_error")), finite(event.get("headroom"))
-        undefined = event.get("rel_error") is not None and rel is None
-        if ulp is None and rel is None and headroom is None and not undefined:
-            return
-        key = (framework, event["api"], device, event["dtype"])
-        group = self.errors.get(key)
-        if group is None:
-            group = self.errors[key] = {"ulp": array("d"), "rel": array("d"), "headroom": array("d"), "n": 0,
-                                        "fail": 0, "undefined": 0}
         group["n"] += 1
-        group["fail"] += verdict in FAILING
-        if undefined:
+        if verdict in FAILING:
+            group["fail"] += 1
+        rel = finite(rel_raw)
+        if rel_raw is not None and rel is None:
             group["undefined"] += 1
         else:
+            ulp = finite(event.get("ulp_error"))
             if ulp is not None:
                 group["ulp"].append(ulp)
             if rel is not None:
@@ -78,16 +95,31 @@ class Aggregator:
 
     # ------------------------------------------------------------------ results
 
+    def _counts(self) -> Counter:
+        """(framework, device, verdict) -> checks."""
+        counts: Counter = Counter()
+        for key, n in zip(self.payload.groups, self.payload.group_counts().tolist()):
+            counts[(key[6], key[2], key[4])] += n
+        return counts
+
+    def _declared(self) -> dict[tuple[str, str, str], set[str]]:
+        """(framework, API, option label) -> the conventions the value checks declared."""
+        declared: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        for api, label, _, _, _, _, framework, convention in self.payload.groups:
+            if convention:
+                declared[(framework, api, label)].add(convention)
+        return declared
+
     def verdicts(self) -> list[str]:
         """Known verdicts in their canonical order, then any others present, alphabetically."""
-        present = {v for (_, _, v) in self.counts}
+        present = {key[4] for key in self.payload.groups}
         return [v for v in VERDICTS if v in present] + sorted(present - set(VERDICTS))
 
     def summary(self) -> dict:
         """Counts per framework x device and verdict, with a total row."""
-        verdicts = self.verdicts()
+        verdicts, counts = self.verdicts(), self._counts()
         per: dict[tuple[str, str], Counter] = defaultdict(Counter)
-        for (fw, device, verdict), n in self.counts.items():
+        for (fw, device, verdict), n in counts.items():
             per[(fw, device)][verdict] += n
         rows = []
         for (fw, device) in sorted(per, key=lambda k: (framework_order(k[0]), k[1])):
@@ -95,7 +127,7 @@ class Aggregator:
             rows.append({"framework": fw, "device": device, "counts": [c.get(v, 0) for v in verdicts],
                          "total": sum(c.values()), "failing": sum(c.get(v, 0) for v in FAILING)})
         total: Counter = Counter()
-        for (_, _, verdict), n in self.counts.items():
+        for (_, _, verdict), n in counts.items():
             total[verdict] += n
         return {"verdicts": verdicts, "rows": rows,
                 "total": {"counts": [total.get(v, 0) for v in verdicts], "total": sum(total.values()),
@@ -117,7 +149,7 @@ class Aggregator:
 
     def result(self, runset: RunSet) -> dict:
         """The page's data; `runset` gives the sources (headers, problems, duplicates), not the records."""
-        table = conventions(self.kept, self.declared)
+        table = conventions(self.kept, self._declared())
         ported = porting(self.kept)
         return {
             "summary": self.summary(),

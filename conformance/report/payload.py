@@ -31,6 +31,8 @@ COLUMNS = ("c", "a", "o", "d", "t", "v", "k")  # one per table, in the same orde
 
 def finite(value: Any) -> float | None:
     """A record's number (float, int or a "nan"/"inf" string) when it is finite, else None."""
+    if value.__class__ is float:  # the common case, first: x - x is 0 for finite x, nan otherwise
+        return value if value - value == 0 else None
     try:
         v = number(value)
     except (TypeError, ValueError):
@@ -39,16 +41,23 @@ def finite(value: Any) -> float | None:
 
 
 class Payload:
-    """Accumulates the matrix columns and the failure details from check events (parsed dicts)."""
+    """Accumulates the matrix columns and the failure details from check events (parsed dicts).
+
+    A check's table indices other than its case repeat across thousands of checks, so each distinct
+    combination (a group: API, options, device, dtype, verdict, kind of check, plus the framework and
+    declared convention the aggregation needs) is stored once and a check keeps only its case and group:
+    `add` returns the group, whose `key` and running count the caller may use."""
 
     def __init__(self, detail_limit: int = FAILURE_DETAILS):
         self.detail_limit = detail_limit
         self.tables: dict[str, dict[str, int]] = {name: {} for name in TABLES}
         for verdict in SEVERITY:  # fixed order first, so the browser can rank verdicts by index
             self._index("verdicts", verdict)
-        self.columns = {name: array("I") for name in COLUMNS}
+        self.groups: dict[tuple, int] = {}  # (api, options, device, dtype, verdict, check, framework, convention)
+        self.group_rows: list[tuple[int, ...]] = []  # per group: its indices into TABLES, in COLUMNS order
+        self.case_column = array("I")
+        self.group_column = array("I")
         self.headroom = array("f")
-        self.api_framework: dict[str, str] = {}
         self.failing = 0
         self._worst: list[tuple[tuple, int, dict]] = []  # (rank, check index, event), trimmed as it grows
 
@@ -59,25 +68,33 @@ class Payload:
             found = t[value] = len(t)
         return found
 
-    def add(self, event: dict) -> None:
+    def add(self, event: dict, key: tuple, headroom: float | None) -> int:
+        """Record one check whose group key is `key` (see the class); return the group's number."""
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = len(self.group_rows)
+            api, label, device, dtype, verdict, check = key[:6]
+            self.group_rows.append((self._index("apis", api), self._index("opts", label),
+                                    self._index("devices", device), self._index("dtypes", dtype),
+                                    self._index("verdicts", verdict), self._index("checks", check)))
         index = len(self.headroom)
-        api, verdict = event["api"], event["verdict"]
-        self.api_framework.setdefault(api, event["framework"])
-        index_of, columns = self._index, self.columns
-        columns["c"].append(index_of("cases", event["case_id"]))
-        columns["a"].append(index_of("apis", api))
-        columns["o"].append(index_of("opts", option_label(event["options"])))
-        columns["d"].append(index_of("devices", event["device"]))
-        columns["t"].append(index_of("dtypes", event["dtype"]))
-        columns["v"].append(index_of("verdicts", verdict))
-        columns["k"].append(index_of("checks", event.get("check", "value")))
-        headroom = finite(event.get("headroom"))
+        cases = self.tables["cases"]
+        case = cases.get(event["case_id"])
+        if case is None:
+            case = cases[event["case_id"]] = len(cases)
+        self.case_column.append(case)
+        self.group_column.append(group)
         self.headroom.append(math.nan if headroom is None else headroom)
-        if verdict in FAILING:
+        if key[4] in FAILING:
             self.failing += 1
-            self._worst.append((failure_rank(verdict, headroom, event["check_id"]), index, event))
+            self._worst.append((failure_rank(key[4], headroom, event["check_id"]), index, event))
             if len(self._worst) >= 2 * max(self.detail_limit, 1):
                 self._trim()
+        return group
+
+    def group_counts(self) -> np.ndarray:
+        """Checks per group."""
+        return np.bincount(np.frombuffer(self.group_column, dtype=np.uint32), minlength=len(self.group_rows))
 
     def _trim(self) -> None:
         self._worst.sort(key=lambda item: item[0])
@@ -86,15 +103,18 @@ class Payload:
     def result(self) -> dict:
         """The JSON the page embeds (see report.js for how it is read)."""
         self._trim()
-        frameworks = sorted(set(self.api_framework.values()), key=framework_order)
+        api_framework = {key[0]: key[6] for key in self.groups}
+        frameworks = sorted(set(api_framework.values()), key=framework_order)
         matrix: dict[str, Any] = {name: list(t) for name, t in self.tables.items()}
         matrix["fws"] = frameworks
-        matrix["apiFw"] = [frameworks.index(self.api_framework[api]) for api in matrix["apis"]]
+        matrix["apiFw"] = [frameworks.index(api_framework[api]) for api in matrix["apis"]]
         matrix["n"] = len(self.headroom)
-        matrix["cols"] = {name: _encode(np.frombuffer(col, dtype=np.uint32) if len(col) else np.zeros(0, np.uint32))
-                          for name, col in self.columns.items()}
-        matrix["cols"]["h"] = _encode(np.frombuffer(self.headroom, dtype=np.float32) if len(self.headroom)
-                                      else np.zeros(0, np.float32))
+        rows = np.array(self.group_rows, dtype=np.uint32).reshape(-1, len(COLUMNS) - 1)
+        per_check = rows[np.frombuffer(self.group_column, dtype=np.uint32)]  # checks x (a, o, d, t, v, k)
+        matrix["cols"] = {"c": _encode(np.frombuffer(self.case_column, dtype=np.uint32))}
+        for at, name in enumerate(COLUMNS[1:]):
+            matrix["cols"][name] = _encode(per_check[:, at])
+        matrix["cols"]["h"] = _encode(np.frombuffer(self.headroom, dtype=np.float32))
         texts: dict[str, int] = {}
         failures = [failure_detail(Record.from_json(event), index, texts) for _, index, event in self._worst]
         return {"m": matrix, "failures": failures, "texts": list(texts), "failingTotal": self.failing,
