@@ -1,10 +1,11 @@
 """The data the page's script filters: every check as a few small integers, and the worst failures' details.
 
 Built one check event at a time, so a run of millions of checks never sits in memory as objects.
-Each check is a row of columns (case, API, options, device, dtype, verdict, kind of check: indices
-into string tables; headroom as float32), and each column travels as the bytes of the narrowest
-typed array that holds it, base64-encoded: about 13 bytes a check, decoded by the browser into
-typed arrays without parsing a number per check. Failing checks' details are embedded for the
+What checks share (API, options, device, dtype, verdict, kind of check) is a group, listed once
+(`m.groups`, indices into string tables); a check is its case, its group and its headroom
+(float32). Each per-check column travels as the bytes of the narrowest typed array that holds it,
+base64-encoded: about 11 bytes a check, decoded by the browser into typed arrays without parsing
+a number per check, and filtered group by group. Failing checks' details are embedded for the
 FAILURE_DETAILS worst only, their strings interned in one table (a diagnosis or a reproduction
 snippet shared by many failures is carried once).
 """
@@ -109,12 +110,10 @@ class Payload:
         matrix["fws"] = frameworks
         matrix["apiFw"] = [frameworks.index(api_framework[api]) for api in matrix["apis"]]
         matrix["n"] = len(self.headroom)
-        rows = np.array(self.group_rows, dtype=np.uint32).reshape(-1, len(COLUMNS) - 1)
-        per_check = rows[np.frombuffer(self.group_column, dtype=np.uint32)]  # checks x (a, o, d, t, v, k)
-        matrix["cols"] = {"c": _encode(np.frombuffer(self.case_column, dtype=np.uint32))}
-        for at, name in enumerate(COLUMNS[1:]):
-            matrix["cols"][name] = _encode(per_check[:, at])
-        matrix["cols"]["h"] = _encode(np.frombuffer(self.headroom, dtype=np.float32))
+        matrix["groups"] = {name: [row[at] for row in self.group_rows] for at, name in enumerate(COLUMNS[1:])}
+        matrix["cols"] = {"c": _encode(np.frombuffer(self.case_column, dtype=np.uint32)),
+                          "g": _encode(np.frombuffer(self.group_column, dtype=np.uint32)),
+                          "h": _encode(np.frombuffer(self.headroom, dtype=np.float32))}
         texts: dict[str, int] = {}
         failures = [failure_detail(Record.from_json(event), index, texts) for _, index, event in self._worst]
         return {"m": matrix, "failures": failures, "texts": list(texts), "failingTotal": self.failing,
