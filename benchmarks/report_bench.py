@@ -40,7 +40,8 @@ APIS = [("torch", "torch.nn.functional.kl_div", 8), ("torch", "torch.nn.KLDivLos
         ("jax", "optax.losses.kl_divergence_with_log_targets", 1), ("jax", "optax.generalized_kl_divergence", 1),
         ("tensorflow", "tf.keras.losses.KLDivergence", 10), ("tensorflow", "keras.losses.kl_divergence", 1),
         ("tensorflow", "tf.keras.metrics.KLDivergence", 2), ("tensorflow", "tf_keras.losses.KLDivergence", 8),
-        ("scipy", "scipy.special.rel_entr", 1), ("scipy", "scipy.special.kl_div", 1), ("scipy", "scipy.stats.entropy", 2)]
+        ("scipy", "scipy.special.rel_entr", 1), ("scipy", "scipy.special.kl_div", 1),
+        ("scipy", "scipy.stats.entropy", 2)]
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 REPRO = "import numpy as np\nimport torch\n\ninput = np.array([[" + ", ".join(["-1.2039728043259361"] * 40) + \

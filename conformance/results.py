@@ -263,9 +263,8 @@ def iter_events(path: Path | str) -> Iterator[tuple[int, dict | None, str]]:
                 try:
                     event = json.loads(raw.decode("utf-8"))
                 except (UnicodeDecodeError, ValueError) as exc:
-                    torn = not raw.endswith(b"\n")
-                    yield number_, None, (f"line {number_}: {'torn last line (interrupted write)' if torn else 'not JSON'}"
-                                          f": {exc}")
+                    what = "not JSON" if raw.endswith(b"\n") else "torn last line (interrupted write)"
+                    yield number_, None, f"line {number_}: {what}: {exc}"
                     continue
             if event.__class__ is not dict or "type" not in event:
                 yield number_, None, f"line {number_}: not a klconf event"

@@ -16,8 +16,16 @@ from conformance import results
 from conformance.cli import main
 from conformance.report import aggregate, junit, model, write_report
 from conformance.results import Record, run_header
-from tests.test_report_records import (HOSTILE, HOSTILE_CLOSE, HOSTILE_IMG, convention, failing, framework_event,
-                                       record, write_results)
+from tests.test_report_records import (
+    HOSTILE,
+    HOSTILE_CLOSE,
+    HOSTILE_IMG,
+    convention,
+    failing,
+    framework_event,
+    record,
+    write_results,
+)
 
 
 def _payload(page: str) -> dict:

@@ -88,7 +88,7 @@ def test_streaming_memory_does_not_grow_with_records_kept(tmp_path):
     small = write_results(tmp_path / "small.jsonl", _mixed_records(5000))
     large = write_results(tmp_path / "large.jsonl", _mixed_records(20000))
     # (failure details are kept up to twice the limit: a small limit takes them out of the comparison)
-    streamed = {path: _peak(lambda: model.scan([path], aggregate.Aggregator(detail_limit=20).add))
+    streamed = {path: _peak(lambda path=path: model.scan([path], aggregate.Aggregator(detail_limit=20).add))
                 for path in (small, large)}
     loaded = _peak(lambda: model.load([large]))
     assert streamed[large] < loaded / 4, f"{streamed[large] / 2**20:.1f} MiB streamed, {loaded / 2**20:.1f} MiB loaded"

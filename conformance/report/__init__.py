@@ -7,8 +7,8 @@ The commands (`klconf report | merge | diff | junit`) live in `commands.py`.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 INDEX = "index.html"
 # The page's sections in order: (anchor, navigation label); each is the partial templates/section_<anchor>.html.j2.

@@ -155,7 +155,8 @@ class Aggregator:
             "summary": self.summary(),
             "conventions": table,
             "headline": headline(table),
-            "not_run": [(verdict, cut(reason, 300), n) for (verdict, reason), n in self.not_run.most_common(NOT_RUN_SHOWN)],
+            "not_run": [(verdict, cut(reason, 300), n)
+                        for (verdict, reason), n in self.not_run.most_common(NOT_RUN_SHOWN)],
             "porting": ported,
             "badges": porting_badges(ported),
             "accuracy": self.accuracy(),

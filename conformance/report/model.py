@@ -9,9 +9,9 @@ framework.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from ..results import VERDICTS, Record, Results, read, stream
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..results import FAILING, Record, number
-from .text import cut, error_figures, fmt, framework_order, option_label, values_text
+from .text import cut, error_figures, fmt, framework_order, values_text
 
 # Worst first: the colour of a matrix cell is that of its worst verdict.
 SEVERITY = ("crash", "timeout", "error", "fail", "xfail", "pass", "unsupported", "skip")

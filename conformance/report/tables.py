@@ -8,7 +8,7 @@ a reason shared by many cells is stated once on the page.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from ..results import FAILING, Record
 from .model import RunSet, Source
@@ -23,14 +23,14 @@ PORTING_CODE_CHARS = 12000  # a snippet longer than this is cut in the page (the
 # --------------------------------------------------------------------------- conventions
 
 
-def conventions(records: Iterable[Record], declared: dict[tuple[str, str, str], set[str]]) -> dict:
+def conventions(records: Iterable[Record], declared_by_call: dict[tuple[str, str, str], set[str]]) -> dict:
     """The inferred-conventions table: one row per API and option combination, one column per field.
 
     A field whose inferred value differs between devices or dtypes lists each value with where it
     was seen; a field that disagrees with the adapter's declaration is flagged with the declared value.
     """
     groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
-    not_inferred = Counter()  # convention checks that inferred nothing (skipped, errored): why
+    not_inferred: Counter[str] = Counter()  # convention checks that inferred nothing (skipped, errored): why
     for r in records:
         if r.check != "convention":
             continue
@@ -40,7 +40,7 @@ def conventions(records: Iterable[Record], declared: dict[tuple[str, str, str], 
             not_inferred[f"{r.verdict}: {r.reason or r.message or 'no inference recorded'}"[:300]] += 1
     skipped = [(reason, n) for reason, n in not_inferred.most_common(8)]
     if not groups:
-        return {"rows": [], "fields": list(CONVENTION_FIELDS), "declared": declared_conventions(declared),
+        return {"rows": [], "fields": list(CONVENTION_FIELDS), "declared": declared_conventions(declared_by_call),
                 "not_inferred": skipped}
     extra_fields = sorted({f for recs in groups.values() for r in recs for f in _inferred(r)} - set(CONVENTION_FIELDS))
     fields = list(CONVENTION_FIELDS) + extra_fields
@@ -119,7 +119,8 @@ def porting(records: RunSet | Iterable[Record]) -> dict:
         targets.add(target)
         cells[(r.framework, r.api, option_label(r.options))][target] = _porting_cell(r, reasons)
     columns = sorted(targets, key=framework_order)
-    rows, counts = [], {t: Counter() for t in columns}
+    rows: list[dict] = []
+    counts: dict[str, Counter[str]] = {t: Counter() for t in columns}
     for key in sorted(cells, key=lambda k: (framework_order(k[0]), k[1], k[2])):
         framework, api, label = key
         row = [cells[key].get(t) for t in columns]
@@ -138,8 +139,8 @@ def _porting_cell(r: Record, reasons: Reasons) -> dict:
     differs = [{"case": str(d.get("case", "")), "dtypes": ", ".join(map(str, d.get("dtypes") or ())),
                 "reason": reasons.cite(cut(str(d.get("reason", "")), 1000))}
                for d in extra.get("differs_on") or () if isinstance(d, dict)]
-    outside = extra.get("out_of_domain") if isinstance(extra.get("out_of_domain"), dict) else {}
-    half = extra.get("float16") if isinstance(extra.get("float16"), dict) else {}
+    outside: dict = extra["out_of_domain"] if isinstance(extra.get("out_of_domain"), dict) else {}
+    half: dict = extra["float16"] if isinstance(extra.get("float16"), dict) else {}
     code = str(extra.get("code", ""))
     if len(code) > PORTING_CODE_CHARS:
         code = code[:PORTING_CODE_CHARS] + "\n# ... cut: the results file holds the whole snippet\n"
