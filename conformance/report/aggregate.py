@@ -3,9 +3,10 @@
 `Aggregator.add` takes one check event at a time (a parsed results line, or a Record's fields) and
 keeps only what the page needs: verdict counts per framework and device, error figures per API
 and dtype (as packed float arrays), the declared conventions, the few convention and porting
-records whole, and the matrix columns and worst failures (`payload.Payload`). Memory grows by a
-few dozen bytes a check, so a report of millions of checks streams its results files
-(`model.scan`) instead of reading them into Records.
+records whole, and the matrix columns and worst failures (`payload.Payload`). What it keeps grows
+by a few dozen bytes a check (model.scan adds the check id, to find duplicates), so a report of
+millions of checks streams its results files instead of reading them into Records: a million take
+about 500 MiB at peak.
 """
 from __future__ import annotations
 
