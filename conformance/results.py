@@ -294,8 +294,9 @@ def stream(path: Path | str, on_check: Callable[[dict], None], validate: str = "
     """Read a results file without keeping its records: each valid check event (a dict, as parsed) goes to
     `on_check` in file order, and the Results returned hold everything else (header, framework events,
     footer, problems, the number of check events passed on). Reports of millions of checks read this way,
-    in memory bounded by what the caller keeps. A check event that `on_check` rejects with TypeError or
-    ValueError is a problem, like a malformed line."""
+    in memory bounded by what the caller keeps. A check event that `on_check` rejects (TypeError,
+    ValueError, AttributeError, KeyError or IndexError, before changing anything) is a problem, like a
+    malformed line."""
     if validate not in VALIDATION:
         raise ValueError(f"validate must be one of {VALIDATION}, not {validate!r}")
     results = into if into is not None else Results(source=str(path))
@@ -348,8 +349,10 @@ def _read_into(results: Results, path: Path | str, validate: str, on_check: Call
                 results.end = event
             else:
                 results.problems.append(f"line {line}: unknown event type {kind!r}")
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             results.problems.append(f"line {line}: malformed {kind} event: {exc}")
+        except LookupError as exc:
+            results.problems.append(f"line {line}: malformed {kind} event: no {exc}")
 
 
 def _plausible_check(event: dict) -> bool:

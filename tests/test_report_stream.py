@@ -141,3 +141,22 @@ def test_a_check_event_the_aggregation_cannot_use_is_a_problem_not_a_crash(tmp_p
     runset = model.scan([path], aggregator.add, validate="none")
     assert runset.problems() == [] and aggregator.result(runset)["summary"]["total"]["total"] == 2
     assert "reduction=['not', 'hashable']" in aggregator.payload.tables["opts"]
+
+
+def test_unvalidated_events_missing_fields_are_problems_and_never_counted(tmp_path):
+    path = write_results(tmp_path / "r.jsonl", [record(), record(dtype="float64"), failing(dtype="float16"),
+                                                convention()])
+    lines = path.read_text().splitlines()
+    for at, field in ((1, "api"), (3, "check_id"), (4, "case_hash")):
+        event = json.loads(lines[at])
+        del event[field]
+        lines[at] = json.dumps(event)
+    path.write_text("\n".join(lines) + "\n")
+    aggregator = aggregate.Aggregator()
+    runset = model.scan([path], aggregator.add, validate="none")
+    problems = runset.problems()
+    assert len(problems) == 3 and all("malformed check event" in p for p in problems)
+    assert any("no 'api'" in p for p in problems) and any("no 'check_id'" in p for p in problems)
+    data = aggregator.result(runset)
+    assert data["summary"]["total"]["total"] == 1 and data["payload"]["m"]["n"] == 1  # only the intact one
+    assert data["conventions"]["rows"] == []

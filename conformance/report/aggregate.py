@@ -44,13 +44,14 @@ class Aggregator:
         key = (event["api"], self._label(event["options"]), event["device"], event["dtype"], verdict, check,
                event["framework"], event.get("convention") or "")
         headroom = finite(event.get("headroom"))
-        group = self.payload.add(event, key, headroom)
+        whole = Record.from_json(event) if check in ("convention", "porting") else None  # may reject the event
+        group = self.payload.add(event, key, headroom)  # the last step that may: nothing is counted before it
+        if whole is not None:
+            self.kept.append(whole)
         if group == len(self.errors_of_group):
             self.errors_of_group.append(self._errors_entry(key))
         if verdict in NOT_RUN:
             self.not_run[(verdict, event.get("reason") or "no reason recorded")] += 1
-        if check in ("convention", "porting"):
-            self.kept.append(Record.from_json(event))
         rel = event.get("rel_error")
         if rel is not None or headroom is not None or event.get("ulp_error") is not None:
             self._add_errors(self.errors_of_group[group], event, rel, headroom, verdict)

@@ -71,6 +71,7 @@ class Payload:
 
     def add(self, event: dict, key: tuple, headroom: float | None) -> int:
         """Record one check whose group key is `key` (see the class); return the group's number."""
+        case_id, check_id = event["case_id"], event["check_id"]  # a malformed event fails before any change
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = len(self.group_rows)
@@ -80,15 +81,15 @@ class Payload:
                                     self._index("verdicts", verdict), self._index("checks", check)))
         index = len(self.headroom)
         cases = self.tables["cases"]
-        case = cases.get(event["case_id"])
+        case = cases.get(case_id)
         if case is None:
-            case = cases[event["case_id"]] = len(cases)
+            case = cases[case_id] = len(cases)
         self.case_column.append(case)
         self.group_column.append(group)
         self.headroom.append(math.nan if headroom is None else headroom)
         if key[4] in FAILING:
             self.failing += 1
-            self._worst.append((failure_rank(key[4], headroom, event["check_id"]), index, event))
+            self._worst.append((failure_rank(key[4], headroom, check_id), index, event))
             if len(self._worst) >= 2 * max(self.detail_limit, 1):
                 self._trim()
         return group
