@@ -99,9 +99,11 @@ def test_streaming_memory_does_not_grow_with_records_kept(tmp_path):
 def test_ulp_error_of_an_exact_zero_is_undefined_not_charted(tmp_path):
     records = [record(ulp_error=0.7), record(dtype="float64", ulp_error=3.0),
                record(case="zeros", dtype="float64", expected=0.0, observed=1e-17, abs_error=1e-17, rel_error="inf",
-                      ulp_error=2.0e306, headroom=1e-3)]
+                      ulp_error=2.0e306, headroom=1e-3),
+               record(device="cuda", dtype="float16", verdict="skip", reason="no cuda")]  # measured nothing
     path = write_results(tmp_path / "r.jsonl", records)
     rows = {r["dtype"]: r for r in aggregate.build(model.load([path]))["accuracy"]["rows"]}
+    assert sorted(rows) == ["float32", "float64"]  # a row per API and dtype that measured an error, no other
     assert rows["float64"]["undefined"] == 1 and rows["float64"]["ulp"]["max"] == 3.0
     assert rows["float64"]["headroom"]["n"] == 2  # its headroom still counts
     page = write_report([path], tmp_path / "out").read_text()

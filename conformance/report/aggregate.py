@@ -137,12 +137,13 @@ class Aggregator:
 
     def accuracy(self) -> dict:
         """Error against the oracle per API, device and dtype: ULPs, relative error and headroom (error/tolerance)."""
-        devices = {k[2] for k in self.errors}
+        measured = {key: g for key, g in self.errors.items() if g["n"]}  # every group has an entry, used or not
+        devices = {k[2] for k in measured}
         rows = []
-        for key in sorted(self.errors, key=lambda k: (framework_order(k[0]), k[1], k[2],
-                                                      DTYPE_ORDER.index(k[3]) if k[3] in DTYPE_ORDER else 9, k[3])):
+        for key in sorted(measured, key=lambda k: (framework_order(k[0]), k[1], k[2],
+                                                   DTYPE_ORDER.index(k[3]) if k[3] in DTYPE_ORDER else 9, k[3])):
             fw, api, device, dtype = key
-            g = self.errors[key]
+            g = measured[key]
             rows.append({"framework": fw, "api": api, "device": device, "dtype": dtype, "n": g["n"], "fail": g["fail"],
                          "undefined": g["undefined"],
                          "label": f"{api} · {dtype}" + (f" · {device}" if len(devices) > 1 else ""),
