@@ -64,14 +64,19 @@ def _say_problems(runset) -> None:
 
 
 def cmd_report(args) -> int:
-    from . import junit, write_runset
+    from ..cli import UsageError
+    from . import aggregate, junit, model, write_page
 
-    runset = _load(args.results, args.validate)
+    aggregator = aggregate.Aggregator()
+    try:
+        runset = model.scan(args.results, aggregator.add, args.validate)  # streamed: any size fits in memory
+    except FileNotFoundError as exc:
+        raise UsageError(str(exc)) from None
     _say_problems(runset)
-    index = write_runset(runset, args.out)
+    index = write_page(aggregator.result(runset), runset, args.out)
     print(f"klconf: report written to {index}")
     if args.junit:
-        print(f"klconf: JUnit XML written to {junit.write(runset, args.junit)}")
+        print(f"klconf: JUnit XML written to {junit.write(_load(args.results, args.validate), args.junit)}")
     return 0
 
 
