@@ -4,6 +4,7 @@ Building the parser imports only argparse; each command imports what it needs wh
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -27,9 +28,11 @@ def add_commands(sub) -> None:
     merge.add_argument("--cases", help="case corpus to measure completeness against (default: the bundled cases/)")
     merge.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
                        help="plug-in APIs the shards ran, so their checks count towards completeness; repeatable")
-    merge.add_argument("--no-completeness", action="store_true", help="do not compare with the case corpus")
-    merge.add_argument("--require-complete", action="store_true",
-                       help="exit non-zero when a planned check ran in no shard")
+    merge.add_argument("--no-completeness", action="store_true",
+                       help="do not judge completeness (neither against the recorded plans nor the case corpus)")
+    merge.add_argument("--allow-incomplete", action="store_true",
+                       help="exit 0 even when a planned check or shard ran in no input, or an input is incomplete")
+    merge.add_argument("--require-complete", action="store_true", help=argparse.SUPPRESS)  # the default now
     merge.set_defaults(func=cmd_merge)
 
     diff = sub.add_parser("diff", help="compare two runs: regressions, improvements, added and removed checks")
@@ -76,22 +79,24 @@ def cmd_report(args) -> int:
 
 
 def cmd_merge(args) -> int:
+    """Merge strictly: nothing is written on duplicates or conflicts unless told how to resolve them; the exit
+    status is non-zero when the merged file is incomplete (a planned check or shard ran nowhere) unless allowed."""
     from ..cli import UsageError
     from . import merge
 
     runset = _load(args.results)
     _say_problems(runset)
     result = merge.merge(runset, keep=args.keep or "first")
-    if not args.no_completeness:
+    result.judge_plans = not args.no_completeness
+    if not args.no_completeness and not (result.plans and result.plans.plans):  # no input recorded its plan
         extra = []
-        if args.api:
+        for spec in args.api:
             from ..frameworks import load_plugin
 
-            for spec in args.api:
-                try:
-                    extra += load_plugin(spec)
-                except Exception as exc:
-                    raise UsageError(f"--api {spec}: {type(exc).__name__}: {exc}") from None
+            try:
+                extra += load_plugin(spec)
+            except Exception as exc:
+                raise UsageError(f"--api {spec}: {type(exc).__name__}: {exc}") from None
         result.completeness = merge.completeness(result.records, args.cases, tuple(extra))
         shards = merge.header(result)["corpus_hash"]
         if shards and result.completeness.corpus_hash != shards:
@@ -108,7 +113,9 @@ def cmd_merge(args) -> int:
     if refuse:
         print(f"klconf: nothing written: {'; '.join(refuse)}", file=sys.stderr)
         return 1
-    if args.require_complete and result.completeness and result.completeness.missing:
+    if result.incomplete and not args.allow_incomplete:
+        print(f"klconf: the merged results are incomplete: {'; '.join(result.incomplete)} "
+              "(--allow-incomplete to accept)", file=sys.stderr)
         return 1
     return 0
 
