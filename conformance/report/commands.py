@@ -1,4 +1,4 @@
-"""`klconf report | merge | diff | junit`: registered through cli.COMMAND_MODULES.
+"""`klconf report | merge | diff | site | junit`: registered through cli.COMMAND_MODULES.
 
 Building the parser imports only argparse; each command imports what it needs when run.
 """
@@ -41,6 +41,16 @@ def add_commands(sub) -> None:
     diff.add_argument("--format", choices=("text", "json", "html"), default="text")
     diff.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     diff.set_defaults(func=cmd_diff)
+
+    site = sub.add_parser("site", help="add a run to a static site: its report, its diff against the previous run, "
+                                       "and the history of runs with trends")
+    site.add_argument("results", nargs="+", metavar="RESULTS", help="the run's results (usually one merged file)")
+    site.add_argument("--site", required=True, metavar="DIR", help="the site folder (created, or grown by one run)")
+    site.add_argument("--base", metavar="RESULTS", help="diff against these results, not the site's previous run")
+    site.add_argument("--keep-results", type=int, default=2, metavar="N",
+                      help="keep the results files of the last N runs in the site (default 2; reports always stay)")
+    site.add_argument("--title", default="klconf conformance", help="the index page's title")
+    site.set_defaults(func=cmd_site)
 
     junit = sub.add_parser("junit", help="write JUnit XML for CI systems from results files")
     junit.add_argument("results", nargs="+", metavar="RESULTS")
@@ -136,6 +146,25 @@ def cmd_diff(args) -> int:
     else:
         sys.stdout.write(output)
     return 1 if result.regressed else 0
+
+
+def cmd_site(args) -> int:
+    from ..cli import UsageError
+    from . import site
+
+    runset = _load(args.results)
+    _say_problems(runset)
+    base = _load([args.base]) if args.base else None
+    try:
+        published = site.publish(runset, args.site, [Path(p) for p in args.results], keep_results=args.keep_results,
+                                 base=base, title=args.title)
+    except site.SiteError as exc:
+        raise UsageError(str(exc)) from None
+    counts = published.diff_counts
+    changes = (f"; against the previous run: {counts['regression']} regression(s), {counts['improvement']} "
+               f"improvement(s), {counts['added']} added, {counts['removed']} removed" if counts else "; first run")
+    print(f"klconf: site written to {published.index} (run {published.entry['run_id']}{changes})")
+    return 0
 
 
 def cmd_junit(args) -> int:
