@@ -102,7 +102,7 @@ class Plan:
         return {"plan_hash": self.hash, "split_hash": self.split_hash, "shards": self.count,
                 "loads": [round(x, 3) for x in self.loads()],
                 "counts": [sum(c.shard == k for c in self.checks) for k in range(1, self.count + 1)],
-                "checks": [asdict(c) for c in self.checks]}
+                "checks": [{**asdict(c), "cost": round(c.cost, 6)} for c in self.checks]}
 
     def record_form(self, shard: int | None) -> dict:
         """What a results file keeps: enough for merge to judge completeness and the split."""

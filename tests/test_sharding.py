@@ -103,7 +103,8 @@ def test_plan_covers_every_kind_of_check_and_its_shards_partition_it():
     ids = [c["check_id"] for c in split["checks"]]
     assert sorted(ids) == sorted(c["check_id"] for c in whole["checks"]) and len(set(ids)) == len(ids)
     assert {c["shard"] for c in split["checks"]} == {1, 2, 3, 4}
-    assert split["loads"] == [round(sum(c["cost"] for c in split["checks"] if c["shard"] == k), 3) for k in (1, 2, 3, 4)]
+    loads = [sum(c["cost"] for c in split["checks"] if c["shard"] == k) for k in (1, 2, 3, 4)]
+    assert split["loads"] == pytest.approx(loads, abs=1e-3)
     # every kind is spread over the shards by cost, not kept together
     assert max(split["loads"]) < 0.6 * sum(split["loads"])
 
