@@ -4,10 +4,11 @@
 the whole plan. The plan is what pytest collected after its own selection (-k, -m and the klconf
 options), so every machine that is given the same options computes the same plan and the same
 split without talking to the others. Shards are balanced by cost, not by count, with the greedy
-longest-processing-time rule: the check with the largest cost goes to the shard with the least
-load so far. A check's cost is its `duration_s` in an earlier run's results (`--durations`), or
-else an estimate from its kind, the number of elements of its case and its dtype, scaled so that
-estimates and measured durations share one unit.
+longest-processing-time rule: the costliest group of checks goes to the shard with the least load
+so far. A group is the checks of one case, dtype and kind, which share the oracle's work and so are
+cheaper together; every other check is a group of its own. A check's cost is its `duration_s` in
+an earlier run's results (`--durations`), or else an estimate from its kind, the number of elements
+of its case and its dtype, scaled so that estimates and measured durations share one unit.
 
 The plan travels in the results file's end event (`plan`: its hash, the shard count, this
 shard's number and every planned check with the shard it falls in), so `klconf merge` can tell
@@ -29,12 +30,17 @@ import pytest
 
 PLAN_KEY = "klconf_plan"  # in xdist workeroutput, and as the config attribute holding the plan
 # Seconds per check before the elements of its case are counted, and seconds per element, by kind
-# of check, from a full run on two cores (cold oracle cache): the large-vocabulary cases took about
-# 1e-5 s per element and check (860 s for 556 checks of 131k elements, 568 s for 156 of 524k), JAX
-# gradient checks 0.43 s each on small cases, porting 3 s and convention checks 2.5 s whatever the corpus.
+# of check, from a full run on two cores with a cold oracle cache: JAX gradient checks took 0.43 s each
+# on small cases, porting 3 s and convention checks 2.5 s whatever the corpus. Checks of one case in one
+# dtype share the oracle's high-precision work (its caches live in the process): in a run of a plug-in
+# API the first value check of the 524k-element case took 154 s (3e-4 s per element), each later one
+# about 2 s (4e-6 s per element). So those checks form one group, kept on one shard, whose cost counts
+# the shared work once (ORACLE_SECONDS_PER_ELEMENT) and each check's own work (PER_ELEMENT_SECONDS).
 BASE_SECONDS = {"value": 0.05, "gradient": 0.3, "property": 0.05, "distribution": 0.05,
                 "convention": 2.5, "porting": 3.0, "other": 0.1}
-PER_ELEMENT_SECONDS = {"value": 8e-6, "gradient": 1.2e-5, "property": 2e-5}
+PER_ELEMENT_SECONDS = {"value": 4e-6, "gradient": 1.2e-5, "property": 2e-5}
+ORACLE_SECONDS_PER_ELEMENT = {"value": 3e-4, "gradient": 3e-4}
+UNSUPPORTED_SECONDS = 0.005  # a dtype the API does not take: a record and nothing else
 DTYPE_WEIGHT = {"float16": 1.2, "bfloat16": 1.2, "float32": 1.0, "float64": 1.0}
 # Each parametrized runner's fixture, and the kind of check its records carry.
 KIND_OF_FIXTURE = {"klconf_check": "value", "klconf_gradient_check": "gradient",
@@ -71,15 +77,22 @@ class PlannedCheck:
     framework: str
     device: str
     dtype: str
-    cost: float  # seconds, measured or estimated
+    cost: float  # seconds, measured or estimated: the check's own work
     measured: bool  # cost from an earlier run's duration_s
+    group: str = ""  # checks that share work (one case, dtype and kind) and so share a shard; "" for none
+    elements: int = 0  # of the case, for the group's shared work
     shard: int = 1
+
+    @property
+    def group_key(self) -> str:
+        return self.group or self.check_id
 
 
 @dataclass
 class Plan:
     checks: list[PlannedCheck]
     count: int  # shards
+    group_costs: dict[str, float]  # seconds per group of checks that share a shard
 
     @property
     def hash(self) -> str:
@@ -93,8 +106,9 @@ class Plan:
 
     def loads(self) -> list[float]:
         totals = [0.0] * self.count
-        for c in self.checks:
-            totals[c.shard - 1] += c.cost
+        shard_of = {c.group_key: c.shard for c in self.checks}
+        for group, cost in self.group_costs.items():
+            totals[shard_of[group] - 1] += cost
         return totals
 
     def to_json(self) -> dict:
@@ -126,7 +140,13 @@ def describe(item) -> PlannedCheck:
         return PlannedCheck(item.nodeid, item.nodeid, "other", "", "", "", BASE_SECONDS["other"], False)
     kind, value = KIND_OF_FIXTURE[fixture], params[fixture]
     if kind in ("value", "gradient", "property"):
-        return _planned(item, value.id, kind, value.api.framework, value.device, value.dtype, _elements(value.case))
+        api = value.api
+        if value.dtype not in api.dtypes:  # recorded as unsupported at once: no oracle, no call
+            return PlannedCheck(item.nodeid, value.id, kind, api.framework, value.device, value.dtype,
+                                UNSUPPORTED_SECONDS, False)
+        planned = _planned(item, value.id, kind, api.framework, value.device, value.dtype, _elements(value.case))
+        planned.group, planned.elements = f"{value.case.id}::{value.dtype}::{kind}", _elements(value.case)
+        return planned
     if kind == "distribution":
         return _planned(item, value.id, kind, value.library.framework, value.device, value.dtype, 1)
     from .runner import check_id
@@ -183,34 +203,51 @@ def read_durations(paths: Iterable[str | Path]) -> dict[str, float]:
     return durations
 
 
-def apply_durations(checks: list[PlannedCheck], durations: dict[str, float]) -> None:
-    """Measured costs where known; the others' estimates rescaled by measured/estimated over the checks known."""
-    known = [c for c in checks if c.check_id in durations]
-    estimated = sum(c.cost for c in known)
-    scale = sum(durations[c.check_id] for c in known) / estimated if known and estimated > 0 else 1.0
+def shared_estimate(check: PlannedCheck) -> float:
+    """Seconds of work a group of checks shares (the oracle's, for one case and dtype), estimated."""
+    return ORACLE_SECONDS_PER_ELEMENT.get(check.kind, 0.0) * check.elements
+
+
+def group_costs(checks: list[PlannedCheck], durations: dict[str, float] | None = None) -> dict[str, float]:
+    """Seconds per group. A group with a measured check costs what its measured checks took (the shared work
+    included, as it was paid then) plus the estimates of the others; estimates are rescaled by measured over
+    estimated seconds across the fully measured groups, so both share one unit."""
+    groups: dict[str, list[PlannedCheck]] = {}
     for c in checks:
-        if c.check_id in durations:
-            c.cost, c.measured = durations[c.check_id], True
-        else:
-            c.cost *= scale
+        groups.setdefault(c.group_key, []).append(c)
+    durations = durations or {}
+    estimated = {g: sum(c.cost for c in members) + shared_estimate(members[0]) for g, members in groups.items()}
+    measured_groups = [g for g, members in groups.items() if all(c.check_id in durations for c in members)]
+    spent = sum(durations[c.check_id] for g in measured_groups for c in groups[g])
+    guessed = sum(estimated[g] for g in measured_groups)
+    scale = spent / guessed if measured_groups and guessed > 0 else 1.0
+    costs = {}
+    for g, members in groups.items():
+        known = [c for c in members if c.check_id in durations]
+        for c in members:
+            c.cost, c.measured = (durations[c.check_id], True) if c in known else (c.cost * scale, False)
+        shared = 0.0 if known else shared_estimate(members[0]) * scale
+        costs[g] = sum(c.cost for c in members) + shared
+    return costs
 
 
-def split(checks: list[PlannedCheck], count: int) -> Plan:
-    """Greedy longest-processing-time: costliest first (ties by check id), each to the least loaded shard
-    (ties to the lowest number). Deterministic for a given plan and costs."""
+def split(checks: list[PlannedCheck], count: int, durations: dict[str, float] | None = None) -> Plan:
+    """Greedy longest-processing-time over groups of checks: costliest first (ties by key), each to the least
+    loaded shard (ties to the lowest number). Deterministic for a given plan and durations."""
+    costs = group_costs(checks, durations)
     loads = [0.0] * count
-    for c in sorted(checks, key=lambda c: (-c.cost, c.check_id, c.nodeid)):
+    shard_of: dict[str, int] = {}
+    for group in sorted(costs, key=lambda g: (-costs[g], g)):
         lightest = min(range(count), key=lambda k: (loads[k], k))
-        c.shard = lightest + 1
-        loads[lightest] += c.cost
-    return Plan(checks, count)
+        shard_of[group] = lightest + 1
+        loads[lightest] += costs[group]
+    for c in checks:
+        c.shard = shard_of[c.group_key]
+    return Plan(checks, count, costs)
 
 
 def make_plan(items: list, count: int, durations: dict[str, float] | None = None) -> Plan:
-    checks = [describe(item) for item in items]
-    if durations:
-        apply_durations(checks, durations)
-    return split(checks, count)
+    return split([describe(item) for item in items], count, durations)
 
 
 # --------------------------------------------------------------------------- pytest
@@ -256,6 +293,9 @@ class Sharding:
 
     @pytest.hookimpl(trylast=True)  # after -k and -m have deselected what they do
     def pytest_collection_modifyitems(self, session, config, items):
+        wanted = self.spec or config.getoption("klconf_plan_out") or config.getoption("klconf_results", None)
+        if not wanted:  # a pytest session that is not a klconf run (the plugin loads in every session)
+            return
         paths = config.getoption("klconf_durations")
         try:
             durations = read_durations(paths) if paths else None

@@ -75,11 +75,27 @@ def test_measured_durations_replace_estimates_and_rescale_the_rest(tmp_path):
         writer.write({"type": "end", "counts": {}})
     durations = sharding.read_durations([results])
     assert durations == {checks[0].check_id: 4.0, "elsewhere": 9.0}  # a non-finite duration is no measurement
-    sharding.apply_durations(checks, durations)
+    costs = sharding.group_costs(checks, durations)
     assert (checks[0].cost, checks[0].measured) == (4.0, True)
     assert checks[1].cost == pytest.approx(4.0) and checks[2].cost == pytest.approx(12.0)  # x4, as measured/estimated
+    assert sorted(costs.values()) == pytest.approx([4.0, 4.0, 12.0])
     with pytest.raises(FileNotFoundError):
         sharding.read_durations([tmp_path / "absent.jsonl"])
+
+
+def test_checks_that_share_the_oracles_work_stay_together_and_it_counts_once():
+    """Checks of one case in one dtype share the oracle's work: split apart, each shard would pay it again."""
+    big = [PlannedCheck(f"n{i}", f"big::api{i}::float32", "value", "numpy", "cpu", "float32", 0.1, False,
+                        group="big::float32::value", elements=100_000) for i in range(8)]
+    small = _checks([1.0] * 8)
+    plan = sharding.split(big + small, 2)
+    assert len({c.shard for c in big}) == 1
+    shared = sharding.ORACLE_SECONDS_PER_ELEMENT["value"] * 100_000
+    assert plan.group_costs["big::float32::value"] == pytest.approx(0.8 + shared)
+    assert sum(plan.loads()) == pytest.approx(0.8 + shared + 8.0)
+    # measured: the group costs what its checks took then, shared work included, and nothing is added
+    durations = {c.check_id: (30.0 if i == 0 else 0.5) for i, c in enumerate(big)}
+    assert sharding.split(big + small, 2, durations).group_costs["big::float32::value"] == pytest.approx(33.5)
 
 
 def test_estimates_grow_with_elements_and_differ_by_kind():
@@ -103,8 +119,12 @@ def test_plan_covers_every_kind_of_check_and_its_shards_partition_it():
     ids = [c["check_id"] for c in split["checks"]]
     assert sorted(ids) == sorted(c["check_id"] for c in whole["checks"]) and len(set(ids)) == len(ids)
     assert {c["shard"] for c in split["checks"]} == {1, 2, 3, 4}
-    loads = [sum(c["cost"] for c in split["checks"] if c["shard"] == k) for k in (1, 2, 3, 4)]
-    assert split["loads"] == pytest.approx(loads, abs=1e-3)
+    own = [sum(c["cost"] for c in split["checks"] if c["shard"] == k) for k in (1, 2, 3, 4)]
+    assert all(load >= work - 1e-3 for load, work in zip(split["loads"], own))  # plus the groups' shared work
+    groups: dict = {}
+    for c in split["checks"]:
+        groups.setdefault(c["group"] or c["check_id"], set()).add(c["shard"])
+    assert all(len(shards) == 1 for shards in groups.values()) and len(groups) < len(ids)
     # every kind is spread over the shards by cost, not kept together
     assert max(split["loads"]) < 0.6 * sum(split["loads"])
 
