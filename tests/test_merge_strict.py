@@ -146,7 +146,8 @@ def test_a_record_outside_every_plan_is_reported(planned, tmp_path, capsys):
     records, plan, paths = planned
     shard_of = {c.check_id: c.shard for c in plan.checks}
     extra = record(case="not-planned")
-    first = _shard(tmp_path / "s1.jsonl", plan, records, 1, ran=[r for r in records if shard_of[r.check_id] == 1] + [extra])
+    ran = [r for r in records if shard_of[r.check_id] == 1] + [extra]
+    first = _shard(tmp_path / "s1.jsonl", plan, records, 1, ran=ran)
     code, text = _merge(capsys, first, paths[1], paths[2], "-o", tmp_path / "m.jsonl")
     assert code == 1 and f"unplanned: 1 record(s) in no input's plan, e.g. {extra.check_id}" in text
 

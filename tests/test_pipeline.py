@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARDS = 4
 # Value, property and convention checks of a plug-in API on a few cases: about fifty checks, seconds a shard.
 SELECT = ["--api", "tests.fakes:plugin_apis", "--only-api", "--check", "value", "--check", "property",
-          "--check", "convention", "-k", "canonical or forum or (conventions and sum)", "--no-report", "--no-progress", "-n", "0"]
+          "--check", "convention", "-k", "canonical or forum or (conventions and sum)",
+          "--no-report", "--no-progress", "-n", "0"]
 
 
 def _klconf(*args: str) -> subprocess.Popen:

@@ -17,7 +17,8 @@ def _run(tmp_path, name: str, records, run_id: str | None = None, version: str =
     header = run_header(argv=["klconf", "run"], corpus_hash="c0ffee")
     if run_id is not None:
         header["run_id"] = run_id
-    return write_results(tmp_path / f"{name}.jsonl", records, header=header, frameworks=[framework_event("torch", version)])
+    return write_results(tmp_path / f"{name}.jsonl", records, header=header,
+                         frameworks=[framework_event("torch", version)])
 
 
 def _publish(capsys, results, where, *extra) -> str:
@@ -30,7 +31,8 @@ def _publish(capsys, results, where, *extra) -> str:
 def test_each_run_adds_one_entry_with_totals_and_a_diff_against_the_previous(tmp_path, capsys):
     where = tmp_path / "site"
     first = _run(tmp_path, "first", [record(), record(dtype="float64")])
-    second = _run(tmp_path, "second", [failing(), record(dtype="float64"), record(case="new-case")], version="2.14.1+cpu")
+    second = _run(tmp_path, "second", [failing(), record(dtype="float64"), record(case="new-case")],
+                  version="2.14.1+cpu")
     assert "first run" in _publish(capsys, first, where)
     assert "1 regression(s), 0 improvement(s), 1 added, 0 removed" in _publish(capsys, second, where)
     runs = json.loads((where / "history.json").read_text())["runs"]

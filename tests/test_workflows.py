@@ -71,7 +71,8 @@ def test_the_matrix_runs_every_shard_of_every_suite():
 def test_each_shard_uploads_uniquely_named_results_and_the_last_job_merges_and_publishes():
     flow = _workflow()
     for name in ("cpu", "gpu"):
-        uploads = [s for s in flow["jobs"][name]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+        steps = flow["jobs"][name]["steps"]
+        uploads = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact")]
         assert len(uploads) == 1 and uploads[0].get("if") == "always()"
         artifact = uploads[0]["with"]["name"]
         assert "matrix.shard" in artifact and artifact.startswith("results-")

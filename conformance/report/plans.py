@@ -105,7 +105,8 @@ def _join(merged: dict[str, MergedPlan], plan: dict, path: str) -> list[str]:
         mine = merged[key] = MergedPlan(key, shards, str(plan.get("split_hash", "")), list(plan["checks"]))
     elif (mine.shards, mine.split_hash) != (shards, str(plan.get("split_hash", ""))):
         first = next(iter(p for ps in mine.sources.values() for p in ps), "?")
-        conflicts.append(f"plan {key} is split differently: {mine.shards} shard(s) (split {mine.split_hash}) in {first}, "
+        conflicts.append(f"plan {key} is split differently: {mine.shards} shard(s) (split {mine.split_hash}) "
+                         f"in {first}, "
                          f"{shards} (split {plan.get('split_hash', '')}) in {path} (different --shard counts "
                          "or --durations)")
         return conflicts
@@ -128,8 +129,12 @@ def _overlaps(plans: list[MergedPlan]) -> list[str]:
             other = seen.setdefault(check_id, plan.plan_hash)
             if other != plan.plan_hash:
                 shared[(other, plan.plan_hash)].append(check_id)
+
+    def where(plan_hash: str) -> str:
+        paths = {p for m in plans if m.plan_hash == plan_hash for ps in m.sources.values() for p in ps}
+        return ", ".join(sorted(paths))
+
     for (a, b), ids in shared.items():
-        where = lambda h: ", ".join(sorted({p for m in plans if m.plan_hash == h for ps in m.sources.values() for p in ps}))
         conflicts.append(f"plan hash differs: plans {a} ({where(a)}) and {b} ({where(b)}) both hold {len(ids):,} "
                          f"check(s), e.g. {ids[0]} (made from different selections, corpora or klconf versions)")
     return conflicts
@@ -147,5 +152,6 @@ def summary_lines(check: PlanCheck) -> list[str]:
             lines.append(f"  ... and {len(check.missing) - SHOWN:,} more")
     if check.unplanned:
         lines.append(f"  unplanned: {len(check.unplanned):,} record(s) in no input's plan, e.g. {check.unplanned[0]}")
-    lines += [f"  no plan recorded in {p} (an interrupted run, or one from an older klconf)" for p in check.without_plan]
+    lines += [f"  no plan recorded in {p} (an interrupted run, or one from an older klconf)"
+              for p in check.without_plan]
     return lines

@@ -246,8 +246,10 @@ def sparkline(values: list[int | None], width: int = 120, height: int = 22) -> M
         return Markup("")
     top = max(v for _, v in known) or 1
     n = len(values)
-    points = " ".join(f"{2 + (width - 4) * (i / (n - 1) if n > 1 else 0.5):.1f},{height - 2 - (height - 4) * v / top:.1f}"
-                      for i, v in known)
+    def point(i: int, v: int) -> str:
+        return f"{2 + (width - 4) * (i / (n - 1) if n > 1 else 0.5):.1f},{height - 2 - (height - 4) * v / top:.1f}"
+
+    points = " ".join(point(i, v) for i, v in known)
     title = escape(" → ".join("–" if v is None else str(v) for v in values))
     return Markup(f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
                   f'xmlns="http://www.w3.org/2000/svg"><title>failing per run: {title}</title>'
