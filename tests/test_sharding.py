@@ -136,3 +136,15 @@ def test_plan_and_run_refuse_a_bad_shard_in_one_line(tmp_path):
         assert proc.returncode == 2 and "--shard: a shard is K/N" in proc.stderr and "Traceback" not in proc.stderr
     proc = klconf("run", "--only-api", "--api", "tests.fakes:plugin_apis", "--durations", str(tmp_path / "x.jsonl"))
     assert proc.returncode == 2 and "no such results file" in proc.stderr
+
+
+def test_an_empty_shard_is_a_successful_run_that_still_records_the_plan(tmp_path):
+    proc = klconf("run", "--api", "tests.fakes:plugin_apis", "--only-api", "--check", "value", "-k",
+                  "canonical-2x3 and batchmean and float64", "--shard", "2/2", "-n", "0", "--no-report",
+                  "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "shard 2/2 holds no checks of this plan" in proc.stderr
+    events = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert events[0]["shard"] == {"index": 2, "count": 2} and not [e for e in events if e["type"] == "check"]
+    plan = events[-1]["plan"]
+    assert plan["ran_shards"] == [2] and [c[2] for c in plan["checks"]] == [1]
