@@ -198,3 +198,18 @@ def test_without_recorded_plans_the_corpus_plans_convention_and_porting_checks_t
     assert code == 1 and "completeness (from the case corpus)" in text
     assert f"missing: {conventions[0].check_id}\n" in text and f"missing: {ports[-1].check_id}\n" in text
     assert f"{len(api.options) * 2 - 2} of {len(api.options) * 2} planned checks ran" in text
+
+
+@pytest.mark.parametrize("broken", [
+    {"plan_hash": "h", "shards": 2, "ran_shards": [1], "checks": [["only-an-id"]]},
+    {"plan_hash": "h", "shards": "2", "ran_shards": [1], "checks": []},
+    {"plan_hash": "h", "shards": 2, "ran_shards": [3], "checks": []},
+    {"plan_hash": "", "shards": 1, "ran_shards": [1], "checks": []},
+    ["not", "a", "plan"],
+])
+def test_a_malformed_plan_is_left_out_not_half_read(tmp_path, capsys, broken):
+    path = write_results(tmp_path / "r.jsonl", [record()], end=False)
+    with Writer(path, mode="a") as writer:
+        writer.write({"type": "end", "counts": {"pass": 1}, "plan": broken})
+    code, text = _merge(capsys, path, "-o", tmp_path / "m.jsonl", "--allow-incomplete")
+    assert code == 0 and "Traceback" not in text and "completeness (from the case corpus)" in text

@@ -52,10 +52,24 @@ class PlanCheck:
 
 
 def plans_of(source: Source) -> list[dict]:
-    """The plans a results file carries: a run's own, or the ones a merged file kept."""
+    """The well-formed plans a results file carries: a run's own, or the ones a merged file kept. A malformed
+    plan is left out whole (the file then counts as one without a plan), never half read."""
     end = source.results.end or {}
     plans = end.get("plans") if isinstance(end.get("plans"), list) else [end["plan"]] if end.get("plan") else []
-    return [p for p in plans if isinstance(p, dict) and p.get("plan_hash") and isinstance(p.get("checks"), list)]
+    return [p for p in plans if _well_formed(p)]
+
+
+def _well_formed(plan) -> bool:
+    if not isinstance(plan, dict) or not isinstance(plan.get("plan_hash"), str) or not plan["plan_hash"]:
+        return False
+    shards = plan.get("shards")
+    if type(shards) is not int or shards < 1 or not isinstance(plan.get("checks"), list):
+        return False
+    ran = plan.get("ran_shards")
+    if not isinstance(ran, list) or not all(type(k) is int and 1 <= k <= shards for k in ran):
+        return False
+    return all(isinstance(c, list) and len(c) == 3 and isinstance(c[0], str) and isinstance(c[1], str)
+               and type(c[2]) is int and 1 <= c[2] <= shards for c in plan["checks"])
 
 
 def check_plans(sources: list[Source], records: list, origin: list[str]) -> PlanCheck:
@@ -97,9 +111,7 @@ def check_plans(sources: list[Source], records: list, origin: list[str]) -> Plan
 
 def _join(merged: dict[str, MergedPlan], plan: dict, path: str) -> list[str]:
     conflicts = []
-    key = str(plan["plan_hash"])
-    shards = int(plan.get("shards", 1))
-    ran = [int(s) for s in plan.get("ran_shards", [])]
+    key, shards, ran = plan["plan_hash"], plan["shards"], plan["ran_shards"]
     mine = merged.get(key)
     if mine is None:
         mine = merged[key] = MergedPlan(key, shards, str(plan.get("split_hash", "")), list(plan["checks"]))
