@@ -92,3 +92,13 @@ def test_the_trend_axis_spans_every_plotted_rate(values, low):
     chart = site.trend_chart({"torch": values}, [f"run {i}" for i in range(len(values))])
     assert f">{low * 100:.0f}%<" in chart and ">100%<" in chart
     assert all(f"torch: {v * 100:.2f}%" in chart for v in values)
+
+
+@pytest.mark.parametrize("entry", [{"run_id": "a", "totals": {"torch": {"pass": "many"}}},
+                                   {"run_id": "a", "apis": ["x"]}, {"run_id": "a", "report": 3}])
+def test_a_history_entry_of_the_wrong_shape_is_refused_with_its_place(tmp_path, capsys, entry):
+    where = tmp_path / "site"
+    where.mkdir()
+    (where / "history.json").write_text(json.dumps({"runs": [entry]}))
+    assert main(["site", str(_run(tmp_path, "b", [record()])), "--site", str(where)]) == 2
+    assert "run 1 ('a')" in capsys.readouterr().err

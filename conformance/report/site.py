@@ -92,7 +92,28 @@ def read_history(site: Path) -> list[dict]:
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, list) or not all(isinstance(r, dict) and isinstance(r.get("run_id"), str) for r in runs):
         raise SiteError(f"{path}: not a klconf history (expected {{\"runs\": [{{\"run_id\": ...}}, ...]}})")
+    for number, entry in enumerate(runs, start=1):
+        problem = _entry_problem(entry)
+        if problem:
+            raise SiteError(f"{path}: run {number} ({entry['run_id']!r}): {problem}")
     return runs
+
+
+def _entry_problem(entry: dict) -> str:
+    """What makes a history entry unusable for the index page, or ''."""
+    for key in ("totals", "apis"):
+        table = entry.get(key, {})
+        if not isinstance(table, dict) or not all(
+                isinstance(counts, dict) and all(type(n) is int for n in counts.values()) for counts in table.values()):
+            return f"{key} is not a table of verdict counts"
+    if not isinstance(entry.get("frameworks", {}), dict) or not isinstance(entry.get("checks", 0), int):
+        return "frameworks or checks malformed"
+    for key in ("report", "diff", "date"):
+        if not isinstance(entry.get(key, ""), str):
+            return f"{key} is not text"
+    if not isinstance(entry.get("diff_counts", {}), dict):
+        return "diff_counts is not a table"
+    return ""
 
 
 def publish(runset: RunSet, site: Path | str, results_paths: list[Path], keep_results: int = 2,
