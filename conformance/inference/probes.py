@@ -150,7 +150,8 @@ def accumulation_probe(layout: Layout, dtype: str, weights: bool, classes: int =
 
 
 def in_dtype(probe: Probe, dtype: str) -> Probe:
-    args = tuple(round_to(a, dtype).astype(FORMATS[dtype].carrier) for a in probe.args)
+    carrier = FORMATS[dtype].carrier
+    args = (round_to(probe.args[0], dtype).astype(carrier), round_to(probe.args[1], dtype).astype(carrier))
     return Probe(f"{probe.name} {dtype}", probe.purpose, args, dtype, probe.weights)
 
 
@@ -164,7 +165,8 @@ class BlackBox:
         self.api, self.options, self.device = api, dict(options), device
         self.binding = binding(api.framework)
         self.fw = self.binding.handle()  # raises Unavailable when the framework is missing
-        self.arguments: tuple[str, str] = tuple(api.convention(options).arguments)  # the public signature
+        first, second = api.convention(options).arguments  # the public signature
+        self.arguments: tuple[str, str] = (first, second)
         self.calls = 0
         self._seen: dict[str, Observation] = {}
 
