@@ -22,9 +22,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 import pytest
 
@@ -54,7 +54,7 @@ class ShardSpec:
     count: int
 
     @classmethod
-    def parse(cls, text: str) -> "ShardSpec":
+    def parse(cls, text: str) -> ShardSpec:
         """'K/N' with 1 <= K <= N."""
         k, sep, n = str(text).partition("/")
         try:
@@ -198,7 +198,7 @@ def read_durations(paths: Iterable[str | Path]) -> dict[str, float]:
                 seconds = number(event["duration_s"])
             except (TypeError, ValueError):
                 continue
-            if math.isfinite(seconds) and seconds >= 0:
+            if seconds is not None and math.isfinite(seconds) and seconds >= 0:
                 durations[str(event.get("check_id"))] = seconds
     return durations
 

@@ -89,6 +89,6 @@ def test_each_shard_uploads_uniquely_named_results_and_the_last_job_merges_and_p
 def test_every_klconf_command_in_the_workflow_exists():
     from conformance.cli import build_parser
 
-    commands = set(build_parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
+    commands = set(build_parser()._subparsers._group_actions[0].choices)
     used = set(re.findall(r"(?m)^\s*klconf (\w+)", "\n".join(_run_lines(j) for j in _workflow()["jobs"].values())))
     assert used and used <= commands, used - commands

@@ -55,7 +55,7 @@ def plans_of(source: Source) -> list[dict]:
     """The well-formed plans a results file carries: a run's own, or the ones a merged file kept. A malformed
     plan is left out whole (the file then counts as one without a plan), never half read."""
     end = source.results.end or {}
-    plans = end.get("plans") if isinstance(end.get("plans"), list) else [end["plan"]] if end.get("plan") else []
+    plans: list = end["plans"] if isinstance(end.get("plans"), list) else [end["plan"]] if end.get("plan") else []
     return [p for p in plans if _well_formed(p)]
 
 
@@ -83,8 +83,8 @@ def check_plans(sources: list[Source], records: list, origin: list[str]) -> Plan
             with_plan.add(source.path)
         else:
             without.append(source.path)
-        for plan in plans:
-            conflicts += _join(merged, plan, source.path)
+        for recorded in plans:
+            conflicts += _join(merged, recorded, source.path)
     conflicts += _overlaps(list(merged.values()))
     result = PlanCheck(list(merged.values()), conflicts, without)
     ran = {r.check_id for r in records}
