@@ -17,7 +17,7 @@ import threading
 import pytest
 
 from . import cases as cases_mod
-from . import coverage, expectations, frameworks, isolation
+from . import coverage, expectations, frameworks, isolation, sharding
 from .dtypes import DTYPES
 from .results import Record, Writer, jsonable, run_header
 from .runner import framework_info
@@ -48,6 +48,7 @@ def pytest_addoption(parser):
                     help="time limit for one framework call (0: none); a hang becomes a `timeout` record")
     group.addoption("--klconf-expectations", default=None, metavar="DIR",
                     help="expectations manifests (default: cases/expectations; 'none' to report raw verdicts)")
+    sharding.add_options(group)
 
 
 def pytest_configure(config):
@@ -56,6 +57,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "klconf: a klconf conformance check")
     path = config.getoption("klconf_results", None)
     is_worker = hasattr(config, "workerinput")
+    sharding.configure(config)
     isolation.configure(config.getoption("klconf_timeout", None),
                         isolation.hung_marker(path) if path else None, hard=is_worker)
     if path and not is_worker:  # the xdist controller, or plain pytest, writes
@@ -198,7 +200,7 @@ class ResultsFile:
 
     def __init__(self, path: str, corpus_hash: str, config):
         self.writer = Writer(path)
-        self.writer.write(run_header(corpus_hash=corpus_hash))
+        self.writer.write(run_header(corpus_hash=corpus_hash, **sharding.header_fields(config)))
         self.counts: dict[str, int] = {}
         self.frameworks_seen: set[str] = set()
         self.coverage = coverage.Coverage()
@@ -251,7 +253,7 @@ class ResultsFile:
     def pytest_sessionfinish(self, session, exitstatus):
         self.writer.write({"type": "end", "exitstatus": int(exitstatus), "counts": self.counts,
                            "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
-                           "coverage": self.coverage.to_json()})
+                           "coverage": self.coverage.to_json(), **sharding.end_fields(self.config)})
         self.writer.close()
 
     def pytest_terminal_summary(self, terminalreporter):
