@@ -85,6 +85,7 @@ def run_property_check(check: PropertyCheck) -> Record:
         record = _RUNNERS[check.prop](check).record
         record.check, record.check_id = "property", check.id
         record.options = {**record.options, "property": check.prop}
+        isolation.note_side_effects(record, record.extra.get("side_effects", []))  # the property's verdict is later
         return record
     return started
 

@@ -58,10 +58,6 @@ def _set_environ(saved: dict) -> None:
             os.environ[name] = value
 
 
-def _set_streams(saved: tuple) -> None:
-    sys.stdin, sys.stdout, sys.stderr = saved
-
-
 def _set_signal(signum: int) -> Callable[[Any], None]:
     def write(handler) -> None:
         if handler is not None:  # None: installed from outside Python, cannot be put back from here
@@ -101,7 +97,8 @@ def process_vars() -> list[StateVar]:
         StateVar("sys.path", lambda: list(sys.path), lambda v: sys.path.__setitem__(slice(None), v)),
         StateVar("os.environ", lambda: dict(os.environ), _set_environ),
         StateVar("os.getcwd", os.getcwd, os.chdir),
-        StateVar("sys.stdin/stdout/stderr", lambda: (sys.stdin, sys.stdout, sys.stderr), _set_streams),
+        *(StateVar(f"sys.{name}", lambda name=name: getattr(sys, name), lambda v, name=name: setattr(sys, name, v))
+          for name in ("stdin", "stdout", "stderr")),
         StateVar("sys.settrace/setprofile", lambda: (sys.gettrace(), sys.getprofile()), _set_trace),
         StateVar("sys.excepthook", lambda: sys.excepthook, lambda v: setattr(sys, "excepthook", v)),
         StateVar("gc.isenabled", gc.isenabled, _set_gc),

@@ -49,16 +49,21 @@ def test_interrupted_run_keeps_its_results(tmp_path):
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=60)
     run = results.read(path)
     assert len(run.records) >= 3 and run.problems == []
-    assert run.end is not None and run.end["interrupted"]
+    assert run.end is not None and run.end["interrupted"] and not run.end["complete"]
     assert all(r.verdict == "pass" for r in run.records)
+    never_ran = run.end["not_run"]  # the checks the user's interrupt stopped, by id
+    assert never_ran and len(run.records) + len(never_ran) == run.end["planned"]
+    assert not {r.check_id for r in run.records} & set(never_ran)
+    assert all("faulty.slow" in check_id for check_id in never_ran)
+    assert f"incomplete: {len(never_ran)} planned checks never ran" in out
     report = klconf("report", str(path), "--out", str(tmp_path / "html"))
     report.communicate(timeout=120)
     assert report.returncode == 0
     page = (tmp_path / "html" / "index.html").read_text()
-    assert "Incomplete run:" in page
+    assert "Incomplete run:" in page and f"{len(never_ran)} of {run.end['planned']} planned checks never ran" in page
 
 
 def test_reader_tolerates_a_torn_last_line(tmp_path):

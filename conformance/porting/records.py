@@ -103,7 +103,9 @@ def _fill(rec: Record, api: Api, options: dict, target: str, cases: list[Case], 
         return
     rec.kind = "porting"
     if not result.verified_cases and not result.differs_on:
-        rec.message = "no case of the corpus applies to this call"
+        skipped = result.verification.not_applicable()
+        why = f": {skipped[0]['case']}: {skipped[0]['reason']}" + (" ..." if len(skipped) > 1 else "") if skipped else ""
+        rec.message = f"no case of the corpus applies to this call{why}"
         return
     differing = result.differs_on
     rec.message = (f"the {target} equivalent differs on {len(differing)} case(s) and is verified on "
