@@ -19,6 +19,7 @@ The framework-specific parts are each binding's `state(fw)` / `restore(fw, saved
 """
 from __future__ import annotations
 
+import _signal
 import os
 import signal
 import sys
@@ -50,18 +51,24 @@ def _set_filters(saved: list) -> None:
     getattr(warnings, "_filters_mutated", lambda: None)()
 
 
+def _environ() -> dict:
+    """The environment as bytes (a copy of os.environ's own table: 20x faster than decoding every entry)."""
+    return dict(getattr(os.environ, "_data", None) or os.environb)
+
+
 def _set_environ(saved: dict) -> None:
-    for name in set(os.environ) - set(saved):
-        del os.environ[name]
+    now = _environ()
+    for name in set(now) - set(saved):
+        del os.environb[name]
     for name, value in saved.items():
-        if os.environ.get(name) != value:
-            os.environ[name] = value
+        if now.get(name) != value:
+            os.environb[name] = value
 
 
 def _set_signal(signum: int) -> Callable[[Any], None]:
     def write(handler) -> None:
         if handler is not None:  # None: installed from outside Python, cannot be put back from here
-            signal.signal(signum, handler)
+            _signal.signal(signum, handler)
 
     return write
 
@@ -85,8 +92,19 @@ def _mpmath_var() -> list[StateVar]:
     return [StateVar("mpmath.mp.prec", lambda: mpmath.mp.prec, lambda v: setattr(mpmath.mp, "prec", v))]
 
 
+_PROCESS_VARS: dict[tuple, list[StateVar]] = {}
+
+
 def process_vars() -> list[StateVar]:
-    """The framework-independent state: Python's and NumPy's."""
+    """The framework-independent state: Python's and NumPy's (built once per kind of caller)."""
+    key = (threading.current_thread() is threading.main_thread(), "mpmath" in sys.modules)
+    found = _PROCESS_VARS.get(key)
+    if found is None:
+        found = _PROCESS_VARS[key] = _build_process_vars(*key)
+    return found
+
+
+def _build_process_vars(main_thread: bool, mpmath: bool) -> list[StateVar]:
     import gc
 
     out = [
@@ -95,7 +113,7 @@ def process_vars() -> list[StateVar]:
         StateVar("sys.recursionlimit", sys.getrecursionlimit, sys.setrecursionlimit),
         StateVar("warnings.filters", lambda: list(warnings.filters), _set_filters),
         StateVar("sys.path", lambda: list(sys.path), lambda v: sys.path.__setitem__(slice(None), v)),
-        StateVar("os.environ", lambda: dict(os.environ), _set_environ),
+        StateVar("os.environ", _environ, _set_environ),
         StateVar("os.getcwd", os.getcwd, os.chdir),
         *(StateVar(f"sys.{name}", lambda name=name: getattr(sys, name), lambda v, name=name: setattr(sys, name, v))
           for name in ("stdin", "stdout", "stderr")),
@@ -103,20 +121,21 @@ def process_vars() -> list[StateVar]:
         StateVar("sys.excepthook", lambda: sys.excepthook, lambda v: setattr(sys, "excepthook", v)),
         StateVar("gc.isenabled", gc.isenabled, _set_gc),
     ]
-    if threading.current_thread() is threading.main_thread():
-        out += [StateVar(f"signal handler {signal.Signals(s).name}", lambda s=s: signal.getsignal(s), _set_signal(s))
+    if main_thread:  # signal handlers can only be read and set there
+        out += [StateVar(f"signal handler {signal.Signals(s).name}", lambda s=s: _signal.getsignal(s), _set_signal(s))
                 for s in WATCHED_SIGNALS]
-    return out + _mpmath_var()
+    return out + (_mpmath_var() if mpmath else [])
 
 
 def _loaded_bindings() -> list:
     """The bindings whose framework this process has imported (only those can have changed)."""
+    from .frameworks import FRAMEWORKS
+
     out = []
-    for name, module in list(sys.modules.items()):
-        if name.startswith("conformance.frameworks.") and name.count(".") == 2:
-            b = getattr(module, "BINDING", None)
-            if b is not None and getattr(b, "_handle", None) is not None and getattr(b, "state", None):
-                out.append(b)
+    for name in FRAMEWORKS + ("numpy",):
+        b = getattr(sys.modules.get(f"conformance.frameworks.{name}"), "BINDING", None)
+        if b is not None and b._handle is not None and b.state is not None:
+            out.append(b)
     return out
 
 
@@ -148,7 +167,7 @@ def _described(name: str, before: Any, after: Any) -> str:
 class _Capture:
     """Standard output and error of one call, Python-level and file-descriptor-level, into scratch files."""
 
-    _files: dict[int, Any] = {}
+    _files: dict[int, tuple[Any, Any]] = {}  # fd -> (scratch file, text stream writing to that fd), made once
 
     def __init__(self):
         self.saved: dict[int, int] = {}
@@ -156,33 +175,32 @@ class _Capture:
 
     def start(self) -> None:
         try:
+            for stream in (sys.stdout, sys.stderr):
+                _flush(stream)
             for fd in (1, 2):
-                scratch = self._files.get(fd)
-                if scratch is None:
-                    scratch = self._files[fd] = tempfile.TemporaryFile(prefix=f"klconf-fd{fd}-")
-                for stream in (sys.stdout, sys.stderr):
-                    _flush(stream)
+                if fd not in self._files:
+                    self._files[fd] = (tempfile.TemporaryFile(prefix=f"klconf-fd{fd}-"),
+                                       open(fd, "w", encoding="utf-8", errors="replace", closefd=False))
                 self.saved[fd] = os.dup(fd)
-                os.dup2(scratch.fileno(), fd)
+                os.dup2(self._files[fd][0].fileno(), fd)
         except OSError:  # no such descriptor here (a daemon, a closed stream): nothing to capture
             self.stop()
             return
         self.streams = (sys.stdout, sys.stderr)
-        sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)
-        sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False)
+        sys.stdout, sys.stderr = self._files[1][1], self._files[2][1]
 
     def stop(self) -> list[str]:
         """Put the descriptors back; what was written, as side-effect texts."""
         found = []
         if self.streams is not None:
-            for stream in (sys.stdout, sys.stderr):
+            for stream in (sys.stdout, sys.stderr, self._files[1][1], self._files[2][1]):
                 _flush(stream)
             sys.stdout, sys.stderr = self.streams
             self.streams = None
         for fd, saved in self.saved.items():
             os.dup2(saved, fd)
             os.close(saved)
-            scratch = self._files[fd]
+            scratch = self._files[fd][0]
             size = os.fstat(scratch.fileno()).st_size
             if size:
                 scratch.seek(0)
@@ -212,7 +230,8 @@ class Sandbox:
     _vars: list[StateVar] = field(default_factory=list)
     _saved: list = field(default_factory=list)
     _frameworks: list = field(default_factory=list)
-    _threads: set = field(default_factory=set)
+    _threads: int = 0
+    _thread_ids: set = field(default_factory=set)
     _capture: _Capture | None = None
 
     def enter(self) -> "Sandbox":
@@ -222,7 +241,8 @@ class Sandbox:
         self._vars = process_vars()
         self._saved = [v.read() for v in self._vars]
         self._frameworks = [(b, b.state(b._handle)) for b in _loaded_bindings()]
-        self._threads = {t.ident for t in threading.enumerate()}
+        self._threads = threading.active_count()
+        self._thread_ids = {t.ident for t in threading.enumerate()}
         return self
 
     def leave(self) -> list[str]:
@@ -238,8 +258,9 @@ class Sandbox:
                 found.append(f"changed {var.name}, which klconf could not restore ({type(exc).__name__}: {exc})")
         for b, before in self._frameworks:
             found += _restore_framework(b, before)
-        started = [t for t in threading.enumerate()
-                   if t.ident not in self._threads and t.is_alive() and not t.name.startswith("klconf-")]
+        started = [] if threading.active_count() <= self._threads else [  # (counting first is 20x cheaper)
+            t for t in threading.enumerate()
+            if t.ident not in self._thread_ids and t.is_alive() and not t.name.startswith("klconf-")]
         if started:
             names = ", ".join(f"{t.name}{' (daemon)' if t.daemon else ''}" for t in started[:4])
             found.append(f"left {len(started)} thread(s) running: {names}")

@@ -61,7 +61,8 @@ def _settings(fw) -> dict:
     }
 
 
-# Settings a call could change that later checks depend on: (name, read, write); None: cannot be set back.
+# Settings a call could change that later checks depend on: (name, read, write). Thread counts are fixed once
+# TensorFlow has started (setting them raises), so a call cannot change them.
 _STATE = (
     ("tf.config.experimental.tensor_float_32_execution_enabled",
      lambda fw: fw.tf.config.experimental.tensor_float_32_execution_enabled(),
@@ -70,10 +71,6 @@ _STATE = (
      lambda fw, v: fw.tf.config.set_soft_device_placement(v)),
     ("tf.config.functions_run_eagerly", lambda fw: fw.tf.config.functions_run_eagerly(),
      lambda fw, v: fw.tf.config.run_functions_eagerly(v)),
-    ("tf.debugging.log_device_placement", lambda fw: fw.tf.debugging.get_log_device_placement(),
-     lambda fw, v: fw.tf.debugging.set_log_device_placement(v)),
-    ("tf.config.threading.intra_op", lambda fw: fw.tf.config.threading.get_intra_op_parallelism_threads(), None),
-    ("tf.config.threading.inter_op", lambda fw: fw.tf.config.threading.get_inter_op_parallelism_threads(), None),
     ("keras.config.floatx", lambda fw: fw.keras.config.floatx(), lambda fw, v: fw.keras.config.set_floatx(v)),
     ("keras.config.epsilon", lambda fw: fw.keras.config.epsilon(), lambda fw, v: fw.keras.config.set_epsilon(v)),
     ("keras.config.image_data_format", lambda fw: fw.keras.config.image_data_format(),
@@ -96,10 +93,7 @@ def _state(fw) -> dict:
 def _restore(fw, changed: dict) -> None:
     writers = {name: write for name, _, write in _STATE}
     for name, value in changed.items():
-        write = writers.get(name)
-        if write is None:
-            raise RuntimeError(f"{name} cannot be set back once TensorFlow has started")
-        write(fw, value)
+        writers[name](fw, value)
 
 
 def _versions(fw) -> dict:

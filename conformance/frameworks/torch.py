@@ -52,7 +52,7 @@ def _settings(fw) -> dict:
 # Settings a call could change that later checks depend on: (name, read, write); read-only ones have no write.
 _STATE = (
     ("torch.get_default_dtype", lambda t: t.get_default_dtype(), lambda t, v: t.set_default_dtype(v)),
-    ("torch.get_default_device", lambda t: str(t.get_default_device()), lambda t, v: t.set_default_device(v)),
+    ("torch.set_default_device", lambda t: _default_device(t), lambda t, v: t.set_default_device(v)),
     ("torch.get_num_threads", lambda t: t.get_num_threads(), lambda t, v: t.set_num_threads(v)),
     ("torch.get_num_interop_threads", lambda t: t.get_num_interop_threads(), None),
     ("torch.is_grad_enabled", lambda t: t.is_grad_enabled(), lambda t, v: t.set_grad_enabled(v)),
@@ -74,6 +74,12 @@ _STATE = (
     ("torch.backends.cudnn.benchmark", lambda t: t.backends.cudnn.benchmark,
      lambda t, v: setattr(t.backends.cudnn, "benchmark", v)),
 )
+
+
+def _default_device(t) -> str | None:
+    """What torch.set_default_device last set (None: never set); get_default_device() costs a tensor per read."""
+    context = getattr(getattr(t, "_GLOBAL_DEVICE_CONTEXT", None), "device_context", None)
+    return None if context is None else str(context.device)
 
 
 def _state(fw) -> dict:
