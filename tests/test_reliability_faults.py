@@ -140,3 +140,38 @@ def test_distribution_checks_have_the_same_guard(tmp_path, kl, verdict, kind, sa
     rec = distribution_runner.run_check(distribution_runner.DistributionCheck(case, _library(f"fake.lib.{id(kl)}", kl), "cpu",
                                                                               "float64"))
     assert (rec.verdict, rec.kind) == (verdict, kind) and says in rec.message, rec.message
+
+
+class _Config:
+    """Just what the plugin's planners read from a pytest config."""
+
+    def __init__(self, **options):
+        self.options = {"klconf_cases": None, "klconf_framework": [], "klconf_api": [], "klconf_only_plugins": False,
+                        "klconf_device": ["cpu"], "klconf_dtype": ["float64"], "klconf_expectations": "none",
+                        "klconf_timeout": 2.0, **options}
+
+    def getoption(self, name, default=None):
+        return self.options.get(name, default)
+
+
+def test_every_kind_of_check_is_planned_attributed_and_recorded_by_one_path(tmp_path):
+    """For each kind: the node id of a planned check leads back to it, and the record a crash of its process
+    gets is its own identity (check kind, id, case) -- as the record a run of it starts from."""
+    from conformance import plugin
+
+    config = _Config()
+    writer = plugin.ResultsFile(str(tmp_path / "results.jsonl"), "", config)
+    for kind in plugin.KINDS:
+        checks = plugin.selected_checks(config, kind.fixture)
+        assert checks, kind.name
+        check = checks[-1]
+        nodeid = f"conformance/checks/x.py::{kind.test}[{plugin._pytest_id(check)}]"
+        assert writer._check_of(nodeid) is check
+        crashed = writer._planned_record(nodeid, "crash", "worker 'gw0' crashed while running it")
+        assert (crashed["check"], crashed["check_id"], crashed["verdict"], crashed["kind"]) == (
+            kind.name, check.id, "crash", "crash")
+        assert results.schema_errors(crashed) == []
+        start = check.record()
+        assert (start.check, start.check_id, start.case_id, start.api) == (
+            kind.name, crashed["check_id"], crashed["case_id"], crashed["api"])
+    writer.writer.close()
