@@ -110,11 +110,11 @@ def _state(fw) -> dict:
 def _restore(fw, changed: dict) -> None:
     for key, value in changed.items():
         name = key.removeprefix("jax.config.")
-        if name.endswith(" (in effect)"):
-            holder = fw.jax.config._value_holders[name.removesuffix(" (in effect)")]
-            holder.set_local(value)  # an override left open inside klconf's context: set back for this thread
-        else:
+        if not name.endswith(" (in effect)"):
             fw.jax.config.update(name, value)
+        elif f"jax.config.{name.removesuffix(' (in effect)')}" not in changed:
+            # the global value held: an override left open inside klconf's context, set back for this thread
+            fw.jax.config._value_holders[name.removesuffix(" (in effect)")].set_local(value)
 
 
 def _gradient(fw, fn, args, index):
