@@ -161,6 +161,7 @@ def test_every_kind_of_check_is_planned_attributed_and_recorded_by_one_path(tmp_
 
     config = _Config()
     writer = plugin.ResultsFile(str(tmp_path / "results.jsonl"), "", config)
+    nodeids = []
     for kind in plugin.KINDS:
         checks = plugin.selected_checks(config, kind.fixture)
         assert checks, kind.name
@@ -174,4 +175,18 @@ def test_every_kind_of_check_is_planned_attributed_and_recorded_by_one_path(tmp_
         start = check.record()
         assert (start.check, start.check_id, start.case_id, start.api) == (
             kind.name, crashed["check_id"], crashed["case_id"], crashed["api"])
-    writer.writer.close()
+        nodeids.append(nodeid)
+    # a test that ends without its record, a dead worker, and four checks that never ran
+    writer.pytest_collection_finish(SimpleNamespace(items=[SimpleNamespace(nodeid=n) for n in nodeids]))
+    report = dict(user_properties=[], longrepr="AssertionError: boom", outcome="failed", skipped=False, failed=True,
+                  passed=False)
+    writer.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeids[0], when="call", **report))
+    writer.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeids[1], when="???", **report))
+    writer.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeids[1], when="teardown", **report))
+    writer.pytest_sessionfinish(None, 1)
+    run = results.read(tmp_path / "results.jsonl", validate="all")
+    assert run.problems == [] and [(r.check, r.verdict, r.kind) for r in run.records] == [
+        (plugin.KINDS[0].name, "error", "internal"), (plugin.KINDS[1].name, "crash", "crash")]
+    assert "ended without a record (call): AssertionError: boom" in run.records[0].message
+    assert run.end["planned"] == 6 and not run.end["complete"] and not run.end["interrupted"]
+    assert run.end["not_run"] == [writer._check_of(n).id for n in nodeids[2:]]
