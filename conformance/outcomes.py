@@ -15,7 +15,7 @@ class Term:
 
 VERDICTS = (
     Term("pass", "the API's output agrees with the expected value (or the property holds) within the tolerance"),
-    Term("fail", "the API ran and its result is wrong: `kind` says how (a value, a NaN, a dtype, a mutated input, ...)"),
+    Term("fail", "the API ran and its result is wrong: `kind` says how (a value, a NaN, a dtype, a mutated input)"),
     Term("error", "the check could not judge a result: the API raised (kind exception, any BaseException, named in "
                   "the message) or klconf itself failed (kind internal)"),
     Term("timeout", "the call did not return within the time limit (in Python, or its process was ended by the "

@@ -102,7 +102,9 @@ def _imaginary(out: Any, kind: str) -> str:
         imag = np.imag(np.asarray(out))
     except Exception:
         return ""
-    return " (every imaginary part is 0)" if not np.any(imag) else f" (imaginary parts up to {np.max(np.abs(imag)):.3g})"
+    if not np.any(imag):
+        return " (every imaginary part is 0)"
+    return f" (imaginary parts up to {np.max(np.abs(imag)):.3g})"
 
 
 def _first_change(before: np.ndarray, after: np.ndarray) -> str:

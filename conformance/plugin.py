@@ -58,7 +58,7 @@ def pytest_configure(config):
     is_worker = hasattr(config, "workerinput")
     isolation.configure(config.getoption("klconf_timeout", None),
                         isolation.hung_marker(path) if path else None, hard=is_worker)
-    isolation.install_interrupt_handlers()  # the user's Ctrl-C or SIGTERM ends the run; an API's KeyboardInterrupt does not
+    isolation.install_interrupt_handlers()  # the user's Ctrl-C or SIGTERM ends the run, an API's KeyboardInterrupt not
     if path and not is_worker:  # the xdist controller, or plain pytest, writes
         config.pluginmanager.register(ResultsFile(path, _corpus_hash(config), config), "klconf-results")
 
@@ -336,7 +336,8 @@ class ResultsFile:
         text = str(report.longrepr)[-2000:] if report.longrepr else report.outcome
         if report.skipped:
             return self._planned_record(report.nodeid, "skip", f"pytest skipped it: {text}")
-        record = self._planned_record(report.nodeid, "error", f"the check ended without a record ({report.when}): {text}")
+        record = self._planned_record(report.nodeid, "error",
+                                      f"the check ended without a record ({report.when}): {text}")
         record["kind"] = "internal"
         return record
 

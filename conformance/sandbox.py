@@ -160,7 +160,9 @@ def _described(name: str, before: Any, after: Any) -> str:
         shown = ", ".join(f"{k}: {_short(before.get(k), 30)} -> {_short(after.get(k), 30)}" for k in keys[:4])
         return f"{name} ({shown}{', ...' if len(keys) > 4 else ''})"
     if isinstance(before, list) and isinstance(after, list):
-        return f"{name} ({len(before)} -> {len(after)} entries)" if len(before) != len(after) else f"{name} (reordered or edited)"
+        if len(before) != len(after):
+            return f"{name} ({len(before)} -> {len(after)} entries)"
+        return f"{name} (reordered or edited)"
     return f"{name} ({_short(before)} -> {_short(after)})"
 
 

@@ -16,9 +16,11 @@ from tests import faulty
 from tests.test_reliability import klconf
 
 # Every kind of BaseException also goes through the convention and porting checks (scipy: the cheapest target).
-# There an Exception is a probe the API refuses (evidence: the inference fails), any other BaseException the check's error.
+# There an Exception is a probe the API refuses (evidence: the inference fails), any other BaseException is the
+# check's error.
 RAISING = [f.api.name for f in faulty.BASE_EXCEPTIONS]
-NOT_EXCEPTIONS = ("faulty.keyboard_interrupt", "faulty.sys_exit", "faulty.generator_exit", "faulty.custom_base_exception")
+NOT_EXCEPTIONS = ("faulty.keyboard_interrupt", "faulty.sys_exit", "faulty.generator_exit",
+                  "faulty.custom_base_exception")
 SELECTION = " or ".join(["canonical-2x3"] + [f"conventions-{n}" for n in RAISING]
                         + [f"porting-to-scipy-{n}" for n in RAISING])
 
@@ -42,7 +44,8 @@ def _agree(out: str, run: results.Results, tmp_path) -> None:
     assert dict((v, int(n)) for n, v in (part.split(" ") for part in line.group(3).split(", "))) == counts
     summary = aggregate.summary(model.load([tmp_path / "results.jsonl"]))
     assert summary["total"]["total"] == len(run.records)
-    assert dict(zip(summary["verdicts"], summary["total"]["counts"])) == {v: counts.get(v, 0) for v in summary["verdicts"]}
+    shown = dict(zip(summary["verdicts"], summary["total"]["counts"]))
+    assert shown == {v: counts.get(v, 0) for v in summary["verdicts"]}
     if (tmp_path / "index.html").exists():
         assert f"{len(run.records)} checks from 1 results file" in (tmp_path / "index.html").read_text()
 
@@ -50,7 +53,8 @@ def _agree(out: str, run: results.Results, tmp_path) -> None:
 def _holds(fault: faulty.Fault, record) -> str:
     """'' when the record is what the fault must give, else what is wrong."""
     if (record.verdict, record.kind) != (fault.verdict, fault.kind):
-        return f"{record.check_id}: {record.verdict}/{record.kind}, expected {fault.verdict}/{fault.kind}: {record.message}"
+        return (f"{record.check_id}: {record.verdict}/{record.kind}, expected {fault.verdict}/{fault.kind}: "
+                f"{record.message}")
     if fault.says.lower() not in record.message.lower():
         return f"{record.check_id}: message {record.message[:300]!r} does not say {fault.says!r}"
     return ""
@@ -137,8 +141,8 @@ def test_distribution_checks_have_the_same_guard(tmp_path, kl, verdict, kind, sa
                     "    p: {family: normal, loc: [0.0, 1.5], scale: [1.0, 0.5]}\n"
                     "    q: {family: normal, loc: 0.5, scale: [2.0, 0.5]}\n")
     (case,) = load_cases(path)
-    rec = distribution_runner.run_check(distribution_runner.DistributionCheck(case, _library(f"fake.lib.{id(kl)}", kl), "cpu",
-                                                                              "float64"))
+    library = _library(f"fake.lib.{id(kl)}", kl)  # (libraries are loaded once per name)
+    rec = distribution_runner.run_check(distribution_runner.DistributionCheck(case, library, "cpu", "float64"))
     assert (rec.verdict, rec.kind) == (verdict, kind) and says in rec.message, rec.message
 
 

@@ -63,7 +63,8 @@ class DistributionCheck:
         return Record(
             check_id=self.id, case_id=case.id, case_hash=case.hash, api=lib.name, framework=lib.framework,
             device=self.device, dtype=self.dtype, options={}, verdict="skip", shape=list(case.batch),
-            tags=list(case.tags), check=CHECK, convention=f"KL({case.p.family} || {case.q.family}), batch {list(case.batch)}",
+            tags=list(case.tags), check=CHECK,
+            convention=f"KL({case.p.family} || {case.q.family}), batch {list(case.batch)}",
             extra={"pair": case.pair},
         )
 

@@ -104,7 +104,7 @@ def _fill(rec: Record, api: Api, options: dict, target: str, cases: list[Case], 
     rec.kind = "porting"
     if not result.verified_cases and not result.differs_on:
         skipped = result.verification.not_applicable()
-        why = f": {skipped[0]['case']}: {skipped[0]['reason']}" + (" ..." if len(skipped) > 1 else "") if skipped else ""
+        why = f": {skipped[0]['case']}: {skipped[0]['reason']}{' ...' if len(skipped) > 1 else ''}" if skipped else ""
         rec.message = f"no case of the corpus applies to this call{why}"
         return
     differing = result.differs_on
