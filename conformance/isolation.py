@@ -113,7 +113,13 @@ class ApiCall:
         self._previous_alarm = None
         self._errstate = np.errstate(**API_ERRSTATE)
 
+    _open = 0  # ApiCalls entered and not left: one inside another only converts exceptions (one timer, one sandbox)
+
     def __enter__(self) -> "ApiCall":
+        self._outer = ApiCall._open == 0
+        ApiCall._open += 1
+        if not self._outer:
+            return self
         self._errstate.__enter__()  # the API sees NumPy's defaults, not klconf's own error state
         self.sandbox.enter()
         timeout = _settings["timeout"]
@@ -127,6 +133,14 @@ class ApiCall:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        ApiCall._open -= 1
+        if self._outer:
+            self._leave()
+        if exc is None or isinstance(exc, (CheckTimeout, ApiRaised)) or _from_user(exc):
+            return False
+        raise ApiRaised(exc) from exc
+
+    def _leave(self) -> None:
         taken = []
         if self._soft:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -135,13 +149,12 @@ class ApiCall:
             signal.signal(signal.SIGALRM, self._previous_alarm)
         if _settings["timeout"] and _settings["hard"]:
             _arm(None)
-        self.changes = taken + self.sandbox.leave()
-        self._errstate.__exit__(None, None, None)
+        try:
+            self.changes = taken + self.sandbox.leave()
+        finally:
+            self._errstate.__exit__(None, None, None)
         if self.changes and _effects:
             _effects[-1].extend(self.changes)
-        if exc is None or isinstance(exc, CheckTimeout) or _from_user(exc):
-            return False
-        raise ApiRaised(exc) from exc
 
 
 def _alarm(signum, frame):

@@ -154,8 +154,14 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _decoded(table: dict) -> dict:
+    """The environment's bytes shown as text."""
+    return {os.fsdecode(k): os.fsdecode(v) if isinstance(v, bytes) else v for k, v in table.items()}
+
+
 def _described(name: str, before: Any, after: Any) -> str:
     if isinstance(before, dict) and isinstance(after, dict):
+        before, after = _decoded(before), _decoded(after)
         keys = sorted((k for k in set(before) | set(after) if _differs(before.get(k), after.get(k))), key=str)
         shown = ", ".join(f"{k}: {_short(before.get(k), 30)} -> {_short(after.get(k), 30)}" for k in keys[:4])
         return f"{name} ({shown}{', ...' if len(keys) > 4 else ''})"
