@@ -265,7 +265,7 @@ class ResultsFile:
         self.config = config
         self.hung = isolation.hung_marker(path)
         self.hung.unlink(missing_ok=True)
-        self._by_node: dict | None = None
+        self._by_node: dict[str, dict] = {}  # kind -> pytest id -> planned check
         self.planned: list[str] | None = None  # node ids of the klconf checks collected
         self.recorded: set[str] = set()
 
@@ -342,12 +342,18 @@ class ResultsFile:
         return record
 
     def _check_of(self, nodeid: str):
-        """The planned check a test item runs (None: not a klconf check)."""
-        if self._by_node is None:
-            self._by_node = {(kind.test, _pytest_id(c)): c for kind in KINDS
-                             for c in selected_checks(self.config, kind.fixture)}
+        """The planned check a test item runs (None: not a klconf check). A kind is planned here only once
+        one of its checks is asked for, so a run of some kinds never plans the others."""
         name, _, param = nodeid.rpartition("::")[2].partition("[")
-        return self._by_node.get((name, param[:-1])) if param else None
+        kind = next((k for k in KINDS if k.test == name), None)
+        if kind is None or not param:
+            return None
+        if kind.name not in self._by_node:
+            try:
+                self._by_node[kind.name] = {_pytest_id(c): c for c in selected_checks(self.config, kind.fixture)}
+            except Exception:  # the workers report what stops planning; records are still written, as seen
+                self._by_node[kind.name] = {}
+        return self._by_node[kind.name].get(param[:-1])
 
     # ------------------------------------------------------------------ the end
 
