@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from . import __version__
+from .outcomes import FAILING, VERDICT_NAMES
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema") / "results.schema.json"
@@ -37,8 +38,7 @@ NUMERICS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "T
                 "TF_USE_LEGACY_KERAS", "KERAS_BACKEND", "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
                 "CUBLAS_WORKSPACE_CONFIG", "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_PLATFORMS",
                 "XLA_FLAGS", "CUDA_VISIBLE_DEVICES")
-VERDICTS = ("pass", "fail", "error", "timeout", "crash", "xfail", "unsupported", "skip")
-FAILING = ("fail", "error", "timeout", "crash")
+VERDICTS = VERDICT_NAMES  # each one's meaning: conformance/outcomes.py
 SUMMARY_LIMIT = 64  # arrays up to this many values are stored whole
 
 
@@ -99,7 +99,7 @@ class Record:
     options: dict
     verdict: str
     framework_version: dict = field(default_factory=dict)
-    kind: str | None = None  # failure kind: value | nan | inf | shape | exception | timeout | crash
+    kind: str | None = None  # failure kind: conformance/outcomes.py FAILURE_KINDS
     message: str = ""
     reason: str = ""  # for skip, unsupported, xfail: why
     expected: Any = None
@@ -118,7 +118,7 @@ class Record:
     shape: list | None = None
     tags: list = field(default_factory=list)
     duration_s: float = 0.0
-    check: str = "value"  # which runner produced it: value, gradient, property, distribution
+    check: str = "value"  # the kind of check: conformance/outcomes.py CHECK_KINDS
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:

@@ -47,6 +47,9 @@ class Source:
             reasons.append("no end event: the run was interrupted or is still running")
         elif end.get("interrupted"):
             reasons.append("the run was interrupted (end event says so)")
+        if end is not None and end.get("not_run"):
+            reasons.append(f"{len(end['not_run'])} of {end.get('planned', '?')} planned checks never ran "
+                           "(listed in the end event's not_run)")
         if end is not None:
             for shard in end.get("incomplete_shards", ()):
                 reasons.append(f"merged from an incomplete shard: {shard}")
