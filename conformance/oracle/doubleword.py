@@ -1,0 +1,326 @@
+"""Vectorized double-word ("double-double") arithmetic that carries a rigorous error bound.
+
+A `Dw` is a NumPy array of values `hi + lo` (about 106 significant bits) with `err`, an upper bound on
+|hi + lo - exact| for each element, where "exact" is the real number the computation stands for.
+Every operation adds its own rounding error to the bounds it propagates, so the bound that comes out
+of a chain of operations is proven a priori, with no Python loop over elements.
+
+The per-operation bounds are those proven by Joldes, Muller and Popescu ("Tight and rigorous error
+bounds for basic building blocks of double-word arithmetic", ACM TOMS 44(2), 2017): at most 15u^2
+relative for the algorithms used here (u = 2^-53), taken as EPS = 2^-100 (64u^2, a fourfold margin,
+which also covers the FMA-free products of Dekker's algorithm). Where a result or an intermediate
+product underflows, an operation may also err by a few units of the least subnormal: ETA_OP per
+operation, taken generously. Logarithm and exponential are argument reduction against tables built
+in `arb` (their representation error is measured there, not assumed) plus truncated series whose
+remainder is bounded explicitly. Bounds are themselves computed in float64 and rounded up by `up`.
+
+Elements that are not ordinary finite numbers are the caller's business: each caller decides
+special values (zeros, infinities, NaN) by masks, and feeds dummies here. An element whose bound
+cannot be established (an overflow inside a chain, say) gets `err = inf`, which sends it to `arb`.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from flint import arb, ctx
+
+EPS = 2.0**-100  # relative error of one double-word operation (proven: <= 15 u^2)
+ETA = 2.0**-1074  # the least float64 subnormal
+ETA_OP = 2.0**-1066  # absolute error one operation may add through underflow (256 ETA)
+_MARGIN = 1.0 + 2.0**-40  # covers the rounding (and a few-ulp libm error) in computing a bound
+_SPLIT = 134217729.0  # 2^27 + 1 (Veltkamp)
+
+
+class Dw(NamedTuple):
+    hi: np.ndarray
+    lo: np.ndarray
+    err: np.ndarray  # upper bound on |hi + lo - exact|
+
+    @property
+    def magnitude(self) -> np.ndarray:
+        return np.abs(self.hi)
+
+
+def up(x) -> np.ndarray:
+    """A float64 bound rounded up past its own rounding errors (and past float64's floor)."""
+    return np.asarray(x, np.float64) * _MARGIN + ETA
+
+
+def exact(x) -> Dw:
+    x = np.asarray(x, np.float64)
+    return Dw(x, np.zeros_like(x), np.zeros_like(x))
+
+
+# --------------------------------------------------------------------------- error-free transformations
+
+
+def two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _fast_two_sum(a, b):
+    s = a + b
+    return s, b - (s - a)
+
+
+def _split(a):
+    """Veltkamp's split (exact for |a| < 2^996; beyond, it overflows to NaN, and so does the bound)."""
+    c = _SPLIT * a
+    high = c - (c - a)
+    return high, a - high
+
+
+def two_prod(a, b):
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+def _settle(hi, lo, err) -> Dw:
+    """The bound rounded up. Every operation's bound includes EPS |hi|, so an element that overflowed
+    (inf) or met an invalid operation (NaN) inside a chain carries an inf or NaN bound: it is never
+    mistaken for an exact special value, and `arb` recomputes it."""
+    return Dw(hi, lo, err * _MARGIN)
+
+
+# --------------------------------------------------------------------------- arithmetic with bounds
+
+
+def add(x: Dw, y: Dw) -> Dw:
+    """Joldes-Muller-Popescu Algorithm 6 (AccurateDWPlusDW): relative error <= 3u^2 of the exact sum."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        s, e = two_sum(x.hi, y.hi)
+        t, f = two_sum(x.lo, y.lo)
+        s, e = _fast_two_sum(s, e + t)
+        hi, lo = _fast_two_sum(s, e + f)
+        return _settle(hi, lo, x.err + y.err + EPS * np.abs(hi) + ETA_OP)
+
+
+def neg(x: Dw) -> Dw:
+    return Dw(-x.hi, -x.lo, x.err)
+
+
+def sub(x: Dw, y: Dw) -> Dw:
+    return add(x, neg(y))
+
+
+def mul(x: Dw, y: Dw) -> Dw:
+    """DWTimesDW (Algorithms 10-12) without FMA; propagated error |x||dy| + |y||dx| + |dx||dy|."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        ch, cl1 = two_prod(x.hi, y.hi)
+        cl2 = x.hi * y.lo + x.lo * y.hi
+        hi, lo = _fast_two_sum(ch, cl1 + cl2)
+        ax, ay = np.abs(x.hi) + np.abs(x.lo), np.abs(y.hi) + np.abs(y.lo)
+        err = ax * y.err + ay * x.err + x.err * y.err + EPS * np.abs(hi) + ETA_OP
+        return _settle(hi, lo, err)
+
+
+def mul_float(x: Dw, b: np.ndarray) -> Dw:
+    """Times an exact float64 (DWTimesFP1: relative error <= 2u^2)."""
+    b = np.asarray(b, np.float64)
+    return mul(x, exact(np.broadcast_to(b, np.broadcast_shapes(b.shape, x.hi.shape))))
+
+
+def div(x: Dw, y: Dw) -> Dw:
+    """DWDivDW1 (Algorithm 17; relative error <= 15u^2 + 56u^3). Propagated through the quotient's
+    derivative, valid while the divisor's bound stays below its magnitude (else the bound is inf)."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        th = x.hi / y.hi
+        rh, rl = two_prod(y.hi, th)
+        rl = rl + y.lo * th
+        tl = ((x.hi - rh) - rl + x.lo) / y.hi
+        hi, lo = _fast_two_sum(th, tl)
+        ay = np.abs(y.hi) - np.abs(y.lo) * _MARGIN - y.err
+        propagated = (x.err + np.abs(hi) * _MARGIN * y.err) / ay
+        err = np.where(ay > 0, propagated, np.inf) + EPS * np.abs(hi) + ETA_OP
+        return _settle(hi, lo, err)
+
+
+def total(x: Dw, axis: int = -1) -> Dw:
+    """Pairwise sum along `axis`: log2(n) vectorized levels of `add`, each erring by EPS of its partial
+    sums, so the whole errs by at most the inputs' bounds plus EPS * levels * sum |x| (plus underflow)."""
+    x = Dw(*(np.moveaxis(a, axis, -1) for a in x))
+    n = x.hi.shape[-1]
+    if n == 0:
+        return exact(np.zeros(x.hi.shape[:-1]))
+    inputs_err = np.sum(x.err, axis=-1)
+    scale = np.sum(np.abs(x.hi) + np.abs(x.lo), axis=-1)
+    levels = 0
+    while x.hi.shape[-1] > 1:
+        if x.hi.shape[-1] % 2:
+            x = Dw(*(np.concatenate([a, np.zeros(a.shape[:-1] + (1,))], axis=-1) for a in x))
+        pairs = Dw(*(np.zeros_like(a[..., ::2]) for a in x))
+        summed = add(Dw(x.hi[..., ::2], x.lo[..., ::2], pairs.err), Dw(x.hi[..., 1::2], x.lo[..., 1::2], pairs.err))
+        x = Dw(summed.hi, summed.lo, summed.err)
+        levels += 1
+    n_margin = 1.0 + 2.0 * n * 2.0**-53  # float64 sums of the bounds themselves err by (n-1)u at most
+    err = (inputs_err + EPS * levels * scale + ETA_OP * n) * n_margin * _MARGIN
+    bad = ~np.isfinite(x.hi[..., 0]) | ~np.isfinite(err)
+    return Dw(x.hi[..., 0], x.lo[..., 0], np.where(bad, np.inf, err))
+
+
+# --------------------------------------------------------------------------- tables, measured in arb
+
+
+def _table(values: list) -> tuple[np.ndarray, np.ndarray, float]:
+    """(hi, lo, max relative representation error) of arb constants, computed at 256 bits."""
+    his, los, worst = [], [], 0.0
+    for v in values:
+        hi = float(v)
+        lo = float(v - hi)
+        rest = (v - hi - lo).abs_upper()
+        his.append(hi)
+        los.append(lo)
+        if not v.is_zero():
+            worst = max(worst, float(rest / v.abs_lower()))
+    return np.array(his), np.array(los), worst * _MARGIN + 2.0**-200
+
+
+def _tables():
+    old = ctx.prec
+    ctx.prec = 256
+    try:
+        ln2 = arb(2).log()
+        ln2_64 = _table([ln2 / 64])
+        ln2_ = _table([ln2])
+        pow2 = _table([(arb(2) ** (arb(j) / 64)) for j in range(64)])
+        log_c = _table([(1 + arb(i) / 128).log() for i in range(-40, 56)])
+        inv_fact = _table([1 / arb.fac_ui(i) for i in range(EXP_TERMS + 1)])
+        inv_odd = _table([1 / arb(2 * k + 1) for k in range(ATANH_TERMS + 1)])
+    finally:
+        ctx.prec = old
+    return ln2, ln2_64, ln2_, pow2, log_c, inv_fact, inv_odd
+
+
+EXP_TERMS = 13  # Taylor terms of exp(r), |r| <= 0.0055: remainder < 1e-43 relative
+ATANH_TERMS = 9  # odd terms of atanh(s), s^2 <= 6.2e-5: remainder < 1e-39 relative
+_LN2, _LN2_64, _LN2_DW, _POW2, _LOGC, _INV_FACT, _INV_ODD = _tables()
+_EXP_TAIL = [float(1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(5, EXP_TERMS + 1)]
+_ATANH_TAIL = [1.0 / (2 * k + 1) for k in range(2, ATANH_TERMS + 1)]
+_R_MAX, _Z_MAX = 0.0056, 6.2e-5
+_TABLE_REL = max(t[2] for t in (_LN2_64, _LN2_DW, _POW2, _LOGC, _INV_FACT, _INV_ODD))
+
+
+def _const(table, index) -> Dw:
+    """Entries of a table (an index array), or one entry as scalars (an int) that broadcast."""
+    hi, lo = table[0][index], table[1][index]
+    return Dw(hi, lo, np.abs(hi) * table[2])
+
+
+def _tail(coeffs: list[float], x: np.ndarray, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """sum_k coeffs[k] x^k in plain float64 (Horner) for |x| <= bound, with an error bound: the
+    rounding of n steps is at most 2n u sum |c_k| |x|^k (Higham, Accuracy and Stability, 5.1),
+    coefficients rounded to float64 add u sum |c_k| |x|^k more."""
+    acc = np.full(x.shape, coeffs[-1])
+    for c in reversed(coeffs[:-1]):
+        acc = acc * x + c
+    size = sum(abs(c) * bound**k for k, c in enumerate(coeffs))
+    return acc, np.full(x.shape, (2 * len(coeffs) + 2) * 2.0**-53 * size)
+
+
+# --------------------------------------------------------------------------- exp, log, log1p
+
+
+def exp(x: Dw) -> Dw:
+    """e^x: x = k ln2/64 + r, e^x = 2^(k//64) * 2^((k%64)/64) * e^r."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        low = x.hi < -760.0  # e^x < 1e-330: rounds to 0 within ETA
+        high = x.hi > 710.0  # beyond float64: inf (the caller's bound says so)
+        xs = Dw(np.where(low | high, 0.0, x.hi), np.where(low | high, 0.0, x.lo), np.where(low | high, 0.0, x.err))
+        k = np.rint(xs.hi * (64.0 / float(_LN2)))
+        shift = mul_float(neg(_const(_LN2_64, np.zeros(k.shape, int))), k)
+        r = add(Dw(xs.hi, xs.lo, np.zeros_like(k)), shift)  # the input's own error enters below
+        series = _exp_series(r)
+        rabs = np.abs(r.hi) + r.err
+        remainder = rabs ** (EXP_TERMS + 1) / 6.2e9 * np.exp(rabs)  # < |r|^14/14! e^|r|: 14! > 8.7e10
+        j = (k % 64).astype(int)
+        scaled = mul(series, _const(_POW2, j))
+        m = ((k - j) // 64).astype(int)
+        hi, lo = np.ldexp(scaled.hi, m), np.ldexp(scaled.lo, m)
+        value = np.abs(hi) + np.abs(lo)
+        rel = scaled.err / np.maximum(np.abs(scaled.hi), 1e-300) + remainder + r.err * 1.01
+        own = value * rel + 4 * ETA
+        # the input's error: |e^(x+d) - e^x| <= e^x (e^|d| - 1)
+        propagated = (value * _MARGIN + own) * np.expm1(x.err * _MARGIN) * _MARGIN
+        err = own + propagated
+        hi = np.where(low, 0.0, np.where(high, np.inf, hi))
+        lo = np.where(low | high, 0.0, lo)
+        err = np.where(low, up(np.exp(x.hi + np.abs(x.lo) + x.err)) + ETA, np.where(high, np.inf, err))
+        return _settle(hi, lo, err)
+
+
+def _exp_series(r: Dw) -> Dw:
+    """sum_{k<=13} r^k/k! for |r| <= 0.0055: Horner in double-word for k <= 4, the tail
+    sum_{k>=5} r^(k-5) k!/... in float64, its error scaled down by |r|^5 < 5.1e-12."""
+    rh = np.clip(r.hi, -_R_MAX, _R_MAX)
+    tail, tail_err = _tail(_EXP_TAIL, rh, _R_MAX)
+    tail_err = tail_err + (np.abs(r.lo) + r.err) * 0.01  # |d tail/dr| <= 1/720 + ... < 0.01
+    tail_err = np.where(np.abs(r.hi) <= _R_MAX, tail_err, np.inf)  # outside the range the bounds assume
+    acc = Dw(tail, np.zeros_like(tail), tail_err)
+    for k in (4, 3, 2, 1, 0):
+        acc = add(mul(acc, r), _const(_INV_FACT, k))
+    return acc
+
+
+def _atanh2(s: Dw) -> Dw:
+    """2 atanh(s) = 2 s (1 + z/3 + z^2 T(z)), z = s^2 <= 6.2e-5 (|s| <= 1/127): the double-word part is
+    s + s z/3; T(z) = 1/5 + z/7 + ... runs in float64, its error scaled down by |s| z^2 <= 3e-11 |s|."""
+    z = mul(s, s)
+    zh = np.minimum(np.abs(z.hi), _Z_MAX)
+    tail, tail_err = _tail(_ATANH_TAIL, zh, _Z_MAX)
+    tail_err = tail_err + (np.abs(z.lo) + z.err) * 0.15  # |dT/dz| <= 1/7 + 2z/9 + ... < 0.15
+    zabs = np.abs(z.hi) + z.err
+    remainder = zabs ** len(_ATANH_TAIL) / (2 * len(_ATANH_TAIL) + 5) / (1 - zabs)
+    w = tail * z.hi  # z T(z), one more rounding
+    w_err = (tail_err + remainder) * np.abs(z.hi) + np.abs(tail) * (np.abs(z.lo) + z.err) + 2.0**-52 * np.abs(w)
+    w_err = np.where(np.abs(z.hi) <= _Z_MAX, w_err, np.inf)  # outside the range the bounds assume
+    inner = add(_const(_INV_ODD, 1), Dw(w, np.zeros_like(w), w_err))
+    series = add(s, mul(mul(s, z), inner))
+    return Dw(2 * series.hi, 2 * series.lo, 2 * series.err * _MARGIN)
+
+
+def log(x: Dw) -> Dw:
+    """ln x for x > 0: x = 2^e m, m = c (1 + t) with c = 1 + i/128 from a table, ln(m/c) = 2 atanh(s)."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        positive = x.hi > 0
+        xh = np.where(positive, x.hi, 1.0)
+        mant, e = np.frexp(xh)
+        small = mant < np.sqrt(0.5)
+        mant, e = np.where(small, 2 * mant, mant), np.where(small, e - 1, e)
+        lo = np.ldexp(np.where(positive, x.lo, 0.0), -e)
+        i = np.rint((mant - 1.0) * 128.0)
+        c = 1.0 + i / 128.0
+        num = Dw(*two_sum(mant - c, lo), np.full(mant.shape, ETA_OP))
+        den = add(Dw(*two_sum(mant, c), np.zeros(mant.shape)), Dw(lo, np.zeros(mant.shape), np.zeros(mant.shape)))
+        part = _atanh2(div(num, den))
+        logc = _const(_LOGC, (i + 40).astype(int))
+        result = add(add(mul_float(_const(_LN2_DW, np.zeros(e.shape, int)), e.astype(np.float64)), logc), part)
+        # the input's error: |ln(x+d) - ln x| <= |d| / (x - |d|)
+        room = xh - np.abs(x.lo) * _MARGIN - x.err
+        propagated = np.where(room > 0, x.err / room, np.inf) * _MARGIN
+        return _settle(result.hi, result.lo, np.where(positive, result.err + propagated, np.inf))
+
+
+def log1p(s: Dw) -> Dw:
+    """ln(1 + s) for s >= 0, accurate relative to the result however small s is (a row's other classes'
+    mass against its dominant class: -ln(1 + s) is the dominant class's log-probability)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tiny = s.hi < 1.0 / 64
+        two = exact(np.full(s.hi.shape, 2.0))
+        ratio = div(s, add(two, s))  # s/(2+s) <= 1/128 on this branch
+        series = _atanh2(Dw(np.where(tiny, ratio.hi, 0.0), np.where(tiny, ratio.lo, 0.0), np.where(tiny, ratio.err, 0.0)))
+        general = log(add(exact(np.ones(s.hi.shape)), s))
+        pick = lambda a, b: np.where(tiny, a, b)  # noqa: E731
+        return Dw(pick(series.hi, general.hi), pick(series.lo, general.lo), pick(series.err, general.err))
+
+
+def to_float(x: Dw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(value, low, bound): value + low is hi + lo re-normalised; bound covers it."""
+    with np.errstate(invalid="ignore"):
+        hi, lo = _fast_two_sum(x.hi, x.lo)
+    return hi, np.where(np.isfinite(hi), lo, 0.0), x.err
