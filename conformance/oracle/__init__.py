@@ -89,6 +89,37 @@ class Gradient:
         return Expectation(self.value, self.magnitude, self.terms, self.log_scale, self.low, self.bound,
                            self.provenance, self.refine)
 
+    def summed_to(self, shape: tuple) -> "Gradient":
+        """The gradient a broadcast input collects: summed over the axes it was broadcast along, in
+        double-word arithmetic, so the sum keeps a certified bound."""
+        axes = tuple(i for i, (a, b) in enumerate(zip(self.value.shape, shape)) if a != b)
+        count = int(np.prod([self.value.shape[i] for i in axes]))
+        value, low, bound = _sum_axes(self, axes)
+        refine = None
+        if self.refine is not None:
+            unsummed = self.refine
+
+            def refine(need: np.ndarray) -> Expectation:
+                sharp = unsummed(np.broadcast_to(np.asarray(need) / max(count, 1), self.value.shape))
+                v, lo, b = _sum_axes(sharp, axes)
+                return Expectation(v, sharp.magnitude.sum(axis=axes, keepdims=True), sharp.terms * count,
+                                   np.sum(np.broadcast_to(sharp.log_scale, self.value.shape), axis=axes,
+                                          keepdims=True), lo, b, sharp.provenance)
+        return Gradient(value, self.magnitude.sum(axis=axes, keepdims=True), self.terms * count,
+                        np.sum(np.broadcast_to(self.log_scale, self.value.shape), axis=axes, keepdims=True),
+                        low, bound, self.provenance, refine)
+
+
+def _sum_axes(x, axes: tuple) -> tuple:
+    """(value, low, bound) of x (value, low, bound fields) summed over `axes`, keeping dimensions."""
+    shape = np.shape(x.value)
+    parts = [np.broadcast_to(np.asarray(a, np.float64), shape) for a in (x.value, x.low, x.bound)]
+    kept = [i for i in range(len(shape)) if i not in axes]
+    moved = [np.transpose(a, kept + list(axes)).reshape([shape[i] for i in kept] + [-1]) for a in parts]
+    summed = kl.sum_last(Dw(*moved))
+    out_shape = [1 if i in axes else n for i, n in enumerate(shape)]
+    return tuple(np.reshape(a, out_shape) for a in _certified(summed))
+
 
 # --------------------------------------------------------------------------- expected values
 
@@ -213,7 +244,8 @@ def _refined(hit: Expectation, p_fed, q_fed, spec: Spec, weights, need: np.ndarr
 # --------------------------------------------------------------------------- helpers for cases and checks
 
 
-def _space(name: str) -> str:
+def space_name(name: str) -> str:
+    """A case file's space name ('probs', 'log_prob', 'logits') as the oracle's."""
     return {"probs": "prob"}.get(name, name)
 
 
@@ -221,7 +253,7 @@ def to_space(values: np.ndarray, source: str, target: str) -> np.ndarray:
     """Convert a case's float64 truth between spaces, rounding once to float64 (faithfully: the
     double-word result's bound is far below half an ulp). Probabilities become log-probabilities for a
     'logits' target (valid logits of the same distribution)."""
-    source = _space(source)
+    source = space_name(source)
     values = np.asarray(values, np.float64)
     if source == target or (source, target) == ("log_prob", "logits"):
         return values
@@ -234,13 +266,13 @@ def to_space(values: np.ndarray, source: str, target: str) -> np.ndarray:
 def kl_per_row(p: np.ndarray, p_space: str, q: np.ndarray, q_space: str,
                bound_at_most: float | np.ndarray | None = None) -> np.ndarray:
     """KL(P||Q) summed over the class axis: the value case files store."""
-    spec = Spec(p_space=_space(p_space), q_space=_space(q_space))
+    spec = Spec(p_space=space_name(p_space), q_space=space_name(q_space))
     return expected(p, q, spec, bound_at_most=bound_at_most).value
 
 
 def elementwise(p: np.ndarray, p_space: str, q: np.ndarray, q_space: str,
                 bound_at_most: float | np.ndarray | None = None) -> np.ndarray:
-    spec = Spec(p_space=_space(p_space), q_space=_space(q_space), reduction="none")
+    spec = Spec(p_space=space_name(p_space), q_space=space_name(q_space), reduction="none")
     return expected(p, q, spec, bound_at_most=bound_at_most).value
 
 

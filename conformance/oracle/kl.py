@@ -144,7 +144,8 @@ def term_specials(pf: Flags, qf: Flags, spec, generalized: bool) -> tuple[np.nda
     value = np.where(nan, n, value)
     special = nan | both | p_zero | q_zero | p_inf | q_inf
     plus_q = p_zero & generalized & ~qf.inf
-    value = np.where(p_zero & generalized & qf.inf, value + np.inf, value)
+    with np.errstate(invalid="ignore"):
+        value = np.where(p_zero & generalized & qf.inf, value + np.inf, value)
     return special, value, plus_q
 
 
