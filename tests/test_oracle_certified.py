@@ -6,7 +6,7 @@ import mpmath
 import numpy as np
 import pytest
 
-from conformance import oracle
+from conformance import judge, oracle
 from conformance.dtypes import round_to
 
 DPS = 250
@@ -134,7 +134,8 @@ def test_zeros_of_either_sign(zero_p, zero_both):
     exp = oracle.expected(p, q, oracle.Spec(reduction="none", zero_p=zero_p, zero_both=zero_both))
     nan = zero_p == "nan"
     assert np.isnan(exp.value[0, 0]) == nan and np.isnan(exp.value[0, 1]) == nan and np.isnan(exp.value[0, 2]) == nan
-    assert exp.value[0, 1] == 0 if not nan else True  # 0 * log(0/0) under the mathematical convention
+    if not nan:
+        assert exp.value[0, 0] == 0 and exp.value[0, 1] == 0 and exp.value[0, 2] == 0
     assert np.all(np.asarray(exp.bound)[0, :3] == 0)  # decided exactly
     want = truth(p[:, 3:], q[:, 3:], oracle.Spec(reduction="none"))
     tail = oracle.Expectation(exp.value[:, 3:], exp.magnitude[:, 3:], 1, 0.0, exp.low[:, 3:], exp.bound[:, 3:])
@@ -219,3 +220,42 @@ def _gradient_truth(p, q, spec, wrt):
                     g = lp[j] - lq[j] + 1 if space == "prob" else pp[j] * (lp[j] - lq[j] + 1)
                 out.append(g / p.shape[0])
         return np.array(out, dtype=object).reshape(p.shape)
+
+
+# --------------------------------------------------------------------------- the judge
+
+
+def test_the_judge_gives_no_verdict_with_a_bound_above_a_thousandth_of_its_tolerance():
+    p, q = np.array([[0.0, 700.0, -5.0]]), np.array([[0.0, 701.0, 3.0]])
+    spec = oracle.Spec(p_space="logits", q_space="logits", reduction="none")
+    exp = oracle.expected(p, q, spec)
+    tol = judge.tolerance(exp, "float64", "cpu")
+    verdict = judge.judge(exp, exp.value, "float64", "cpu")
+    assert verdict.verdict == "pass" and verdict.bound is not None
+    sharp = exp.certified_to(judge.BOUND_SHARE * tol)
+    assert np.all((sharp.bound <= judge.BOUND_SHARE * tol) | (sharp.bound <= 4 * SUB64))
+    assert verdict.bound == float(np.max(sharp.bound)) and "double-word" in verdict.certified
+
+
+def test_the_judge_refines_a_loose_expectation_before_its_verdict():
+    truth_value = np.array([1.0, 2.0])
+    calls = []
+
+    def refine(need):
+        calls.append(need)
+        return oracle.Expectation(truth_value, np.ones(2), 1, 0.0, np.zeros(2), np.full(2, 1e-40), "sharp")
+
+    loose = oracle.Expectation(truth_value + 1e-9, np.ones(2), 1, 0.0, np.zeros(2), np.full(2, 1e-8), "rough", refine)
+    verdict = judge.judge(loose, truth_value, "float64", "cpu")
+    assert calls and np.all(calls[0] <= 1e-3 * judge.tolerance(loose, "float64", "cpu"))
+    assert verdict.verdict == "pass" and verdict.bound == 1e-40 and verdict.certified == "sharp"
+    # without the refinement, the rough value would have failed the same observation
+    rough = oracle.Expectation(truth_value + 1e-9, np.ones(2), 1, 0.0, np.zeros(2), None)
+    assert judge.judge(rough, truth_value, "float64", "cpu").verdict == "fail"
+
+
+def test_the_judge_measures_from_value_plus_low():
+    tol = float(judge.tolerance(oracle.Expectation(np.array(1.0), np.array(1.0), 1), "float64", "cpu"))
+    planted = oracle.Expectation(np.array(1.0), np.array(1.0), 1, 0.0, np.array(3 * tol), np.array(0.0))
+    assert judge.judge(planted, np.array(1.0), "float64", "cpu").verdict == "fail"
+    assert judge.judge(planted, np.array(1.0 + 3 * tol), "float64", "cpu").verdict == "pass"

@@ -144,9 +144,7 @@ def expected(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, weights: np.ndarr
         terms = _TERMS.get(terms_key)
         if terms is None:
             terms = _compute_terms(np.asarray(p_fed, np.float64), np.asarray(q_fed, np.float64), spec)
-            _TERMS[terms_key] = terms
-            if len(_TERMS) > 64:
-                _TERMS.pop(next(iter(_TERMS)))
+            _TERMS.put(terms_key, terms)
         hit = _reduce(terms, p_fed.shape, spec, weights)
         _RESULTS.put(key, hit, int(np.size(hit.magnitude)) * max(hit.terms, 1))
     weights64 = None if weights is None else np.asarray(weights, np.float64)
@@ -276,7 +274,29 @@ def elementwise(p: np.ndarray, p_space: str, q: np.ndarray, q_space: str,
     return expected(p, q, spec, bound_at_most=bound_at_most).value
 
 
-_TERMS: dict = {}  # the last few inputs' elementwise terms: one evaluation serves every reduction
+class _TermsCache:
+    """Recent inputs' elementwise terms (one evaluation serves every reduction), bounded by the number
+    of elements held (40 bytes each)."""
+
+    LIMIT = 2_000_000
+
+    def __init__(self) -> None:
+        self._items: dict = {}
+        self._held = 0
+
+    def get(self, key):
+        return self._items.get(key)
+
+    def put(self, key, value: _Terms) -> None:
+        size = int(np.size(value.magnitude))
+        if self._held + size > self.LIMIT:
+            self._items.clear()
+            self._held = 0
+        self._items[key] = value
+        self._held += size
+
+
+_TERMS = _TermsCache()
 _RESULTS = cache.Results(Expectation)
 
 
