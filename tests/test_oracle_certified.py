@@ -1,6 +1,10 @@
 """The oracle's bounds hold: every value lies within value + low +- bound of an independent computation
 in mpmath at 250 digits (log-softmax written with log1p here), and the bounds are small."""
 import math
+import os
+import subprocess
+import sys
+import textwrap
 
 import mpmath
 import numpy as np
@@ -259,3 +263,24 @@ def test_the_judge_measures_from_value_plus_low():
     planted = oracle.Expectation(np.array(1.0), np.array(1.0), 1, 0.0, np.array(3 * tol), np.array(0.0))
     assert judge.judge(planted, np.array(1.0), "float64", "cpu").verdict == "fail"
     assert judge.judge(planted, np.array(1.0 + 3 * tol), "float64", "cpu").verdict == "pass"
+
+
+def test_without_python_flint_the_bounds_stand_and_refinement_says_it_is_unavailable():
+    """A GPU image may lack python-flint: the tables come from mpmath and the double-word bounds stand."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["flint"] = None  # import flint now fails
+        import numpy as np
+        from conformance import oracle
+        p, q = np.array([[0.0, 200.0]]), np.array([[0.0, 201.0]])
+        exp = oracle.expected(p, q, oracle.Spec(p_space="logits", q_space="logits"))
+        sharp = exp.certified_to(np.zeros(1))
+        print(repr(float(exp.value[0])), repr(float(exp.low[0])), float(exp.bound[0]), sharp.provenance)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         env={**os.environ, "KLCONF_CACHE_DIR": "off"}).stdout.split("\n")
+    value, low, bound, *rest = out[0].split(" ")
+    spec = oracle.Spec(p_space="logits", q_space="logits")
+    here = oracle.expected(np.array([[0.0, 200.0]]), np.array([[0.0, 201.0]]), spec)
+    assert float(value) == here.value[0] and float(low) == here.low[0]  # the same tables, to the last bit
+    assert 0 < float(bound) < 1e-100 and "python-flint is not installed" in " ".join(rest)

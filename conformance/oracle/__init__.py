@@ -21,7 +21,6 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Callable
 
-import flint
 import numpy as np
 
 from . import ball, cache, kl, doubleword as dw
@@ -29,7 +28,6 @@ from .doubleword import Dw
 
 DIGITS = 50  # working precision of the mpmath closed forms of distribution families
 DOUBLE_WORD = "double-word float64 pairs (a priori bound)"
-PROVENANCE = f"certified: {DOUBLE_WORD}, refined in arb (python-flint {flint.__version__}) where needed"
 
 SPACES = ("prob", "log_prob", "logits")
 ELEMENTWISE = ("p*log(p/q)", "p*log(p/q)-p+q")
@@ -302,5 +300,5 @@ _RESULTS = cache.Results(Expectation)
 
 from .gradient import gradient  # noqa: E402  (the analytic gradients build on the definitions above)
 
-__all__ = ["BATCH_DIVISORS", "DIGITS", "ELEMENTWISE", "Expectation", "Gradient", "PROVENANCE", "REDUCTIONS",
+__all__ = ["BATCH_DIVISORS", "DIGITS", "ELEMENTWISE", "Expectation", "Gradient", "REDUCTIONS",
            "SPACES", "Spec", "elementwise", "expected", "gradient", "kl_per_row", "to_space"]

@@ -11,15 +11,24 @@ import math
 from contextlib import contextmanager
 from dataclasses import replace
 
-import flint
 import numpy as np
-from flint import arb, ctx
 
 from . import kl
 from .doubleword import ETA
 
+try:
+    import flint
+    from flint import arb, ctx
+except ImportError:  # an image without python-flint keeps the double-word bounds, unrefined
+    flint = None
+
 PRECISIONS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)  # bits; the first is already ~2^-128 relative
-_FLOAT_LIMIT = arb(2) ** 1024 - arb(2) ** 970  # from here on, round-to-nearest gives inf
+_FLOAT_LIMIT = arb(2) ** 1024 - arb(2) ** 970 if flint else None  # from here on, round-to-nearest gives inf
+UNAVAILABLE = "no arb refinement (python-flint is not installed)"
+
+
+def version() -> str:
+    return flint.__version__ if flint else "not installed"
 
 
 @contextmanager
@@ -52,7 +61,7 @@ def to_float(x) -> tuple[float, float, float, bool]:
 
 
 def label(bits: int, count: int, total: int) -> str:
-    return f"arb (python-flint {flint.__version__}) at up to {bits} bits for {count} of {total} elements"
+    return f"arb (python-flint {version()}) at up to {bits} bits for {count} of {total} elements"
 
 
 # --------------------------------------------------------------------------- one row, in arb
@@ -143,6 +152,8 @@ def refine(hit, need: np.ndarray, p_fed, q_fed, spec, weights):
     todo = [tuple(int(i) for i in ix) for ix in np.argwhere(bound > need)]
     if not todo:
         return hit
+    if flint is None:
+        return replace(hit, provenance=f"{hit.provenance}; {UNAVAILABLE}", refine=None)
     pf = kl.flags(p_fed, spec.p_space, spec.clip_epsilon, spec.normalize)
     qf = kl.flags(q_fed, spec.q_space, spec.clip_epsilon, spec.normalize)
     specials = kl.term_specials(pf, qf, spec, spec.elementwise == "p*log(p/q)-p+q")
@@ -199,6 +210,8 @@ def refine_gradient(hit, need: np.ndarray, p_fed, q_fed, spec, wrt: str):
     todo = [tuple(int(i) for i in ix) for ix in np.argwhere(bound > need)]
     if not todo:
         return hit
+    if flint is None:
+        return replace(hit, provenance=f"{hit.provenance}; {UNAVAILABLE}", refine=None)
     generalized = spec.elementwise == "p*log(p/q)-p+q"
     space = spec.p_space if wrt == "p" else spec.q_space
     used = 0

@@ -11,7 +11,8 @@ relative for the algorithms used here (u = 2^-53), taken as EPS = 2^-100 (64u^2,
 which also covers the FMA-free products of Dekker's algorithm). Where a result or an intermediate
 product underflows, an operation may also err by a few units of the least subnormal: ETA_OP per
 operation, taken generously. Logarithm and exponential are argument reduction against tables built
-in `arb` (their representation error is measured there, not assumed) plus truncated series whose
+in `arb` (their representation error is measured there, not assumed; mpmath where python-flint
+is not installed) plus truncated series whose
 remainder is bounded explicitly. Bounds are themselves computed in float64 and rounded up by `up`.
 
 Elements that are not ordinary finite numbers are the caller's business: each caller decides
@@ -23,7 +24,6 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from flint import arb, ctx
 
 EPS = 2.0**-100  # relative error of one double-word operation (proven: <= 15 u^2)
 ETA = 2.0**-1074  # the least float64 subnormal
@@ -131,6 +131,11 @@ def div(x: Dw, y: Dw) -> Dw:
     bounds propagate through the quotient's derivative, valid while the divisor's bound stays below
     its magnitude (else the bound is inf)."""
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        # scale both by the divisor's binade (exact but for underflow, covered by the ETA terms) so the
+        # residual below underflows only when the quotient itself is below ~1e-292
+        _, e = np.frexp(np.where(np.isfinite(y.hi) & (y.hi != 0), y.hi, 1.0))
+        x = Dw(np.ldexp(x.hi, -e), np.ldexp(x.lo, -e), np.ldexp(x.err, -e) + 2 * ETA)
+        y = Dw(np.ldexp(y.hi, -e), np.ldexp(y.lo, -e), np.ldexp(y.err, -e) + 2 * ETA)
         th = x.hi / y.hi
         ch, cl1 = two_prod(y.hi, th)  # (rh, rl) = DWTimesFP1(y, th)
         t, tl1 = _fast_two_sum(ch, y.lo * th)
@@ -171,33 +176,44 @@ def total(x: Dw, axis: int = -1) -> Dw:
 
 
 def _table(values: list) -> tuple[np.ndarray, np.ndarray, float]:
-    """(hi, lo, max relative representation error) of arb constants, computed at 256 bits."""
+    """(hi, lo, max relative representation error) of exact constants (arb balls: their radius counts)."""
     his, los, worst = [], [], 0.0
     for v in values:
         hi = float(v)
         lo = float(v - hi)
-        rest = (v - hi - lo).abs_upper()
+        rest = v - hi - lo
+        rest = rest.abs_upper() if hasattr(rest, "abs_upper") else abs(rest)
         his.append(hi)
         los.append(lo)
-        if not v.is_zero():
-            worst = max(worst, float(rest / v.abs_lower()))
+        if v != 0:
+            worst = max(worst, float(rest / abs(v)) * 2)  # (x2: |v| rounded down, the quotient's rounding)
     return np.array(his), np.array(los), worst * _MARGIN + 2.0**-200
 
 
 def _tables():
+    """The tables' exact values, in arb at 256 bits, or (where python-flint is not installed, as on a
+    GPU image) in mpmath at 512 bits, whose few-ulp errors the 2^-200 slack of `_table` dwarfs."""
+    try:
+        from flint import arb, ctx
+    except ImportError:
+        import mpmath
+        with mpmath.workprec(512):
+            ln2, one = mpmath.log(2), mpmath.mpf(1)
+            return _build(ln2, lambda j: mpmath.mpf(2) ** (mpmath.mpf(j) / 64), lambda c: mpmath.log(1 + mpmath.mpf(c) / 128),
+                          lambda k: one / mpmath.factorial(k), lambda k: one / (2 * k + 1))
     old = ctx.prec
     ctx.prec = 256
     try:
-        ln2 = arb(2).log()
-        ln2_64 = _table([ln2 / 64])
-        ln2_ = _table([ln2])
-        pow2 = _table([(arb(2) ** (arb(j) / 64)) for j in range(64)])
-        log_c = _table([(1 + arb(i) / 128).log() for i in range(-40, 56)])
-        inv_fact = _table([1 / arb.fac_ui(i) for i in range(EXP_TERMS + 1)])
-        inv_odd = _table([1 / arb(2 * k + 1) for k in range(ATANH_TERMS + 1)])
+        return _build(arb(2).log(), lambda j: arb(2) ** (arb(j) / 64), lambda c: (1 + arb(c) / 128).log(),
+                      lambda k: 1 / arb.fac_ui(k), lambda k: 1 / arb(2 * k + 1))
     finally:
         ctx.prec = old
-    return ln2, ln2_64, ln2_, pow2, log_c, inv_fact, inv_odd
+
+
+def _build(ln2, pow2, log_c, inv_fact, inv_odd):
+    return (float(ln2), _table([ln2 / 64]), _table([ln2]), _table([pow2(j) for j in range(64)]),
+            _table([log_c(i) for i in range(-40, 56)]), _table([inv_fact(k) for k in range(EXP_TERMS + 1)]),
+            _table([inv_odd(k) for k in range(ATANH_TERMS + 1)]))
 
 
 EXP_TERMS = 13  # Taylor terms of exp(r), |r| <= 0.0055: remainder < 1e-43 relative
@@ -206,7 +222,6 @@ _LN2, _LN2_64, _LN2_DW, _POW2, _LOGC, _INV_FACT, _INV_ODD = _tables()
 _EXP_TAIL = [float(1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(5, EXP_TERMS + 1)]
 _ATANH_TAIL = [1.0 / (2 * k + 1) for k in range(2, ATANH_TERMS + 1)]
 _R_MAX, _Z_MAX = 0.0056, 6.2e-5
-_TABLE_REL = max(t[2] for t in (_LN2_64, _LN2_DW, _POW2, _LOGC, _INV_FACT, _INV_ODD))
 
 
 def _const(table, index) -> Dw:
@@ -235,7 +250,7 @@ def exp(x: Dw) -> Dw:
         low = x.hi < -760.0  # e^x < 1e-330: rounds to 0 within ETA
         high = x.hi > 710.0  # beyond float64: inf (the caller's bound says so)
         xs = Dw(np.where(low | high, 0.0, x.hi), np.where(low | high, 0.0, x.lo), np.where(low | high, 0.0, x.err))
-        k = np.rint(xs.hi * (64.0 / float(_LN2)))
+        k = np.rint(xs.hi * (64.0 / _LN2))
         shift = mul_float(neg(_const(_LN2_64, np.zeros(k.shape, int))), k)
         r = add(Dw(xs.hi, xs.lo, np.zeros_like(k)), shift)  # the input's own error enters below
         series = _exp_series(r)
