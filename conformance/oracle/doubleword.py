@@ -222,6 +222,7 @@ _LN2, _LN2_64, _LN2_DW, _POW2, _LOGC, _INV_FACT, _INV_ODD = _tables()
 _EXP_TAIL = [float(1.0 / np.prod(np.arange(1, k + 1, dtype=np.float64))) for k in range(5, EXP_TERMS + 1)]
 _ATANH_TAIL = [1.0 / (2 * k + 1) for k in range(2, ATANH_TERMS + 1)]
 _R_MAX, _Z_MAX = 0.0056, 6.2e-5
+_EXP_REMAINDER = _R_MAX ** (EXP_TERMS + 1) / 6.2e9 * 1.006  # > |r|^14/14! e^|r| for |r| <= _R_MAX (14! > 8.7e10)
 
 
 def _const(table, index) -> Dw:
@@ -230,7 +231,7 @@ def _const(table, index) -> Dw:
     return Dw(hi, lo, np.abs(hi) * table[2])
 
 
-def _tail(coeffs: list[float], x: np.ndarray, bound: float) -> tuple[np.ndarray, np.ndarray]:
+def _tail(coeffs: list[float], x: np.ndarray, bound: float) -> tuple[np.ndarray, float]:
     """sum_k coeffs[k] x^k in plain float64 (Horner) for |x| <= bound, with an error bound: the
     rounding of n steps is at most 2n u sum |c_k| |x|^k (Higham, Accuracy and Stability, 5.1),
     coefficients rounded to float64 add u sum |c_k| |x|^k more."""
@@ -238,7 +239,7 @@ def _tail(coeffs: list[float], x: np.ndarray, bound: float) -> tuple[np.ndarray,
     for c in reversed(coeffs[:-1]):
         acc = acc * x + c
     size = sum(abs(c) * bound**k for k, c in enumerate(coeffs))
-    return acc, np.full(x.shape, (2 * len(coeffs) + 2) * 2.0**-53 * size)
+    return acc, (2 * len(coeffs) + 2) * 2.0**-53 * size
 
 
 # --------------------------------------------------------------------------- exp, log, log1p
@@ -249,27 +250,32 @@ def exp(x: Dw) -> Dw:
     with np.errstate(invalid="ignore", over="ignore"):
         low = x.hi < -760.0  # e^x < 1e-330: rounds to 0 within ETA
         high = x.hi > 710.0  # beyond float64: inf (the caller's bound says so)
-        xs = Dw(np.where(low | high, 0.0, x.hi), np.where(low | high, 0.0, x.lo), np.where(low | high, 0.0, x.err))
+        out_of_range = low | high
+        edges = bool(out_of_range.any())
+        xs = _masked_out(x, out_of_range) if edges else x
         k = np.rint(xs.hi * (64.0 / _LN2))
-        shift = mul_float(neg(_const(_LN2_64, np.zeros(k.shape, int))), k)
+        shift = mul_float(neg(_const(_LN2_64, 0)), k)
         r = add(Dw(xs.hi, xs.lo, np.zeros_like(k)), shift)  # the input's own error enters below
         series = _exp_series(r)
-        rabs = np.abs(r.hi) + r.err
-        remainder = rabs ** (EXP_TERMS + 1) / 6.2e9 * np.exp(rabs)  # < |r|^14/14! e^|r|: 14! > 8.7e10
         j = (k % 64).astype(int)
         scaled = mul(series, _const(_POW2, j))
         m = ((k - j) // 64).astype(int)
         hi, lo = np.ldexp(scaled.hi, m), np.ldexp(scaled.lo, m)
         value = np.abs(hi) + np.abs(lo)
-        rel = scaled.err / np.maximum(np.abs(scaled.hi), 1e-300) + remainder + r.err * 1.01
-        own = value * rel + 4 * ETA
-        # the input's error: |e^(x+d) - e^x| <= e^x (e^|d| - 1)
-        propagated = (value * _MARGIN + own) * np.expm1(x.err * _MARGIN) * _MARGIN
-        err = own + propagated
-        hi = np.where(low, 0.0, np.where(high, np.inf, hi))
-        lo = np.where(low | high, 0.0, lo)
-        err = np.where(low, up(np.exp(x.hi + np.abs(x.lo) + x.err)) + ETA, np.where(high, np.inf, err))
+        # series and table errors relative to e^r 2^(j/64) >= 0.99, the truncation, r's own error
+        rel = scaled.err * 1.02 + _EXP_REMAINDER + r.err * 1.01
+        err = value * rel + 4 * ETA  # (ldexp into the subnormals errs by ETA per part)
+        if np.any(xs.err):  # the input's error: |e^(x+d) - e^x| <= e^x (e^|d| - 1)
+            err = err + (value * _MARGIN + err) * np.expm1(xs.err * _MARGIN) * _MARGIN
+        if edges:
+            hi = np.where(low, 0.0, np.where(high, np.inf, hi))
+            lo = np.where(out_of_range, 0.0, lo)
+            err = np.where(low, up(np.exp(x.hi + np.abs(x.lo) + x.err)) + ETA, np.where(high, np.inf, err))
         return _settle(hi, lo, err)
+
+
+def _masked_out(x: Dw, where: np.ndarray) -> Dw:
+    return Dw(np.where(where, 0.0, x.hi), np.where(where, 0.0, x.lo), np.where(where, 0.0, x.err))
 
 
 def _exp_series(r: Dw) -> Dw:
@@ -317,7 +323,7 @@ def log(x: Dw) -> Dw:
         den = add(Dw(*two_sum(mant, c), np.zeros(mant.shape)), Dw(lo, np.zeros(mant.shape), np.zeros(mant.shape)))
         part = _atanh2(div(num, den))
         logc = _const(_LOGC, (i + 40).astype(int))
-        result = add(add(mul_float(_const(_LN2_DW, np.zeros(e.shape, int)), e.astype(np.float64)), logc), part)
+        result = add(add(mul_float(_const(_LN2_DW, 0), e.astype(np.float64)), logc), part)
         # the input's error: |ln(x+d) - ln x| <= |d| / (x - |d|)
         room = xh - np.abs(x.lo) * _MARGIN - x.err
         propagated = np.where(room > 0, x.err / room, np.inf) * _MARGIN

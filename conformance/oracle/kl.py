@@ -8,7 +8,8 @@ Special values are decided first, from the fed values alone (`Flags`): which pro
 
 Logits are turned into log-probabilities without cancellation: with the row's largest logit at
 index t and S the sum of exp(x_i - x_t) over the other classes, log p_t = -log1p(S) and
-log p_i = (x_i - x_t) - log1p(S), so a dominant class keeps its (tiny) log-probability exactly.
+log p_i = (x_i - x_t) - log1p(S), so a dominant class keeps its (tiny) log-probability exactly;
+p_i = exp(x_i - x_t) / (1 + S) reuses the exponentials.
 """
 from __future__ import annotations
 
@@ -102,11 +103,14 @@ def _softmax(fed: np.ndarray) -> tuple[Dw, Dw]:
     d_hi, d_lo = dw.two_sum(np.where(finite, fed, 0.0), -top)  # x_i - x_t, exactly
     d = Dw(d_hi, d_lo, np.zeros_like(d_hi))
     others = finite & (np.arange(fed.shape[-1]) != top_index)
-    mass = dw.total(_masked(dw.exp(d), others, 0.0))  # S: the other classes against the top one
-    lse = dw.log1p(mass)
-    lse = Dw(*(np.broadcast_to(a[..., None], fed.shape) for a in lse))
+    ratio = _masked(dw.exp(d), others, 0.0)  # exp(x_i - x_t)
+    mass = dw.total(ratio)  # S: the other classes against the top one
+    lse = Dw(*(np.broadcast_to(a[..., None], fed.shape) for a in dw.log1p(mass)))
     log = dw.sub(_masked(d, others, 0.0), lse)
-    p = dw.exp(log)
+    one = dw.exact(np.ones(mass.hi.shape))
+    share = Dw(*(np.broadcast_to(a[..., None], fed.shape) for a in dw.div(one, dw.add(one, mass))))  # 1/(1+S)
+    top = np.arange(fed.shape[-1]) == top_index
+    p = dw.mul(Dw(np.where(top, 1.0, ratio.hi), np.where(top, 0.0, ratio.lo), np.where(top, 0.0, ratio.err)), share)
     return p, log
 
 
