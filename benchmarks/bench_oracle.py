@@ -4,8 +4,9 @@
 
 For each case: the float64 values rounded to the dtype as an API is fed them, in the case's own
 spaces, then per-row KL (the first evaluation of the elementwise terms), the elementwise terms
-(reused), a batch mean and the gradient with respect to Q, each timed once. Prints one JSON line per case with the seconds and the largest certified bound
-relative to the values' magnitude (where the oracle reports bounds).
+(reused), a batch mean and the gradient with respect to Q, each timed once. Prints one JSON line
+per case with the seconds and the largest certified bound relative to the values' magnitude (where
+the oracle reports bounds).
 """
 from __future__ import annotations
 

@@ -192,7 +192,8 @@ def test_refinement_meets_a_requested_bound_in_arb():
     assert misses(sharp, truth(p, q, spec)) == []
 
 
-@pytest.mark.parametrize("space, wrt", [("prob", "q"), ("prob", "p"), ("log_prob", "q"), ("log_prob", "p"), ("logits", "q")])
+@pytest.mark.parametrize("space, wrt", [("prob", "q"), ("prob", "p"), ("log_prob", "q"), ("log_prob", "p"),
+                                        ("logits", "q")])
 def test_gradients_are_certified(space, wrt):
     rng = np.random.default_rng(11)
     prob = rng.dirichlet(np.ones(5), size=2)
@@ -284,3 +285,13 @@ def test_without_python_flint_the_bounds_stand_and_refinement_says_it_is_unavail
     here = oracle.expected(np.array([[0.0, 200.0]]), np.array([[0.0, 201.0]]), spec)
     assert float(value) == here.value[0] and float(low) == here.low[0]  # the same tables, to the last bit
     assert 0 < float(bound) < 1e-100 and "python-flint is not installed" in " ".join(rest)
+
+
+def test_equal_arguments_give_exact_zero_terms():
+    p = np.array([[0.2, 0.3, 0.5]])
+    for spec in (oracle.Spec(reduction="none"), oracle.Spec(reduction="none", elementwise="p*log(p/q)-p+q"),
+                 oracle.Spec(p_space="log_prob", q_space="log_prob", reduction="none")):
+        exp = oracle.expected(p, p, spec)
+        assert np.all(exp.value == 0) and np.all(exp.bound == 0)
+    shifted = oracle.expected(p, p, oracle.Spec(p_space="logits", q_space="logits", reduction="none"))
+    assert np.all(np.abs(shifted.value) <= shifted.bound)  # logits: decided by arithmetic, within its bound

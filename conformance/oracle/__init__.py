@@ -180,7 +180,7 @@ def _finite(a: np.ndarray) -> np.ndarray:
 
 def _compute_terms(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec) -> _Terms:
     (p, lp, pf), (q, lq, qf) = _sides(p_fed, q_fed, spec)
-    terms = kl.terms(p, lp, q, lq, pf, qf, spec)
+    terms = kl.terms(p, lp, q, lq, pf, qf, spec, kl.same_terms(p_fed, q_fed, spec))
     generalized = spec.elementwise == "p*log(p/q)-p+q"
     (p_float, lp_float), (q_float, lq_float) = _floats(p, lp, pf), _floats(q, lq, qf)
     with np.errstate(invalid="ignore"):

@@ -156,7 +156,7 @@ def refine(hit, need: np.ndarray, p_fed, q_fed, spec, weights):
         return replace(hit, provenance=f"{hit.provenance}; {UNAVAILABLE}", refine=None)
     pf = kl.flags(p_fed, spec.p_space, spec.clip_epsilon, spec.normalize)
     qf = kl.flags(q_fed, spec.q_space, spec.clip_epsilon, spec.normalize)
-    specials = kl.term_specials(pf, qf, spec, spec.elementwise == "p*log(p/q)-p+q")
+    specials = kl.term_specials(pf, qf, spec, spec.elementwise == "p*log(p/q)-p+q", kl.same_terms(p_fed, q_fed, spec))
     shape = p_fed.shape
     used = 0
     for index in todo:

@@ -199,7 +199,8 @@ def _tables():
         import mpmath
         with mpmath.workprec(512):
             ln2, one = mpmath.log(2), mpmath.mpf(1)
-            return _build(ln2, lambda j: mpmath.mpf(2) ** (mpmath.mpf(j) / 64), lambda c: mpmath.log(1 + mpmath.mpf(c) / 128),
+            return _build(ln2, lambda j: mpmath.mpf(2) ** (mpmath.mpf(j) / 64),
+                          lambda c: mpmath.log(1 + mpmath.mpf(c) / 128),
                           lambda k: one / mpmath.factorial(k), lambda k: one / (2 * k + 1))
     old = ctx.prec
     ctx.prec = 256
@@ -337,7 +338,7 @@ def log1p(s: Dw) -> Dw:
         tiny = s.hi < 1.0 / 64
         two = exact(np.full(s.hi.shape, 2.0))
         ratio = div(s, add(two, s))  # s/(2+s) <= 1/128 on this branch
-        series = _atanh2(Dw(np.where(tiny, ratio.hi, 0.0), np.where(tiny, ratio.lo, 0.0), np.where(tiny, ratio.err, 0.0)))
+        series = _atanh2(Dw(*(np.where(tiny, a, 0.0) for a in ratio)))
         general = log(add(exact(np.ones(s.hi.shape)), s))
         pick = lambda a, b: np.where(tiny, a, b)  # noqa: E731
         return Dw(pick(series.hi, general.hi), pick(series.lo, general.lo), pick(series.err, general.err))

@@ -129,9 +129,17 @@ def _clip(p: Dw, clip: float, fed: np.ndarray, space: str) -> Dw:
 # --------------------------------------------------------------------------- terms
 
 
-def term_specials(pf: Flags, qf: Flags, spec, generalized: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(special, value, plus_q): where a term is decided by the zero conventions, its value; `plus_q`
-    marks p = 0 < q under the generalized term, whose value is (0 or NaN) + q."""
+def same_terms(p_fed: np.ndarray, q_fed: np.ndarray, spec) -> np.ndarray:
+    """Where P and Q are the same number read the same way, elementwise: the term is exactly 0."""
+    if spec.p_space != spec.q_space or spec.p_space == "logits" or spec.normalize:
+        return np.zeros(np.broadcast_shapes(np.shape(p_fed), np.shape(q_fed)), bool)
+    return np.asarray(p_fed == q_fed)
+
+
+def term_specials(pf: Flags, qf: Flags, spec, generalized: bool,
+                  same: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(special, value, plus_q): where a term is decided by the zero conventions (or by P = Q), its
+    value; `plus_q` marks p = 0 < q under the generalized term, whose value is (0 or NaN) + q."""
     n = np.nan
     nan = pf.nan | qf.nan
     both = pf.zero & qf.zero & ~nan
@@ -147,15 +155,18 @@ def term_specials(pf: Flags, qf: Flags, spec, generalized: bool) -> tuple[np.nda
     value = np.where(q_inf, n if generalized else -np.inf, value)  # p (log p - inf) [- p + inf]
     value = np.where(nan, n, value)
     special = nan | both | p_zero | q_zero | p_inf | q_inf
+    if same is not None:
+        equal = same & pf.regular & qf.regular  # p (log p - log p) [- p + p] = 0 exactly
+        special, value = special | equal, np.where(equal, 0.0, value)
     plus_q = p_zero & generalized & ~qf.inf
     with np.errstate(invalid="ignore"):
         value = np.where(p_zero & generalized & qf.inf, value + np.inf, value)
     return special, value, plus_q
 
 
-def terms(p: Dw, lp: Dw, q: Dw, lq: Dw, pf: Flags, qf: Flags, spec) -> Dw:
+def terms(p: Dw, lp: Dw, q: Dw, lq: Dw, pf: Flags, qf: Flags, spec, same: np.ndarray | None = None) -> Dw:
     generalized = spec.elementwise == "p*log(p/q)-p+q"
-    special, value, plus_q = term_specials(pf, qf, spec, generalized)
+    special, value, plus_q = term_specials(pf, qf, spec, generalized, same)
     t = dw.mul(p, dw.sub(lp, lq))
     if generalized:
         t = dw.add(dw.sub(t, p), q)
@@ -259,7 +270,8 @@ def gradient_rules(fed, p: Dw, lp: Dw, q: Dw, lq: Dw, pf: Flags, qf: Flags, spec
         special, value = _rule(special, value, qf.zero, np.inf)
     infinite = (pf.inf | qf.inf) & ~special
     if infinite.any():  # inf meets finite values only through +, -, *, /: the float64 result is exact
-        special, value = _rule(special, value, infinite, _with_infinities(p, lp, q, lq, pf, qf, space, wrt, generalized))
+        limit = _with_infinities(p, lp, q, lq, pf, qf, space, wrt, generalized)
+        special, value = _rule(special, value, infinite, limit)
     return special, value
 
 
