@@ -295,3 +295,23 @@ def test_equal_arguments_give_exact_zero_terms():
         assert np.all(exp.value == 0) and np.all(exp.bound == 0)
     shifted = oracle.expected(p, p, oracle.Spec(p_space="logits", q_space="logits", reduction="none"))
     assert np.all(np.abs(shifted.value) <= shifted.bound)  # logits: decided by arithmetic, within its bound
+
+
+@pytest.mark.parametrize("case_id", ["dirichlet-8x5", "extreme-logits"])
+def test_a_record_carries_the_bound_its_verdict_was_given_with(case_id):
+    from conformance import cases, conventions, runner
+    from tests import fakes
+    case = {c.id: c for c in cases.load_cases()}[case_id]
+    for dtype in ("float32", "float64"):
+        check = runner.Check(case, fakes.EXACT, (("reduction", "none"),), "cpu", dtype)
+        rec = runner.run_check(check)
+        assert rec.expected_bound is not None and "double-word" in rec.expected_certified
+        assert rec.to_json()["expected_bound"] == rec.expected_bound
+        conv = runner.declared(check)
+        exp = conventions.expectation(conv, runner.fed_arguments(case, conv, dtype))
+        tol = np.broadcast_to(judge.tolerance(exp, dtype, "cpu"), exp.value.shape)
+        judged = exp.certified_to(judge.BOUND_SHARE * tol)
+        finite = np.isfinite(judged.value)
+        # each element's bound is at most a thousandth of its tolerance, or float64's floor
+        assert np.all((judged.bound <= judge.BOUND_SHARE * tol) | (judged.bound <= 4 * SUB64) | ~finite)
+        assert rec.expected_bound == float(np.max(np.where(finite, judged.bound, 0.0)))
