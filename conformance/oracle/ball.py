@@ -83,7 +83,7 @@ def _side_row(fed: np.ndarray, space: str, clip: float | None, normalize: bool) 
         for i in np.flatnonzero(raw.regular):
             log[i] = arb(float(fed[i]))
             p[i] = log[i].exp()
-    elif not raw.nan.any():
+    elif n and not raw.nan.any():
         live = np.flatnonzero(raw.regular)
         t = int(live[np.argmax(fed[live])])
         top = arb(float(fed[t]))

@@ -92,13 +92,14 @@ def _settle(hi, lo, err) -> Dw:
 
 
 def add(x: Dw, y: Dw) -> Dw:
-    """Joldes-Muller-Popescu Algorithm 6 (AccurateDWPlusDW): relative error <= 3u^2 of the exact sum."""
+    """Joldes-Muller-Popescu Algorithm 6 (AccurateDWPlusDW): relative error <= 3u^2 of the exact sum
+    (with gradual underflow too: a sum that lands among the subnormals is exact)."""
     with np.errstate(invalid="ignore", over="ignore"):
         s, e = two_sum(x.hi, y.hi)
         t, f = two_sum(x.lo, y.lo)
         s, e = _fast_two_sum(s, e + t)
         hi, lo = _fast_two_sum(s, e + f)
-        return _settle(hi, lo, x.err + y.err + EPS * np.abs(hi) + ETA_OP)
+        return _settle(hi, lo, x.err + y.err + EPS * np.abs(hi))
 
 
 def neg(x: Dw) -> Dw:
@@ -151,7 +152,7 @@ def div(x: Dw, y: Dw) -> Dw:
 
 def total(x: Dw, axis: int = -1) -> Dw:
     """Pairwise sum along `axis`: log2(n) vectorized levels of `add`, each erring by EPS of its partial
-    sums, so the whole errs by at most the inputs' bounds plus EPS * levels * sum |x| (plus underflow)."""
+    sums, so the whole errs by at most the inputs' bounds plus EPS * levels * sum |x|."""
     x = Dw(*(np.moveaxis(a, axis, -1) for a in x))
     n = x.hi.shape[-1]
     if n == 0:
@@ -167,7 +168,7 @@ def total(x: Dw, axis: int = -1) -> Dw:
         x = Dw(summed.hi, summed.lo, summed.err)
         levels += 1
     n_margin = 1.0 + 2.0 * n * 2.0**-53  # float64 sums of the bounds themselves err by (n-1)u at most
-    err = (inputs_err + EPS * levels * scale + ETA_OP * n) * n_margin * _MARGIN
+    err = (inputs_err + EPS * levels * scale) * n_margin * _MARGIN
     bad = ~np.isfinite(x.hi[..., 0]) | ~np.isfinite(err)
     return Dw(x.hi[..., 0], x.lo[..., 0], np.where(bad, np.inf, err))
 

@@ -95,6 +95,8 @@ def side(fed: np.ndarray, space: str, clip: float | None, normalize: bool, f: Fl
 
 
 def _softmax(fed: np.ndarray) -> tuple[Dw, Dw]:
+    if fed.shape[-1] == 0:  # no classes: nothing to normalise
+        return dw.exact(np.zeros(fed.shape)), dw.exact(np.zeros(fed.shape))
     finite = np.isfinite(fed)
     x = np.where(finite, fed, -np.inf)
     has = finite.any(axis=-1, keepdims=True)
