@@ -50,7 +50,7 @@ class Judgement:
     worst_index: list[int] | None = None
     mismatches: int = 0
     details: dict = field(default_factory=dict)
-    bound: float | None = None  # the largest certified bound of the expected values judged (None: uncertified)
+    bound: float | None = None  # the expected value's certified bound where `tolerance` is taken (None: uncertified)
     certified: str = ""  # how the expected values were certified
 
 
@@ -93,7 +93,8 @@ def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, overr
 
     judgement = Judgement("pass", certified=exp.provenance)
     if bound is not None:
-        judgement.bound = float(np.max(np.where(e_nan | e_inf, 0.0, bound), initial=0.0))
+        judgement.bound = float(np.max(np.where(e_nan | e_inf, 0.0, bound), initial=0.0))  # (no finite element)
+        judgement.details["largest_bound"] = judgement.bound
         floor = finite & (bound > BOUND_SHARE * tol)
         if floor.any():
             judgement.details["bound_floor"] = int(floor.sum())
@@ -108,6 +109,8 @@ def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, overr
         judgement.tolerance = float(tol[worst]) if ratio.size else None
         judgement.headroom = float(ratio[worst]) if ratio.size else None
         judgement.worst_index = [int(i) for i in worst]
+        if bound is not None and ratio.size:  # beside the tolerance it is held to: at most 1/1000 of it
+            judgement.bound = float(bound[worst])
     if not bad.any():
         return judgement
 

@@ -239,7 +239,8 @@ def test_the_judge_gives_no_verdict_with_a_bound_above_a_thousandth_of_its_toler
     assert verdict.verdict == "pass" and verdict.bound is not None
     sharp = exp.certified_to(judge.BOUND_SHARE * tol)
     assert np.all((sharp.bound <= judge.BOUND_SHARE * tol) | (sharp.bound <= 4 * SUB64))
-    assert verdict.bound == float(np.max(sharp.bound)) and "double-word" in verdict.certified
+    assert verdict.bound in np.ravel(sharp.bound).tolist() and "double-word" in verdict.certified
+    assert verdict.details["largest_bound"] == float(np.max(sharp.bound))
 
 
 def test_the_judge_refines_a_loose_expectation_before_its_verdict():
@@ -314,4 +315,6 @@ def test_a_record_carries_the_bound_its_verdict_was_given_with(case_id):
         finite = np.isfinite(judged.value)
         # each element's bound is at most a thousandth of its tolerance, or float64's floor
         assert np.all((judged.bound <= judge.BOUND_SHARE * tol) | (judged.bound <= 4 * SUB64) | ~finite)
-        assert rec.expected_bound == float(np.max(np.where(finite, judged.bound, 0.0)))
+        assert rec.expected_bound in set(np.ravel(judged.bound).tolist())
+        if rec.tolerance is not None:
+            assert rec.expected_bound <= max(judge.BOUND_SHARE * rec.tolerance, 4 * SUB64)
