@@ -28,6 +28,7 @@ import numpy as np
 EPS = 2.0**-100  # relative error of one double-word operation (proven: <= 15 u^2)
 ETA = 2.0**-1074  # the least float64 subnormal
 ETA_OP = 2.0**-1066  # absolute error an operation may add through underflow (256 ETA; a quotient: ETA_OP/|y|)
+_TINY = 2.0**-890  # below this a product's or quotient's error terms may underflow (2^-1022 * 2^106, with room)
 _MARGIN = 1.0 + 2.0**-40  # covers the rounding (and a few-ulp libm error) in computing a bound
 _SPLIT = 134217729.0  # 2^27 + 1 (Veltkamp)
 
@@ -117,7 +118,10 @@ def mul(x: Dw, y: Dw) -> Dw:
         cl2 = x.hi * y.lo + x.lo * y.hi
         hi, lo = _fast_two_sum(ch, cl1 + cl2)
         ax, ay = np.abs(x.hi) + np.abs(x.lo), np.abs(y.hi) + np.abs(y.lo)
-        err = ax * y.err + ay * x.err + x.err * y.err + EPS * np.abs(hi) + ETA_OP
+        # Dekker's product is exact unless its error term underflows (Boldo 2006: then it errs by at most
+        # 3.5 ETA); a product with an exact zero factor is exactly zero
+        underflow = np.where((np.abs(hi) < _TINY) & (x.hi != 0) & (y.hi != 0), ETA_OP, 0.0)
+        err = ax * y.err + ay * x.err + x.err * y.err + EPS * np.abs(hi) + underflow
         return _settle(hi, lo, err)
 
 
@@ -146,7 +150,8 @@ def div(x: Dw, y: Dw) -> Dw:
         ay = np.abs(y.hi) - np.abs(y.lo) * _MARGIN - y.err
         propagated = (x.err + np.abs(hi) * _MARGIN * y.err) / ay
         # an underflow in the residual x - y th errs by a few ETA, which the division by y scales up
-        err = np.where(ay > 0, propagated + ETA_OP / ay, np.inf) + EPS * np.abs(hi) + ETA_OP
+        underflow = np.where((np.abs(hi) < _TINY) & (x.hi != 0), ETA_OP, 0.0)  # (0 / y is exactly 0)
+        err = np.where(ay > 0, propagated + underflow / ay, np.inf) + EPS * np.abs(hi) + underflow
         return _settle(hi, lo, err)
 
 
@@ -266,7 +271,7 @@ def exp(x: Dw) -> Dw:
         value = np.abs(hi) + np.abs(lo)
         # series and table errors relative to e^r 2^(j/64) >= 0.99, the truncation, r's own error
         rel = scaled.err * 1.02 + _EXP_REMAINDER + r.err * 1.01
-        err = value * rel + 4 * ETA  # (ldexp into the subnormals errs by ETA per part)
+        err = value * rel + np.where(value < 2.0**-1020, 4 * ETA, 0.0)  # (ldexp into the subnormals: ETA a part)
         if np.any(xs.err):  # the input's error: |e^(x+d) - e^x| <= e^x (e^|d| - 1)
             err = err + (value * _MARGIN + err) * np.expm1(xs.err * _MARGIN) * _MARGIN
         if edges:
@@ -321,7 +326,7 @@ def log(x: Dw) -> Dw:
         lo = np.ldexp(np.where(positive, x.lo, 0.0), -e)
         i = np.rint((mant - 1.0) * 128.0)
         c = 1.0 + i / 128.0
-        num = Dw(*two_sum(mant - c, lo), np.full(mant.shape, ETA_OP))
+        num = Dw(*two_sum(mant - c, lo), np.where(e > 0, ETA_OP, 0.0))  # (lo scaled down may underflow)
         den = add(Dw(*two_sum(mant, c), np.zeros(mant.shape)), Dw(lo, np.zeros(mant.shape), np.zeros(mant.shape)))
         part = _atanh2(div(num, den))
         logc = _const(_LOGC, (i + 40).astype(int))
