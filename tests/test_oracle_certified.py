@@ -318,3 +318,17 @@ def test_a_record_carries_the_bound_its_verdict_was_given_with(case_id):
         assert rec.expected_bound in set(np.ravel(judged.bound).tolist())
         if rec.tolerance is not None:
             assert rec.expected_bound <= max(judge.BOUND_SHARE * rec.tolerance, 4 * SUB64)
+
+
+def test_a_broadcast_input_collects_a_certified_gradient():
+    p = np.array([[0.2, 0.3, 0.5], [0.1, 0.1, 0.8], [TINY64, 0.5, 0.5 - TINY64]])
+    q = np.broadcast_to(np.array([[0.25, 0.25, 0.5]]), p.shape)
+    spec = oracle.Spec(reduction="mean_batch")
+    summed = oracle.gradient(p, q, spec, "q").summed_to((1, 3))
+    with mpmath.workdps(DPS):
+        want = _gradient_truth(p, np.asarray(q), spec, "q").sum(axis=0, keepdims=True)
+    assert summed.value.shape == (1, 3) and misses(summed.expectation(), want) == []
+    assert np.all(summed.bound <= 1e-28 * np.abs(summed.value))
+    # refinement recomputes the elements in arb; the double-word scaling and sum after it keep ~2^-98
+    sharp = summed.expectation().certified_to(np.full((1, 3), 1e-35))
+    assert "arb" in sharp.provenance and np.all(sharp.bound <= summed.bound) and misses(sharp, want) == []
