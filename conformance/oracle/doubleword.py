@@ -82,6 +82,15 @@ def two_prod(a, b):
     return p, e
 
 
+def _lost(*errs) -> np.ndarray:
+    """What rounding may lose when a product or quotient of bounds falls below the least subnormal:
+    2 ETA wherever an input's bound is not zero."""
+    nonzero = errs[0] != 0
+    for e in errs[1:]:
+        nonzero = nonzero | (e != 0)
+    return np.where(nonzero, 2 * ETA, 0.0)
+
+
 def _settle(hi, lo, err) -> Dw:
     """The bound rounded up. Every operation's bound includes EPS |hi|, so an element that overflowed
     (inf) or met an invalid operation (NaN) inside a chain carries an inf or NaN bound: it is never
@@ -121,7 +130,7 @@ def mul(x: Dw, y: Dw) -> Dw:
         # Dekker's product is exact unless its error term underflows (Boldo 2006: then it errs by at most
         # 3.5 ETA); a product with an exact zero factor is exactly zero
         underflow = np.where((np.abs(hi) < _TINY) & (x.hi != 0) & (y.hi != 0), ETA_OP, 0.0)
-        err = ax * y.err + ay * x.err + x.err * y.err + EPS * np.abs(hi) + underflow
+        err = ax * y.err + ay * x.err + x.err * y.err + EPS * np.abs(hi) + underflow + _lost(x.err, y.err)
         return _settle(hi, lo, err)
 
 
@@ -151,7 +160,7 @@ def div(x: Dw, y: Dw) -> Dw:
         propagated = (x.err + np.abs(hi) * _MARGIN * y.err) / ay
         # an underflow in the residual x - y th errs by a few ETA, which the division by y scales up
         underflow = np.where((np.abs(hi) < _TINY) & (x.hi != 0), ETA_OP, 0.0)  # (0 / y is exactly 0)
-        err = np.where(ay > 0, propagated + underflow / ay, np.inf) + EPS * np.abs(hi) + underflow
+        err = np.where(ay > 0, propagated + underflow / ay, np.inf) + EPS * np.abs(hi) + underflow + _lost(x.err, y.err)
         return _settle(hi, lo, err)
 
 
@@ -273,7 +282,7 @@ def exp(x: Dw) -> Dw:
         rel = scaled.err * 1.02 + _EXP_REMAINDER + r.err * 1.01
         err = value * rel + np.where(value < 2.0**-1020, 4 * ETA, 0.0)  # (ldexp into the subnormals: ETA a part)
         if np.any(xs.err):  # the input's error: |e^(x+d) - e^x| <= e^x (e^|d| - 1)
-            err = err + (value * _MARGIN + err) * np.expm1(xs.err * _MARGIN) * _MARGIN
+            err = err + (value * _MARGIN + err) * np.expm1(xs.err * _MARGIN) * _MARGIN + _lost(xs.err)
         if edges:
             hi = np.where(low, 0.0, np.where(high, np.inf, hi))
             lo = np.where(out_of_range, 0.0, lo)
@@ -333,7 +342,7 @@ def log(x: Dw) -> Dw:
         result = add(add(mul_float(_const(_LN2_DW, 0), e.astype(np.float64)), logc), part)
         # the input's error: |ln(x+d) - ln x| <= |d| / (x - |d|)
         room = xh - np.abs(x.lo) * _MARGIN - x.err
-        propagated = np.where(room > 0, x.err / room, np.inf) * _MARGIN
+        propagated = np.where(room > 0, x.err / room, np.inf) * _MARGIN + _lost(x.err)
         return _settle(result.hi, result.lo, np.where(positive, result.err + propagated, np.inf))
 
 
