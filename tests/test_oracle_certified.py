@@ -38,7 +38,7 @@ def truth_terms(p, q, p_space="prob", q_space="prob"):
         out = []
         for prow, qrow in zip(np.reshape(p, (-1, p.shape[-1])), np.reshape(q, (-1, q.shape[-1]))):
             pp, lp = _log_side(prow, p_space)
-            qq, lq = _log_side(qrow, q_space)
+            _, lq = _log_side(qrow, q_space)
             out.append([mpmath.mpf(0) if a == 0 else a * (la - lb) for a, la, lb in zip(pp, lp, lq)])
         return out
 

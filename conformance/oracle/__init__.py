@@ -17,13 +17,14 @@ The oracle never imports a framework.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Callable
 
 import numpy as np
 
-from . import ball, cache, kl, doubleword as dw
+from . import ball, cache, kl
+from . import doubleword as dw
 from .doubleword import Dw
 
 DIGITS = 50  # working precision of the mpmath closed forms of distribution families
@@ -62,9 +63,9 @@ class Expectation:
     low: np.ndarray | float = 0.0  # value + low is the oracle's value to about 106 bits
     bound: np.ndarray | None = None  # |value + low - exact| <= bound per element; None: not certified
     provenance: str = ""  # how the values were certified
-    refine: Callable[[np.ndarray], "Expectation"] | None = field(default=None, compare=False, repr=False)
+    refine: Callable[[np.ndarray], Expectation] | None = field(default=None, compare=False, repr=False)
 
-    def certified_to(self, need) -> "Expectation":
+    def certified_to(self, need) -> Expectation:
         """The same expectation with every element's bound at most `need` where the oracle can reach it
         (not below float64's own resolution of value + low; for a gradient scaled by a reduction or
         summed over a broadcast axis, not below about 2^-98 of it, the double-word steps after arb)."""
@@ -82,14 +83,14 @@ class Gradient:
     low: np.ndarray | float = 0.0
     bound: np.ndarray | None = None
     provenance: str = ""
-    refine: Callable[[np.ndarray], "Expectation"] | None = field(default=None, compare=False, repr=False)
+    refine: Callable[[np.ndarray], Expectation] | None = field(default=None, compare=False, repr=False)
 
     def expectation(self) -> Expectation:
         """The same numbers in the shape the judge takes."""
         return Expectation(self.value, self.magnitude, self.terms, self.log_scale, self.low, self.bound,
                            self.provenance, self.refine)
 
-    def summed_to(self, shape: tuple) -> "Gradient":
+    def summed_to(self, shape: tuple) -> Gradient:
         """The gradient a broadcast input collects: summed over the axes it was broadcast along, in
         double-word arithmetic, so the sum keeps a certified bound."""
         axes = tuple(i for i, (a, b) in enumerate(zip(self.value.shape, shape)) if a != b)
@@ -300,7 +301,25 @@ _TERMS = _TermsCache()
 _RESULTS = cache.Results(Expectation)
 
 
-from .gradient import gradient  # noqa: E402  (the analytic gradients build on the definitions above)
+def gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights=None) -> Gradient:
+    """The exact derivative of the sum of the outputs with respect to P's or Q's argument, certified
+    (see `derivatives.analytic`; imported here, as it builds on the definitions above)."""
+    from .derivatives import analytic
+    return analytic(p_fed, q_fed, spec, wrt, weights)
 
-__all__ = ["BATCH_DIVISORS", "DIGITS", "ELEMENTWISE", "Expectation", "Gradient", "REDUCTIONS",
-           "SPACES", "Spec", "elementwise", "expected", "gradient", "kl_per_row", "to_space"]
+
+__all__ = [
+    "BATCH_DIVISORS",
+    "DIGITS",
+    "ELEMENTWISE",
+    "REDUCTIONS",
+    "SPACES",
+    "Expectation",
+    "Gradient",
+    "Spec",
+    "elementwise",
+    "expected",
+    "gradient",
+    "kl_per_row",
+    "to_space",
+]

@@ -90,8 +90,8 @@ def _side_row(fed: np.ndarray, space: str, clip: float | None, normalize: bool) 
         d = {int(i): arb(float(fed[i])) - top for i in live}
         mass = sum((d[i].exp() for i in d if i != t), arb(0))
         lse = mass.log1p()
-        for i in d:
-            log[i] = -lse if i == t else d[i] - lse
+        for i, di in d.items():
+            log[i] = -lse if i == t else di - lse
             p[i] = log[i].exp()
     if clip is not None and space != "prob":
         c = arb(clip)

@@ -355,8 +355,7 @@ def log1p(s: Dw) -> Dw:
         ratio = div(s, add(two, s))  # s/(2+s) <= 1/128 on this branch
         series = _atanh2(Dw(*(np.where(tiny, a, 0.0) for a in ratio)))
         general = log(add(exact(np.ones(s.hi.shape)), s))
-        pick = lambda a, b: np.where(tiny, a, b)  # noqa: E731
-        return Dw(pick(series.hi, general.hi), pick(series.lo, general.lo), pick(series.err, general.err))
+        return Dw(*(np.where(tiny, a, b) for a, b in zip(series, general)))
 
 
 def to_float(x: Dw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

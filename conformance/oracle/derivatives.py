@@ -6,12 +6,11 @@ from functools import partial
 
 import numpy as np
 
-from . import Expectation, Gradient, Spec, _RESULTS, _certified, _finite, _sides, _floats, ball, cache, kl
-from . import DOUBLE_WORD
+from . import _RESULTS, DOUBLE_WORD, Expectation, Gradient, Spec, _certified, _finite, _floats, _sides, ball, cache, kl
 from . import doubleword as dw
 
 
-def gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights=None) -> Gradient:
+def analytic(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights=None) -> Gradient:
     """The exact derivative of the sum of the outputs with respect to the argument carrying P
     (`wrt="p"`) or Q (`wrt="q"`), in that argument's own space.
 
