@@ -47,7 +47,7 @@ def _certified(pv: np.ndarray, p_space: str, qv: np.ndarray, q_space: str, reduc
 
 def provenance(certified: list[oracle.Expectation]) -> str:
     """How stored values were certified: the largest bound before rounding, and the arithmetic."""
-    bound = max((float(np.max(e.bound, initial=0.0)) for e in certified), default=0.0)
+    bound = max((float(np.max(e.bound, initial=0.0)) for e in certified if e.bound is not None), default=0.0)
     how = max((e.provenance for e in certified), key=len, default="")
     return f"certified: |exact - stored| <= {bound:.1e} + float64 rounding; {how}"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -19,16 +20,18 @@ from .doubleword import ETA
 try:
     import flint
     from flint import arb, ctx
+
+    HAVE_FLINT = True
 except ImportError:  # an image without python-flint keeps the double-word bounds, unrefined
-    flint = None
+    HAVE_FLINT = False
 
 PRECISIONS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)  # bits; the first is already ~2^-128 relative
-_FLOAT_LIMIT = arb(2) ** 1024 - arb(2) ** 970 if flint else None  # from here on, round-to-nearest gives inf
+_FLOAT_LIMIT = arb(2) ** 1024 - arb(2) ** 970 if HAVE_FLINT else None  # from here on, round-to-nearest gives inf
 UNAVAILABLE = "no arb refinement (python-flint is not installed)"
 
 
 def version() -> str:
-    return flint.__version__ if flint else "not installed"
+    return flint.__version__ if HAVE_FLINT else "not installed"
 
 
 @contextmanager
@@ -90,9 +93,9 @@ def _side_row(fed: np.ndarray, space: str, clip: float | None, normalize: bool) 
         d = {int(i): arb(float(fed[i])) - top for i in live}
         mass = sum((d[i].exp() for i in d if i != t), arb(0))
         lse = mass.log1p()
-        for i, di in d.items():
-            log[i] = -lse if i == t else di - lse
-            p[i] = log[i].exp()
+        for k, dk in d.items():
+            log[k] = -lse if k == t else dk - lse
+            p[k] = log[k].exp()
     if clip is not None and space != "prob":
         c = arb(clip)
         for i in np.flatnonzero(~raw.nan):
@@ -106,9 +109,9 @@ def _side_row(fed: np.ndarray, space: str, clip: float | None, normalize: bool) 
     if normalize:
         after = kl.flags(fed, space, clip, True)
         mass = sum((p[i] for i in np.flatnonzero(before.regular)), arb(0))
-        for i in range(n):
-            p[i] = p[i] / mass if after.regular[i] else None
-            log[i] = p[i].log() if after.regular[i] else None
+        for k in range(n):
+            p[k] = p[k] / mass if after.regular[k] else None
+            log[k] = p[k].log() if after.regular[k] else None
     return p, log
 
 
@@ -129,7 +132,7 @@ def _row_terms(p_row, q_row, spec, specials) -> list:
     return out
 
 
-def _total(items) -> object:
+def _total(items) -> Any:
     """Sum with IEEE rules for the exact specials (floats), balls otherwise."""
     items = list(items)
     specials = sum(x for x in items if isinstance(x, float))
@@ -152,7 +155,7 @@ def refine(hit, need: np.ndarray, p_fed, q_fed, spec, weights):
     todo = [tuple(int(i) for i in ix) for ix in np.argwhere(bound > need)]
     if not todo:
         return hit
-    if flint is None:
+    if not HAVE_FLINT:
         return replace(hit, provenance=f"{hit.provenance}; {UNAVAILABLE}", refine=None)
     pf = kl.flags(p_fed, spec.p_space, spec.clip_epsilon, spec.normalize)
     qf = kl.flags(q_fed, spec.q_space, spec.clip_epsilon, spec.normalize)
@@ -210,7 +213,7 @@ def refine_gradient(hit, need: np.ndarray, p_fed, q_fed, spec, wrt: str):
     todo = [tuple(int(i) for i in ix) for ix in np.argwhere(bound > need)]
     if not todo:
         return hit
-    if flint is None:
+    if not HAVE_FLINT:
         return replace(hit, provenance=f"{hit.provenance}; {UNAVAILABLE}", refine=None)
     generalized = spec.elementwise == "p*log(p/q)-p+q"
     space = spec.p_space if wrt == "p" else spec.q_space

@@ -25,6 +25,7 @@ def analytic(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights
     p_fed, q_fed = np.asarray(p_fed, np.float64), np.asarray(q_fed, np.float64)
     unscaled_spec = replace(spec, reduction="none", batch_divisor="dim0")
     unscaled = _unscaled_gradient(p_fed, q_fed, unscaled_spec, wrt)
+    assert unscaled.bound is not None  # the oracle's own expectations always carry one
     factor = _element_scale(p_fed.shape, spec, weights)
     g = kl.scale(dw.Dw(unscaled.value, np.broadcast_to(unscaled.low, p_fed.shape), unscaled.bound), factor)
     value, low, bound = _certified(g)

@@ -298,8 +298,8 @@ def _exp_series(r: Dw) -> Dw:
     """sum_{k<=13} r^k/k! for |r| <= 0.0055: Horner in double-word for k <= 4, the tail
     sum_{k>=5} r^(k-5) k!/... in float64, its error scaled down by |r|^5 < 5.1e-12."""
     rh = np.clip(r.hi, -_R_MAX, _R_MAX)
-    tail, tail_err = _tail(_EXP_TAIL, rh, _R_MAX)
-    tail_err = tail_err + (np.abs(r.lo) + r.err) * 0.01  # |d tail/dr| <= 1/720 + ... < 0.01
+    tail, rounding = _tail(_EXP_TAIL, rh, _R_MAX)
+    tail_err = rounding + (np.abs(r.lo) + r.err) * 0.01  # |d tail/dr| <= 1/720 + ... < 0.01
     tail_err = np.where(np.abs(r.hi) <= _R_MAX, tail_err, np.inf)  # outside the range the bounds assume
     acc = Dw(tail, np.zeros_like(tail), tail_err)
     for k in (4, 3, 2, 1, 0):
@@ -335,8 +335,10 @@ def log(x: Dw) -> Dw:
         lo = np.ldexp(np.where(positive, x.lo, 0.0), -e)
         i = np.rint((mant - 1.0) * 128.0)
         c = 1.0 + i / 128.0
-        num = Dw(*two_sum(mant - c, lo), np.where(e > 0, ETA_OP, 0.0))  # (lo scaled down may underflow)
-        den = add(Dw(*two_sum(mant, c), np.zeros(mant.shape)), Dw(lo, np.zeros(mant.shape), np.zeros(mant.shape)))
+        num_hi, num_lo = two_sum(mant - c, lo)
+        num = Dw(num_hi, num_lo, np.where(e > 0, ETA_OP, 0.0))  # (lo scaled down may underflow)
+        den_hi, den_lo = two_sum(mant, c)
+        den = add(Dw(den_hi, den_lo, np.zeros(mant.shape)), exact(lo))
         part = _atanh2(div(num, den))
         logc = _const(_LOGC, (i + 40).astype(int))
         result = add(add(mul_float(_const(_LN2_DW, 0), e.astype(np.float64)), logc), part)
