@@ -123,16 +123,14 @@ def _run(check: GradientCheck, record: Record) -> None:
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
     record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
     record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
+    record.expected_bound, record.expected_certified = verdict.bound, verdict.certified
     record.expected = summarize(exp.value, verdict.worst_index)
     record.observed = summarize(observed, verdict.worst_index)
     record.extra["gradient_class"] = {name: int(n) for name, n in _classes(observed).items() if n}
 
 
 def _sum_to(grad: oracle.Gradient, shape: tuple) -> oracle.Gradient:
-    axes = tuple(i for i, (a, b) in enumerate(zip(grad.value.shape, shape)) if a != b)
-    return oracle.Gradient(grad.value.sum(axis=axes, keepdims=True), grad.magnitude.sum(axis=axes, keepdims=True),
-                           grad.terms * int(np.prod([grad.value.shape[i] for i in axes])),
-                           np.sum(np.broadcast_to(grad.log_scale, grad.value.shape), axis=axes, keepdims=True))
+    return grad.summed_to(shape)
 
 
 def _classes(values: np.ndarray) -> dict[str, int]:

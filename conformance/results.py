@@ -109,6 +109,8 @@ class Record:
     ulp_error: float | None = None
     tolerance: float | None = None
     headroom: float | None = None
+    expected_bound: float | None = None  # certified bound on |expected - exact| where `tolerance` is taken
+    expected_certified: str = ""  # how the expected values were certified
     tolerance_override: str = ""
     output_dtype: str | None = None
     convention: str = ""

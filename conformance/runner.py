@@ -246,6 +246,7 @@ def _run(check: Check, outcome: Outcome) -> None:
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
     record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
     record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
+    record.expected_bound, record.expected_certified = verdict.bound, verdict.certified
     record.observed = summarize(observed, verdict.worst_index)
     record.expected = summarize(exp.value, verdict.worst_index)
     if verdict.verdict == "fail":
