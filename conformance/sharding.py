@@ -42,10 +42,7 @@ PER_ELEMENT_SECONDS = {"value": 4e-6, "gradient": 1.2e-5, "property": 2e-5}
 ORACLE_SECONDS_PER_ELEMENT = {"value": 3e-4, "gradient": 3e-4}
 UNSUPPORTED_SECONDS = 0.005  # a dtype the API does not take: a record and nothing else
 DTYPE_WEIGHT = {"float16": 1.2, "bfloat16": 1.2, "float32": 1.0, "float64": 1.0}
-# Each parametrized runner's fixture, and the kind of check its records carry.
-KIND_OF_FIXTURE = {"klconf_check": "value", "klconf_gradient_check": "gradient",
-                   "klconf_property_check": "property", "klconf_distribution_check": "distribution",
-                   "klconf_convention": "convention", "klconf_port": "porting"}
+
 
 
 @dataclass(frozen=True)
@@ -134,35 +131,23 @@ def _digest(values: list) -> str:
 
 def describe(item) -> PlannedCheck:
     """The check behind a collected item: its record's id, kind, framework, device, dtype and estimated cost."""
+    from .plugin import KINDS  # the one table of kinds of check: each names the fixture its runner takes
+
     params = getattr(getattr(item, "callspec", None), "params", {})
-    fixture = next((f for f in KIND_OF_FIXTURE if f in params), None)
-    if fixture is None:  # not a klconf check: planned and split all the same
+    kind = next((k for k in KINDS if k.fixture in params), None)
+    if kind is None:  # not a klconf check: planned and split all the same
         return PlannedCheck(item.nodeid, item.nodeid, "other", "", "", "", BASE_SECONDS["other"], False)
-    kind, value = KIND_OF_FIXTURE[fixture], params[fixture]
-    if kind in ("value", "gradient", "property"):
-        api = value.api
-        if value.dtype not in api.dtypes:  # recorded as unsupported at once: no oracle, no call
-            return PlannedCheck(item.nodeid, value.id, kind, api.framework, value.device, value.dtype,
+    check = params[kind.fixture]
+    framework = check.library.framework if kind.name == "distribution" else check.api.framework
+    if kind.name in ("value", "gradient", "property"):
+        if check.dtype not in check.api.dtypes:  # recorded as unsupported at once: no oracle, no call
+            return PlannedCheck(item.nodeid, check.id, kind.name, framework, check.device, check.dtype,
                                 UNSUPPORTED_SECONDS, False)
-        planned = _planned(item, value.id, kind, api.framework, value.device, value.dtype, _elements(value.case))
-        planned.group, planned.elements = f"{value.case.id}::{value.dtype}::{kind}", _elements(value.case)
+        elements = _elements(check.case)
+        planned = _planned(item, check.id, kind.name, framework, check.device, check.dtype, elements)
+        planned.group, planned.elements = f"{check.case.id}::{check.dtype}::{kind.name}", elements
         return planned
-    if kind == "distribution":
-        return _planned(item, value.id, kind, value.library.framework, value.device, value.dtype, 1)
-    from .runner import check_id
-
-    api, options, third = value
-    if kind == "convention":
-        from .inference import structural_dtype
-        from .inference.records import CASE_ID
-
-        dtype = structural_dtype(api)
-        return _planned(item, check_id(CASE_ID, api.name, api.option_label(options), third, dtype), kind,
-                        api.framework, third, dtype, 1)
-    from .porting.records import DTYPE_LABEL, case_id
-
-    return _planned(item, check_id(case_id(third), api.name, api.option_label(options), "cpu", DTYPE_LABEL), kind,
-                    api.framework, "cpu", DTYPE_LABEL, 1)
+    return _planned(item, check.id, kind.name, framework, check.device, check.dtype, 1)
 
 
 def _elements(case) -> int:

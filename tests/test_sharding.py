@@ -106,7 +106,7 @@ def test_estimates_grow_with_elements_and_differ_by_kind():
 
 def _plan(*args) -> dict:
     proc = klconf("plan", "--api", "tests.fakes:plugin_apis", "--framework", "torch", "--json",
-                  "-k", "canonical-2x3 or conventions-fake or porting-fake or test_distribution and normal", *args)
+                  "-k", "canonical-2x3 or conventions-fake or porting-to-torch-fake or test_distribution and normal", *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout)
 
