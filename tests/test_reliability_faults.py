@@ -42,7 +42,7 @@ def _agree(out: str, run: results.Results, tmp_path) -> None:
     assert line, out[-3000:]
     assert int(line.group(1)) == int(line.group(2)) == len(run.records)
     assert dict((v, int(n)) for n, v in (part.split(" ") for part in line.group(3).split(", "))) == counts
-    summary = aggregate.summary(model.load([tmp_path / "results.jsonl"]))
+    summary = aggregate.build(model.load([tmp_path / "results.jsonl"]))["summary"]
     assert summary["total"]["total"] == len(run.records)
     shown = dict(zip(summary["verdicts"], summary["total"]["counts"]))
     assert shown == {v: counts.get(v, 0) for v in summary["verdicts"]}

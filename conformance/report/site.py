@@ -119,7 +119,7 @@ def _entry_problem(entry: dict) -> str:
 def publish(runset: RunSet, site: Path | str, results_paths: list[Path], keep_results: int = 2,
             base: RunSet | None = None, title: str = "klconf conformance") -> Published:
     """Add one run to the site: its report, its diff against the previous run (or `base`), the history and index."""
-    from . import diff, html, write_runset
+    from . import aggregate, diff, html, write_page
 
     site = Path(site)
     history = read_history(site)
@@ -128,7 +128,7 @@ def publish(runset: RunSet, site: Path | str, results_paths: list[Path], keep_re
     history = [e for e in history if e.get("run_id") != run_id]
     folder = site / RUNS / run_id
     folder.mkdir(parents=True, exist_ok=True)
-    write_runset(runset, folder)
+    write_page(aggregate.build(runset), runset, folder)
     entry = run_entry(runset, run_id)
     entry["report"] = f"{RUNS}/{run_id}/{INDEX}"
     previous = history[-1] if history else None
