@@ -142,3 +142,26 @@ def test_no_finding_exits_zero_and_writes_no_case(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (tmp_path / "explored").exists()
     assert json.loads((tmp_path / "explore.json").read_text())["findings"] == []
+
+
+def test_the_html_report_shows_an_exploration_summary_next_to_the_results_escaped(tmp_path):
+    from conformance.report import write_report
+    from tests.test_report_records import HOSTILE, HOSTILE_CLOSE, HOSTILE_IMG, record, write_results
+
+    path = write_results(tmp_path / "results.jsonl", [record()])
+    plain = write_report([path], tmp_path / "plain").read_text()
+    assert 'id="exploration"' not in plain  # no explore.json: no section
+    summary = {"type": "explore", "budget": "600 s", "seed": 7, "seconds": 601.5, "rounds": 2, "examples": 1234,
+               "targets": [{"kind": "value", "target": f"value {HOSTILE}", "api": HOSTILE, "examples": 99,
+                            "failing": 3}],
+               "findings": [{"case_id": "explored-value-x-1234abcd", "kind": "value", "mechanism": HOSTILE_IMG,
+                             "dtype": "float16", "examples": 3, "message": HOSTILE_CLOSE, "saved": True,
+                             "input": {"p": {"probs": [[0.0, 1.0]]}, "q": {"logits": [[HOSTILE, 1.0]]}}}]}
+    (tmp_path / "explore.json").write_text(json.dumps(summary))
+    page = write_report([path], tmp_path / "out").read_text()
+    section = page.split('<section id="exploration">')[1].split("</section>")[0]
+    assert "budget 600 s, seed 7, 1234 examples over 1 targets" in section
+    assert "explored-value-x-1234abcd" in section and "float16" in section and "[[0.0, 1.0]]" in section
+    assert "<img" not in page and page.count("<script") == 2 and "onerror=\"" not in page
+    (tmp_path / "explore.json").write_text('{"type": "something else"}')  # a foreign or broken file: nothing shown
+    assert 'id="exploration"' not in write_report([path], tmp_path / "again").read_text()

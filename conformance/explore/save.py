@@ -56,8 +56,9 @@ def save(search: Search, cases_dir: Path, expectations_file: Path | None, out: P
         if failure is None:
             summary["saved"], summary["note"] = False, "did not fail again under its final case id: not saved"
             continue
-        entry["description"] = _description(found, failure, search.base_seed)
-        entry["tags"] = ["explored", f"seed-{search.base_seed}", found.target.kind]
+        entry = {"id": cid, "description": _description(found, failure, search.base_seed),
+                 "tags": ["explored", f"seed-{search.base_seed}", found.target.kind.replace("cross-framework", "cross")],
+                 **{k: v for k, v in entry.items() if k not in ("id", "description")}}
         if found.target.kind == "distribution":
             entry["expected"] = distribution_stored.expected_block(distribution_cases._build(entry, "<explored>", None))
             distribution.append(entry)

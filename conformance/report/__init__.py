@@ -21,9 +21,10 @@ def write_report(results: Iterable[Path | str], out_dir: Path | str) -> Path:
 
 def write_runset(runset, out_dir: Path | str) -> Path:
     """Write `out_dir/index.html` for results already read (a model.RunSet)."""
-    from . import aggregate, html, svg
+    from . import aggregate, exploration, html, svg
 
     data = aggregate.build(runset)
     page = html.render("report.html.j2", title="klconf report", sources=[s.path for s in runset.sources],
-                       chart=svg.accuracy_chart(data["accuracy"]["rows"]), legend=svg.legend(), **data)
+                       chart=svg.accuracy_chart(data["accuracy"]["rows"]), legend=svg.legend(),
+                       exploration=exploration.load(s.path for s in runset.sources), **data)
     return html.write(Path(out_dir) / INDEX, page)
