@@ -165,3 +165,30 @@ def test_the_html_report_shows_an_exploration_summary_next_to_the_results_escape
     assert "<img" not in page and page.count("<script") == 2 and "onerror=\"" not in page
     (tmp_path / "explore.json").write_text('{"type": "something else"}')  # a foreign or broken file: nothing shown
     assert 'id="exploration"' not in write_report([path], tmp_path / "again").read_text()
+
+
+def test_the_shipped_loaders_read_the_explored_cases_and_their_expectations():
+    from conformance import expectations, frameworks
+    from conformance.cases import DEFAULT_CASES_DIR, load_corpus
+    from conformance.distributions import cases as distribution_cases
+    from conformance.explore import save
+
+    folder = save.EXPLORED_DIR
+    assert folder.parent == DEFAULT_CASES_DIR
+    tensor = folder / save.TENSOR_FILE
+    distribution = folder / save.DISTRIBUTION_FILE
+    if not (tensor.exists() or distribution.exists()):
+        pytest.skip("no explored cases committed")
+    loaded, problems = load_corpus()
+    assert not problems
+    ids = {c.id for c in loaded}
+    if tensor.exists():
+        assert {e["id"] for e in yaml.safe_load(tensor.read_text())["cases"]} <= ids
+    if distribution.exists():
+        shipped = {c.id for c in distribution_cases.load_corpus()[0]}
+        assert {e["id"] for e in yaml.safe_load(distribution.read_text())["distribution_cases"]} <= shipped
+    if save.EXPECTATIONS_FILE.exists():
+        manifest = expectations.load(None, loaded, frameworks.builtin_apis())
+        assert not manifest.problems, manifest.problems
+        drafted = {e["id"] for e in yaml.safe_load(save.EXPECTATIONS_FILE.read_text())["expectations"]}
+        assert drafted <= {e.id for e in manifest.entries()}

@@ -1,6 +1,8 @@
 """The targets a selection of APIs, libraries, kinds of check, dtypes and devices allows."""
 from __future__ import annotations
 
+import itertools
+
 from ..distributions.libraries import Library
 from ..frameworks import Api, binding
 from .pairs import cross_targets, distribution_targets
@@ -26,4 +28,14 @@ def plan(apis: list[Api], libraries: list[Library], kinds: list[str], dtypes: li
         targets += distribution_targets(libraries, dtypes or ["float32", "float64"], devices)
     if "cross-framework" in kinds:
         targets += cross_targets(usable, _dtypes(("float64", "float32", "float16", "bfloat16"), dtypes), devices)
-    return targets
+    return interleaved(targets)
+
+
+def interleaved(targets: list[Target]) -> list[Target]:
+    """One target of each kind in turn, so that a time budget that runs out before a round ends has spent
+    itself on every kind of check, not on the kinds listed first."""
+    by_kind: dict[str, list[Target]] = {}
+    for target in targets:
+        by_kind.setdefault(target.kind, []).append(target)
+    rounds = itertools.zip_longest(*by_kind.values())
+    return [t for group in rounds for t in group if t is not None]

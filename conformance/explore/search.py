@@ -15,6 +15,7 @@ deadline passes without being run).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from .targets import Failure, Target, example_digest
 
 FIRST_ROUND_EXAMPLES = 20  # per target; each later round doubles it, up to LAST_ROUND_EXAMPLES
 LAST_ROUND_EXAMPLES = 320
-SHRINK_SECONDS = 20.0  # a shrink may run this long past the target's share of the time budget
+SHRINK_SECONDS = 10.0  # a shrink may run this long past the target's share of the time budget
 
 
 @dataclass
@@ -156,7 +157,8 @@ class Search:
 
         test = _settings(max_examples)(seed(run_seed(self.base_seed, target.label, round_))(given(target.strategy())(body)))
         try:
-            test()
+            with _shrink_limit(SHRINK_SECONDS if share is not None else None):
+                test()
         except BaseException as exc:  # noqa: BLE001 - Hypothesis reports divergences by raising them
             if isinstance(exc, KeyboardInterrupt):
                 raise
@@ -190,6 +192,22 @@ class Search:
         found = self.found.get(divergence.failure.key)
         if found is not None and found.round == round_:
             found.failure, found.example = divergence.failure, divergence.example
+
+
+@contextlib.contextmanager
+def _shrink_limit(seconds: float | None):
+    """Under a time budget, Hypothesis stops shrinking after `seconds` (its own limit is five minutes).
+    Returning early from the test after the deadline is not enough: the shrinker would go on trying
+    candidates that all pass. The limit is the engine's module constant, read when shrinking starts."""
+    from hypothesis.internal.conjecture import engine
+
+    previous = engine.MAX_SHRINKING_SECONDS
+    if seconds is not None:
+        engine.MAX_SHRINKING_SECONDS = seconds
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = previous
 
 
 def _divergences(exc: BaseException) -> list[Divergence]:

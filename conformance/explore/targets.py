@@ -91,6 +91,28 @@ def _normalized(text: str) -> str:
     return _NUMBER.sub("#", text or "").strip()
 
 
+_MATCH = re.compile(r"observed values match the declared convention with (.*)$")
+# When several single changes explain a failure, which one names the mechanism: the zero handling first
+# (it is the most specific), then clipping, reduction, argument order; input-space reads last.
+_PRIORITY = ("zero_both", "zero_q", "zero_p", "no clipping", "clip_epsilon", "reduction", "batch_divisor",
+             "arguments swapped", "elementwise", "normalizes")
+
+
+def mechanism_detail(diagnosis: str) -> str:
+    """The part of the judge's diagnosis that names a mechanism: an overflow hint, and of the single changes
+    that explain the observation the most specific one. Which further changes also fit depends on what
+    else the input holds (a zero here, a masked logit there), so listing them all would split one
+    mechanism into many."""
+    found = _MATCH.search(diagnosis or "")
+    if not found:
+        return _normalized(diagnosis)
+    labels = found.group(1).split(" or ")
+    rank = [next((i for i, prefix in enumerate(_PRIORITY) if label.startswith(prefix)), len(_PRIORITY))
+            for label in labels]
+    primary = labels[rank.index(min(rank))]
+    return _normalized(f"{diagnosis[:found.start()]}explained by {primary}")
+
+
 def _zero(values: np.ndarray, space: str) -> np.ndarray:
     return values == 0 if space == "prob" else values == -np.inf
 
@@ -162,7 +184,7 @@ class ValueTarget(Target):
         conv = runner.declared(check)
         where = regime(runner.fed_arguments(check.case, conv, check.dtype), conv, check.dtype,
                        _worst(record))
-        detail = _normalized(record.diagnosis) if record.verdict == "fail" else _normalized(record.message)[:160]
+        detail = mechanism_detail(record.diagnosis) if record.verdict == "fail" else _normalized(record.message)[:160]
         key = (self.label, record.verdict, record.kind or "", detail, where)
         mechanism = _describe([f"{self.api}: {record.kind or record.verdict}", where and f"at {where}", detail])
         return Failure(key, mechanism, [record.to_json()], check.dtype, self.options(example))
