@@ -32,10 +32,10 @@ def plan(apis: list[Api], libraries: list[Library], kinds: list[str], dtypes: li
 
 
 def interleaved(targets: list[Target]) -> list[Target]:
-    """One target of each kind in turn, so that a time budget that runs out before a round ends has spent
-    itself on every kind of check, not on the kinds listed first."""
-    by_kind: dict[str, list[Target]] = {}
+    """One target of each kind and framework in turn, so that a time budget that runs out before a round
+    ends has spent itself on every kind of check and every library, not on those listed first."""
+    by_kind: dict[tuple[str, str], list[Target]] = {}
     for target in targets:
-        by_kind.setdefault(target.kind, []).append(target)
+        by_kind.setdefault((target.kind, target.framework), []).append(target)
     rounds = itertools.zip_longest(*by_kind.values())
     return [t for group in rounds for t in group if t is not None]
