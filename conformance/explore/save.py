@@ -24,6 +24,7 @@ from ..distributions import cases as distribution_cases
 from ..distributions import stored as distribution_stored
 from ..results import jsonable
 from .search import Found, Search
+from .snippets import distribution_snippet
 from .targets import FAILING, build_case, example_digest
 
 EXPLORED_DIR = DEFAULT_CASES_DIR / "explored"
@@ -68,7 +69,8 @@ def save(search: Search, cases_dir: Path, expectations_file: Path | None, out: P
         failing = [r for r in failure.records if r["verdict"] in FAILING]
         summary["drafts"] = [d["id"] for d in (_draft(cid, r, found) for r in failing if r["api"] in builtin)]
         drafts += [_draft(cid, r, found) for r in failing if r["api"] in builtin]
-        summary["repro"] = _write_repro(cases_dir / "repro", cid, failing[0] if failing else failure.records[0])
+        summary["repro"] = _write_repro(cases_dir / "repro", cid, failing[0] if failing else failure.records[0],
+                                        _distribution_repro(found, entry, failing))
         summary["saved"] = True
     written = []
     if tensor:
@@ -133,10 +135,18 @@ def _draft(cid: str, record: dict, found: Found) -> dict:
             "checks": checks}
 
 
-def _write_repro(folder: Path, cid: str, record: dict) -> str:
-    """The record's standalone snippet (runner failures carry one, made by conformance/repro.py); otherwise
-    the klconf command that replays the check."""
-    snippet = record.get("extra", {}).get("repro")
+def _distribution_repro(found: Found, entry: dict, failing: list[dict]) -> str | None:
+    if found.target.kind != "distribution" or not failing:
+        return None
+    record = failing[0]
+    return distribution_snippet(found.target.library, entry, record["check_id"], record.get("message", ""),
+                                entry["expected"]["kl"])
+
+
+def _write_repro(folder: Path, cid: str, record: dict, snippet: str | None = None) -> str:
+    """A standalone snippet: the record's (runner failures carry one, made by conformance/repro.py), a
+    distribution finding's (snippets.py); otherwise the klconf command that replays the check."""
+    snippet = snippet or record.get("extra", {}).get("repro")
     if not snippet:
         snippet = (f"# klconf reproduction of {record['check_id']}\n# {record.get('message', '')[:300]}\n"
                    "import subprocess\nimport sys\n\n"
