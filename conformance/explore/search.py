@@ -23,11 +23,12 @@ from typing import Callable
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
-from .targets import Failure, Target, example_digest
+from .targets import Failure, Target, example_digest, smaller_inputs
 
 FIRST_ROUND_EXAMPLES = 20  # per target; each later round doubles it, up to LAST_ROUND_EXAMPLES
 LAST_ROUND_EXAMPLES = 320
 SHRINK_SECONDS = 10.0  # a shrink may run this long past the target's share of the time budget
+REDUCE_EVALUATIONS = 60  # candidates tried when reducing a shrunk tensor example's shape
 
 
 @dataclass
@@ -188,10 +189,30 @@ class Search:
             found.options.append(failure.options)
 
     def _shrunk(self, target: Target, divergence: Divergence, round_: int) -> None:
-        """Hypothesis' final, shrunk example of a mechanism replaces the first one seen."""
+        """Hypothesis' final, shrunk example of a mechanism replaces the first one seen; then its shape is
+        reduced further where the target knows how."""
         found = self.found.get(divergence.failure.key)
         if found is not None and found.round == round_:
             found.failure, found.example = divergence.failure, divergence.example
+            if target.kind != "distribution":
+                self._reduce_shape(target, found)
+
+    def _reduce_shape(self, target: Target, found: Found) -> None:
+        """Greedy: take the first smaller candidate that fails by the same mechanism, until none does or
+        REDUCE_EVALUATIONS candidates have been run."""
+        tried = 0
+        improved = True
+        stop = time.monotonic() + SHRINK_SECONDS if self.budget.seconds is not None else None
+        while improved and tried < REDUCE_EVALUATIONS:
+            improved = False
+            for candidate in smaller_inputs(found.example):
+                if tried >= REDUCE_EVALUATIONS or (stop is not None and time.monotonic() > stop):
+                    break
+                tried += 1
+                failure = self._evaluate(target, candidate, self.stats[target.label])
+                if failure is not None and failure.key == found.failure.key:
+                    found.failure, found.example, improved = failure, candidate, True
+                    break
 
 
 @contextlib.contextmanager

@@ -68,6 +68,37 @@ def tensor_entry(example: dict, case_id: str) -> dict:
             "p": example["input"]["p"], "q": example["input"]["q"]}
 
 
+def smaller_inputs(example: dict):
+    """Candidates one step smaller than a tensor example: one middle index of a 3-D input, one row, a 1-D
+    row, one class fewer (probability rows renormalised, a row of masked logits keeps one class). Hypothesis
+    shrinks values well but not shapes (its list lengths follow the shape), so the search tries these after
+    it, keeping a candidate only when it fails by the same mechanism."""
+    shape = example["input"]["shape"]
+    sides = {k: example["input"][k] for k in ("p", "q")}
+    arrays = {k: (next(iter(v)), np.asarray(next(iter(v.values())), np.float64)) for k, v in sides.items()}
+
+    def made(take) -> dict:
+        out = {}
+        for side, (space, values) in arrays.items():
+            values = np.array(take(values))
+            if space == "probs":
+                totals = values.sum(axis=-1, keepdims=True)
+                values = np.where(totals > 0, values / np.where(totals > 0, totals, 1.0), 1.0 / values.shape[-1])
+            else:
+                rows = values.reshape(-1, values.shape[-1])
+                rows[np.all(rows == -np.inf, axis=-1), 0] = 0.0
+            out[side] = {space: values.tolist()}
+        return {**example, "input": {"shape": list(np.shape(next(iter(out["p"].values())))), **out}}
+    if len(shape) == 3:
+        yield from (made(lambda a, i=i: a[:, i]) for i in range(shape[1]))
+    if len(shape) >= 2 and shape[0] > 1:
+        yield from (made(lambda a, i=i: a[i:i + 1]) for i in range(shape[0]))
+    if len(shape) == 2 and shape[0] == 1:
+        yield made(lambda a: a[0])
+    if shape[-1] > 1:
+        yield from (made(lambda a, j=j: np.delete(a, j, axis=-1)) for j in range(shape[-1]))
+
+
 def build_case(entry: dict) -> cases_mod.Case:
     """The Case the loader builds from `entry` (which the strategies keep legal; checked all the same)."""
     problems = cases_mod._semantic_errors(entry)
@@ -98,19 +129,20 @@ _PRIORITY = ("zero_both", "zero_q", "zero_p", "no clipping", "clip_epsilon", "re
              "arguments swapped", "elementwise", "normalizes")
 
 
-def mechanism_detail(diagnosis: str) -> str:
+def mechanism_detail(diagnosis: str, normalize: bool = True) -> str:
     """The part of the judge's diagnosis that names a mechanism: an overflow hint, and of the single changes
     that explain the observation the most specific one. Which further changes also fit depends on what
     else the input holds (a zero here, a masked logit there), so listing them all would split one
     mechanism into many."""
+    clean = _normalized if normalize else (lambda text: (text or "").strip())
     found = _MATCH.search(diagnosis or "")
     if not found:
-        return _normalized(diagnosis)
+        return clean(diagnosis)
     labels = found.group(1).split(" or ")
     rank = [next((i for i, prefix in enumerate(_PRIORITY) if label.startswith(prefix)), len(_PRIORITY))
             for label in labels]
     primary = labels[rank.index(min(rank))]
-    return _normalized(f"{diagnosis[:found.start()]}explained by {primary}")
+    return clean(f"{diagnosis[:found.start()]}explained by {primary}")
 
 
 def _zero(values: np.ndarray, space: str) -> np.ndarray:
@@ -186,7 +218,8 @@ class ValueTarget(Target):
                        _worst(record))
         detail = mechanism_detail(record.diagnosis) if record.verdict == "fail" else _normalized(record.message)[:160]
         key = (self.label, record.verdict, record.kind or "", detail, where)
-        mechanism = _describe([f"{self.api}: {record.kind or record.verdict}", where and f"at {where}", detail])
+        shown = mechanism_detail(record.diagnosis, normalize=False) if record.verdict == "fail" else detail
+        mechanism = _describe([f"{self.api}: {record.kind or record.verdict}", where and f"at {where}", shown])
         return Failure(key, mechanism, [record.to_json()], check.dtype, self.options(example))
 
 
