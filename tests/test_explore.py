@@ -58,7 +58,7 @@ def _search(api: Api, examples: int, seed: int = 1) -> Search:
 
 
 def test_a_bug_in_wide_rows_is_found_once_and_shrunk_to_the_boundary_width():
-    search = _search(WIDE_ROWS, examples=30)
+    search = _search(WIDE_ROWS, examples=20)
     assert len(search.found) == 1, [f.failure.mechanism for f in search.found.values()]
     found = next(iter(search.found.values()))
     assert found.examples > 1  # many failing examples, one finding
@@ -67,7 +67,7 @@ def test_a_bug_in_wide_rows_is_found_once_and_shrunk_to_the_boundary_width():
 
 
 def test_a_bug_past_a_logit_bound_is_shrunk_to_just_above_the_bound():
-    search = _search(LARGE_LOGIT, examples=30, seed=2)
+    search = _search(LARGE_LOGIT, examples=25, seed=2)
     assert len(search.found) == 1
     found = next(iter(search.found.values()))
     q = found.example["input"]["q"]
@@ -107,12 +107,12 @@ def klconf(*args):
 
 def test_saved_findings_pass_cases_check_and_klconf_run_reproduces_them(tmp_path):
     cases_dir, out = tmp_path / "cases" / "explored", tmp_path / "out"
-    proc = klconf("explore", "--api", "tests.test_explore:WIDE_ROWS", "--only-api", "--examples", "20",
+    proc = klconf("explore", "--api", "tests.test_explore:WIDE_ROWS", "--only-api", "--examples", "12",
                   "--seed", "5", "--save-to", str(cases_dir), "--out", str(out), "--expectations", "none", "-q")
     assert proc.returncode == 1, proc.stdout + proc.stderr  # something was found
     summary = json.loads((out / "explore.json").read_text())
-    assert summary["type"] == "explore" and summary["seed"] == 5 and summary["budget"] == "20 examples per target"
-    assert summary["targets"][0]["examples"] >= 20 and summary["targets"][0]["api"] == WIDE_ROWS.name
+    assert summary["type"] == "explore" and summary["seed"] == 5 and summary["budget"] == "12 examples per target"
+    assert summary["targets"][0]["examples"] >= 12 and summary["targets"][0]["api"] == WIDE_ROWS.name
     (finding,) = summary["findings"]
     assert finding["saved"] and np.shape(finding["input"]["p"].get("probs", finding["input"]["p"].get("logits")))[-1] == 13
 
