@@ -67,7 +67,7 @@ def test_a_bug_in_wide_rows_is_found_once_and_shrunk_to_the_boundary_width():
 
 
 def test_a_bug_past_a_logit_bound_is_shrunk_to_just_above_the_bound():
-    search = _search(LARGE_LOGIT, examples=25, seed=2)
+    search = _search(LARGE_LOGIT, examples=60, seed=2)
     assert len(search.found) == 1
     found = next(iter(search.found.values()))
     q = found.example["input"]["q"]
