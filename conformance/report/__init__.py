@@ -13,7 +13,9 @@ from pathlib import Path
 INDEX = "index.html"
 # The page's sections in order: (anchor, navigation label); each is the partial templates/section_<anchor>.html.j2.
 SECTIONS = [("overview", "Overview"), ("conventions", "Conventions"), ("porting", "Porting"), ("matrix", "Matrix"),
-            ("accuracy", "Accuracy"), ("failures", "Failures"), ("run", "Run information")]
+            ("accuracy", "Accuracy"), ("failures", "Failures"), ("exploration", "Exploration"),
+            ("run", "Run information")]
+OPTIONAL_SECTIONS = {"exploration"}  # shown (and listed in the navigation) only when their data is present
 
 
 def write_report(results: Iterable[Path | str], out_dir: Path | str, validate: str = "sample") -> Path:
@@ -27,9 +29,12 @@ def write_report(results: Iterable[Path | str], out_dir: Path | str, validate: s
 
 def write_page(data: dict, runset, out_dir: Path | str) -> Path:
     """Render the page for data from `aggregate` (and the sources it came from) into `out_dir/index.html`."""
-    from . import html, svg
+    from . import exploration, html, svg
 
+    explored = exploration.load(s.path for s in runset.sources)
+    sections = [(name, label) for name, label in SECTIONS
+                if name not in OPTIONAL_SECTIONS or (name == "exploration" and explored)]
     page = html.render("report.html.j2", title="klconf report", sources=[s.path for s in runset.sources],
-                       sections=SECTIONS,
+                       sections=sections, exploration=explored,
                        chart=svg.accuracy_chart(data["accuracy"]["rows"]), legend=svg.legend(), **data)
     return html.write(Path(out_dir) / INDEX, page)
