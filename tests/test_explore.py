@@ -75,7 +75,8 @@ def test_a_bug_past_a_logit_bound_is_shrunk_to_just_above_the_bound():
     largest = float(np.max(np.asarray(q["logits"], np.float64)))
     assert LOGIT_LIMIT < largest <= LOGIT_LIMIT + 1
     p = found.example["input"]["p"]
-    assert "logits" in p and not np.any(np.asarray(p["logits"], np.float64) > LOGIT_LIMIT)  # P shrunk to plain
+    # P shrunk to plain: probabilities, or logits none of which is past the bound
+    assert "probs" in p or not np.any(np.asarray(p["logits"], np.float64) > LOGIT_LIMIT), p
 
 
 def test_a_correct_api_yields_no_finding():
@@ -119,7 +120,7 @@ def test_saved_findings_pass_cases_check_and_klconf_run_reproduces_them(tmp_path
     saved = yaml.safe_load((cases_dir / "tensor.yaml").read_text())["cases"]
     (case,) = saved
     assert case["id"] == finding["case_id"] and {"explored", "seed-5"} <= set(case["tags"])
-    assert case["expected"]["provenance"].startswith("mpmath") and case["dtypes"] == [finding["dtype"]]
+    assert case["expected"]["provenance"].startswith("certified:") and case["dtypes"] == [finding["dtype"]]
     assert Path(finding["repro"]).read_text().startswith("# klconf reproduction of")
 
     check = klconf("cases", "check", "--cases", str(tmp_path / "cases"), "--expectations", "none")
