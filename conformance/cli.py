@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the suite and write results (and the report)")
     run.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
     run.add_argument("--framework", action="append", default=[], metavar="NAME",
-                     help="only this framework (torch, jax, tensorflow, scipy); repeatable")
+                     help="only this framework (see `klconf apis` for their names); repeatable")
     run.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
                      help="also check a third-party implementation (an Api entry); repeatable")
     run.add_argument("--only-api", action="store_true", help="check only the --api entries")
@@ -147,9 +147,11 @@ def _plugin_autoloaded() -> bool:
 def cmd_run(args) -> int:
     import pytest
 
-    unknown = [f for f in args.framework if f not in ("torch", "jax", "tensorflow", "scipy")]
+    from .frameworks import FRAMEWORKS
+
+    unknown = [f for f in args.framework if f not in FRAMEWORKS]
     if unknown:
-        raise UsageError(f"unknown framework(s): {', '.join(unknown)} (known: torch, jax, tensorflow, scipy)")
+        raise UsageError(f"unknown framework(s): {', '.join(unknown)} (known: {', '.join(FRAMEWORKS)})")
     from .cases import load_corpus
     from .frameworks import load_plugin
 

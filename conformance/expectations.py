@@ -219,7 +219,7 @@ def _expand_distribution(listed: dict) -> tuple[list[str], list[str]]:
     from .distributions import libraries
 
     corpus = _distribution_corpus()
-    names = {lib.name for lib in libraries.LIBRARIES}
+    names = {lib.name for lib in libraries.all_libraries()}
     problems = [f"unknown distribution case {c!r}" for c in listed["case"] if c not in corpus]
     problems += [f"unknown distribution-level api {a!r}" for a in listed["api"] if a not in names]
     if problems:
