@@ -252,8 +252,18 @@ class Child:
     def stop(self) -> None:
         if self.process is not None:
             self.process.kill()
-            self.process.wait()
-            self.process = None
+            self._reap()
+
+    def _reap(self) -> int:
+        assert self.process is not None and self.process.stdin and self.process.stdout
+        code = self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:  # a pipe whose reader is gone cannot flush: nothing is lost
+                pass
+        self.process = None
+        return code
 
     def request(self, kind: str, call: Pending, index: int | None = None) -> Computed:
         if self.process is None or self.process.poll() is not None:
@@ -270,8 +280,7 @@ class Child:
                 _send(self.process.stdin, message)
             return _receive(self.process.stdout)
         except (EOFError, BrokenPipeError) as exc:
-            code = self.process.wait()
-            self.process = None
+            code = self._reap()
             raise RuntimeError(f"the Keras {self.backend} process died (exit code {code}): {self._last_words()}") from exc
         except BaseException:  # a time limit or an interrupt mid-call: the child's state is unknown
             self.stop()
@@ -283,6 +292,7 @@ class Child:
 
     def __del__(self):
         self.stop()
+        self.log.close()
 
 
 # --------------------------------------------------------------------------- the child

@@ -120,6 +120,7 @@ APIS = [
         dtypes=_DTYPES,
         snippet="paddle.nn.functional.kl_div({a}, {b}, reduction={o[reduction]!r}, log_target={o[log_target]!r})",
         differentiable=("input",),
+        broadcasts=False,  # "Input(X) and Input(Target) should in same shape"
         notes=_NOTES,
         doc_url="https://www.paddlepaddle.org.cn/documentation/docs/en/api/paddle/nn/functional/kl_div_en.html",
     ),
@@ -132,6 +133,7 @@ APIS = [
         dtypes=_DTYPES,
         snippet="paddle.nn.KLDivLoss(reduction={o[reduction]!r}, log_target={o[log_target]!r})({a}, {b})",
         differentiable=("input",),
+        broadcasts=False,  # "Input(X) and Input(Target) should in same shape"
         notes=_NOTES,
         doc_url="https://www.paddlepaddle.org.cn/documentation/docs/en/api/paddle/nn/KLDivLoss_en.html",
     ),
