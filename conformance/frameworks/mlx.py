@@ -99,7 +99,7 @@ APIS = [
 VOCABULARY = Vocabulary(
     framework="mlx",
     imports=("import mlx.core as mx",),
-    native="mx.array(np.asarray({x}))",
+    native="mx.array(np.asarray({x}), dtype=mx.float64 if np.asarray({x}).dtype == np.float64 else mx.float32)",
     to_numpy="np.array({x})",
     scope="",
     log="mx.log({x})",

@@ -88,7 +88,8 @@ def framework_terms(framework: str) -> list[Term]:
     """The framework's own elementwise KL functions as terms, with the zero behaviour inference measured.
 
     Candidates are the framework's built-in Api entries that need nothing beyond the framework,
-    whose snippet is one call and whose declared reduction is "none"; each is then inferred as a
+    broadcast P against Q (as every source's equivalent must), whose snippet is one call and whose
+    declared reduction is "none"; each is then inferred as a
     black box, and kept only if inference finds it elementwise, unclipped, unnormalised and fully
     known. Its arguments are written from P and Q in the spaces inference found (log Q where it
     takes log-probabilities). A framework that is not installed contributes nothing.
@@ -98,7 +99,7 @@ def framework_terms(framework: str) -> list[Term]:
 
     terms = []
     for api in builtin_apis([framework]):
-        if api.requires or not isinstance(api.snippet, str) or "\n" in api.snippet:
+        if api.requires or not api.broadcasts or not isinstance(api.snippet, str) or "\n" in api.snippet:
             continue
         for options in api.options:
             if api.convention(options).reduction != "none":
