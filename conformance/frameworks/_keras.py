@@ -91,8 +91,8 @@ def _metric(keras, p, q, o, w):
 
 
 def _cross_entropy_minus_entropy(keras, p, logits, o, w):
-    ops = keras.ops
-    entropy = -ops.sum(ops.where(p > 0, p * ops.log(ops.where(p > 0, p, 1)), 0), axis=-1)
+    ops = keras.ops  # the entropy as TensorFlow's -xlogy(p, p): 0 at p = 0, NaN for p < 0 (Keras has no xlogy)
+    entropy = -ops.sum(ops.where(p == 0, 0, p * ops.log(ops.where(p == 0, 1, p))), axis=-1)
     return keras.losses.categorical_crossentropy(p, logits, from_logits=True) - entropy
 
 
@@ -164,8 +164,8 @@ def apis(backend: str) -> list[Api]:
         Api(
             name=f"keras.losses.categorical_crossentropy-entropy[{backend}]", framework=framework,
             call=call("losses.categorical_crossentropy-entropy"),
-            snippet="p = {a}\nentropy = -keras.ops.sum(keras.ops.where(p > 0, p * keras.ops.log("
-                    "keras.ops.where(p > 0, p, 1)), 0), axis=-1)\n"
+            snippet="p = {a}\nentropy = -keras.ops.sum(keras.ops.where(p == 0, 0, p * keras.ops.log("
+                    "keras.ops.where(p == 0, 1, p))), axis=-1)\n"
                     "keras.losses.categorical_crossentropy(p, {b}, from_logits=True) - entropy",
             convention=lambda o: Convention(arguments=("y_true", "y_pred"), p_argument="y_true",
                                             input_space=("prob", "logits"), reduction="per_row", class_axis=-1),
