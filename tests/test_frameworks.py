@@ -23,10 +23,18 @@ def manifest(corpus):
 
 def api(name):
     found = next(a for a in frameworks.builtin_apis() if a.name == name)
-    module = frameworks.binding(found.framework).modules[0]
-    if importlib.util.find_spec(module) is None or found.missing():
-        pytest.skip(f"{module} is not installed")
+    _importable(found.framework)
+    if found.missing():
+        pytest.skip(found.missing())
     return found
+
+
+def _importable(framework: str) -> None:
+    """Skip unless the framework imports here (not installed, or refusing this process: paddle after tensorflow)."""
+    try:
+        frameworks.binding(framework).handle()
+    except frameworks.Unavailable as exc:
+        pytest.skip(str(exc))
 
 
 def check(corpus, manifest, case, name, dtype="float32", **options):
@@ -37,9 +45,7 @@ def check(corpus, manifest, case, name, dtype="float32", **options):
 
 @pytest.mark.parametrize("framework", frameworks.FRAMEWORKS)
 def test_every_api_passes_the_forum_and_canonical_cases(corpus, manifest, framework):
-    missing = frameworks.binding(framework).available()
-    if missing:
-        pytest.skip(missing)
+    _importable(framework)
     apis = [a for a in frameworks.builtin_apis([framework]) if not a.missing()]
     planned = runner.plan([corpus["forum-example"], corpus["dirichlet-8x5"]], apis, devices=["cpu"],
                           dtypes=["float32", "float64"])
@@ -126,3 +132,17 @@ def test_mlx_float64_carries_a_float32_sized_error_and_float32_passes(corpus, ma
     assert 1e-9 < rec.rel_error < 1e-6  # float32-sized, far above float64's tolerance
     assert check(corpus, manifest, "dirichlet-8x5", "mlx.nn.losses.kl_div_loss", "float32",
                  reduction="sum").verdict == "pass"
+
+
+def test_paddle_refuses_a_process_that_imported_tensorflow_first():
+    """paddle 3.3.1 imported after tensorflow 2.21 segfaults: the binding must skip, never crash the worker."""
+    import subprocess
+    import sys
+
+    for module in ("paddle", "tensorflow"):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed")
+    probe = ("import tensorflow\nfrom conformance import frameworks\n"
+             "try:\n    frameworks.binding('paddle').handle()\nexcept frameworks.Unavailable as exc:\n    print(exc)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "cannot be imported after tensorflow" in out.stdout, out.stderr[-2000:]

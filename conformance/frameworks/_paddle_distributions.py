@@ -16,6 +16,9 @@ from ..distributions.libraries import Library
 
 
 def _load():
+    from .paddle import BINDING
+
+    BINDING.handle()  # refuses a process that has imported tensorflow (see paddle.py)
     import paddle
     import paddle.distribution as dist
     from paddle.distribution import kl
