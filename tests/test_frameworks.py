@@ -144,5 +144,5 @@ def test_paddle_refuses_a_process_that_imported_tensorflow_first():
             pytest.skip(f"{module} is not installed")
     probe = ("import tensorflow\nfrom conformance import frameworks\n"
              "try:\n    frameworks.binding('paddle').handle()\nexcept frameworks.Unavailable as exc:\n    print(exc)")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0 and "cannot be imported after tensorflow" in out.stdout, out.stderr[-2000:]

@@ -25,9 +25,10 @@ import importlib
 import importlib.util
 import itertools
 import pkgutil
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -138,7 +138,8 @@ def apis(backend: str) -> list[Api]:
             options=grid(reduction=("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"),
                          sample_weight=_WEIGHTS),
             differentiable=("y_true", "y_pred"),
-            snippet="keras.losses.KLDivergence(reduction={o[reduction]!r}, dtype={dtype!r})({a}, {b}, sample_weight={w})",
+            snippet="keras.losses.KLDivergence(reduction={o[reduction]!r}, dtype={dtype!r})"
+                    "({a}, {b}, sample_weight={w})",
             notes=f"Keras 3 on the {backend} backend. Probabilities in (y_true=P, y_pred=Q) order; both clipped to "
                   "[1e-7, 1].",
             doc_url="https://keras.io/api/losses/probabilistic_losses/#kldivergence-class",
@@ -236,7 +237,7 @@ class Child:
     def __init__(self, backend: str):
         self.backend = backend
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.TemporaryFile()  # the child's stderr: its last words when it dies
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 -- the child's stderr, open for the child's lifetime
 
     def start(self) -> dict:
         env = {**os.environ, "KERAS_BACKEND": self.backend, "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -281,7 +282,8 @@ class Child:
             return _receive(self.process.stdout)
         except (EOFError, BrokenPipeError) as exc:
             code = self._reap()
-            raise RuntimeError(f"the Keras {self.backend} process died (exit code {code}): {self._last_words()}") from exc
+            raise RuntimeError(
+                f"the Keras {self.backend} process died (exit code {code}): {self._last_words()}") from exc
         except BaseException:  # a time limit or an interrupt mid-call: the child's state is unknown
             self.stop()
             raise
@@ -310,7 +312,7 @@ def _serve(backend: str) -> None:
         settings = {"keras.backend": keras.backend.backend(), "keras.config.epsilon": keras.config.epsilon(),
                     "keras.config.floatx": keras.config.floatx(), **bind.settings(fw)}
         _send(replies, ("ready", {"versions": versions, "devices": bind.devices(fw), "settings": settings}))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 -- any failure to start is the parent's skip reason
         _send(replies, ("failed", f"{type(exc).__name__}: {exc}"))
         return
     while True:
@@ -320,7 +322,7 @@ def _serve(backend: str) -> None:
             return
         try:
             _send(replies, ("ok", _run(keras, bind, fw, kind, call, index)))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 -- whatever the call raises goes back to the parent's record
             text = "".join(traceback.format_exception(exc, limit=-3))[-2000:]
             _send(replies, ("error", f"{type(exc).__name__}: {exc}\n(in the Keras {backend} process)\n{text}"))
 

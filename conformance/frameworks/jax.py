@@ -14,7 +14,6 @@ from ..conventions import Convention
 from ..porting.vocabulary import Vocabulary
 from . import Api, Binding, Snippet, Unavailable
 
-
 ORDER = 20  # place in reports
 
 def _load():

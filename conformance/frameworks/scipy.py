@@ -8,7 +8,6 @@ from ..porting.vocabulary import Vocabulary
 from . import Api, Binding, Snippet, grid
 from .numpy import as_float64, cpu_only
 
-
 ORDER = 40  # place in reports
 
 def _load():

@@ -9,7 +9,6 @@ from ..conventions import Convention
 from ..porting.vocabulary import Vocabulary
 from . import Api, Binding, Snippet, Unavailable, grid
 
-
 ORDER = 10  # place in reports
 
 def _load():
