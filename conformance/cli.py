@@ -106,7 +106,7 @@ def _add_selection_options(parser: argparse.ArgumentParser) -> None:
     """What is planned: shared by `run` and `plan`, so a plan is exactly what the same run would make."""
     parser.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
     parser.add_argument("--framework", action="append", default=[], metavar="NAME",
-                     help="only this framework (torch, jax, tensorflow, scipy); repeatable")
+                     help="only this framework (see `klconf apis` for their names); repeatable")
     parser.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
                      help="also check a third-party implementation (an Api entry); repeatable")
     parser.add_argument("--only-api", action="store_true", help="check only the --api entries")
@@ -177,9 +177,11 @@ def _plugin_autoloaded() -> bool:
 
 def _check_selection(args) -> None:
     """Fail fast, in one line each, before pytest starts."""
-    unknown = [f for f in args.framework if f not in ("torch", "jax", "tensorflow", "scipy")]
+    from .frameworks import FRAMEWORKS
+
+    unknown = [f for f in args.framework if f not in FRAMEWORKS]
     if unknown:
-        raise UsageError(f"unknown framework(s): {', '.join(unknown)} (known: torch, jax, tensorflow, scipy)")
+        raise UsageError(f"unknown framework(s): {', '.join(unknown)} (known: {', '.join(FRAMEWORKS)})")
     from .cases import load_corpus
     from .frameworks import load_plugin
     from .sharding import ShardSpec

@@ -16,13 +16,12 @@ import json
 import sys
 import time
 
-FRAMEWORK_NAMES = ("torch", "jax", "tensorflow", "scipy")
 
 
 def add_commands(sub) -> None:
     conv = sub.add_parser("conventions", help="infer every API's conventions from its outputs (a table)")
     conv.add_argument("--framework", action="append", default=[], metavar="NAME",
-                      help=f"only this framework ({', '.join(FRAMEWORK_NAMES)}); repeatable")
+                      help="only this framework (see `klconf apis` for their names); repeatable")
     conv.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
                       help="also infer the conventions of these Api entries; repeatable")
     conv.add_argument("--only-api", action="store_true", help="only the --api entries")
@@ -70,10 +69,10 @@ def _usage_error(message: str):
 def _apis(frameworks_: list[str], plugins: list[str], only_plugins: bool):
     from . import frameworks
 
-    unknown = [f for f in frameworks_ if f not in FRAMEWORK_NAMES]
+    unknown = [f for f in frameworks_ if f not in frameworks.FRAMEWORKS]
     if unknown:
-        raise _usage_error(f"unknown framework(s): {', '.join(unknown)} (known: {', '.join(FRAMEWORK_NAMES)})")
-    apis = [] if only_plugins else frameworks.builtin_apis(frameworks_ or FRAMEWORK_NAMES)
+        raise _usage_error(f"unknown framework(s): {', '.join(unknown)} (known: {', '.join(frameworks.FRAMEWORKS)})")
+    apis = [] if only_plugins else frameworks.builtin_apis(frameworks_ or frameworks.FRAMEWORKS)
     for spec in plugins:
         try:
             apis += frameworks.load_plugin(spec)

@@ -247,7 +247,7 @@ def _expand_distribution(listed: dict, loaded: _Corpus) -> tuple[list[str], list
     from .distributions import libraries
 
     corpus = loaded.distributions
-    names = {lib.name for lib in libraries.LIBRARIES}
+    names = {lib.name for lib in libraries.all_libraries()}
     case_ids, problems = loaded.known(listed["case"], corpus, "distribution case")
     problems += [f"unknown distribution-level api {a!r}" for a in listed["api"] if a not in names]
     if problems:

@@ -25,7 +25,7 @@ from .runner import framework_info
 RECORD_KEY = "klconf_record"
 FRAMEWORK_KEY = "klconf_framework"
 MARKERS = {
-    **{fw: f"checks of {fw} APIs" for fw in frameworks.FRAMEWORKS + ("numpy",)},
+    **{fw: f"checks of {fw} APIs" for fw in frameworks.KNOWN},
     **{d: f"checks on the {d} device" for d in frameworks.DEVICES},
     **{d: f"checks in {d}" for d in DTYPES},
 }

@@ -205,8 +205,15 @@ LIBRARIES: list[Library] = [
 ]
 
 
+def all_libraries() -> list[Library]:
+    """The entries above and those framework modules export (`distribution_libraries`)."""
+    from ..frameworks import distribution_libraries
+
+    return LIBRARIES + distribution_libraries()
+
+
 def by_framework(frameworks: list[str] | tuple[str, ...]) -> list[Library]:
-    return [lib for lib in LIBRARIES if lib.framework in frameworks]
+    return [lib for lib in all_libraries() if lib.framework in frameworks]
 
 
 def build(library: Library, h, family: str, fed: dict, dtype: str, device: str):

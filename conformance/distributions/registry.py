@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..frameworks import Unavailable
 from . import closed_forms
-from .libraries import LIBRARIES, Library, handle
+from .libraries import Library, all_libraries, handle
 
 
 # Registry entries on abstract or wrapper classes: they resolve a lookup for many pairs but compute
@@ -82,9 +82,9 @@ def _pairs(pairs) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    names = (argv if argv is not None else sys.argv[1:]) or [lib.key for lib in LIBRARIES]
+    names = (argv if argv is not None else sys.argv[1:]) or [lib.key for lib in all_libraries()]
     found = {}
-    for lib in LIBRARIES:
+    for lib in all_libraries():
         if lib.key not in names:
             continue
         try:

@@ -1,18 +1,34 @@
 """Framework bindings and the registry of KL APIs.
 
-Each module here (torch, jax, tensorflow, scipy, numpy) is the only place its framework
-is imported, and imports it lazily: listing APIs costs nothing, and a run that selects
-one framework never imports another. A KL API is one declarative `Api` entry; a
-third-party implementation is an `Api` (or a list of them) loaded with
-`--api module:object`.
+A framework is one module in this package, and the registry is the package itself: every
+module whose name does not start with "_" is a framework, named after its module, and every
+list of framework names klconf shows or accepts (command-line choices, pytest markers,
+porting targets, report order, distribution libraries) is derived from what is found here,
+so adding a framework is adding its module. A framework module exports:
+
+    BINDING   a `Binding` named like the module (imports, versions, devices, arrays, autodiff)
+    APIS      its built-in `Api` entries, each with `framework` set to the module's name
+              (empty for a binding that only serves plug-ins, such as numpy)
+    ORDER     optional: its place in reports (lower first; default 100, ties by name)
+    VOCABULARY          optional: a `porting.vocabulary.Vocabulary`, making it a porting target
+    distribution_libraries  optional: a function returning its `distributions.libraries.Library`
+                            entries (a function, so that listing frameworks imports nothing more)
+
+Each module is the only place its framework is imported, and imports it lazily: listing
+APIs costs nothing, and a run that selects one framework never imports another. A KL API
+is one declarative `Api` entry; a third-party implementation is an `Api` (or a list of
+them) loaded with `--api module:object`.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import itertools
+import pkgutil
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +36,6 @@ from ..conventions import Convention
 from ..dtypes import DTYPES
 from ..outputs import shares_memory as numpy_shares_memory
 
-FRAMEWORKS = ("torch", "jax", "tensorflow", "scipy")  # built in, in report order; "numpy" serves plug-ins
 DEVICES = ("cpu", "cuda")
 
 
@@ -158,14 +173,65 @@ def binding(framework: str) -> Binding:
     return _module(framework).BINDING
 
 
-def builtin_apis(frameworks: Iterable[str] = FRAMEWORKS) -> list[Api]:
-    return [api for fw in frameworks for api in _module(fw).APIS]
+def builtin_apis(frameworks: Iterable[str] | None = None) -> list[Api]:
+    """The built-in Api entries of these frameworks (default: every framework), in report order."""
+    return [api for fw in (FRAMEWORKS if frameworks is None else frameworks) for api in _module(fw).APIS]
 
 
-def _module(framework: str):
-    if framework not in FRAMEWORKS + ("numpy",):
-        raise KeyError(f"unknown framework {framework!r} (known: {', '.join(FRAMEWORKS + ('numpy',))})")
-    return importlib.import_module(f"{__name__}.{framework}")
+def _module(framework: str) -> ModuleType:
+    if framework not in _REGISTRY:
+        raise KeyError(f"unknown framework {framework!r} (known: {', '.join(_REGISTRY)})")
+    return _REGISTRY[framework]
+
+
+def vocabulary_of(framework: str):
+    """The framework's porting vocabulary, or None when equivalents cannot be written in it."""
+    return getattr(_module(framework), "VOCABULARY", None)
+
+
+def distribution_libraries() -> list:
+    """Every framework module's distribution-level KL entries (`distributions.libraries.Library`)."""
+    found: list = []
+    for module in _REGISTRY.values():
+        if hasattr(module, "distribution_libraries"):
+            found += module.distribution_libraries()
+    return found
+
+
+def problems(module: ModuleType) -> list[str]:
+    """What a framework module lacks or gets wrong; empty when it is complete."""
+    name = module.__name__.rpartition(".")[2]
+    found = []
+    bind = getattr(module, "BINDING", None)
+    if not isinstance(bind, Binding):
+        found.append(f"{name}: BINDING is missing or not a Binding")
+    elif bind.name != name:
+        found.append(f"{name}: BINDING.name is {bind.name!r}, not the module's name")
+    apis = getattr(module, "APIS", None)
+    if not isinstance(apis, (list, tuple)) or not all(isinstance(a, Api) for a in apis):
+        found.append(f"{name}: APIS is missing or not a list of Api entries")
+    else:
+        found += [f"{name}: {a.name} declares framework {a.framework!r}" for a in apis if a.framework != name]
+    if not isinstance(getattr(module, "ORDER", 100), int):
+        found.append(f"{name}: ORDER is not an int")
+    voc = getattr(module, "VOCABULARY", None)
+    if voc is not None and getattr(voc, "framework", None) != name:
+        found.append(f"{name}: VOCABULARY is not a porting Vocabulary for {name!r}")
+    if hasattr(module, "distribution_libraries") and not callable(module.distribution_libraries):
+        found.append(f"{name}: distribution_libraries is not a function")
+    return found
+
+
+def _discover() -> dict[str, ModuleType]:
+    """Import every framework module of this package (cheap: frameworks load lazily), in report order."""
+    modules = {}
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            modules[info.name] = importlib.import_module(f"{__name__}.{info.name}")
+    wrong = [p for m in modules.values() for p in problems(m)]
+    if wrong:
+        raise ImportError("incomplete framework module(s): " + "; ".join(wrong))
+    return dict(sorted(modules.items(), key=lambda item: (getattr(item[1], "ORDER", 100), item[0])))
 
 
 def load_plugin(spec: str) -> list[Api]:
@@ -184,3 +250,10 @@ def load_plugin(spec: str) -> list[Api]:
             raise TypeError(f"{spec} yields {type(api).__name__}, not conformance.frameworks.Api")
         _module(api.framework)  # the framework must be one klconf can bind
     return apis
+
+
+# The registry: discovered last, once the names framework modules import from here exist.
+_REGISTRY = _discover()
+KNOWN = tuple(_REGISTRY)  # every framework a binding exists for, in report order (numpy serves plug-ins)
+FRAMEWORKS = tuple(name for name, module in _REGISTRY.items() if module.APIS)  # those with built-in APIs
+PORTING_TARGETS = tuple(name for name in FRAMEWORKS if vocabulary_of(name) is not None)

@@ -11,8 +11,10 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..conventions import Convention
+from ..porting.vocabulary import Vocabulary
 from . import Api, Binding, Snippet, Unavailable
 
+ORDER = 20  # place in reports
 
 def _load():
     import jax
@@ -224,3 +226,20 @@ APIS = [
         doc_url="https://optax.readthedocs.io/en/latest/api/losses.html",
     ),
 ]
+
+# How a ported equivalent is written in this framework (conformance/porting/vocabulary.py)
+VOCABULARY = Vocabulary(
+    framework="jax",
+    imports=("import jax", "import jax.numpy as jnp", "import jax.scipy.special"),
+    native="jnp.asarray({x})",
+    to_numpy="np.asarray({x})",
+    scope="with jax.enable_x64(dtype == np.float64):  # JAX computes in float64 only with x64",
+    log="jnp.log({x})",
+    xlogy="jax.scipy.special.xlogy({x}, {y})",
+    where="jnp.where({c}, {a}, {b})",
+    constant="{value}",
+    clip="jnp.clip({x}, {lo}, {hi})",
+    sum="jnp.sum({x}, axis={axis})",
+    sum_keep="jnp.sum({x}, axis={axis}, keepdims=True)",
+    total="jnp.sum({x})",
+)

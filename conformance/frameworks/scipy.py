@@ -4,9 +4,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from ..conventions import Convention
+from ..porting.vocabulary import Vocabulary
 from . import Api, Binding, Snippet, grid
 from .numpy import as_float64, cpu_only
 
+ORDER = 40  # place in reports
 
 def _load():
     import numpy
@@ -84,3 +86,20 @@ APIS = [
         doc_url="https://docs.scipy.org/doc/scipy/reference/generated/scipy.stats.entropy.html",
     ),
 ]
+
+# How a ported equivalent is written in this framework (conformance/porting/vocabulary.py)
+VOCABULARY = Vocabulary(
+    framework="scipy",
+    imports=("import scipy.special",),
+    native="np.asarray({x})",
+    to_numpy="np.asarray({x})",
+    scope='with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # log(0) and 0 * inf are meant',
+    log="np.log({x})",
+    xlogy="scipy.special.xlogy({x}, {y})",
+    where="np.where({c}, {a}, {b})",
+    constant="{value}",
+    clip="np.clip({x}, {lo}, {hi})",
+    sum="np.sum({x}, axis={axis})",
+    sum_keep="np.sum({x}, axis={axis}, keepdims=True)",
+    total="np.sum({x})",
+)

@@ -12,10 +12,13 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..conventions import Convention
+from ..porting.vocabulary import Vocabulary
 from . import Api, Binding, Snippet, Unavailable, grid
 
 KERAS_EPSILON = 1e-7  # keras.config.epsilon(): both arguments are clipped to [epsilon, 1]
 
+
+ORDER = 30  # place in reports
 
 def _load():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -241,3 +244,20 @@ APIS = [
         doc_url="https://www.tensorflow.org/api_docs/python/tf/keras/losses/KLDivergence",
     ),
 ]
+
+# How a ported equivalent is written in this framework (conformance/porting/vocabulary.py)
+VOCABULARY = Vocabulary(
+    framework="tensorflow",
+    imports=("import tensorflow as tf",),
+    native="tf.constant({x})",
+    to_numpy="{x}.numpy()",
+    scope="",
+    log="tf.math.log({x})",
+    xlogy="tf.math.xlogy({x}, {y})",
+    where="tf.where({c}, {a}, {b})",
+    constant="tf.constant({value}, {like}.dtype)",
+    clip="tf.clip_by_value({x}, {lo}, {hi})",
+    sum="tf.reduce_sum({x}, axis={axis})",
+    sum_keep="tf.reduce_sum({x}, axis={axis}, keepdims=True)",
+    total="tf.reduce_sum({x})",
+)

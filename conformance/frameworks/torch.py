@@ -6,8 +6,10 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..conventions import Convention
+from ..porting.vocabulary import Vocabulary
 from . import Api, Binding, Snippet, Unavailable, grid
 
+ORDER = 10  # place in reports
 
 def _load():
     import torch
@@ -212,3 +214,20 @@ APIS = [
         doc_url="https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
     ),
 ]
+
+# How a ported equivalent is written in this framework (conformance/porting/vocabulary.py)
+VOCABULARY = Vocabulary(
+    framework="torch",
+    imports=("import torch",),
+    native="torch.from_numpy(np.array({x}))",
+    to_numpy="{x}.numpy()",
+    scope="",
+    log="torch.log({x})",
+    xlogy="torch.special.xlogy({x}, {y})",
+    where="torch.where({c}, {a}, {b})",
+    constant="{value}",
+    clip="torch.clamp({x}, {lo}, {hi})",
+    sum="torch.sum({x}, dim={axis})",
+    sum_keep="torch.sum({x}, dim={axis}, keepdim=True)",
+    total="torch.sum({x})",
+)

@@ -8,13 +8,22 @@ behaviour the source shares instead of patching one up. The framework's own elem
 functions join the generic spellings in `framework_terms`, with their behaviour measured by
 convention inference, never assumed.
 
-Nothing here imports a framework: templates are text, filled by `compose`.
+Each framework module writes its own `VOCABULARY` (conformance/frameworks/<name>.py); nothing
+here imports a framework: templates are text, filled by `compose`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-TARGETS = ("torch", "jax", "tensorflow", "scipy")  # the frameworks an equivalent can be written for
+
+def __getattr__(name: str):
+    """TARGETS, the frameworks an equivalent can be written for: those whose module exports a VOCABULARY.
+    Read from the framework registry on first use, because framework modules import `Vocabulary` from here."""
+    if name == "TARGETS":
+        from ..frameworks import PORTING_TARGETS
+
+        return PORTING_TARGETS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -66,81 +75,21 @@ class Vocabulary:
         )
 
 
-VOCABULARIES = {
-    "torch": Vocabulary(
-        framework="torch",
-        imports=("import torch",),
-        native="torch.from_numpy(np.array({x}))",
-        to_numpy="{x}.numpy()",
-        scope="",
-        log="torch.log({x})",
-        xlogy="torch.special.xlogy({x}, {y})",
-        where="torch.where({c}, {a}, {b})",
-        constant="{value}",
-        clip="torch.clamp({x}, {lo}, {hi})",
-        sum="torch.sum({x}, dim={axis})",
-        sum_keep="torch.sum({x}, dim={axis}, keepdim=True)",
-        total="torch.sum({x})",
-    ),
-    "jax": Vocabulary(
-        framework="jax",
-        imports=("import jax", "import jax.numpy as jnp", "import jax.scipy.special"),
-        native="jnp.asarray({x})",
-        to_numpy="np.asarray({x})",
-        scope="with jax.enable_x64(dtype == np.float64):  # JAX computes in float64 only with x64",
-        log="jnp.log({x})",
-        xlogy="jax.scipy.special.xlogy({x}, {y})",
-        where="jnp.where({c}, {a}, {b})",
-        constant="{value}",
-        clip="jnp.clip({x}, {lo}, {hi})",
-        sum="jnp.sum({x}, axis={axis})",
-        sum_keep="jnp.sum({x}, axis={axis}, keepdims=True)",
-        total="jnp.sum({x})",
-    ),
-    "tensorflow": Vocabulary(
-        framework="tensorflow",
-        imports=("import tensorflow as tf",),
-        native="tf.constant({x})",
-        to_numpy="{x}.numpy()",
-        scope="",
-        log="tf.math.log({x})",
-        xlogy="tf.math.xlogy({x}, {y})",
-        where="tf.where({c}, {a}, {b})",
-        constant="tf.constant({value}, {like}.dtype)",
-        clip="tf.clip_by_value({x}, {lo}, {hi})",
-        sum="tf.reduce_sum({x}, axis={axis})",
-        sum_keep="tf.reduce_sum({x}, axis={axis}, keepdims=True)",
-        total="tf.reduce_sum({x})",
-    ),
-    "scipy": Vocabulary(
-        framework="scipy",
-        imports=("import scipy.special",),
-        native="np.asarray({x})",
-        to_numpy="np.asarray({x})",
-        scope='with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # log(0) and 0 * inf are meant',
-        log="np.log({x})",
-        xlogy="scipy.special.xlogy({x}, {y})",
-        where="np.where({c}, {a}, {b})",
-        constant="{value}",
-        clip="np.clip({x}, {lo}, {hi})",
-        sum="np.sum({x}, axis={axis})",
-        sum_keep="np.sum({x}, axis={axis}, keepdims=True)",
-        total="np.sum({x})",
-    ),
-}
-
-
 def vocabulary(framework: str) -> Vocabulary:
-    if framework not in VOCABULARIES:
-        raise KeyError(f"no porting vocabulary for {framework!r} (targets: {', '.join(TARGETS)})")
-    return VOCABULARIES[framework]
+    from ..frameworks import KNOWN, PORTING_TARGETS, vocabulary_of
+
+    found = vocabulary_of(framework) if framework in KNOWN else None
+    if found is None:
+        raise KeyError(f"no porting vocabulary for {framework!r} (targets: {', '.join(PORTING_TARGETS)})")
+    return found
 
 
 def framework_terms(framework: str) -> list[Term]:
     """The framework's own elementwise KL functions as terms, with the zero behaviour inference measured.
 
     Candidates are the framework's built-in Api entries that need nothing beyond the framework,
-    whose snippet is one call and whose declared reduction is "none"; each is then inferred as a
+    broadcast P against Q (as every source's equivalent must), whose snippet is one call and whose
+    declared reduction is "none"; each is then inferred as a
     black box, and kept only if inference finds it elementwise, unclipped, unnormalised and fully
     known. Its arguments are written from P and Q in the spaces inference found (log Q where it
     takes log-probabilities). A framework that is not installed contributes nothing.
@@ -150,7 +99,7 @@ def framework_terms(framework: str) -> list[Term]:
 
     terms = []
     for api in builtin_apis([framework]):
-        if api.requires or not isinstance(api.snippet, str) or "\n" in api.snippet:
+        if api.requires or not api.broadcasts or not isinstance(api.snippet, str) or "\n" in api.snippet:
             continue
         for options in api.options:
             if api.convention(options).reduction != "none":
