@@ -15,7 +15,6 @@ import sys
 import warnings
 from pathlib import Path
 
-FRAMEWORK_NAMES = ("torch", "jax", "tensorflow", "scipy")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 
 
@@ -27,7 +26,7 @@ def add_commands(sub) -> None:
                      help="instead of a time budget: N examples per target, one round, every failure shrunk fully")
     cmd.add_argument("--seed", type=int, default=0, help="seed of the search (default 0); saved cases are tagged with it")
     cmd.add_argument("--framework", action="append", default=[], metavar="NAME",
-                     help=f"only this framework ({', '.join(FRAMEWORK_NAMES)}); repeatable")
+                     help="only this framework (see `klconf apis` for their names); repeatable")
     cmd.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
                      help="also explore a third-party implementation (an Api entry); repeatable")
     cmd.add_argument("--only-api", action="store_true", help="explore only the --api entries")
@@ -70,15 +69,16 @@ def cmd_explore(args) -> int:
     from .plan import plan
     from .search import Budget, Search
 
-    unknown = [f for f in args.framework if f not in FRAMEWORK_NAMES]
+    FRAMEWORKS = frameworks.FRAMEWORKS
+    unknown = [f for f in args.framework if f not in FRAMEWORKS]
     if unknown:
-        raise UsageError(f"unknown framework(s): {', '.join(unknown)} (known: {', '.join(FRAMEWORK_NAMES)})")
+        raise UsageError(f"unknown framework(s): {', '.join(unknown)} (known: {', '.join(FRAMEWORKS)})")
     if args.examples is not None and args.examples < 1:
         raise UsageError("--examples expects a positive number")
     if args.examples is not None and args.budget is not None:
         raise UsageError("give --budget or --examples, not both")
     budget = Budget(examples=args.examples) if args.examples else Budget(seconds=parse_budget(args.budget or "5m"))
-    names = args.framework or list(FRAMEWORK_NAMES)
+    names = args.framework or list(FRAMEWORKS)
     apis = [] if args.only_api else frameworks.builtin_apis(names)
     for spec in args.api:
         try:
