@@ -65,7 +65,13 @@ def _selection(args):
 def _installer(args):
     from .envs import UvInstaller
 
-    return UvInstaller(Path.cwd(), Path(args.envs), python=args.python)
+    return UvInstaller(checkout(), Path(args.envs), python=args.python)
+
+
+def checkout() -> Path:
+    """The klconf source tree the environments install editable: this package's, else the working folder."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
 def cmd_matrix(args) -> int:
