@@ -80,9 +80,12 @@ JAX_HISTORY = ("0.4.25", "0.4.26", "0.4.27", "0.4.28", "0.4.29", "0.4.30", "0.4.
                "0.9.1", "0.9.2", "0.10.0", "0.10.1", "0.10.2")
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
+    # Every release whose KL-relevant functions changed (AST of xlogy, xlog1py, rel_entr, kl_div, entr in
+    # jax/_src/scipy/special.py; softmax, log_softmax in jax/_src/nn/functions.py; logsumexp in
+    # jax/_src/ops/special.py; jnp.sum), compared wheel to wheel, plus the first release and 0.10.1.
     Family("jax", "jax", _jax,
-           versions=("0.4.25", "0.4.28", "0.4.31", "0.4.35", "0.4.38", "0.5.0", "0.5.3", "0.6.0", "0.6.2",
-                     "0.7.0", "0.7.2", "0.8.0", "0.8.3", "0.9.0", "0.9.2", "0.10.0", "0.10.2"),
+           versions=("0.4.25", "0.4.27", "0.4.29", "0.4.30", "0.4.31", "0.4.34", "0.4.36", "0.5.0", "0.5.3",
+                     "0.6.0", "0.7.0", "0.7.1", "0.7.2", "0.8.0", "0.8.1", "0.10.1", "0.10.2"),
            history=JAX_HISTORY),
     # optax alone: JAX held at one release that every optax of the range accepts, so a change is optax's
     Family("optax", "jax", lambda v: (f"optax=={v}", "jax==0.6.2", "jaxlib==0.6.2"),
