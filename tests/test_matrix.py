@@ -49,12 +49,14 @@ def test_version_order_and_selection():
     assert everything[0].family == "jax" and everything[-1].label == "torch-2.15.0"
     with pytest.raises(KeyError):
         releases.select(["pytorch-2.0"])
-    between = releases.FAMILIES["jax"].between("0.4.35", "0.5.0")
-    assert [r.version for r in between] == ["0.4.35", "0.4.36", "0.4.37", "0.4.38", "0.5.0"]
-    assert [r.version for r in releases.FAMILIES["jax"].between("0.4.35", "0.5.0", every=False)] == ["0.4.35", "0.4.38",
-                                                                                                    "0.5.0"]
+    between = releases.FAMILIES["jax"].between("0.4.34", "0.5.0")
+    assert [r.version for r in between] == ["0.4.34", "0.4.35", "0.4.36", "0.4.37", "0.4.38", "0.5.0"]
+    matrix_only = releases.FAMILIES["jax"].between("0.5.0", "0.4.34", every=False)
+    assert [r.version for r in matrix_only] == ["0.4.34", "0.4.36", "0.5.0"]
     with pytest.raises(KeyError):
-        releases.FAMILIES["jax"].between("0.4.35", "0.4.99")
+        releases.FAMILIES["jax"].between("0.4.34", "0.4.99")
+    # a release not in the table (one published today) still gets its family's pins
+    assert releases.select(["jax-0.11.0"])[0].requirements[:2] == ("jax==0.11.0", "jaxlib==0.11.0")
 
 
 def test_matrix_list_and_unknown_release(capsys):
