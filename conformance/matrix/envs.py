@@ -11,6 +11,7 @@ lines, and the matrix records it.
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -68,6 +69,13 @@ class UvInstaller:
         return f"{release.label}-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
 
     def install(self, release: Release) -> Installed:
+        """Install under a per-environment lock, so two runs (a matrix and a bisection) never build one folder twice."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f"{self.key(release)}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._install(release)
+
+    def _install(self, release: Release) -> Installed:
         env = (self.root / self.key(release)).resolve()
         python = env / "bin" / "python"
         if (env / MARKER).exists() and python.exists():
