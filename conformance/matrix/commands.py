@@ -33,6 +33,8 @@ def add_commands(sub) -> None:
                         help="FAMILY (its default releases) or FAMILY-VERSION, e.g. jax jax-0.4.25 torch-2.15.0 "
                              "(default: every family, cheapest first)")
     matrix.add_argument("--list", action="store_true", help="list the release table and exit")
+    matrix.add_argument("--summary", action="store_true",
+                        help="print what the matrix recorded so far (OUT/summary.json), one line per release run, and exit")
     matrix.add_argument("--cold", action="store_true",
                         help="run against an empty oracle cache (measures the oracle's own cost)")
     _selection_arguments(matrix, DEFAULT_KEYWORD)
@@ -83,6 +85,12 @@ def cmd_matrix(args) -> int:
         chosen = table.select(args.releases)
     except KeyError as exc:
         raise UsageError(str(exc.args[0])) from None
+    if args.summary:
+        from .run import Outcome, load_summary
+
+        for entry in load_summary(Path(args.out) / "summary.json"):
+            print(line(Outcome(**entry)))
+        return 0
     if args.list:
         for r in chosen:
             print(f"{r.label:22s} klconf --framework {r.framework:10s} {' '.join(r.requirements)}"
