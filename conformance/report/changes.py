@@ -87,8 +87,14 @@ def record_view(anchor: str, release: Release, record: Record) -> dict:
     extra = {k: v for k, v in (record.extra or {}).items() if k != "repro"}
     if extra:
         data["extra"] = extra
-    return {"anchor": anchor, "release": release.label, "check_id": record.check_id,
-            "json": json.dumps(data, indent=1, ensure_ascii=False), "repro": reproduction(release, record)}
+    text = "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data.items()) + "\n}"
+    return {"anchor": anchor, "release": release.label, "check_id": record.check_id, "json": text,
+            "repro": reproduction(release, record)}
+
+
+def short_id(check_id: str, api: str) -> str:
+    """A check id without its API (the group heading names it): case, options, device, dtype."""
+    return check_id.replace(f"::{api}", " ", 1).replace("::", " ") if api else check_id
 
 
 def pair_view(index: int, old: Release, new: Release) -> dict:
@@ -108,7 +114,7 @@ def pair_view(index: int, old: Release, new: Release) -> dict:
             continue
         shown += 1
         b, a = before.get(change.check_id), after.get(change.check_id)
-        row = {"check_id": change.check_id, "category": change.category, "what": change.what,
+        row = {"check_id": change.check_id, "short": short_id(change.check_id, change.api), "category": change.category, "what": change.what,
                "base_verdict": change.base_verdict, "new_verdict": change.new_verdict, "detail": change.detail,
                "move": move(change, b, a), "links": []}
         for side, release, record in (("old", old, b), ("new", new, a)):
