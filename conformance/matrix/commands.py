@@ -189,9 +189,11 @@ def cmd_bisect(args) -> int:
                 print(f"    observed {record.observed!r}\n    expected {record.expected!r}")
                 if record.message:
                     print(f"    {record.message}")
-        repro = ((new.records or {}).get(check_id) or (old.records or {}).get(check_id))
-        if repro is not None and repro.extra.get("repro"):
-            print("  reproduction:\n    " + str(repro.extra["repro"]).replace("\n", "\n    "))
+        for probe in (new, old):  # the snippet is stored with failing records
+            record = (probe.records or {}).get(check_id)
+            if record is not None and record.extra.get("repro"):
+                print(f"  reproduction ({probe.label}):\n    " + str(record.extra["repro"]).replace("\n", "\n    "))
+                break
     return 0
 
 
