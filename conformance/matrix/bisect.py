@@ -101,7 +101,8 @@ class Bisection:
         return n if n <= 2 else 2 + math.ceil(math.log2(n - 1))
 
 
-def search(labels: Sequence[str], evaluate: Callable[[str], Probe], check_ids: Sequence[str] | None = None) -> Bisection:
+def search(labels: Sequence[str], evaluate: Callable[[str], Probe],
+           check_ids: Sequence[str] | None = None) -> Bisection:
     """Binary search for the first release whose signatures differ from the first release's.
 
     evaluate(label) installs and runs one release; check_ids fixes which checks are compared

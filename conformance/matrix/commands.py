@@ -20,7 +20,8 @@ def _selection_arguments(parser, keyword_default: str | None) -> None:
                         help=f"pytest -k expression over check ids (default: {keyword_default!r})")
     parser.add_argument("-n", "--workers", default="1", help="pytest-xdist workers per release run (default 1)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="time limit per framework call")
-    parser.add_argument("--envs", default=".klconf-envs", help="where release environments are kept (default: .klconf-envs/)")
+    parser.add_argument("--envs", default=".klconf-envs",
+                        help="where release environments are kept (default: .klconf-envs/)")
     parser.add_argument("--python", help="the Python the environments are made from (default: this one)")
     parser.add_argument("--out", default="reports/matrix", help="output folder (default: reports/matrix/)")
 
@@ -34,7 +35,7 @@ def add_commands(sub) -> None:
                              "(default: every family, cheapest first)")
     matrix.add_argument("--list", action="store_true", help="list the release table and exit")
     matrix.add_argument("--summary", action="store_true",
-                        help="print what the matrix recorded so far (OUT/summary.json), one line per release run, and exit")
+                        help="print what the matrix recorded so far (OUT/summary.json), one line per run, and exit")
     matrix.add_argument("--cold", action="store_true",
                         help="run against an empty oracle cache (measures the oracle's own cost)")
     _selection_arguments(matrix, DEFAULT_KEYWORD)

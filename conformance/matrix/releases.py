@@ -48,7 +48,8 @@ class Family:
 
     def between(self, first: str, last: str, every: bool = True) -> list[Release]:
         """The releases from `first` to `last` inclusive, in release order (from `history` when `every`)."""
-        ordered = sorted(set(self.history or ()) | set(self.versions), key=version_key) if every else list(self.versions)
+        known = set(self.history or ()) | set(self.versions)
+        ordered = sorted(known, key=version_key) if every else list(self.versions)
         for bound in (first, last):
             if bound not in ordered:
                 raise KeyError(f"{self.name} {bound} is not a known release (known: {', '.join(ordered)})")

@@ -105,8 +105,9 @@ def pair_view(index: int, old: Release, new: Release) -> dict:
     records: list[dict] = []
     shown = 0
     for n, change in enumerate(result.changes):
-        group = apis.setdefault(change.api or "(no API)", {"api": change.api or "(no API)", "framework": change.framework,
-                                                            "rows": [], "added": [], "removed": []})
+        api = change.api or "(no API)"
+        group = apis.setdefault(api, {"api": api, "framework": change.framework,
+                                      "rows": [], "added": [], "removed": []})
         if change.what in ("added", "removed"):
             group[change.what].append(change.check_id)
             continue
@@ -114,7 +115,8 @@ def pair_view(index: int, old: Release, new: Release) -> dict:
             continue
         shown += 1
         b, a = before.get(change.check_id), after.get(change.check_id)
-        row = {"check_id": change.check_id, "short": short_id(change.check_id, change.api), "category": change.category, "what": change.what,
+        row = {"check_id": change.check_id, "short": short_id(change.check_id, change.api),
+               "category": change.category, "what": change.what,
                "base_verdict": change.base_verdict, "new_verdict": change.new_verdict, "detail": change.detail,
                "move": move(change, b, a), "links": []}
         for side, release, record in (("old", old, b), ("new", new, a)):
