@@ -95,11 +95,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            versions=("1.13.1", "1.14.1", "1.15.3", "1.16.3", "1.17.1"),
            history=("1.13.0", "1.13.1", "1.14.0", "1.14.1", "1.15.0", "1.15.1", "1.15.2", "1.15.3", "1.16.0",
                     "1.16.1", "1.16.2", "1.16.3", "1.17.0", "1.17.1")),
-    # TensorFlow with the Keras it brings and the tf-keras of the same minor release
+    # TensorFlow with the tf-keras of the same minor release; Keras 3 is what the installer resolves next to
+    # it (the newest each accepts, 3.15 for all three), so a change here is TensorFlow's
     Family("tensorflow", "tensorflow", lambda v: (f"tensorflow=={v}", f"tf-keras~={v.rsplit('.', 1)[0]}.0"),
            versions=("2.19.1", "2.20.0", "2.21.0")),
-    # Keras 3 alone: TensorFlow held at 2.21 (the engine klconf drives Keras on)
-    Family("keras", "tensorflow", lambda v: (f"keras=={v}", "tensorflow==2.21.0", "tf-keras==2.21.0"),
+    # Keras 3 alone, on TensorFlow 2.20: TensorFlow 2.21 requires keras>=3.12, 2.20 accepts 3.10 to 3.15
+    Family("keras", "tensorflow", lambda v: (f"keras=={v}", "tensorflow==2.20.0", "tf-keras==2.20.1"),
            versions=("3.10.0", "3.11.3", "3.12.4", "3.13.2", "3.14.1", "3.15.1"),
            history=("3.10.0", "3.11.0", "3.11.1", "3.11.2", "3.11.3", "3.12.0", "3.12.1", "3.12.2", "3.12.3",
                     "3.12.4", "3.13.0", "3.13.1", "3.13.2", "3.14.0", "3.14.1", "3.15.0", "3.15.1")),
