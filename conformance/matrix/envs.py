@@ -94,9 +94,9 @@ class UvInstaller:
             outcome = _run(step, self.timeout_s)
             if outcome:
                 shutil.rmtree(env, ignore_errors=True)
-                return Installed(release.label, False, env=str(env), seconds=time.monotonic() - started,
+                return Installed(release.label, False, env=str(env), seconds=round(time.monotonic() - started, 1),
                                  reason=outcome, command=" ".join(step))
-        seconds = time.monotonic() - started
+        seconds = round(time.monotonic() - started, 1)
         result = Installed(release.label, True, str(python), str(env), seconds, command=" ".join(steps[-1]))
         (env / MARKER).write_text(json.dumps({**asdict(result), "requirements": list(release.requirements)}, indent=1))
         return result
