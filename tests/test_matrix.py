@@ -120,6 +120,17 @@ class FakeInstaller:
         return Installed(release.label, True, python="/fake/python", seconds=1.5)
 
 
+def test_default_selection_is_the_familys_apis_without_the_largest_cases():
+    optax = releases.FAMILIES["optax"].release("0.2.2")
+    argv = Selection().arguments(optax)
+    assert argv[argv.index("-k") + 1] == "(optax) and (not large-vocab)"
+    scipy = releases.FAMILIES["scipy"].release("1.13.1")
+    argv = Selection().arguments(scipy)
+    assert argv[argv.index("-k") + 1] == "(not large-vocab)" and argv[argv.index("--framework") + 1] == "scipy"
+    assert "-k" not in Selection(keyword="").arguments(scipy)  # '' asks for every check
+    assert Selection(dtypes=()).arguments(scipy).count("--dtype") == 0
+
+
 def test_a_release_that_does_not_install_is_a_summary_entry_not_a_gap(tmp_path, capsys):
     release = releases.FAMILIES["jax"].release("0.4.25")
     outcome = run_release(release, FakeInstaller({release.label}), Selection(), tmp_path,

@@ -16,8 +16,8 @@ def _selection_arguments(parser, keyword_default: str | None) -> None:
                         help="kinds of check (default: the family's own, e.g. value, property, convention)")
     parser.add_argument("--dtype", action="append", default=[], choices=DTYPES,
                         help="dtypes (default: float32 and float64); repeatable")
-    parser.add_argument("-k", dest="keyword", default=keyword_default,
-                        help=f"pytest -k expression over check ids (default: {keyword_default!r})")
+    parser.add_argument("-k", dest="keyword", default=None,
+                        help=f"pytest -k expression over check ids (default: {keyword_default}; '' for every check)")
     parser.add_argument("-n", "--workers", default="1", help="pytest-xdist workers per release run (default 1)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="time limit per framework call")
     parser.add_argument("--envs", default=".klconf-envs",
@@ -38,7 +38,7 @@ def add_commands(sub) -> None:
                         help="print what the matrix recorded so far (OUT/summary.json), one line per run, and exit")
     matrix.add_argument("--cold", action="store_true",
                         help="run against an empty oracle cache (measures the oracle's own cost)")
-    _selection_arguments(matrix, DEFAULT_KEYWORD)
+    _selection_arguments(matrix, f"the family's APIs and {DEFAULT_KEYWORD!r}")
     matrix.set_defaults(func=cmd_matrix)
 
     changes = sub.add_parser("changes", help="what changed across releases: consecutive diffs on one page")
@@ -54,7 +54,7 @@ def add_commands(sub) -> None:
     bisect.add_argument("last", help="the newer release, e.g. 0.10.2")
     bisect.add_argument("--matrix-only", action="store_true",
                         help="search only the matrix's default releases, not every known release in the range")
-    _selection_arguments(bisect, None)
+    _selection_arguments(bisect, "none: required")
     bisect.set_defaults(func=cmd_bisect, out="reports/bisect")
 
 
@@ -62,7 +62,7 @@ def _selection(args):
     from .run import Selection
 
     return Selection(checks=tuple(args.check), dtypes=tuple(args.dtype) or ("float32", "float64"),
-                     keyword=args.keyword or None, workers=str(args.workers), timeout=args.timeout)
+                     keyword=args.keyword, workers=str(args.workers), timeout=args.timeout)
 
 
 def _installer(args):
@@ -92,12 +92,14 @@ def cmd_matrix(args) -> int:
         for entry in load_summary(Path(args.out) / "summary.json"):
             print(line(Outcome(**entry)))
         return 0
+    selection = _selection(args)
     if args.list:
         for r in chosen:
+            keyword = selection.arguments(r)[selection.arguments(r).index("-k") + 1] if r.focus else ""
             print(f"{r.label:22s} klconf --framework {r.framework:10s} {' '.join(r.requirements)}"
-                  + (f"  ({r.note})" if r.note else ""))
+                  + (f"  (-k '{keyword}')" if keyword else "") + (f"  ({r.note})" if r.note else ""))
         return 0
-    installer, selection, out = _installer(args), _selection(args), Path(args.out)
+    installer, out = _installer(args), Path(args.out)
     outcomes = []
     for release in chosen:
         print(f"klconf matrix: {release.label}: installing {' '.join(release.requirements)}", flush=True)

@@ -24,6 +24,7 @@ class Release:
     requirements: tuple[str, ...]
     checks: tuple[str, ...]  # the default kinds of check for this family
     note: str = ""
+    focus: str = ""  # a pytest -k expression: the APIs this family's releases change (empty: all of the framework)
 
     @property
     def label(self) -> str:
@@ -39,9 +40,11 @@ class Family:
     history: tuple[str, ...] = ()
     checks: tuple[str, ...] = ("value", "property", "convention")
     notes: dict[str, str] = field(default_factory=dict)
+    focus: str = ""
 
     def release(self, version: str) -> Release:
-        return Release(self.name, version, self.framework, self.pins(version), self.checks, self.notes.get(version, ""))
+        return Release(self.name, version, self.framework, self.pins(version), self.checks,
+                       self.notes.get(version, ""), self.focus)
 
     def releases(self, versions: tuple[str, ...] | list[str] | None = None) -> list[Release]:
         return [self.release(v) for v in (versions or self.versions)]
@@ -90,7 +93,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
            history=JAX_HISTORY),
     # optax alone: JAX held at one release that every optax of the range accepts, so a change is optax's
     Family("optax", "jax", lambda v: (f"optax=={v}", "jax==0.6.2", "jaxlib==0.6.2"),
-           versions=("0.2.2", "0.2.3", "0.2.4", "0.2.5", "0.2.6", "0.2.7", "0.2.8")),
+           versions=("0.2.2", "0.2.3", "0.2.4", "0.2.5", "0.2.6", "0.2.7", "0.2.8"), focus="optax"),
     Family("scipy", "scipy", lambda v: (f"scipy=={v}",),
            versions=("1.13.1", "1.14.1", "1.15.3", "1.16.3", "1.17.1"),
            history=("1.13.0", "1.13.1", "1.14.0", "1.14.1", "1.15.0", "1.15.1", "1.15.2", "1.15.3", "1.16.0",
@@ -103,7 +106,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("keras", "tensorflow", lambda v: (f"keras=={v}", "tensorflow==2.20.0", "tf-keras==2.20.1"),
            versions=("3.10.0", "3.11.3", "3.12.4", "3.13.2", "3.14.1", "3.15.1"),
            history=("3.10.0", "3.11.0", "3.11.1", "3.11.2", "3.11.3", "3.12.0", "3.12.1", "3.12.2", "3.12.3",
-                    "3.12.4", "3.13.0", "3.13.1", "3.13.2", "3.14.0", "3.14.1", "3.15.0", "3.15.1")),
+                    "3.12.4", "3.13.0", "3.13.1", "3.13.2", "3.14.0", "3.14.1", "3.15.0", "3.15.1"),
+           focus="keras and not tf_keras"),  # tf_keras is Keras 2, not the package these releases change
     # TFP is exercised by the distribution-level checks only
     Family("tfp", "tensorflow", lambda v: (f"tensorflow-probability[tf]=={v}",),
            versions=("0.24.0", "0.25.0"), checks=("distribution",)),

@@ -35,7 +35,7 @@ class Selection:
 
     checks: tuple[str, ...] = ()  # empty: the release family's default kinds
     dtypes: tuple[str, ...] = DEFAULT_DTYPES
-    keyword: str | None = DEFAULT_KEYWORD
+    keyword: str | None = None  # None: the release family's focus and DEFAULT_KEYWORD; "": every check
     workers: str = "1"
     timeout: float | None = None
 
@@ -45,8 +45,11 @@ class Selection:
             argv += ["--check", kind]
         for dtype in self.dtypes:
             argv += ["--dtype", dtype]
-        if self.keyword:
-            argv += ["-k", self.keyword]
+        keyword = self.keyword
+        if keyword is None:
+            keyword = " and ".join(f"({k})" for k in (release.focus, DEFAULT_KEYWORD) if k)
+        if keyword:
+            argv += ["-k", keyword]
         if self.timeout is not None:
             argv += ["--timeout", str(self.timeout)]
         return argv + ["-n", str(self.workers), "--no-report", "--no-progress"]
