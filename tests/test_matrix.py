@@ -233,3 +233,8 @@ def test_signature_sees_verdict_value_class_and_inferred_convention():
         _rec("v", inferred={"reduction": "mean"}))
     assert bisect.signature(None) == bisect.ABSENT
     assert "1 finite, 1 +inf" in bisect.describe(bisect.signature(base))
+    change = bisect.difference(bisect.signature(_rec("v", inferred={"reduction": "sum", "axis": -1})),
+                               bisect.signature(_rec("v", verdict="fail", inferred={"reduction": "mean", "axis": -1})))
+    assert change == "verdict pass → fail; inferred reduction 'sum' → 'mean'"
+    assert bisect.difference(bisect.signature(base), bisect.signature(_rec("c", observed=[1.0, "nan"]))) == \
+        "value class [1] +inf → nan"

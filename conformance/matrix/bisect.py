@@ -70,6 +70,24 @@ def describe(sig: Signature) -> str:
     return text + (f"; inferred {dict(inferred)}" if inferred else "")
 
 
+def difference(old: Signature, new: Signature) -> str:
+    """What differs between two signatures, field by field (for printing a change in one line)."""
+    if ABSENT in (old, new):
+        return f"{describe(old)} → {describe(new)}"
+    parts = []
+    if old[0] != new[0]:
+        parts.append(f"verdict {old[0]} → {new[0]}")
+    if old[1] != new[1]:
+        moved = [f"[{i}] {a} → {b}" for i, (a, b) in enumerate(zip(old[1], new[1])) if a != b]
+        parts.append("value class " + (", ".join(moved[:8]) if moved and len(old[1]) == len(new[1])
+                                         else f"{old[1]} → {new[1]}"))
+    before, after = dict(old[2]), dict(new[2])
+    for name in sorted(set(before) | set(after)):
+        if before.get(name) != after.get(name):
+            parts.append(f"inferred {name} {before.get(name, 'absent')} → {after.get(name, 'absent')}")
+    return "; ".join(parts) or "no difference"
+
+
 @dataclass
 class Probe:
     """One release evaluated: its records by check id, or why it could not be."""

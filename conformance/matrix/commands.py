@@ -150,7 +150,7 @@ def cmd_changes(args) -> int:
 def cmd_bisect(args) -> int:
     from ..cli import UsageError
     from ..results import read
-    from .bisect import Probe, describe, search
+    from .bisect import Probe, describe, difference, search
     from .releases import FAMILIES
     from .run import line, run_release
 
@@ -184,10 +184,11 @@ def cmd_bisect(args) -> int:
     print(f"klconf bisect: first change in {new.label} (last release like {args.first}: {old.label}); "
           f"{len(result.changed)} check(s) changed" + (f"; {result.note}" if result.note else ""))
     for check_id in result.changed:
-        print(f"\n{check_id}")
+        before, after = old.signatures([check_id])[check_id], new.signatures([check_id])[check_id]
+        print(f"\n{check_id}\n  {old.label} → {new.label}: {difference(before, after)}")
         for probe in (old, new):
             record = (probe.records or {}).get(check_id)
-            print(f"  {probe.label}: {describe(probe.signatures([check_id])[check_id])}")
+            print(f"  {probe.label}: {describe(probe.signatures([check_id])[check_id]).split('; inferred')[0]}")
             if record is not None:
                 print(f"    observed {record.observed!r}\n    expected {record.expected!r}")
                 if record.message:
