@@ -1,8 +1,9 @@
 """Case files: safe YAML loading, schema validation and the Case record.
 
 Every problem is reported as a `Problem` naming file, line and field, and loading goes
-on so that `klconf cases check` can list all of them at once. YAML is parsed with
-PyYAML's SafeLoader only: a `!!python/...` tag is a problem, never an object.
+on so that `klconf cases check` can list all of them at once. YAML is read by
+conformance/safe_yaml.py, with bounded size, depth, element count and scalar length, and
+plain data only: a `!!python/...` tag is a problem, never an object.
 """
 from __future__ import annotations
 
@@ -10,23 +11,27 @@ import functools
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-import yaml
 
-from . import generators
+from . import generators, safe_yaml
+from .safe_yaml import dotted as _dotted
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "case.schema.json"
 DEFAULT_CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
 CASE_FILE_GLOB = "*.yaml"
 # A YAML file under cases/ holds one kind of document, named by its single top-level key. This
-# loader reads "cases" (tensor-level); the other kinds live in their own folders, have their own
-# loaders and are skipped here (by folder, so that a broken file of another kind is not ours to report).
+# loader reads "cases" (tensor-level); the other kinds have their own loaders. A file that cannot be
+# read is reported by exactly one loader: the one its kind is guessed for (see `document_kind`).
+KIND = "cases"
 OTHER_KINDS = ("distribution_cases", "expectations")
-OTHER_KIND_FOLDERS = ("distributions", "expectations")
+KIND_FOLDERS = {"distributions": "distribution_cases", "expectations": "expectations"}
+_KIND_LINE = re.compile(r"^(cases|distribution_cases|expectations)\s*:", re.M)
+SEED_LIMIT = 2 ** 63  # PCG64 takes any non-negative integer; beyond this a seed is a typo
 
 
 @dataclass(frozen=True)
@@ -123,20 +128,47 @@ class Case:
 # --------------------------------------------------------------------------- loading
 
 
-def load_corpus(root: Path | str | None = None) -> tuple[list[Case], list[Problem]]:
-    """Load every case file under `root` (recursively); return cases and all problems."""
+def corpus_files(root: Path | str | None) -> tuple[Path, list[Path]] | None:
+    """The YAML files a corpus root names (itself if a file, else every *.yaml below it); None if it is neither."""
     root = Path(root) if root else DEFAULT_CASES_DIR
     if root.is_file():
-        files = [root]
-    elif root.is_dir():
-        files = sorted(p for p in root.rglob(CASE_FILE_GLOB)
-                       if p.is_file() and not set(p.relative_to(root).parts[:-1]) & set(OTHER_KIND_FOLDERS))
-    else:
+        return root, [root]
+    if root.is_dir():
+        return root, sorted(p for p in root.rglob(CASE_FILE_GLOB) if p.is_file())
+    return None
+
+
+def document_kind(path: Path, root: Path) -> str:
+    """Which kind of document a file holds: its single top-level key when it parses; otherwise the
+    kind its text names at the start of a line, else the kind of the folder it sits in, else "cases"."""
+    try:
+        data, _ = safe_yaml.load_path(path)
+    except safe_yaml.YamlError:
+        data = None
+        try:
+            found = _KIND_LINE.search(safe_yaml.read_text(path))
+        except safe_yaml.YamlError:
+            found = None
+        if found:
+            return found.group(1)
+    if isinstance(data, dict) and len(data) == 1 and next(iter(data)) in OTHER_KINDS + (KIND,):
+        return next(iter(data))
+    parts = path.relative_to(root).parts[:-1] if path != root else ()
+    return next((KIND_FOLDERS[p] for p in reversed(parts) if p in KIND_FOLDERS), KIND)
+
+
+def load_corpus(root: Path | str | None = None) -> tuple[list[Case], list[Problem]]:
+    """Load every tensor-level case file under `root` (recursively); return cases and all problems.
+    A corpus may hold tensor-level cases, distribution cases or both; one with neither is a problem."""
+    found = corpus_files(root)
+    if found is None:
         return [], [Problem(str(root), None, "", "no such file or directory")]
+    root_, files = found
+    kinds = {path: document_kind(path, root_) for path in files}
     cases: list[Case] = []
     problems: list[Problem] = []
     first_seen: dict[str, Case] = {}
-    for path in files:
+    for path in [p for p in files if kinds[p] == KIND]:
         file_cases, file_problems = load_file(path)
         problems += file_problems
         for case in file_cases:
@@ -147,8 +179,9 @@ def load_corpus(root: Path | str | None = None) -> tuple[list[Case], list[Proble
                 continue
             first_seen[case.id] = case
             cases.append(case)
-    if not files:
-        problems.append(Problem(str(root), None, "", f"no case files ({CASE_FILE_GLOB}) found"))
+    if not any(kind in (KIND, "distribution_cases") for kind in kinds.values()):
+        problems.append(Problem(str(root_), None, "", f"no case files ({CASE_FILE_GLOB} holding `cases:` or "
+                                                      "`distribution_cases:`) found"))
     return cases, problems
 
 
@@ -167,25 +200,20 @@ def corpus_hash(cases: Iterable[Case]) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_file(path: Path) -> tuple[list[Case], list[Problem]]:
+def read_document(path: Path) -> tuple[str, Any, safe_yaml.Lines | None, Problem | None]:
+    """(display name, data, lines, problem) of one YAML file; data and lines are None when it cannot be read."""
     name = _display_path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], [Problem(name, None, "", f"cannot read: {exc}")]
-    try:
-        data, lines = _parse_yaml(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = (exc.problem or str(exc)).strip()
-        if "python/" in what or "could not determine a constructor" in what:
-            what = f"unsafe or unknown YAML tag rejected ({what})"
-        return [], [Problem(name, line, "", f"YAML error: {what}")]
-    except yaml.YAMLError as exc:
-        return [], [Problem(name, None, "", f"YAML error: {exc}")]
-    except _DuplicateKey as exc:
-        return [], [Problem(name, exc.line, exc.field, f"duplicate key {exc.key!r}")]
+        data, lines = safe_yaml.load_path(path)
+    except safe_yaml.YamlError as exc:
+        return name, None, None, Problem(name, exc.line, exc.field, exc.message)
+    return name, data, lines, None
+
+
+def load_file(path: Path) -> tuple[list[Case], list[Problem]]:
+    name, data, lines, problem = read_document(path)
+    if problem:
+        return [], [problem]
     if isinstance(data, dict) and len(data) == 1 and next(iter(data)) in OTHER_KINDS:
         return [], []
 
@@ -235,66 +263,6 @@ def _display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-# --------------------------------------------------------------------------- YAML with line numbers
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key, line, field_):
-        self.key, self.line, self.field = key, line, field_
-
-
-class _Lines:
-    """Maps a path in the parsed document, e.g. ('cases', 0, 'p', 'probs'), to its source line."""
-
-    def __init__(self):
-        self._lines: dict[tuple, int] = {}
-
-    def add(self, path: tuple, node: yaml.Node) -> None:
-        self._lines[path] = node.start_mark.line + 1
-
-    def line_of(self, path: tuple) -> int | None:
-        while path not in self._lines and path:
-            path = path[:-1]
-        return self._lines.get(path)
-
-
-def _parse_yaml(text: str) -> tuple[Any, _Lines]:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        lines = _Lines()
-        if node is not None:
-            _index_lines(node, (), lines)
-        data = loader.construct_document(node) if node is not None else None
-    finally:
-        loader.dispose()
-    return data, lines
-
-
-def _index_lines(node: yaml.Node, path: tuple, lines: _Lines) -> None:
-    lines.add(path, node)
-    if isinstance(node, yaml.MappingNode):
-        seen = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen:
-                raise _DuplicateKey(key, key_node.start_mark.line + 1, _dotted(path))
-            seen.add(key)
-            lines.add(path + (key,), key_node)
-            _index_lines(value_node, path + (key,), lines)
-            lines.add(path + (key,), key_node)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, child in enumerate(node.value):
-            _index_lines(child, path + (i,), lines)
-
-
-def _dotted(path: Iterable) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 # --------------------------------------------------------------------------- validation
@@ -368,6 +336,8 @@ def _semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
                 errors.append(((side, space), "probabilities above 1 (set out_of_domain: true if deliberate)"))
         if shape == ():
             errors.append(((side, space), "a scalar is not a distribution: give at least one row of classes"))
+    if errors:  # a side already wrong has no shape worth comparing
+        return errors
     if len(shapes) == 2 and shapes["p"] != shapes["q"]:
         if not entry.get("broadcast"):
             errors.append((("q",), f"shape {list(shapes['q'])} differs from p's shape {list(shapes['p'])} "
@@ -407,6 +377,16 @@ def _generator_errors(spec: dict) -> list[tuple[tuple, str]]:
     for param in ("alpha", "temperature", "scale", "delta"):
         if param in spec and param not in allowed:
             errors.append(((param,), f"generator {name!r} takes no parameter {param!r}"))
+        elif param in spec and not math.isfinite(spec[param]):
+            errors.append(((param,), f"must be a finite number, found {spec[param]!r}"))
+    # JSON Schema's "integer" admits 3.0; a seed or a dimension must be written as an integer
+    for where, value in [(("seed",), spec["seed"])] + [(("shape", i), d) for i, d in enumerate(spec["shape"])]:
+        if not isinstance(value, int) or isinstance(value, bool):
+            errors.append((where, f"must be an integer, found {value!r}"))
+    if errors:
+        return errors
+    if spec["seed"] >= SEED_LIMIT:
+        errors.append((("seed",), f"{spec['seed']} is not a plausible seed (at most 2**63 - 1)"))
     size = math.prod(spec["shape"])
     if size > generators.MAX_ELEMENTS:
         errors.append((("shape",), f"{size:,} values exceed the limit of {generators.MAX_ELEMENTS:,}"))

@@ -3,6 +3,7 @@ modules (frameworks, reports) are imported inside the command that needs them.""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.metadata
 import os
@@ -19,7 +20,8 @@ CHECK_MODULES = {"value": "values", "gradient": "gradients", "property": "proper
 # Areas that bring their own commands: each module has add_commands(subparsers), where each
 # command sets `func`. Imported when the parser is built, so they must import lazily themselves.
 COMMAND_MODULES: tuple[str, ...] = ("conformance.report.commands", "conformance.discovery_commands",
-                                      "conformance.porting.commands", "conformance.matrix.commands")
+                                      "conformance.porting.commands", "conformance.explore.commands",
+                                      "conformance.matrix.commands")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,18 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the suite and write results (and the report)")
-    run.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
-    run.add_argument("--framework", action="append", default=[], metavar="NAME",
-                     help="only this framework (torch, jax, tensorflow, scipy); repeatable")
-    run.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
-                     help="also check a third-party implementation (an Api entry); repeatable")
-    run.add_argument("--only-api", action="store_true", help="check only the --api entries")
-    run.add_argument("--check", action="append", default=[], choices=tuple(CHECK_MODULES),
-                     help="only these kinds of check (default: all); repeatable")
-    run.add_argument("--device", action="append", default=[], choices=("cpu", "cuda"))
-    run.add_argument("--dtype", action="append", default=[], choices=("float16", "bfloat16", "float32", "float64"))
-    run.add_argument("-k", dest="keyword", help="pytest -k expression over check ids")
-    run.add_argument("-m", dest="markexpr", help="pytest -m expression over framework/device/dtype markers")
+    _add_selection_options(run)
     run.add_argument("-n", "--workers", default="auto",
                      help="pytest-xdist worker processes (a number, 'auto' = one per CPU, or 0 for none); "
                           "a check that crashes its worker is recorded and the run goes on")
@@ -70,13 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="time limit for one framework call (default 120; 0: none)")
     run.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default: reports/)")
     run.add_argument("--no-report", action="store_true", help="write results only, no HTML report")
-    run.add_argument("--expectations", metavar="DIR",
-                     help="expectations manifests (default: cases/expectations; 'none' for raw verdicts)")
     run.add_argument("--verbose", "-v", action="store_true", help="one line per check")
     run.add_argument("--no-progress", action="store_true",
                      help="no progress display (by default: a live line on a terminal, a line per tenth elsewhere)")
+    _add_split_options(run)
     run.add_argument("pytest_args", nargs="*", help="further pytest arguments, after --")
     run.set_defaults(func=cmd_run)
+
+    plan = sub.add_parser("plan", help="list the checks a run would make, their estimated cost and shard")
+    _add_selection_options(plan)
+    _add_split_options(plan)
+    plan.add_argument("--json", action="store_true", help="the whole plan as JSON (check ids, costs, shards)")
+    plan.add_argument("pytest_args", nargs="*", help="further pytest arguments, after --")
+    plan.set_defaults(func=cmd_plan)
 
     cases = sub.add_parser("cases", help="validate and fill case files")
     cases_sub = cases.add_subparsers(metavar="ACTION")
@@ -106,12 +103,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """What is planned: shared by `run` and `plan`, so a plan is exactly what the same run would make."""
+    parser.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
+    parser.add_argument("--framework", action="append", default=[], metavar="NAME",
+                     help="only this framework (torch, jax, tensorflow, scipy); repeatable")
+    parser.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
+                     help="also check a third-party implementation (an Api entry); repeatable")
+    parser.add_argument("--only-api", action="store_true", help="check only the --api entries")
+    parser.add_argument("--check", action="append", default=[], choices=tuple(CHECK_MODULES),
+                     help="only these kinds of check (default: all); repeatable")
+    parser.add_argument("--device", action="append", default=[], choices=("cpu", "cuda"))
+    parser.add_argument("--dtype", action="append", default=[], choices=("float16", "bfloat16", "float32", "float64"))
+    parser.add_argument("-k", dest="keyword", help="pytest -k expression over check ids")
+    parser.add_argument("-m", dest="markexpr", help="pytest -m expression over framework/device/dtype markers")
+    parser.add_argument("--expectations", metavar="DIR",
+                        help="expectations manifests (default: cases/expectations; 'none' for raw verdicts)")
+
+
+def _add_split_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shard", metavar="K/N", help="only the K-th of N shards of the plan, balanced by cost; "
+                        "the N shards together are the whole plan (merge them with `klconf merge`)")
+    parser.add_argument("--durations", action="append", default=[], metavar="RESULTS",
+                        help="balance shards by the check durations of an earlier run's results (default: an "
+                             "estimate from kind of check, case size and dtype); repeatable")
+
+
 # --------------------------------------------------------------------------- run
 
 
 def pytest_arguments(args, results: Path) -> list[str]:
+    argv = selection_arguments(args) + [f"--klconf-results={results}"]
+    if str(args.workers) != "0":
+        argv += ["-n", str(args.workers), "--max-worker-restart=1000"]
+    if args.timeout is not None:
+        argv.append(f"--klconf-timeout={args.timeout}")
+    argv += ["-rN", "-q" if not args.verbose else "-v", "--tb=no" if not args.verbose else "--tb=line"]
+    return argv + list(args.pytest_args)
+
+
+def selection_arguments(args) -> list[str]:
+    """pytest arguments for what is planned and which shard of it runs (`run` and `plan` alike)."""
     modules = [f"conformance.checks.test_{CHECK_MODULES[c]}" for c in args.check] or ["conformance.checks"]
-    argv = ["--pyargs", *modules, "-p", "no:cacheprovider", f"--klconf-results={results}",
+    argv = ["--pyargs", *modules, "-p", "no:cacheprovider",
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]  # klconf is imported before pytest starts
     if not _plugin_autoloaded():
         argv += ["-p", "conformance.plugin"]
@@ -130,12 +164,10 @@ def pytest_arguments(args, results: Path) -> list[str]:
         argv += ["-k", args.keyword]
     if args.markexpr:
         argv += ["-m", args.markexpr]
-    if str(args.workers) != "0":
-        argv += ["-n", str(args.workers), "--max-worker-restart=1000"]
-    if args.timeout is not None:
-        argv.append(f"--klconf-timeout={args.timeout}")
-    argv += ["-rN", "-q" if not args.verbose else "-v", "--tb=no" if not args.verbose else "--tb=line"]
-    return argv + list(args.pytest_args)
+    if args.shard:
+        argv.append(f"--klconf-shard={args.shard}")
+    argv += [f"--klconf-durations={path}" for path in args.durations]
+    return argv
 
 
 def _plugin_autoloaded() -> bool:
@@ -144,23 +176,37 @@ def _plugin_autoloaded() -> bool:
     return any(ep.value == "conformance.plugin" for ep in importlib.metadata.entry_points(group="pytest11"))
 
 
-def cmd_run(args) -> int:
-    import pytest
-
+def _check_selection(args) -> None:
+    """Fail fast, in one line each, before pytest starts."""
     unknown = [f for f in args.framework if f not in ("torch", "jax", "tensorflow", "scipy")]
     if unknown:
         raise UsageError(f"unknown framework(s): {', '.join(unknown)} (known: torch, jax, tensorflow, scipy)")
     from .cases import load_corpus
     from .frameworks import load_plugin
+    from .sharding import ShardSpec
 
-    _, problems = load_corpus(args.cases)  # every problem at once, before pytest starts
+    _, problems = load_corpus(args.cases)  # every problem at once
     if problems:
         raise UsageError("invalid case files:\n  " + "\n  ".join(map(str, problems)))
-    for spec in args.api:  # fail fast, in one line, before pytest starts
+    for spec in args.api:
         try:
             load_plugin(spec)
         except Exception as exc:
             raise UsageError(f"--api {spec}: {type(exc).__name__}: {exc}") from None
+    if args.shard:
+        try:
+            ShardSpec.parse(args.shard)
+        except ValueError as exc:
+            raise UsageError(f"--shard: {exc}") from None
+    for path in args.durations:
+        if not Path(path).is_file():
+            raise UsageError(f"--durations: no such results file: {path}")
+
+
+def cmd_run(args) -> int:
+    import pytest
+
+    _check_selection(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
@@ -176,8 +222,41 @@ def cmd_run(args) -> int:
         index = write_report([results], out)
         print(f"klconf: report written to {index}")
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        if args.shard:  # more shards than costly checks, or a selection that leaves this one empty
+            print(f"klconf: shard {args.shard} holds no checks of this plan", file=sys.stderr)
+            return 0
         print("klconf: no checks selected", file=sys.stderr)
     return int(code)
+
+
+def cmd_plan(args) -> int:
+    """Collect (nothing runs) and write the plan: every check, its cost, and the shard it falls in."""
+    import json
+    import tempfile
+
+    import pytest
+
+    _check_selection(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(tmp) / "plan.json"
+        argv = selection_arguments(args) + [f"--klconf-plan-out={where}", "--collect-only", "-q", "-p", "no:xdist"]
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            code = pytest.main(argv + list(args.pytest_args))
+        if not where.exists():
+            raise UsageError(f"no plan was made (pytest exit status {int(code)}); run `klconf run` with the same "
+                             "options to see why")
+        plan = json.loads(where.read_text(encoding="utf-8"))
+    if args.json:
+        print(json.dumps(plan, indent=1))
+        return 0
+    checks = plan["checks"]
+    measured = sum(c["measured"] for c in checks)
+    print(f"plan {plan['plan_hash']}: {len(checks):,} checks, {sum(plan['loads']):,.1f} s estimated"
+          f" ({measured:,} costs measured in an earlier run)")
+    for k, (count, load) in enumerate(zip(plan["counts"], plan["loads"]), start=1):
+        mark = "  <- this shard" if args.shard and args.shard.split("/")[0] == str(k) else ""
+        print(f"  shard {k}/{plan['shards']}: {count:,} checks, {load:,.1f} s{mark}")
+    return 0
 
 
 # --------------------------------------------------------------------------- cases
@@ -194,12 +273,15 @@ def cmd_cases_check(args) -> int:
         problems += case_problems
         if not case_problems:
             confirmed += 1
-    if args.expectations != "none":
-        manifest = expectations.load(args.expectations, cases, frameworks.builtin_apis())
-        problems += manifest.problems
     from .distributions import stored as distribution_stored
+    from .distributions.cases import load_corpus as load_distribution_corpus
 
     distribution_summary, distribution_problems = distribution_stored.check(args.cases)
+    if args.expectations != "none":
+        manifest = expectations.load(args.expectations, cases, frameworks.builtin_apis(),
+                                     load_distribution_corpus(args.cases)[0],
+                                     strict_cases=expectations.owns(args.expectations, args.cases))
+        problems += manifest.problems
     problems += distribution_problems
     for problem in problems:
         print(problem)

@@ -7,7 +7,10 @@ and dtype lists); matching is by exact id, never by substring. Applied to a reco
   - a failure of the expected kind becomes `xfail`, carrying the reason and link;
   - a failure of another kind stays a failure, flagged as a new kind of failure;
   - a pass is reported as a stale entry.
-An entry naming a check klconf does not plan is a problem, reported with file and line.
+An entry naming a check klconf does not plan is a problem, reported with file and line. A case the
+loaded corpus does not hold is not: manifests travel with a corpus, and a run on another corpus (a
+file of it, or one's own) uses the entries about the cases it has. Only where the manifests belong
+to the corpus being checked (`strict_cases`: they sit in its folder) is an unknown case a problem.
 
 A porting check verifies one equivalent on the whole corpus, so a porting entry may list the cases
 it explains (`case`); its check then stays a failure, flagged as new, when the equivalent differs on
@@ -21,7 +24,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cases import DEFAULT_CASES_DIR, Case, Problem, _display_path, _dotted, _parse_yaml, _schema_message
+from .cases import DEFAULT_CASES_DIR, Case, Problem, _dotted, _schema_message, read_document
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api
 from .results import Record
@@ -88,21 +91,20 @@ class Manifest:
         return record
 
 
-def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Manifest:
-    """Read every manifest under `directory` and expand it against the planned checks."""
+def load(directory: Path | str | None, cases: list[Case], apis: list[Api], distribution_cases: list | None = None,
+         strict_cases: bool = False) -> Manifest:
+    """Read every manifest under `directory` and expand it against the planned checks.
+    `distribution_cases`: the loaded distribution corpus (default: the bundled one)."""
     directory = Path(directory) if directory else DEFAULT_DIR
     files = sorted(directory.glob("*.yaml")) if directory.is_dir() else ([directory] if directory.is_file() else [])
     by_check: dict[str, Expectation] = {}
     problems: list[Problem] = []
-    case_ids = {c.id: c for c in cases}
+    corpus = _Corpus({c.id: c for c in cases}, distribution_cases, strict_cases)
     api_by_name = {a.name: a for a in apis}
     for path in files:
-        name = _display_path(path)
-        try:
-            data, lines = _parse_yaml(path.read_text(encoding="utf-8"))
-        except Exception as exc:  # YAML errors and unsafe tags: one problem, no traceback
-            problems.append(Problem(name, getattr(getattr(exc, "problem_mark", None), "line", -1) + 1 or None,
-                                    "", f"YAML error: {exc}"))
+        name, data, lines, problem = read_document(path)
+        if problem:
+            problems.append(problem)
             continue
         schema_problems = [Problem(name, lines.line_of(tuple(e.absolute_path)), _dotted(e.absolute_path),
                                    _schema_message(e)) for e in _validator().iter_errors(data)]
@@ -115,7 +117,7 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Ma
             listed_cases = raw["checks"].get("case", []) if raw["checks"].get("check") == "porting" else []
             entry = Expectation(raw["id"], raw["status"], kinds, raw["reason"], raw.get("link", ""), name, line,
                                 tuple([listed_cases] if isinstance(listed_cases, str) else listed_cases))
-            ids, entry_problems = _expand(raw["checks"], case_ids, api_by_name)
+            ids, entry_problems = _expand(raw["checks"], corpus, api_by_name)
             problems += [Problem(name, line, f"expectations[{index}].checks", m) for m in entry_problems]
             for cid in ids:
                 others = by_check.setdefault(cid, [])
@@ -128,15 +130,43 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api]) -> Ma
     return Manifest(by_check, problems)
 
 
-def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[list[str], list[str]]:
+def owns(directory: Path | str | None, root: Path | str | None) -> bool:
+    """Whether the manifests in `directory` belong to the corpus at `root` (they sit in its folder)."""
+    manifests = (Path(directory) if directory else DEFAULT_DIR).resolve()
+    corpus = (Path(root) if root else DEFAULT_CASES_DIR).resolve()
+    return corpus.is_dir() and manifests.parent == corpus
+
+
+@dataclass
+class _Corpus:
+    """The loaded cases an entry's names are looked up in, and whether a name it lacks is a problem."""
+
+    cases: dict[str, Case]
+    distribution_cases: list | None
+    strict: bool
+
+    def known(self, names: list[str], pool: dict, what: str = "case") -> tuple[list[str], list[str]]:
+        """(the names the pool has, problems): an unknown name is a problem only when strict."""
+        unknown = [n for n in names if n not in pool]
+        return [n for n in names if n in pool], [f"unknown {what} {n!r}" for n in unknown] if self.strict else []
+
+    @functools.cached_property
+    def distributions(self) -> dict:
+        if self.distribution_cases is not None:
+            return {c.id: c for c in self.distribution_cases}
+        return _distribution_corpus()
+
+
+def _expand(spec: dict, corpus: _Corpus, apis: dict[str, Api]) -> tuple[list[str], list[str]]:
     listed = {k: ([v] if isinstance(v, str) else list(v)) for k, v in spec.items() if k not in ("options", "check")}
     kind = spec.get("check", "value")
     if kind == "distribution":
-        return _expand_distribution(listed)
+        return _expand_distribution(listed, corpus)
     if kind == "convention":
         return _expand_convention(spec, listed, apis)
+    cases = corpus.cases
     if kind == "porting":
-        return _expand_porting(spec, listed, cases, apis)
+        return _expand_porting(spec, listed, corpus, apis)
     missing = [k for k in ("case", "dtype") if k not in listed]
     if missing:
         return [], [f"{kind} checks need {' and '.join(missing)}"]
@@ -148,9 +178,8 @@ def _expand(spec: dict, cases: dict[str, Case], apis: dict[str, Api]) -> tuple[l
     for name in listed["api"]:
         if name not in apis:
             problems.append(f"unknown api {name!r}")
-    for name in listed["case"]:
-        if name not in cases:
-            problems.append(f"unknown case {name!r}")
+    listed["case"], unknown = corpus.known(listed["case"], cases)
+    problems += unknown
     for value in listed["dtype"] + listed.get("device", []):
         if value not in DTYPES + DEVICES:
             problems.append(f"unknown dtype or device {value!r}")
@@ -191,8 +220,7 @@ def _expand_convention(spec: dict, listed: dict, apis: dict[str, Api]) -> tuple[
     return ids, problems
 
 
-def _expand_porting(spec: dict, listed: dict, cases: dict[str, Case],
-                    apis: dict[str, Api]) -> tuple[list[str], list[str]]:
+def _expand_porting(spec: dict, listed: dict, corpus: _Corpus, apis: dict[str, Api]) -> tuple[list[str], list[str]]:
     """Porting checks: one per source API x options x target framework x device (`case` lists the
     corpus cases an entry explains, not checks)."""
     from .frameworks import FRAMEWORKS
@@ -200,7 +228,7 @@ def _expand_porting(spec: dict, listed: dict, cases: dict[str, Case],
 
     problems = [f"unknown api {name!r}" for name in listed["api"] if name not in apis]
     problems += [f"unknown target framework {t!r}" for t in listed.get("target", []) if t not in FRAMEWORKS]
-    problems += [f"unknown case {c!r}" for c in listed.get("case", []) if c not in cases]
+    problems += corpus.known(listed.get("case", []), corpus.cases)[1]
     if "target" not in listed:
         problems.append("porting checks need a target list")
     if problems:
@@ -214,18 +242,18 @@ def _expand_porting(spec: dict, listed: dict, cases: dict[str, Case],
     return ids, problems
 
 
-def _expand_distribution(listed: dict) -> tuple[list[str], list[str]]:
+def _expand_distribution(listed: dict, loaded: _Corpus) -> tuple[list[str], list[str]]:
     """Distribution checks: `case` names distribution cases, `api` names distribution-level KL functions."""
     from .distributions import libraries
 
-    corpus = _distribution_corpus()
+    corpus = loaded.distributions
     names = {lib.name for lib in libraries.LIBRARIES}
-    problems = [f"unknown distribution case {c!r}" for c in listed["case"] if c not in corpus]
+    case_ids, problems = loaded.known(listed["case"], corpus, "distribution case")
     problems += [f"unknown distribution-level api {a!r}" for a in listed["api"] if a not in names]
     if problems:
         return [], problems
     ids = []
-    for case_id, api, device, dtype in itertools.product(listed["case"], listed["api"],
+    for case_id, api, device, dtype in itertools.product(case_ids, listed["api"],
                                                          listed.get("device", list(DEVICES)), listed["dtype"]):
         if dtype not in corpus[case_id].dtypes:
             problems.append(f"{case_id} does not run in {dtype}")

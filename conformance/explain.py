@@ -12,6 +12,7 @@ element (B·C = 1·4 = 4); B (reduction=mean) sums over classes and averages ove
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -76,21 +77,26 @@ def _side(label: str, api: Api, options: dict, case: Case, device: str, dtype: s
         raise ExplainError(f"{api.name} is not fed {dtype} (it takes {', '.join(api.dtypes)})")
     inference = infer(api, options, device)
     weights_fed = bool(options.get("sample_weight"))
-    candidate, note = inference.final, ""
+    final, note = inference.final, ""
     conv = inference.convention()
-    if conv is None:
+    if conv is None or final is None:
         unknown = [f for f, v in inference.fields.items() if v == UNKNOWN]
         candidate = from_convention(api.convention(options), weights_fed)
         note = f"declared convention used: inference left {', '.join(unknown)} unknown"
+    else:
+        candidate = final
     weights = weights_for(case.shape) if weights_fed else None
     p_side = {candidate.p_index: "p", 1 - candidate.p_index: "q"}
-    fed = tuple(fed_value(case, p_side[i], candidate.spaces[i], dtype) for i in (0, 1))
+    fed = (fed_value(case, p_side[0], candidate.spaces[0], dtype), fed_value(case, p_side[1], candidate.spaces[1], dtype))
     axis = candidate.axis(len(case.shape))
     if axis is not None and axis != len(case.shape) - 1:
-        fed = tuple(np.ascontiguousarray(np.moveaxis(x, -1, axis)) for x in fed)
+        fed = (np.ascontiguousarray(np.moveaxis(fed[0], -1, axis)), np.ascontiguousarray(np.moveaxis(fed[1], -1, axis)))
     box = BlackBox(api, options, device)
     obs = box(Probe(case.id, case.description, fed, dtype, weights))
-    expected, moved = candidate.predict(fed, weights)
+    predicted = candidate.predict(fed, weights)
+    if predicted is None:
+        raise ExplainError(f"{api.name}'s convention cannot take {case.id} with per-row weights on its class axis")
+    expected, moved = predicted
     value, judged = obs.value, None
     if value is not None:
         if moved is not None and value.ndim == len(case.shape):
@@ -102,6 +108,7 @@ def _side(label: str, api: Api, options: dict, case: Case, device: str, dtype: s
 
 def _fit(s: Side) -> str:
     j = s.judged
+    assert j is not None, "only a side that returned a value is fitted"
     if j.verdict == "pass":
         err = f"error {j.abs_error:.3g} within tolerance {j.tolerance:.3g}" if j.abs_error is not None else "special values match"
         return f"the convention above reproduces it ({err})"
@@ -112,6 +119,7 @@ def _fit(s: Side) -> str:
 
 
 def _compare(a: Side, b: Side, case: Case, dtype: str, device: str) -> list[str]:
+    assert a.value is not None and b.value is not None, "only two calls that returned values are compared"
     lines = []
     same_shape = a.value.shape == b.value.shape
     if same_shape:
@@ -175,7 +183,7 @@ def _chain(a: Side, b: Side, case: Case, dtype: str) -> list[Step]:
 
     current = value(spec, a.weights if ca.weighted else None)
     target = cb.spec(ndim)
-    changes = [
+    changes: list[tuple[str, dict[str, Any]]] = [
         ("input_space", {"p_space": target.p_space, "q_space": target.q_space}),
         ("elementwise", {"elementwise": target.elementwise}),
         ("normalizes", {"normalize": target.normalize}),

@@ -14,12 +14,12 @@ from typing import Iterable
 
 import numpy as np
 
-from . import isolation, judge, oracle
+from . import isolation, judge, oracle, outputs
 from .cases import Case
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api, binding
 from .results import Record, summarize
-from .runner import declared, fed_arguments, feed_axis, prepare, timed, to_native, weights_for
+from .runner import call_api, declared, fed_arguments, feed_axis, prepare, to_native, weights_for
 
 MAX_ELEMENTS = 1 << 17  # larger cases (the 128k and 256k vocabularies) are value-checked only
 
@@ -41,6 +41,15 @@ class GradientCheck:
     def id(self) -> str:
         label = self.api.option_label(self.options)
         return f"{self.case.id}::{self.api.name}[{label}]::{self.device}::{self.dtype}::d/d{self.wrt}"
+
+    def record(self) -> Record:
+        """The check's record before it runs (also what a crash of its process is recorded as)."""
+        case = self.case
+        return Record(
+            check_id=self.id, case_id=case.id, case_hash=case.hash, api=self.api.name, framework=self.api.framework,
+            device=self.device, dtype=self.dtype, options={**self.options, "wrt": self.wrt}, verdict="skip",
+            shape=list(case.shape), tags=list(case.tags), check="gradient",
+        )
 
 
 def plan(cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DEVICES,
@@ -64,13 +73,8 @@ def plan(cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DE
 
 
 def run_gradient_check(check: GradientCheck) -> Record:
-    api, case = check.api, check.case
-    record = Record(
-        check_id=check.id, case_id=case.id, case_hash=case.hash, api=api.name, framework=api.framework,
-        device=check.device, dtype=check.dtype, options={**check.options, "wrt": check.wrt}, verdict="skip",
-        shape=list(case.shape), tags=list(case.tags), check="gradient",
-    )
-    with timed(record):
+    record = check.record()
+    with isolation.checked(record):
         _run(check, record)
     return record
 
@@ -97,25 +101,20 @@ def _run(check: GradientCheck, record: Record) -> None:
 
     axis = feed_axis(conv.class_axis, len(case.shape))
     context = b.call_context(fw, check.dtype, check.device) if b.call_context else contextlib.nullcontext()
-    try:
-        with context, warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            native, native_w = to_native(b, fw, check, fed, axis, weights)
+    with context, warnings.catch_warnings(record=True) as caught:  # an API's exception or hang: isolation.checked
+        warnings.simplefilter("always")
+        native, native_w = to_native(b, fw, check, fed, axis, weights)
 
-            def fn(x, y):
-                return api.call(fw, x, y, check.options, native_w)
+        def fn(x, y):
+            return api.call(fw, x, y, check.options, native_w)
 
-            with isolation.guard():
-                grad = b.gradient(fw, fn, native, index)
-                observed, record.output_dtype = b.to_numpy(fw, grad)
-        record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
-    except isolation.CheckTimeout as exc:
-        record.verdict, record.kind, record.message = "timeout", "timeout", str(exc)
+        observed, read = call_api(b, fw, lambda: b.gradient(fw, fn, native, index), native, conv.arguments,
+                                  check.dtype, api.keeps_dtype, mutation=False)
+    record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    if observed is None:
+        record.verdict, (record.kind, record.message) = "fail", outputs.as_kind(read)
         return
-    except Exception as exc:
-        record.verdict, record.kind = "error", "exception"
-        record.message = f"{type(exc).__name__}: {exc}".strip()[:2000]
-        return
+    record.output_dtype = read
     if axis is not None and observed.ndim == len(case.shape):
         observed = np.moveaxis(observed, axis, -1)
 
@@ -124,16 +123,14 @@ def _run(check: GradientCheck, record: Record) -> None:
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
     record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
     record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
+    record.expected_bound, record.expected_certified = verdict.bound, verdict.certified
     record.expected = summarize(exp.value, verdict.worst_index)
     record.observed = summarize(observed, verdict.worst_index)
     record.extra["gradient_class"] = {name: int(n) for name, n in _classes(observed).items() if n}
 
 
 def _sum_to(grad: oracle.Gradient, shape: tuple) -> oracle.Gradient:
-    axes = tuple(i for i, (a, b) in enumerate(zip(grad.value.shape, shape)) if a != b)
-    return oracle.Gradient(grad.value.sum(axis=axes, keepdims=True), grad.magnitude.sum(axis=axes, keepdims=True),
-                           grad.terms * int(np.prod([grad.value.shape[i] for i in axes])),
-                           np.sum(np.broadcast_to(grad.log_scale, grad.value.shape), axis=axes, keepdims=True))
+    return grad.summed_to(shape)
 
 
 def _classes(values: np.ndarray) -> dict[str, int]:

@@ -1,12 +1,23 @@
-"""Per-check time limits, so that an API that hangs becomes a `timeout` record and the run goes on.
+"""The one guard around code under test, and the one guard around a whole check.
 
-Two limits guard each framework call:
-  soft  SIGALRM raises CheckTimeout inside the call after `timeout` seconds (works whenever the
-        call returns to the Python interpreter, e.g. a sleep or a Python loop);
-  hard  a watchdog thread notes the check in `<results>.hung` and ends the process after
-        `timeout + grace` seconds (a hang inside C code that never returns to Python). Under
-        pytest-xdist the controller sees the worker die, reads the note and records `timeout`
-        rather than `crash`, and xdist starts a fresh worker for the remaining checks.
+`ApiCall` wraps every call into an API or library (value, gradient, distribution, convention
+probes, porting sources): whatever the call does, control comes back to klconf.
+  raises      any BaseException (KeyboardInterrupt, SystemExit, GeneratorExit, a custom
+              BaseException subclass, ...) comes out as `ApiRaised`, carrying the original; only
+              the user's own Ctrl-C or SIGTERM (a handler notes the signal before raising) goes
+              through and ends the run.
+  state       process-global state it changed is restored and named (conformance/sandbox.py),
+              what it printed to standard output or error is caught and measured.
+  hangs       two time limits:
+                soft  SIGALRM raises CheckTimeout inside the call after `timeout` seconds (works
+                      whenever the call returns to the interpreter, e.g. a sleep or a Python loop);
+                hard  a watchdog thread notes the check in `<results>.hung` and ends the process
+                      after `timeout + grace` seconds (a hang inside C code that never returns to
+                      Python). Under pytest-xdist the controller sees the worker die, reads the note
+                      and records `timeout` rather than `crash`, and xdist starts a fresh worker.
+`checked(record)` wraps a whole check of any kind: it times it, runs klconf's own arithmetic
+under an explicit NumPy error state, and turns whatever escapes into the record (`fail_record`,
+the one place an exception becomes a verdict), so every check ends as exactly one record.
 """
 from __future__ import annotations
 
@@ -15,19 +26,38 @@ import os
 import signal
 import threading
 import time
+import traceback
 from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .sandbox import Sandbox
 
 DEFAULT_TIMEOUT = 120.0
+API_ERRSTATE = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}  # NumPy's defaults
+MESSAGE_LIMIT = 2000
+TRACEBACK_LIMIT = 4000
 
 
-class CheckTimeout(Exception):
-    pass
+class CheckTimeout(BaseException):
+    """The soft time limit fired. A BaseException, so an API's own `except Exception` cannot swallow it."""
+
+
+class ApiRaised(Exception):
+    """The code under test raised `original` (any BaseException)."""
+
+    def __init__(self, original: BaseException):
+        super().__init__(describe(original))
+        self.original = original
 
 
 _settings = {"timeout": DEFAULT_TIMEOUT, "marker": None, "hard": False, "item": ""}
 _watch = {"deadline": None}
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
+_user = {"signal": None}  # the signal the user sent to end the run, once one came
+_effects: list[list[str]] = []  # one list per check in progress: what its API calls left behind
 
 
 def configure(timeout: float | None, marker: Path | None, hard: bool) -> None:
@@ -44,26 +74,87 @@ def running(item_id: str) -> None:
     _settings["item"] = item_id
 
 
-@contextlib.contextmanager
-def guard():
-    timeout = _settings["timeout"]
-    if not timeout:
-        yield
+# --------------------------------------------------------------------------- the user's interrupt
+
+
+def install_interrupt_handlers() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM end the run, and are told apart from a KeyboardInterrupt an API raises:
+    the handler notes the signal before raising. Installed in every process that runs or records checks."""
+    if threading.current_thread() is not threading.main_thread():
         return
-    soft = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
-    if soft:
-        previous = signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
-    if _settings["hard"]:
-        _arm(time.monotonic() + timeout + max(5.0, timeout))
-    try:
-        yield
-    finally:
-        if soft:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _user_signal)
+
+
+def _user_signal(signum, frame):
+    _user["signal"] = signum
+    raise KeyboardInterrupt(f"{signal.Signals(signum).name} from the user")
+
+
+def user_interrupted() -> bool:
+    return _user["signal"] is not None
+
+
+def _from_user(exc: BaseException) -> bool:
+    return isinstance(exc, KeyboardInterrupt) and user_interrupted()
+
+
+# --------------------------------------------------------------------------- around one API call
+
+
+class ApiCall:
+    """`with ApiCall(): out = api.call(...)`: see the module's docstring. `changes` lists what the call
+    left changed (restored since), also noted on the check in progress."""
+
+    def __init__(self, capture_output: bool = True):
+        self.sandbox = Sandbox(capture_output=capture_output)
+        self.changes: list[str] = []
+        self._soft = False
+        self._previous_alarm = None
+        self._errstate = np.errstate(**API_ERRSTATE)
+
+    _open = 0  # ApiCalls entered and not left: one inside another only converts exceptions (one timer, one sandbox)
+
+    def __enter__(self) -> "ApiCall":
+        self._outer = ApiCall._open == 0
+        ApiCall._open += 1
+        if not self._outer:
+            return self
+        self._errstate.__enter__()  # the API sees NumPy's defaults, not klconf's own error state
+        self.sandbox.enter()
+        timeout = _settings["timeout"]
+        if timeout:
+            self._soft = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+            if self._soft:
+                self._previous_alarm = signal.signal(signal.SIGALRM, _alarm)
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+            if _settings["hard"]:
+                _arm(time.monotonic() + timeout + max(5.0, timeout))
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        ApiCall._open -= 1
+        if self._outer:
+            self._leave()
+        if exc is None or isinstance(exc, (CheckTimeout, ApiRaised)) or _from_user(exc):
+            return False
+        raise ApiRaised(exc) from exc
+
+    def _leave(self) -> None:
+        taken = []
+        if self._soft:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-        if _settings["hard"]:
+            if signal.getsignal(signal.SIGALRM) is not _alarm:
+                taken.append("replaced the SIGALRM handler (klconf's time limit)")
+            signal.signal(signal.SIGALRM, self._previous_alarm)
+        if _settings["timeout"] and _settings["hard"]:
             _arm(None)
+        try:
+            self.changes = taken + self.sandbox.leave()
+        finally:
+            self._errstate.__exit__(None, None, None)
+        if self.changes and _effects:
+            _effects[-1].extend(self.changes)
 
 
 def _alarm(signum, frame):
@@ -90,3 +181,72 @@ def _watchdog() -> None:
                 with open(marker, "a", encoding="utf-8") as f:
                     f.write(_settings["item"] + "\n")
             os._exit(70)
+
+
+# --------------------------------------------------------------------------- around one check
+
+
+def describe(exc: BaseException) -> str:
+    """'Type: message', for any exception, even one whose str() raises or runs to megabytes."""
+    try:
+        text = str(exc)
+    except BaseException:  # noqa: B036 - a hostile __str__ must not end the check
+        text = "<the exception's message could not be read>"
+    return f"{type(exc).__name__}: {text}".strip().removesuffix(":")[:MESSAGE_LIMIT]
+
+
+def _traceback(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(exc, limit=-3))[-TRACEBACK_LIMIT:]
+    except BaseException:  # noqa: B036
+        return ""
+
+
+def fail_record(record, exc: BaseException) -> None:
+    """The one place an exception becomes a check's verdict: the API's own (error, kind exception),
+    a time limit (timeout), a missing framework or device (skip), or a bug in klconf (error, internal)."""
+    from .frameworks import Unavailable
+
+    if isinstance(exc, CheckTimeout):
+        record.verdict, record.kind, record.message = "timeout", "timeout", describe(exc).partition(": ")[2]
+    elif isinstance(exc, ApiRaised) and isinstance(exc.original, Unavailable):  # a device gone mid-call
+        record.verdict, record.kind, record.reason = "skip", None, str(exc.original)
+    elif isinstance(exc, ApiRaised):
+        record.verdict, record.kind, record.message = "error", "exception", describe(exc.original)
+        record.extra["traceback"] = _traceback(exc.original)
+    elif isinstance(exc, Unavailable):
+        record.verdict, record.kind, record.reason = "skip", None, str(exc)
+    else:
+        record.verdict, record.kind = "error", "internal"
+        record.message = f"klconf internal error: {describe(exc)}"
+        record.extra["traceback"] = _traceback(exc)
+
+
+@contextlib.contextmanager
+def checked(record) -> Iterator[None]:
+    """Run one check of any kind: see the module's docstring. Re-raises only the user's interrupt."""
+    started = time.perf_counter()
+    effects: list[str] = []
+    _effects.append(effects)
+    try:
+        with np.errstate(all="ignore"):  # klconf's own arithmetic: explicit, never inherited from an API
+            yield
+    except BaseException as exc:  # noqa: B036 - whatever escapes becomes the record
+        if _from_user(exc):
+            raise
+        fail_record(record, exc)
+    finally:
+        _effects.pop()
+        record.duration_s = time.perf_counter() - started
+        note_side_effects(record, effects)
+
+
+def note_side_effects(record, effects: list[str]) -> None:
+    """Name what the check's calls left behind: in `extra["side_effects"]`, and as the message of a
+    record that has none (a passing check says why it is worth a look)."""
+    effects = list(dict.fromkeys(effects))
+    if not effects:
+        return
+    record.extra["side_effects"] = effects
+    if not record.message:
+        record.message = "the call " + "; ".join(effects)

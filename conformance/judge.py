@@ -14,6 +14,13 @@ C_ELEMENT covers the rounding inside one term (log, subtract, multiply, output r
 LAMBDA * sqrt(n) is the probabilistic bound for summing n rounded terms in any order
 (Higham and Mary, SIAM J. Sci. Comput. 41(5), 2019), which frameworks do not promise to
 beat (XLA and Eigen reduce in vectorised chunks, not pairwise).
+
+The oracle's own error is not part of the tolerance: before a verdict, the judge asks the oracle
+to certify every element to within BOUND_SHARE of its tolerance (it refines in arb where its
+first bound is looser), measures errors from value + low, and records the bound it judged with.
+Only float64's own resolution (an element within a few subnormals of zero) can stay above the
+share; `details["bound_floor"]` counts such elements and `details["uncertain"]` those whose
+verdict the bound could change.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ from .oracle import Expectation
 
 C_ELEMENT = 8.0
 LAMBDA = 3.0
+BOUND_SHARE = 1e-3  # no verdict is given with an oracle bound above this fraction of the tolerance
 DEVICE_FACTOR = {"cpu": (1.0, ""), "cuda": (2.0, "CUDA log/exp are accurate to 2 ulp, not 1, and GPU reductions use other orders")}
 
 
@@ -42,6 +50,8 @@ class Judgement:
     worst_index: list[int] | None = None
     mismatches: int = 0
     details: dict = field(default_factory=dict)
+    bound: float | None = None  # the expected value's certified bound where `tolerance` is taken (None: uncertified)
+    certified: str = ""  # how the expected values were certified
 
 
 def tolerance(exp: Expectation, dtype: str, device: str, override_factor: float = 1.0) -> np.ndarray:
@@ -63,12 +73,14 @@ def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, overr
         return Judgement("fail", "shape", f"output shape {list(observed.shape)}, expected {list(expected.shape)}",
                          details={"observed_shape": list(observed.shape), "expected_shape": list(expected.shape)})
     tol = np.broadcast_to(tolerance(exp, dtype, device, override_factor), expected.shape)
+    exp, bound, low = _certified(exp, tol)
+    expected = representable(np.asarray(exp.value, np.float64), output_dtype or dtype)
 
     e_nan, o_nan = np.isnan(expected), np.isnan(observed)
     e_inf, o_inf = np.isinf(expected), np.isinf(observed)
     finite = ~(e_nan | o_nan | e_inf | o_inf)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        abs_err = np.where(finite, np.abs(observed - expected), 0.0)
+        abs_err = np.where(finite, np.abs((observed - expected) - low), 0.0)
         rel_err = np.where(finite & (expected != 0), abs_err / np.abs(expected), np.where(abs_err > 0, np.inf, 0.0))
         ratio = np.where(finite, abs_err / tol, 0.0)
         ulp = np.where(finite, abs_err / FORMATS[dtype].ulp(expected), 0.0)
@@ -79,7 +91,16 @@ def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, overr
     wrong_value = finite & (ratio > 1.0)
     bad = wrong_nan | wrong_inf | wrong_special | wrong_value
 
-    judgement = Judgement("pass")
+    judgement = Judgement("pass", certified=exp.provenance)
+    if bound is not None:
+        judgement.bound = float(np.max(np.where(e_nan | e_inf, 0.0, bound), initial=0.0))  # (no finite element)
+        judgement.details["largest_bound"] = judgement.bound
+        floor = finite & (bound > BOUND_SHARE * tol)
+        if floor.any():
+            judgement.details["bound_floor"] = int(floor.sum())
+            uncertain = floor & (np.abs(abs_err - tol) <= bound)
+            if uncertain.any():
+                judgement.details["uncertain"] = int(uncertain.sum())
     if finite.any():
         judgement.abs_error = float(abs_err.max())
         judgement.rel_error = float(rel_err.max())
@@ -88,6 +109,8 @@ def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, overr
         judgement.tolerance = float(tol[worst]) if ratio.size else None
         judgement.headroom = float(ratio[worst]) if ratio.size else None
         judgement.worst_index = [int(i) for i in worst]
+        if bound is not None and ratio.size:  # beside the tolerance it is held to: at most 1/1000 of it
+            judgement.bound = float(bound[worst])
     if not bad.any():
         return judgement
 
@@ -102,6 +125,17 @@ def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, overr
             judgement.message = _mismatch_message(kind, index, expected, observed, tol, judgement.mismatches, expected.size)
             break
     return judgement
+
+
+def _certified(exp: Expectation, tol: np.ndarray):
+    """(expectation, bound, low) with every bound at most BOUND_SHARE of its tolerance where the oracle
+    can certify that; (exp, None, 0) for an expectation that carries no bound."""
+    if exp.bound is None:
+        return exp, None, np.zeros(tol.shape)
+    exp = exp.certified_to(BOUND_SHARE * tol)
+    bound = np.broadcast_to(np.asarray(exp.bound, np.float64), tol.shape)
+    low = np.broadcast_to(np.asarray(exp.low, np.float64), tol.shape)
+    return exp, bound, np.where(np.isfinite(low), low, 0.0)
 
 
 def representable(expected: np.ndarray, dtype: str) -> np.ndarray:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import signal
-import threading
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import pytest
 
 from . import cases as cases_mod
-from . import coverage, expectations, frameworks, isolation
+from . import coverage, expectations, frameworks, isolation, sharding
 from .dtypes import DTYPES
 from .results import Record, Writer, jsonable, run_header
 from .runner import framework_info
@@ -48,6 +48,7 @@ def pytest_addoption(parser):
                     help="time limit for one framework call (0: none); a hang becomes a `timeout` record")
     group.addoption("--klconf-expectations", default=None, metavar="DIR",
                     help="expectations manifests (default: cases/expectations; 'none' to report raw verdicts)")
+    sharding.add_options(group)
 
 
 def pytest_configure(config):
@@ -56,20 +57,12 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "klconf: a klconf conformance check")
     path = config.getoption("klconf_results", None)
     is_worker = hasattr(config, "workerinput")
+    sharding.configure(config)
     isolation.configure(config.getoption("klconf_timeout", None),
                         isolation.hung_marker(path) if path else None, hard=is_worker)
+    isolation.install_interrupt_handlers()  # the user's Ctrl-C or SIGTERM ends the run, an API's KeyboardInterrupt not
     if path and not is_worker:  # the xdist controller, or plain pytest, writes
         config.pluginmanager.register(ResultsFile(path, _corpus_hash(config), config), "klconf-results")
-        _terminate_as_interrupt()
-
-
-def _terminate_as_interrupt() -> None:
-    """SIGTERM ends the run like Ctrl-C: pytest finishes the session and the results get their footer."""
-    if threading.current_thread() is threading.main_thread():
-        def handler(signum, frame):
-            raise KeyboardInterrupt(f"signal {signum}")
-
-        signal.signal(signal.SIGTERM, handler)
 
 
 def _selected_apis(config) -> list[frameworks.Api]:
@@ -117,39 +110,102 @@ def _corpus_hash(config) -> str:
     return cases_mod.corpus_hash(_cases(config))
 
 
-_KIND_OF_CHECK = {"Check": "value", "GradientCheck": "gradient", "PropertyCheck": "property"}
+@dataclass(frozen=True)
+class Kind:
+    """One kind of check: the fixture its runner asks for, its test function and how to plan its checks."""
 
-# Each parametrized runner asks for one fixture; its planner lists that runner's checks.
-PLANNERS = {
-    "klconf_check": "conformance.runner:plan",
-    "klconf_gradient_check": "conformance.gradients:plan",
-    "klconf_property_check": "conformance.properties:plan",
-}
+    name: str
+    fixture: str
+    test: str  # the test function in conformance/checks/ (a node id's name before its parameters)
+    plan: Callable[[Any], list]  # config -> the checks this run selects
+
+
+def _devices(config) -> list[str]:
+    return config.getoption("klconf_device") or list(frameworks.DEVICES)
+
+
+def _dtypes(config) -> list[str]:
+    return config.getoption("klconf_dtype") or list(DTYPES)
+
+
+def _tensor_planner(module: str) -> Callable[[Any], list]:
+    def plan(config) -> list:
+        planner = importlib.import_module(module).plan
+        return planner(_cases(config), _selected_apis(config), devices=_devices(config), dtypes=_dtypes(config))
+
+    return plan
+
+
+def _plan_distributions(config) -> list:
+    from .distributions import cases as distribution_cases
+    from .distributions import libraries, runner
+
+    try:
+        found = distribution_cases.load_cases(config.getoption("klconf_cases"))
+    except cases_mod.CaseFileError as exc:
+        raise pytest.UsageError(f"invalid distribution case files:\n{exc}") from None
+    names = config.getoption("klconf_framework") or list(frameworks.FRAMEWORKS)
+    return runner.plan(found, libraries.by_framework(names), devices=_devices(config),
+                       dtypes=[d for d in _dtypes(config) if d in runner.DTYPES])
+
+
+def _plan_conventions(config) -> list:
+    from .inference.records import plan
+
+    return plan(_selected_apis(config), _devices(config))
+
+
+def _plan_porting(config) -> list:
+    from .porting.records import plan
+
+    if "cpu" not in (config.getoption("klconf_device") or ["cpu"]):  # ports are verified on the CPU only
+        return []
+    return plan(_selected_apis(config), config.getoption("klconf_framework") or list(frameworks.FRAMEWORKS),
+                _cases(config))
+
+
+# Every kind of check, in one place: parametrization, crash attribution and the end record's list of
+# checks that never ran all iterate it.
+KINDS = (
+    Kind("value", "klconf_check", "test_value", _tensor_planner("conformance.runner")),
+    Kind("gradient", "klconf_gradient_check", "test_gradient", _tensor_planner("conformance.gradients")),
+    Kind("property", "klconf_property_check", "test_property", _tensor_planner("conformance.properties")),
+    Kind("distribution", "klconf_distribution_check", "test_distribution", _plan_distributions),
+    Kind("convention", "klconf_convention_check", "test_convention", _plan_conventions),
+    Kind("porting", "klconf_porting_check", "test_porting", _plan_porting),
+)
 
 
 def selected_checks(config, fixture: str = "klconf_check") -> list:
-    module, _, name = PLANNERS[fixture].partition(":")
-    planner = getattr(importlib.import_module(module), name)
-    return planner(_cases(config), _selected_apis(config),
-                   devices=config.getoption("klconf_device") or frameworks.DEVICES,
-                   dtypes=config.getoption("klconf_dtype") or DTYPES)
+    """The checks of one kind (named by its fixture) this run selects; planned once per run."""
+    plans = config.__dict__.setdefault("_klconf_plans", {})
+    if fixture not in plans:
+        kind = next(k for k in KINDS if k.fixture == fixture)
+        plans[fixture] = kind.plan(config)
+    return plans[fixture]
 
 
 def pytest_generate_tests(metafunc):
-    fixture = next((f for f in PLANNERS if f in metafunc.fixturenames), None)
-    if fixture is None:
+    kind = next((k for k in KINDS if k.fixture in metafunc.fixturenames), None)
+    if kind is None:
         return
-    checks = selected_checks(metafunc.config, fixture)
-    params = [pytest.param(c, id=_pytest_id(c), marks=[getattr(pytest.mark, c.api.framework),
-                                                         getattr(pytest.mark, c.device),
-                                                         getattr(pytest.mark, c.dtype), pytest.mark.klconf])
-              for c in checks]
-    metafunc.parametrize(fixture, params)
+    params = []
+    for c in selected_checks(metafunc.config, kind.fixture):
+        marks = [getattr(pytest.mark, _framework_of(c)), getattr(pytest.mark, c.device), pytest.mark.klconf]
+        if c.dtype in DTYPES:
+            marks.append(getattr(pytest.mark, c.dtype))
+        params.append(pytest.param(c, id=_pytest_id(c), marks=marks))
+    metafunc.parametrize(kind.fixture, params)
 
 
 def _pytest_id(check) -> str:
     """The check id without '::' (which pytest reads as a node separator) and with () for options."""
     return check.id.replace("::", "-").replace("[", "(").replace("]", ")")
+
+
+def _framework_of(check) -> str:
+    library = getattr(check, "library", None)
+    return library.framework if library is not None else check.api.framework
 
 
 _announced: set[str] = set()  # frameworks whose information this process has sent
@@ -194,70 +250,142 @@ def outcome(rec: Record) -> None:
 
 
 class ResultsFile:
-    """Registered in the process that writes results: one line per completed check."""
+    """Registered in the process that writes results: one line per planned check, whatever became of it.
+
+    A check's record comes from the process that ran it. When none comes -- the process died (a crash, or
+    the watchdog ending a hang), the test failed outside the check's own guard -- the record is made here
+    from the planned check (`Check.record()`, for every kind). Planned checks that never ran (the user's
+    interrupt, pytest stopping early) are listed in the end record, so the file says what it lacks.
+    """
 
     def __init__(self, path: str, corpus_hash: str, config):
         self.writer = Writer(path)
-        self.writer.write(run_header(corpus_hash=corpus_hash))
+        self.writer.write(run_header(corpus_hash=corpus_hash, **sharding.header_fields(config)))
         self.counts: dict[str, int] = {}
         self.frameworks_seen: set[str] = set()
         self.coverage = coverage.Coverage()
         self.config = config
         self.hung = isolation.hung_marker(path)
         self.hung.unlink(missing_ok=True)
-        self._by_pytest_id: dict | None = None
+        self._by_node: dict[str, dict] = {}  # kind -> pytest id -> planned check
+        self.planned: list[str] | None = None  # node ids of the klconf checks collected
+        self.recorded: set[str] = set()
+
+    # ------------------------------------------------------------------ the plan
+
+    def pytest_collection_finish(self, session):  # plain pytest (no workers)
+        if self.planned is None:
+            self.planned = [item.nodeid for item in session.items if self._check_of(item.nodeid) is not None]
+
+    def pytest_xdist_node_collection_finished(self, node, ids):  # every worker collects the whole plan
+        if self.planned is None:
+            self.planned = [nodeid for nodeid in ids if self._check_of(nodeid) is not None]
+
+    # ------------------------------------------------------------------ records
 
     def pytest_runtest_logreport(self, report):
+        if report.nodeid in self.recorded:
+            return
         if report.when == "???" and report.failed:  # pytest-xdist: the worker running this check died
-            self._write(self._lost(report))
+            self._write(report.nodeid, self._lost(report))
             return
-        if report.when != "call":  # user_properties ride on every phase's report
-            return
-        for key, value in report.user_properties:
-            if key == FRAMEWORK_KEY and value not in self.frameworks_seen:
-                self.frameworks_seen.add(value)
-                self.writer.write(json.loads(value))
-            elif key == RECORD_KEY:
-                self._write(json.loads(value))
+        if report.when == "call":  # user_properties ride on every phase's report
+            for key, value in report.user_properties:
+                if key == FRAMEWORK_KEY and value not in self.frameworks_seen:
+                    self.frameworks_seen.add(value)
+                    self.writer.write(json.loads(value))
+                elif key == RECORD_KEY:
+                    self._write(report.nodeid, json.loads(value))
+                    return
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            orphan = self._unrecorded(report)
+            if orphan is not None:
+                self._write(report.nodeid, orphan)
 
-    def _write(self, event: dict) -> None:
+    def _write(self, nodeid: str, event: dict) -> None:
+        self.recorded.add(nodeid)
         self.writer.write(event)
         self.counts[event["verdict"]] = self.counts.get(event["verdict"], 0) + 1
         self.coverage.add(event)
 
-    def _lost(self, report) -> dict:
-        """A record for a check whose process died: `timeout` if the watchdog noted it, else `crash`."""
-        param = report.nodeid.partition("[")[2][:-1]
-        check = self._checks().get(param)
-        hung = self.hung.exists() and report.nodeid in self.hung.read_text().splitlines()
-        verdict = "timeout" if hung else "crash"
-        message = (f"the process running this check was ended after the {self.config.getoption('klconf_timeout'):g} s "
-                   "time limit (a hang outside Python)" if hung else str(report.longrepr))
+    def _planned_record(self, nodeid: str, verdict: str, message: str) -> dict:
+        check = self._check_of(nodeid)
         if check is None:
-            return {"type": "check", "check_id": report.nodeid, "case_id": "", "case_hash": "", "api": "",
+            return {"type": "check", "check_id": nodeid, "case_id": "", "case_hash": "", "api": "",
                     "framework": "", "device": "", "dtype": "", "options": {}, "verdict": verdict, "kind": verdict,
                     "message": message}
-        rec = Record(check_id=check.id, case_id=check.case.id, case_hash=check.case.hash, api=check.api.name,
-                     framework=check.api.framework, device=check.device, dtype=check.dtype, options=check.options,
-                     verdict=verdict, kind=verdict, message=message, check=_KIND_OF_CHECK.get(type(check).__name__, "value"))
+        rec = check.record()
+        rec.verdict, rec.message = verdict, message
+        rec.kind = None if verdict in ("skip", "unsupported") else verdict
+        if verdict == "skip":
+            rec.reason, rec.message = message, ""
         known = manifest(self.config)
         return (known.apply(rec) if known else rec).to_json()
 
-    def _checks(self) -> dict:
-        if self._by_pytest_id is None:
-            self._by_pytest_id = {_pytest_id(c): c for fixture in PLANNERS for c in selected_checks(self.config, fixture)}
-        return self._by_pytest_id
+    def _lost(self, report) -> dict:
+        """A record for a check whose process died: `timeout` if the watchdog noted it, else `crash`."""
+        hung = self.hung.exists() and report.nodeid in self.hung.read_text().splitlines()
+        if hung:
+            limit = self.config.getoption("klconf_timeout")
+            return self._planned_record(report.nodeid, "timeout", f"the process running this check was ended "
+                                        f"after the {limit:g} s time limit (a hang outside Python)")
+        return self._planned_record(report.nodeid, "crash", str(report.longrepr))
+
+    def _unrecorded(self, report) -> dict | None:
+        """A klconf check whose test ended without its record (a failure outside the check's guard)."""
+        if self._check_of(report.nodeid) is None:
+            return None
+        text = str(report.longrepr)[-2000:] if report.longrepr else report.outcome
+        if report.skipped:
+            return self._planned_record(report.nodeid, "skip", f"pytest skipped it: {text}")
+        record = self._planned_record(report.nodeid, "error",
+                                      f"the check ended without a record ({report.when}): {text}")
+        record["kind"] = "internal"
+        return record
+
+    def _check_of(self, nodeid: str):
+        """The planned check a test item runs (None: not a klconf check). A kind is planned here only once
+        one of its checks is asked for, so a run of some kinds never plans the others."""
+        name, _, param = nodeid.rpartition("::")[2].partition("[")
+        kind = next((k for k in KINDS if k.test == name), None)
+        if kind is None or not param:
+            return None
+        if kind.name not in self._by_node:
+            try:
+                self._by_node[kind.name] = {_pytest_id(c): c for c in selected_checks(self.config, kind.fixture)}
+            except Exception:  # the workers report what stops planning; records are still written, as seen
+                self._by_node[kind.name] = {}
+        return self._by_node[kind.name].get(param[:-1])
+
+    # ------------------------------------------------------------------ the end
+
+    def not_run(self) -> list[str]:
+        """Check ids of the planned checks that have no record."""
+        out = []
+        for nodeid in self.planned or ():
+            if nodeid not in self.recorded:
+                check = self._check_of(nodeid)
+                out.append(check.id if check is not None else nodeid)
+        return out
 
     def pytest_sessionfinish(self, session, exitstatus):
+        missing = self.not_run()
+        interrupted = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or isolation.user_interrupted()
         self.writer.write({"type": "end", "exitstatus": int(exitstatus), "counts": self.counts,
-                           "interrupted": int(exitstatus) == int(pytest.ExitCode.INTERRUPTED),
-                           "coverage": self.coverage.to_json()})
+                           "interrupted": interrupted, "planned": len(self.planned or ()),
+                           "complete": not interrupted and not missing, "not_run": missing,
+                           "coverage": self.coverage.to_json(), **sharding.end_fields(self.config)})
         self.writer.close()
 
     def pytest_terminal_summary(self, terminalreporter):
         summary = ", ".join(f"{n} {v}" for v, n in sorted(self.counts.items(), key=lambda kv: -kv[1]))
         terminalreporter.write_sep("-", "klconf")
-        terminalreporter.write_line(f"{sum(self.counts.values())} checks: {summary or 'none'}")
+        planned = len(self.planned or ())
+        terminalreporter.write_line(f"{sum(self.counts.values())} checks of {planned} planned: {summary or 'none'}")
+        missing = self.not_run()
+        if missing:
+            terminalreporter.write_line(f"incomplete: {len(missing)} planned checks never ran "
+                                        "(listed in the results' end record)")
         brief = coverage.render_brief(self.coverage.to_json())
         if brief:
             terminalreporter.write_line("coverage (details: klconf coverage RESULTS):")

@@ -16,7 +16,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
 
 import pytest
 
@@ -104,7 +104,7 @@ class Progress:
         self.clock = clock
         self.stream = stream or sys.stderr
         self.live = live
-        self._rich = None
+        self._rich: Any = None  # a rich.live.Live once started
         self._next_share = 0.1
         self._last_line = clock()
 

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import traceback
 from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 
-from . import judge
+from . import isolation, judge
 from .cases import Case, Distribution
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api
@@ -49,6 +48,15 @@ class PropertyCheck:
     def id(self) -> str:
         return f"{self.case.id}::{self.api.name}[{self.api.option_label(self.options)}]::{self.device}::{self.dtype}::{self.prop}"
 
+    def record(self) -> Record:
+        """The check's record before it runs (also what a crash of its process is recorded as)."""
+        case, api = self.case, self.api
+        return Record(
+            check_id=self.id, case_id=case.id, case_hash=case.hash, api=api.name, framework=api.framework,
+            device=self.device, dtype=self.dtype, options={**self.options, "property": self.prop}, verdict="skip",
+            shape=list(case.shape), tags=list(case.tags), check="property",
+        )
+
 
 def plan(cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DEVICES,
          dtypes: Iterable[str] = DTYPES) -> list[PropertyCheck]:
@@ -72,18 +80,14 @@ def plan(cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DE
 
 
 def run_property_check(check: PropertyCheck) -> Record:
-    try:
-        outcome = _RUNNERS[check.prop](check)
-    except Exception as exc:  # a bug in klconf itself: recorded, and the run goes on
-        outcome = Outcome(Record(
-            check_id=check.id, case_id=check.case.id, case_hash=check.case.hash, api=check.api.name,
-            framework=check.api.framework, device=check.device, dtype=check.dtype, options=check.options,
-            verdict="error", kind="internal", message=f"klconf internal error: {type(exc).__name__}: {exc}",
-            extra={"traceback": traceback.format_exc()[-4000:]}))
-    record = outcome.record
-    record.check, record.check_id = "property", check.id
-    record.options = {**record.options, "property": check.prop}
-    return record
+    started = check.record()
+    with isolation.checked(started):  # what escapes the property's own executions (a bug in klconf) lands here
+        record = _RUNNERS[check.prop](check).record
+        record.check, record.check_id = "property", check.id
+        record.options = {**record.options, "property": check.prop}
+        isolation.note_side_effects(record, record.extra.get("side_effects", []))  # the property's verdict is later
+        return record
+    return started
 
 
 def _check(check: PropertyCheck, case: Case | None = None, options: dict | None = None, api: Api | None = None) -> Check:

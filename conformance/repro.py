@@ -73,7 +73,7 @@ def _variable_names(arguments) -> tuple[str, str]:
         name = str(name)
         ok = name.isidentifier() and not keyword.iskeyword(name) and name not in _RESERVED
         out.append(name if ok and name not in out else fallback)
-    return tuple(out)
+    return out[0], out[1]
 
 
 def _header_imports(api: Api, setup) -> list[str]:
@@ -145,6 +145,7 @@ def _call_lines(template: str, names, options, dtype: str, has_weights: bool) ->
 
 def _templated_call(api: Api, options, check, names, has_weights: bool, setup) -> list[str]:
     template = api.snippet(options) if callable(api.snippet) else api.snippet
+    assert template is not None, "only an API with a snippet is called from its template"
     body = [f"{var} = {setup.native(var, check.dtype, check.device)}" for var in names]
     if has_weights:
         body.append(f"weights = {setup.native('weights', check.dtype, check.device)}")
@@ -207,6 +208,6 @@ def _expected_lines(expected, worst_index, axis, check) -> list[str]:
 
 def _moved_index(index: tuple, axis: int) -> tuple:
     """An index in class-last layout, moved the way np.moveaxis(-1, axis) moves the array."""
-    index = list(index)
-    index.insert(axis, index.pop())
-    return tuple(index)
+    moved = list(index)
+    moved.insert(axis, moved.pop())
+    return tuple(moved)

@@ -24,11 +24,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from . import __version__
+from .outcomes import FAILING, VERDICT_NAMES
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema") / "results.schema.json"
@@ -37,8 +38,7 @@ NUMERICS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "T
                 "TF_USE_LEGACY_KERAS", "KERAS_BACKEND", "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
                 "CUBLAS_WORKSPACE_CONFIG", "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_PLATFORMS",
                 "XLA_FLAGS", "CUDA_VISIBLE_DEVICES")
-VERDICTS = ("pass", "fail", "error", "timeout", "crash", "xfail", "unsupported", "skip")
-FAILING = ("fail", "error", "timeout", "crash")
+VERDICTS = VERDICT_NAMES  # each one's meaning: conformance/outcomes.py
 SUMMARY_LIMIT = 64  # arrays up to this many values are stored whole
 
 
@@ -99,7 +99,7 @@ class Record:
     options: dict
     verdict: str
     framework_version: dict = field(default_factory=dict)
-    kind: str | None = None  # failure kind: value | nan | inf | shape | exception | timeout | crash
+    kind: str | None = None  # failure kind: conformance/outcomes.py FAILURE_KINDS
     message: str = ""
     reason: str = ""  # for skip, unsupported, xfail: why
     expected: Any = None
@@ -109,6 +109,8 @@ class Record:
     ulp_error: float | None = None
     tolerance: float | None = None
     headroom: float | None = None
+    expected_bound: float | None = None  # certified bound on |expected - exact| where `tolerance` is taken
+    expected_certified: str = ""  # how the expected values were certified
     tolerance_override: str = ""
     output_dtype: str | None = None
     convention: str = ""
@@ -118,7 +120,7 @@ class Record:
     shape: list | None = None
     tags: list = field(default_factory=list)
     duration_s: float = 0.0
-    check: str = "value"  # which runner produced it: value, gradient, property, distribution
+    check: str = "value"  # the kind of check: conformance/outcomes.py CHECK_KINDS
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -225,6 +227,7 @@ class Results:
     end: dict | None = None
     problems: list[str] = field(default_factory=list)  # lines that could not be read
     source: str = ""
+    checks: int = 0  # check events read (kept in `records` by `read`, passed on by `stream`)
 
     @property
     def complete(self) -> bool:
@@ -237,19 +240,35 @@ class Results:
         return out
 
 
+def _fast_loads() -> Callable[[bytes], Any]:
+    """orjson's parser where installed (about 3x faster than json on results lines), else json's."""
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
+
+
 def iter_events(path: Path | str) -> Iterator[tuple[int, dict | None, str]]:
-    """(line number, event or None, problem) for every line; a torn or garbled line is a problem, not a crash."""
+    """(line number, event or None, problem) for every line; a torn or garbled line is a problem, not a crash.
+
+    A line the fast parser refuses is given to json too, so both accept exactly the same files (NaN
+    literals from other writers included)."""
+    loads = _fast_loads()
     with open(path, "rb") as f:
         for number_, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
             try:
-                event = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                torn = not raw.endswith(b"\n")
-                yield number_, None, f"line {number_}: {'torn last line (interrupted write)' if torn else 'not JSON'}: {exc}"
-                continue
-            if not isinstance(event, dict) or "type" not in event:
+                event = loads(raw)
+            except ValueError:
+                if raw.isspace():
+                    continue
+                try:
+                    event = json.loads(raw.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError) as exc:
+                    what = "not JSON" if raw.endswith(b"\n") else "torn last line (interrupted write)"
+                    yield number_, None, f"line {number_}: {what}: {exc}"
+                    continue
+            if event.__class__ is not dict or "type" not in event:
                 yield number_, None, f"line {number_}: not a klconf event"
                 continue
             yield number_, event, ""
@@ -261,7 +280,6 @@ def iter_events(path: Path | str) -> Iterator[tuple[int, dict | None, str]]:
 SAMPLE_HEAD = 64
 SAMPLE_STRIDE = 1000
 VALIDATION = ("sample", "all", "none")
-_REQUIRED_STRINGS = ("check_id", "case_id", "case_hash", "api", "framework", "device", "dtype", "verdict")
 
 
 def read(path: Path | str, validate: str = "sample") -> Results:
@@ -269,11 +287,23 @@ def read(path: Path | str, validate: str = "sample") -> Results:
 
     validate: "sample" (default; see SAMPLE_HEAD), "all" (every event) or "none".
     """
+    results = Results(source=str(path))
+    return stream(path, lambda event: results.records.append(Record.from_json(event)), validate, results)
+
+
+def stream(path: Path | str, on_check: Callable[[dict], None], validate: str = "sample",
+           into: Results | None = None) -> Results:
+    """Read a results file without keeping its records: each valid check event (a dict, as parsed) goes to
+    `on_check` in file order, and the Results returned hold everything else (header, framework events,
+    footer, problems, the number of check events passed on). Reports of millions of checks read this way,
+    in memory bounded by what the caller keeps. A check event that `on_check` rejects (TypeError,
+    ValueError, AttributeError, KeyError or IndexError, before changing anything) is a problem, like a
+    malformed line."""
     if validate not in VALIDATION:
         raise ValueError(f"validate must be one of {VALIDATION}, not {validate!r}")
-    results = Results(source=str(path))
+    results = into if into is not None else Results(source=str(path))
     with _cyclic_gc_paused():
-        _read_into(results, path, validate)
+        _read_into(results, path, validate, on_check)
     return results
 
 
@@ -290,7 +320,7 @@ def _cyclic_gc_paused():
             gc.enable()
 
 
-def _read_into(results: Results, path: Path | str, validate: str) -> None:
+def _read_into(results: Results, path: Path | str, validate: str, on_check: Callable[[dict], None]) -> None:
     checks_seen = 0
     for line, event, problem in iter_events(path):
         if event is None:
@@ -315,21 +345,25 @@ def _read_into(results: Results, path: Path | str, validate: str) -> None:
                 results.frameworks[event.get("name", "?")] = event
                 results.framework_events.append(event)
             elif kind == "check":
-                results.records.append(Record.from_json(event))
+                on_check(event)
+                results.checks += 1
             elif kind == "end":
                 results.end = event
             else:
                 results.problems.append(f"line {line}: unknown event type {kind!r}")
-        except TypeError as exc:
+        except (TypeError, ValueError, AttributeError) as exc:
             results.problems.append(f"line {line}: malformed {kind} event: {exc}")
+        except LookupError as exc:
+            results.problems.append(f"line {line}: malformed {kind} event: no {exc}")
 
 
 def _plausible_check(event: dict) -> bool:
     """The cheap test every check record gets: its identity fields are strings and options a mapping."""
-    for name in _REQUIRED_STRINGS:
-        if type(event.get(name)) is not str:
-            return False
-    return type(event.get("options")) is dict and type(event.get("extra", {})) is dict
+    get = event.get
+    return (get("check_id").__class__ is str and get("case_id").__class__ is str and get("case_hash").__class__ is str
+            and get("api").__class__ is str and get("framework").__class__ is str and get("device").__class__ is str
+            and get("dtype").__class__ is str and get("verdict").__class__ is str
+            and get("options").__class__ is dict and get("extra", {}).__class__ is dict)
 
 
 @functools.lru_cache(maxsize=1)

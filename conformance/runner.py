@@ -1,21 +1,20 @@
 """One check: a case fed to one API call, with options, on a device, in a dtype.
 
-`run_check` never raises for anything the API does: an exception, a NaN or a wrong shape
-becomes a Record with its verdict, and the caller goes on.
+`run_check` never raises for anything the API does: an exception of any kind, a NaN, a wrong
+shape, a complex output or a mutated input becomes a Record with its verdict (isolation.checked
+around the check, isolation.ApiCall around the call), and the caller goes on.
 """
 from __future__ import annotations
 
 import contextlib
 import functools
-import time
-import traceback
 import warnings
 from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 
-from . import conventions, isolation, judge, oracle, repro
+from . import conventions, isolation, judge, oracle, outputs, repro
 from .cases import Case
 from .dtypes import DTYPES, FORMATS, round_to
 from .frameworks import DEVICES, Api, Unavailable, binding
@@ -39,6 +38,16 @@ class Check:
     @property
     def id(self) -> str:
         return check_id(self.case.id, self.api.name, self.api.option_label(self.options), self.device, self.dtype)
+
+    def record(self) -> Record:
+        """The check's record before it runs: its identity (also what a crash of its process is recorded as)."""
+        api, case = self.api, self.case
+        return Record(
+            check_id=self.id, case_id=case.id, case_hash=case.hash, api=api.name, framework=api.framework,
+            device=self.device, dtype=self.dtype, options=self.options, verdict="skip", shape=list(case.shape),
+            tags=list(case.tags), check="value",
+            tolerance_override=f"x{api.tolerance.factor:g}: {api.tolerance.reason}" if api.tolerance else "",
+        )
 
 
 def check_id(case_id: str, api: str, option_label: str, device: str, dtype: str) -> str:
@@ -142,32 +151,10 @@ def run_check(check: Check) -> Record:
 
 
 def execute(check: Check) -> Outcome:
-    api, case = check.api, check.case
-    record = Record(
-        check_id=check.id, case_id=case.id, case_hash=case.hash, api=api.name, framework=api.framework,
-        device=check.device, dtype=check.dtype, options=check.options, verdict="skip",
-        shape=list(case.shape), tags=list(case.tags),
-        tolerance_override=f"x{api.tolerance.factor:g}: {api.tolerance.reason}" if api.tolerance else "",
-    )
-    outcome = Outcome(record)
-    with timed(record):
+    outcome = Outcome(check.record())
+    with isolation.checked(outcome.record):
         _run(check, outcome)
     return outcome
-
-
-@contextlib.contextmanager
-def timed(record: Record):
-    """Time a check; a bug in klconf itself becomes an `internal` error record (apart from the API's own
-    errors) and the run goes on."""
-    started = time.perf_counter()
-    try:
-        yield
-    except Exception as exc:
-        record.verdict, record.kind = "error", "internal"
-        record.message = f"klconf internal error: {type(exc).__name__}: {exc}"
-        record.extra["traceback"] = traceback.format_exc()[-4000:]
-    finally:
-        record.duration_s = time.perf_counter() - started
 
 
 def prepare(check, record: Record):
@@ -204,6 +191,19 @@ def to_native(b, fw, check, fed: tuple, axis: int | None, weights) -> tuple[list
     return native, native_w
 
 
+def call_api(b, fw, call, native: list, names, dtype: str, keeps_dtype: bool, mutation: bool = True):
+    """One guarded call (isolation.ApiCall) and its output read back: (float64 values, output dtype) or
+    (None, problems) when the output's type, aliasing or the inputs' mutation is wrong (conformance/outputs.py).
+    Anything the API raises comes out as isolation.ApiRaised; a hang as isolation.CheckTimeout."""
+    with isolation.ApiCall():
+        before = outputs.inputs_before(b, fw, native) if mutation else None
+        out = call()
+        found = outputs.problems(b, fw, out, native if mutation else (), before, names, dtype, keeps_dtype)
+        if found:
+            return None, found
+        return b.to_numpy(fw, out)
+
+
 def _run(check: Check, outcome: Outcome) -> None:
     api, case, record = check.api, check.case, outcome.record
     ready = prepare(check, record)
@@ -225,23 +225,18 @@ def _run(check: Check, outcome: Outcome) -> None:
             warnings.simplefilter("always")
             record.settings = b.check_settings(fw, check.dtype, check.device)
             native, native_w = to_native(b, fw, check, fed, axis, weights)
-            with isolation.guard():
-                out = api.call(fw, native[0], native[1], check.options, native_w)
-                observed, record.output_dtype = b.to_numpy(fw, out)
+            observed, read = call_api(b, fw, lambda: api.call(fw, native[0], native[1], check.options, native_w),
+                                      native, conv.arguments, check.dtype, api.keeps_dtype)
         record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
-    except Unavailable as exc:
-        record.verdict, record.reason = "skip", str(exc)
-        return
-    except isolation.CheckTimeout as exc:
-        record.verdict, record.kind, record.message = "timeout", "timeout", str(exc)
+    except (isolation.ApiRaised, isolation.CheckTimeout) as exc:  # a recorded result, the run goes on
+        isolation.fail_record(record, exc)
         repro.attach(record, check, fed, weights, conv, exp.value)
         return
-    except Exception as exc:  # the API raised: a recorded result, the run goes on
-        record.verdict, record.kind = "error", "exception"
-        record.message = f"{type(exc).__name__}: {exc}".strip()[:2000]
-        record.extra["traceback"] = "".join(traceback.format_exception(exc, limit=-3))[-4000:]
+    if observed is None:
+        record.verdict, (record.kind, record.message) = "fail", outputs.as_kind(read)
         repro.attach(record, check, fed, weights, conv, exp.value)
         return
+    record.output_dtype = read
     if axis is not None and observed.ndim == len(case.shape):
         observed = np.moveaxis(observed, axis, -1)
 
@@ -251,6 +246,7 @@ def _run(check: Check, outcome: Outcome) -> None:
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
     record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
     record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
+    record.expected_bound, record.expected_certified = verdict.bound, verdict.certified
     record.observed = summarize(observed, verdict.worst_index)
     record.expected = summarize(exp.value, verdict.worst_index)
     if verdict.verdict == "fail":

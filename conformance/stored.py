@@ -11,32 +11,55 @@ import math
 from pathlib import Path
 
 import numpy as np
-import yaml
+from yaml.error import Mark
+from yaml.nodes import MappingNode, SequenceNode
 
-from . import generators, oracle
+from . import generators, oracle, safe_yaml
 from .cases import Case, Problem, load_corpus
 
 ELEMENTWISE_LIMIT = 24  # store per-element terms for cases up to this many elements
 
 
 def expected_block(case: Case) -> dict:
-    """What a case file stores as `expected`, computed by the oracle from the case's float64 values."""
+    """What a case file stores as `expected`: the oracle's values from the case's float64 values,
+    certified to a quarter of a float64 ulp (so the stored value is the exact one, faithfully rounded)."""
     p, q = case.p, case.q
     pv, qv = np.broadcast_arrays(p.values, q.values)
-    block: dict = {"kl_per_row": oracle.kl_per_row(pv, p.space, qv, q.space).tolist()}
+    block: dict = {}
+    certified = []
+    reductions = [("kl_per_row", "per_row")]
     if 0 < pv.size <= ELEMENTWISE_LIMIT:  # (an empty batch cannot state its class width in a list)
-        block["elementwise"] = oracle.elementwise(pv, p.space, qv, q.space).tolist()
-    block["provenance"] = oracle.PROVENANCE
+        reductions.append(("elementwise", "none"))
+    for key, reduction in reductions:
+        exp = _certified(pv, p.space, qv, q.space, reduction)
+        block[key] = exp.value.tolist()
+        certified.append(exp)
+    block["provenance"] = provenance(certified)
     return block
+
+
+def _certified(pv: np.ndarray, p_space: str, qv: np.ndarray, q_space: str, reduction: str) -> oracle.Expectation:
+    spec = oracle.Spec(p_space=oracle.space_name(p_space), q_space=oracle.space_name(q_space), reduction=reduction)
+    rough = oracle.expected(pv, qv, spec)
+    with np.errstate(invalid="ignore"):
+        need = np.where(np.isfinite(rough.value), 0.25 * np.spacing(np.abs(rough.value)), np.inf)
+    return rough.certified_to(need)
+
+
+def provenance(certified: list[oracle.Expectation]) -> str:
+    """How stored values were certified: the largest bound before rounding, and the arithmetic."""
+    bound = max((float(np.max(e.bound, initial=0.0)) for e in certified if e.bound is not None), default=0.0)
+    how = max((e.provenance for e in certified), key=len, default="")
+    return f"certified: |exact - stored| <= {bound:.1e} + float64 rounding; {how}"
 
 
 def fill_file(path: Path, cases_by_id: dict[str, Case], update: bool = False) -> list[str]:
     """Rewrite `path` in place; return one line per change made."""
     text = path.read_text(encoding="utf-8")
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = safe_yaml.compose(text, pure=True)  # pure: marks index characters of text
     edits: list[tuple[int, int, str]] = []  # (start, end, replacement) character spans
     changes = []
-    for case_node in _mapping(root).get("cases", yaml.SequenceNode("", [])).value:
+    for case_node in _mapping(root).get("cases", SequenceNode("", [])).value:
         entry = _mapping(case_node)
         case_id = entry["id"].value if "id" in entry else None
         case = cases_by_id.get(case_id)
@@ -95,8 +118,8 @@ def verify(case: Case) -> list[Problem]:
         return problems
     p, q = case.p, case.q
     pv, qv = np.broadcast_arrays(p.values, q.values)
-    oracles = {"kl_per_row": lambda: oracle.kl_per_row(pv, p.space, qv, q.space),
-               "elementwise": lambda: oracle.elementwise(pv, p.space, qv, q.space)}
+    oracles = {"kl_per_row": lambda: _certified(pv, p.space, qv, q.space, "per_row").value,
+               "elementwise": lambda: _certified(pv, p.space, qv, q.space, "none").value}
     for key, compute in oracles.items():
         if key not in case.expected:
             continue
@@ -126,27 +149,28 @@ def _differs(stored: dict | None, block: dict) -> bool:
     for key in ("kl_per_row", "elementwise"):
         if key in block and not _same(stored.get(key), block[key]):
             return True
-    return False
+    return stored.get("provenance") != block["provenance"]
 
 
 def _same(a, b) -> bool:
     if a is None:
         return False
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+    same = ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))  # -0.0 is not 0.0 here
+    return a.shape == b.shape and bool(np.all(same))
 
 
 def _mapping(node) -> dict:
-    if not isinstance(node, yaml.MappingNode):
+    if not isinstance(node, MappingNode):
         return {}
     return {k.value: v for k, v in node.value}
 
 
-def _content_end(node) -> yaml.Mark:
+def _content_end(node) -> Mark:
     """Where a node's own text ends (a block node's end_mark runs on to the next token)."""
-    if isinstance(node, yaml.MappingNode) and not node.flow_style and node.value:
+    if isinstance(node, MappingNode) and not node.flow_style and node.value:
         return _content_end(node.value[-1][1])
-    if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value:
+    if isinstance(node, SequenceNode) and not node.flow_style and node.value:
         return _content_end(node.value[-1])
     return node.end_mark
 

@@ -42,7 +42,7 @@ def test_valid_file(tmp_path):
 
 
 @pytest.mark.parametrize("text, line, field, words", [
-    ("cases:\n  - id: x\n    description: d\n    p: {probs: [[0.5, 0.5]]\n", 5, "", "YAML error"),
+    ("cases:\n  - id: x\n    description: d\n    p: {probs: [[0.5, 0.5]]\n", 5, "cases[0].p", "YAML error"),
     (VALID.replace("    description: fine\n", ""), 2, "cases[0]", "'description' is required"),
     (VALID.replace("    q: {probs: [[0.25, 0.75]]}\n", "    q: {probs: [[0.25, 0.75]]}\n    colour: red\n"),
      2, "cases[0]", "unknown field(s): 'colour'"),
@@ -61,7 +61,7 @@ def test_valid_file(tmp_path):
     (VALID + "    expected: {kl_per_row: [0.1, 0.2], provenance: x}\n", 6, "cases[0].expected.kl_per_row",
      "does not match the inputs: expected [1]"),
     (VALID + "    expected: {kl_per_row: [0.1]}\n", 6, "cases[0].expected", "'provenance' is required"),
-    ("cases:\n  - id: a\n    id: b\n", 3, "cases[0]", "duplicate key 'id'"),
+    ("cases:\n  - id: a\n    id: b\n", 3, "cases[0].id", "duplicate key 'id' (first on line 2)"),
     ("", None, "", "found an empty file"),
     ("- 1\n- 2\n", 1, "", "found a list"),
 ])

@@ -13,9 +13,9 @@ def corpus():
     return cases.load_cases()
 
 
-def manifest(tmp_path, corpus, body):
+def manifest(tmp_path, corpus, body, strict_cases=True):
     (tmp_path / "fake.yaml").write_text(textwrap.dedent(body))
-    return expectations.load(tmp_path, corpus, [fakes.EXACT])
+    return expectations.load(tmp_path, corpus, [fakes.EXACT], strict_cases=strict_cases)
 
 
 ENTRY = """\

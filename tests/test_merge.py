@@ -99,7 +99,9 @@ def test_an_incomplete_shard_marks_the_merged_file(shards, tmp_path):
     cut = write_results(tmp_path / "cut.jsonl", [record(case="late"), record(case="later")], header=_header(),
                         torn=True)
     out = tmp_path / "merged.jsonl"
-    assert main(["merge", str(cpu), str(cut), "-o", str(out), "--no-completeness"]) == 0
+    assert main(["merge", str(cpu), str(cut), "-o", str(out), "--no-completeness"]) == 1  # written, and said so
+    assert read(out).end["interrupted"]
+    assert main(["merge", str(cpu), str(cut), "-o", str(out), "--no-completeness", "--allow-incomplete"]) == 0
     merged = read(out, validate="all")
     assert merged.problems == [] and merged.end["interrupted"]
     assert merged.end["incomplete_shards"][0].startswith(f"{cut}: no end event")
@@ -131,13 +133,13 @@ def test_completeness_lists_exactly_the_planned_checks_no_shard_ran(tmp_path, ca
     b = write_results(tmp_path / "b.jsonl", shard_records[half:], header=_header(corpus=header["corpus_hash"]))
     argv = ["merge", str(a), str(b), "-o", str(tmp_path / "m.jsonl"), "--cases", str(tmp_path / "cases.yaml"),
             "--api", "tests.fakes:plugin_apis"]
-    assert main(argv) == 0
+    assert main(argv) == 1  # incomplete: written, reported, and a failure unless allowed
     out = capsys.readouterr().out
     missing = sorted(line.split("missing: ", 1)[1] for line in out.splitlines() if line.strip().startswith("missing: "))
     assert missing == sorted(c.id for c in dropped) and len(dropped) == 2  # float32 and float64 only: the shards' dtypes
     assert f"{len(ran) - 2} of {len(ran)} planned checks ran, 2 missing" in out
     assert "missing per API: fake.exact 2" in out and "missing checks may be expected" not in out
-    assert main(argv + ["--require-complete"]) == 1
+    assert main(argv + ["--allow-incomplete"]) == 0
     capsys.readouterr()
     assert main(argv[:-2]) == 0  # without --api, the plug-in's checks cannot be planned: said so
     assert "API fake.exact: not a built-in API" in capsys.readouterr().out

@@ -21,22 +21,30 @@ def klconf(*args, **kwargs):
 
 
 def test_every_fault_kind_gets_its_own_verdict_and_the_run_completes(tmp_path):
+    # a crash and a hard hang in a convention check and in a porting check too: attributed to their own kind
+    elsewhere = "conventions-faulty.segfaults or porting-to-scipy-faulty.exits or conventions-faulty.hangs_hard"
     proc = klconf("run", "--api", "tests.faulty:ALL", "--only-api", "--out", str(tmp_path), "--no-report",
-                  "-k", "canonical-2x3 or forum-example", "--dtype", "float64", "--timeout", "2", "-n", "2")
+                  "-k", f"canonical-2x3 or forum-example or {elsewhere}", "--dtype", "float64", "--device", "cpu",
+                  "--timeout", "2", "-n", "2")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, out
     run = results.read(tmp_path / "results.jsonl")
-    assert run.problems == [] and run.complete and not run.end["interrupted"]
+    assert run.problems == [] and run.complete and not run.end["interrupted"] and run.end["complete"]
     by_api = {}
     for r in run.records:
         by_api.setdefault(r.api, set()).add((r.verdict, r.kind))
     assert by_api == {api: {expected} for api, expected in faulty.EXPECTED.items()}
     chosen = [c for c in cases.load_cases() if c.id in ("canonical-2x3", "forum-example")]
     started = sum(len(planner(chosen, faulty.ALL, devices=["cpu"], dtypes=["float64"]))
-                  for planner in (runner.plan, properties.plan, gradients.plan))
-    assert len(run.records) == started == len({r.check_id for r in run.records})
-    crash = next(r for r in run.records if r.api == "faulty.segfaults")
+                  for planner in (runner.plan, properties.plan, gradients.plan)) + 3
+    assert len(run.records) == started == run.end["planned"] == len({r.check_id for r in run.records})
+    crash = next(r for r in run.records if r.api == "faulty.segfaults" and r.check == "value")
     assert "crashed" in crash.message and crash.case_id in ("canonical-2x3", "forum-example")
+    other = {(r.check, r.api): r for r in run.records if r.check in ("convention", "porting")}
+    assert {key: (r.verdict, r.case_id) for key, r in other.items()} == {
+        ("convention", "faulty.segfaults"): ("crash", "conventions"),
+        ("porting", "faulty.exits"): ("crash", "porting-to-scipy"),
+        ("convention", "faulty.hangs_hard"): ("timeout", "conventions")}
 
 
 def test_interrupted_run_keeps_its_results(tmp_path):
@@ -49,16 +57,21 @@ def test_interrupted_run_keeps_its_results(tmp_path):
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=60)
     run = results.read(path)
     assert len(run.records) >= 3 and run.problems == []
-    assert run.end is not None and run.end["interrupted"]
+    assert run.end is not None and run.end["interrupted"] and not run.end["complete"]
     assert all(r.verdict == "pass" for r in run.records)
+    never_ran = run.end["not_run"]  # the checks the user's interrupt stopped, by id
+    assert never_ran and len(run.records) + len(never_ran) == run.end["planned"]
+    assert not {r.check_id for r in run.records} & set(never_ran)
+    assert all("faulty.slow" in check_id for check_id in never_ran)
+    assert f"incomplete: {len(never_ran)} planned checks never ran" in out
     report = klconf("report", str(path), "--out", str(tmp_path / "html"))
     report.communicate(timeout=120)
     assert report.returncode == 0
     page = (tmp_path / "html" / "index.html").read_text()
-    assert "Incomplete run:" in page
+    assert "Incomplete run:" in page and f"{len(never_ran)} of {run.end['planned']} planned checks never ran" in page
 
 
 def test_reader_tolerates_a_torn_last_line(tmp_path):

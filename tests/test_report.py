@@ -1,8 +1,11 @@
 """The HTML report, JUnit XML and the results schema, from records built directly (no framework needed)."""
 from __future__ import annotations
 
+import array
+import base64
 import html
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 
@@ -13,8 +16,16 @@ from conformance import results
 from conformance.cli import main
 from conformance.report import aggregate, junit, model, write_report
 from conformance.results import Record, run_header
-from tests.test_report_records import (HOSTILE, HOSTILE_CLOSE, HOSTILE_IMG, convention, failing, framework_event,
-                                       record, write_results)
+from tests.test_report_records import (
+    HOSTILE,
+    HOSTILE_CLOSE,
+    HOSTILE_IMG,
+    convention,
+    failing,
+    framework_event,
+    record,
+    write_results,
+)
 
 
 def _payload(page: str) -> dict:
@@ -58,12 +69,12 @@ def test_report_shows_every_section(mixed, tmp_path):
     assert index == tmp_path / "out" / "index.html"
     page = index.read_text()
     text = html.unescape(re.sub(r"<[^>]+>", " ", page.split('<script type="application/json"')[0]))
-    for section in ("Which convention each API uses", "Summary per framework and device", "Conformance matrix",
+    for section in ("Overview", "Which convention each API uses", "Conformance matrix",
                     "Accuracy against the oracle", "Failing checks", "Run information"):
         assert section in text
     # every verdict present gets a summary column, unknown ones included, in canonical order
     header_row = re.search(r'<table class="summary">.*?</thead>', page, re.S).group(0)
-    columns = re.findall(r'<th class="v-([a-z]+)">', header_row)
+    columns = re.findall(r'<th class="v-([a-z]+) n">', header_row)
     assert columns == ["pass", "fail", "error", "timeout", "crash", "xfail", "unsupported", "skip", "flaky"]
     assert "NVIDIA H100 80GB HBM3 (driver 550.54.15, 81559 MiB)" in text
     assert "TF_ENABLE_ONEDNN_OPTS=0" in text and "jax_default_matmul_precision" in text
@@ -77,7 +88,7 @@ def test_report_shows_every_section(mixed, tmp_path):
 def test_summary_counts_per_framework_and_device(mixed):
     path, records = mixed
     runset = model.load([path])
-    summary = aggregate.summary(runset)
+    summary = aggregate.build(runset)["summary"]
     rows = {(r["framework"], r["device"]): dict(zip(summary["verdicts"], r["counts"])) for r in summary["rows"]}
     assert rows[("torch", "cpu")] == {**dict.fromkeys(summary["verdicts"], 0), "pass": 2, "fail": 1}
     assert rows[("jax", "cuda")]["skip"] == 1 and rows[("jax", "cpu")]["error"] == 1
@@ -85,20 +96,38 @@ def test_summary_counts_per_framework_and_device(mixed):
     assert summary["total"]["total"] == len(records) and summary["total"]["failing"] == 4
 
 
+def _texts(data: dict) -> list[dict]:
+    """The failure details with their text indices resolved, as the page's script reads them."""
+    texts = data["texts"]
+    return [{k: (texts[v] if isinstance(v, int) and k not in ("r",) else v) for k, v in f.items()}
+            for f in data["failures"]]
+
+
+def _column(data: dict, name: str) -> list:
+    spec = data["m"]["cols"][name]
+    kind = {"u8": "B", "u16": "H", "u32": "I", "f32": "f"}[spec["type"]]
+    return list(array.array(kind, base64.b64decode(spec["b64"])))
+
+
 def test_failure_details_carry_expected_observed_reason_and_repro(mixed):
     path, _ = mixed
-    data = aggregate.payload(model.load([path]))
+    data = aggregate.build(model.load([path]))["payload"]
     assert data["failingTotal"] == 4
-    by_verdict = {f["verdict"]: f for f in data["failures"]}
-    assert [f["verdict"] for f in data["failures"]] == ["crash", "timeout", "error", "fail"]  # worst first
+    failures = _texts(data)
+    by_verdict = {f["verdict"]: f for f in failures}
+    assert [f["verdict"] for f in failures] == ["crash", "timeout", "error", "fail"]  # worst first
     fail = by_verdict["fail"]
     assert fail["expected"] == "0.48349248" and fail["observed"] == "0.48397597"
     assert "rel 0.001" in fail["errors"] and "headroom 480" in fail["errors"]
     assert fail["diagnosis"].startswith("no single change") and "print('observed:'" in fail["repro"]
     assert by_verdict["error"]["traceback"] == "Traceback ..."
     m = data["m"]
-    assert len(m["c"]) == 11 and m["f"].count(-1) == 7
+    assert m["n"] == 11 and len(_column(data, "c")) == 11 and sorted(f["r"] for f in failures) == [2, 4, 7, 8]
     assert m["verdicts"][:8] == ["crash", "timeout", "error", "fail", "xfail", "pass", "unsupported", "skip"]
+    verdicts = [m["verdicts"][m["groups"]["v"][g]] for g in _column(data, "g")]  # a check's verdict is its group's
+    assert verdicts == [r.verdict for r in model.load([path]).records]
+    headroom = _column(data, "h")
+    assert headroom[2] == pytest.approx(480.0) and math.isnan(headroom[5])  # the skip measured nothing
 
 
 def test_conventions_table_from_convention_records(tmp_path):
@@ -113,7 +142,7 @@ def test_conventions_table_from_convention_records(tmp_path):
                    inferred={"zero_both": "0"}),
         record(),
     ]
-    table = aggregate.conventions(model.combine([model.Source("r", _results(records))]))
+    table = aggregate.build(model.combine([model.Source("r", _results(records))]))["conventions"]
     assert table["fields"][:11] == list(aggregate.CONVENTION_FIELDS)
     rows = {(r["api"], r["options"]): r for r in table["rows"]}
     assert len(rows) == 3
@@ -161,7 +190,7 @@ def test_hostile_strings_are_escaped_everywhere(tmp_path):
     assert "<img" not in page and "<!--" not in page and "onerror=\"" not in page
     data = _payload(page)  # and the embedded JSON still round-trips every string
     assert data["m"]["cases"] == [HOSTILE, "convention-probes"]
-    value = next(f for f in data["failures"] if f["check"] == "value")
+    value = next(f for f in _texts(data) if f["check"] == "value")
     assert value["message"] == HOSTILE_IMG and HOSTILE_CLOSE in value["repro"]
     assert html.escape(HOSTILE) in page  # shown as text in the server-rendered tables
 
@@ -172,8 +201,8 @@ def test_large_run_embeds_compact_data_not_dom_rows(tmp_path):
     path = write_results(tmp_path / "r.jsonl", records)
     page = write_report([path], tmp_path / "out").read_text()
     assert page.count("<tr") < 100  # the matrix is built in the browser, one page at a time
-    assert len(page) < 60 * 20000  # about 40 bytes a check
-    assert len(_payload(page)["m"]["c"]) == 20000
+    assert len(page) < 20 * 20000  # the columns take about 13 bytes a check
+    assert _payload(page)["m"]["n"] == 20000
 
 
 def test_report_command_writes_html_and_junit(mixed, tmp_path, capsys):
@@ -307,7 +336,7 @@ def test_convention_checks_that_inferred_nothing_are_listed_not_tabled(tmp_path)
                      reason="optax is not installed")
     page = write_report([write_results(tmp_path / "r.jsonl", [skipped, record()])], tmp_path / "out").read_text()
     assert "the convention checks inferred nothing" in page and "1 × skip: optax is not installed" in page
-    table = aggregate.conventions(model.load([tmp_path / "r.jsonl"]))
+    table = aggregate.build(model.load([tmp_path / "r.jsonl"]))["conventions"]
     assert table["rows"] == [] and table["declared"] == [] and table["not_inferred"] == [("skip: optax is not installed", 1)]
 
 

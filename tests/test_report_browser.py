@@ -1,219 +1,49 @@
-"""The report in a real browser: headless Chromium driven over the DevTools protocol.
+"""The report in a real browser: headless Chromium driven by Playwright (tests/browser.py).
 
-The tests open a report with no console errors and no network requests, click filters and a
-matrix cell and watch what is shown change, check that hostile strings from case files and
-plug-ins show as text and never run, and take a screenshot. `Browser` records console errors,
-uncaught exceptions, JavaScript dialogs and requests; benchmarks/report_bench.py uses it too.
-They need a `chromium` (or Chrome) binary and websocket-client, and are skipped with the
-reason where either is missing.
+The tests open a report with no console errors, uncaught exceptions, dialogs or network requests,
+click filters and a matrix cell and watch what is shown change, check that hostile strings from
+case files and plug-ins show as text and never run, take a screenshot, and hold the page to its
+layout: no horizontal overflow at 1,280 px, each reason stated once, chart axes spanning the
+values they plot. Skipped with the reason where Chromium or Playwright is missing.
 """
 from __future__ import annotations
 
-import base64
-import importlib.util
+import math
 import os
-import json
-import shutil
-import subprocess
-import tempfile
-import time
-import urllib.request
+import re
 from pathlib import Path
 
 import pytest
 
-BINARIES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-extensions", "--mute-audio", "--remote-debugging-port=0")
+from tests.browser import open_page, skip_unless_browser
+from tests.test_report_records import (
+    HOSTILE,
+    HOSTILE_CLOSE,
+    HOSTILE_IMG,
+    convention,
+    failing,
+    framework_event,
+    record,
+    write_results,
+)
+
+MATRIX_APIS = "() => Array.from(document.querySelectorAll('table.matrix th.api')).map(e => e.textContent)"
+MATRIX_CELLS = "() => Array.from(document.querySelectorAll('table.matrix td.cell:not(.c-none)')).map(e => e.className)"
+COUNT = "() => document.getElementById('filter-count').textContent"
+FAILURE_CARDS = "() => document.querySelectorAll('#failure-list details.failure').length"
+OPEN_ALL = "() => document.querySelectorAll('details').forEach(d => d.open = true)"
+SHARED_REASON = "the equivalent sums over the batch where the call averages"
+NOT_ON_CUDA = "scipy.stats.entropy does not run on cuda"
 
 
-def binary() -> str | None:
-    for name in BINARIES:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def unavailable() -> str | None:
-    """Why the browser tests cannot run here, or None."""
-    if binary() is None:
-        return "no Chromium binary on PATH (apt-get install -y chromium)"
-    if importlib.util.find_spec("websocket") is None:
-        return "websocket-client is not installed (pip install websocket-client)"
-    return None
-
-
-class Browser:
-    """One headless Chromium with one page; use as a context manager."""
-
-    def __init__(self, width: int = 1400, height: int = 1000, timeout: float = 60.0):
-        self.width, self.height, self.timeout = width, height, timeout
-        self.profile = tempfile.TemporaryDirectory(prefix="klconf-chromium-", ignore_cleanup_errors=True)
-        self.process = None
-        self.ws = None
-        self._next_id = 0
-        self.console_errors: list[str] = []
-        self.dialogs: list[str] = []
-        self.requests: list[str] = []
-        self.events: list[dict] = []
-
-    def __enter__(self) -> "Browser":
-        import websocket
-
-        self.process = subprocess.Popen([binary(), *FLAGS, f"--user-data-dir={self.profile.name}", "about:blank"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port = self._port()
-        page = self._page_target(port)
-        self.ws = websocket.create_connection(page, timeout=self.timeout, suppress_origin=True)
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            self.send(f"{domain}.enable")
-        self.send("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height,
-                  deviceScaleFactor=1, mobile=False)
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            if self.ws is not None:
-                self.ws.close()
-        finally:
-            if self.process is not None:
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
-            for _ in range(20):  # Chromium's helper processes may still be writing the profile
-                shutil.rmtree(self.profile.name, ignore_errors=True)
-                if not Path(self.profile.name).exists():
-                    break
-                time.sleep(0.1)
-            self.profile.cleanup()
-
-    def _port(self) -> int:
-        marker = Path(self.profile.name) / "DevToolsActivePort"
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if marker.exists():
-                text = marker.read_text().split()
-                if text:
-                    return int(text[0])
-            if self.process.poll() is not None:
-                raise RuntimeError(f"chromium exited with status {self.process.returncode}")
-            time.sleep(0.05)
-        raise TimeoutError("chromium did not open its DevTools port")
-
-    def _page_target(self, port: int) -> str:
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as response:
-                targets = json.load(response)
-            pages = [t for t in targets if t.get("type") == "page"]
-            if pages:
-                return pages[0]["webSocketDebuggerUrl"]
-            time.sleep(0.05)
-        raise TimeoutError("chromium opened no page")
-
-    # ------------------------------------------------------------------ protocol
-
-    def send(self, method: str, **params) -> dict:
-        self._next_id += 1
-        ident = self._next_id
-        self.ws.send(json.dumps({"id": ident, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("id") == ident:
-                if "error" in message:
-                    raise RuntimeError(f"{method}: {message['error']}")
-                return message.get("result", {})
-            self._event(message)
-
-    def _event(self, message: dict) -> None:
-        method, params = message.get("method", ""), message.get("params", {})
-        self.events.append(message)
-        if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
-        elif method == "Runtime.exceptionThrown":
-            details = params.get("exceptionDetails", {})
-            self.console_errors.append(details.get("exception", {}).get("description") or details.get("text", "exception"))
-        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
-            self.console_errors.append(params["entry"].get("text", ""))
-        elif method == "Network.requestWillBeSent":
-            self.requests.append(params.get("request", {}).get("url", ""))
-        elif method == "Page.javascriptDialogOpening":
-            self.dialogs.append(params.get("message", ""))
-            self.ws.send(json.dumps({"id": 0, "method": "Page.handleJavaScriptDialog", "params": {"accept": True}}))
-
-    def wait_for(self, method: str, timeout: float | None = None) -> dict:
-        deadline = time.monotonic() + (timeout or self.timeout)
-        for message in self.events:
-            if message.get("method") == method:
-                self.events.remove(message)
-                return message
-        while time.monotonic() < deadline:
-            message = json.loads(self.ws.recv())
-            self._event(message)
-            if message.get("method") == method:
-                self.events.remove(message)
-                return message
-        raise TimeoutError(f"no {method} within the timeout")
-
-    # ------------------------------------------------------------------ page
-
-    def open(self, path: Path | str) -> float:
-        """Navigate to a file and wait for its load event; return the wall time in seconds."""
-        url = Path(path).resolve().as_uri()
-        self.events.clear()
-        started = time.perf_counter()
-        self.send("Page.navigate", url=url)
-        self.wait_for("Page.loadEventFired")
-        return time.perf_counter() - started
-
-    def evaluate(self, expression: str):
-        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"{expression!r} raised: {result['exceptionDetails'].get('text')}")
-        return result.get("result", {}).get("value")
-
-    def click(self, selector: str) -> None:
-        """A real mouse click (pressed and released) at the centre of the first element matching `selector`."""
-        box = self.evaluate(
-            f"(function(){{var e=document.querySelector({json.dumps(selector)}); if(!e) return null;"
-            f"e.scrollIntoView({{block:'center'}}); var r=e.getBoundingClientRect();"
-            f"return [r.left + r.width/2, r.top + r.height/2];}})()")
-        if box is None:
-            raise LookupError(f"no element matches {selector!r}")
-        for kind in ("mousePressed", "mouseReleased"):
-            self.send("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
-
-    def screenshot(self, path: Path | str, full_page: bool = False) -> Path:
-        params = {"format": "png"}
-        if full_page:
-            params["captureBeyondViewport"] = True
-            height = self.evaluate("document.documentElement.scrollHeight")
-            params["clip"] = {"x": 0, "y": 0, "width": self.width, "height": min(int(height), 16000), "scale": 1}
-        data = self.send("Page.captureScreenshot", **params)["data"]
-        path = Path(path)
-        path.write_bytes(base64.b64decode(data))
-        return path
-
-
-# --------------------------------------------------------------------------- tests
-
-needs_browser = pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")
-
-MATRIX_APIS = "Array.from(document.querySelectorAll('table.matrix th.api')).map(e => e.textContent)"
-MATRIX_CELLS = "Array.from(document.querySelectorAll('table.matrix td.cell:not(.c-none)')).map(e => e.className)"
-COUNT = "document.getElementById('filter-count').textContent"
+@pytest.fixture(autouse=True)
+def _browser():
+    skip_unless_browser()
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     from conformance.report import write_report
-    from tests.test_report_records import (HOSTILE, HOSTILE_CLOSE, HOSTILE_IMG, convention, failing,
-                                           framework_event, record, write_results)
 
     tmp = tmp_path_factory.mktemp("browser")
     records = []
@@ -227,83 +57,156 @@ def report(tmp_path_factory):
         records.append(record(case, "jax.scipy.special.rel_entr", "jax", "cuda", options={}, verdict="skip",
                               reason=HOSTILE))
     records.append(failing("dirichlet-8x5", "scipy.special.kl_div", "scipy", dtype="float16", options={}))
+    records += [record(case, "scipy.stats.entropy", "scipy", "cuda", options={}, verdict="unsupported",
+                       reason=NOT_ON_CUDA) for case in ("canonical-2x3", "dirichlet-8x5")]
     records.append(convention(api=f"plugin.{HOSTILE}", framework="numpy", inferred={"reduction": HOSTILE_IMG}))
+    # an exact 0 measured with a tiny error: its ULP error (1e-17 / 5e-324) must not stretch the chart's axis
+    records.append(record("zeros-both", dtype="float64", expected=0.0, observed=1e-17, abs_error=1e-17,
+                          rel_error="inf", ulp_error=2.0e306, headroom=1e-3))
+    records += porting_records()
     path = write_results(tmp / "results.jsonl", records,
                          frameworks=[framework_event(), framework_event("numpy", HOSTILE, **{HOSTILE: HOSTILE_CLOSE})])
     return write_report([path], tmp / "out"), records
 
 
-@needs_browser
+def porting_records() -> list:
+    """Six source calls x two targets; one reason shared by five differing cells, another by two."""
+    from conformance.results import Record
+
+    out = []
+    for n in range(6):
+        api, options = "torch.nn.functional.kl_div", {"reduction": f"r{n}"}
+        for target in ("jax", "scipy"):
+            differs = []
+            if target == "jax" and n:
+                differs = [{"case": f"case-{n}", "dtypes": ["float32"], "reason": SHARED_REASON}]
+            if target == "scipy" and n < 2:
+                differs = [{"case": "tiny", "dtypes": ["float64"], "reason": "scipy clips at 1e-7"}]
+            out.append(Record(
+                check_id=f"porting-to-{target}::{api}[reduction=r{n}]::cpu::float64+float32",
+                case_id=f"porting-to-{target}", case_hash="h", api=api, framework="torch", device="cpu",
+                dtype="float64+float32", options=options, verdict="fail" if differs else "pass", check="porting",
+                extra={"target_framework": target, "expression": f"{target}.kl(p, q) * {n}", "verified_cases": 30,
+                       "differs_on": differs, "code": f"def equivalent(p, q):\n    return {n}\n",
+                       "notes": ["float16 is checked apart"]}))
+    return out
+
+
 def test_report_opens_without_errors_or_requests(report, tmp_path):
     index, records = report
-    with Browser() as browser:
-        browser.open(index)
-        assert browser.console_errors == []
-        assert browser.dialogs == []
-        assert browser.requests == [index.resolve().as_uri()]  # nothing but the page itself
-        assert browser.evaluate("window.klconfReport.checks") == len(records)
-        assert browser.evaluate(COUNT).startswith(f"{len(records)} of {len(records)} checks")
-        shot = browser.screenshot(_screenshot_path(tmp_path, "report.png"))
-        assert shot.stat().st_size > 20000
-        browser.evaluate("document.getElementById('matrix').scrollIntoView()")
-        browser.screenshot(_screenshot_path(tmp_path, "matrix.png"))
+    with open_page(index) as watched:
+        page = watched.page
+        assert page.evaluate("window.klconfReport.checks") == len(records)
+        assert page.evaluate(COUNT).startswith(f"{len(records)} of {len(records)} checks")
+        shot = page.screenshot(path=str(_screenshot_path(tmp_path, "report.png")))
+        assert len(shot) > 20000
+        page.locator("#matrix").scroll_into_view_if_needed()
+        page.screenshot(path=str(_screenshot_path(tmp_path, "matrix.png")))
+        assert watched.problems == []
 
 
-@needs_browser
 def test_filters_change_what_is_shown(report):
     index, records = report
-    with Browser() as browser:
-        browser.open(index)
-        apis = browser.evaluate(MATRIX_APIS)
+    with open_page(index) as watched:
+        page = watched.page
+        apis = page.evaluate(MATRIX_APIS)
         assert "torch.nn.functional.kl_div" in apis and "scipy.special.kl_div" in apis
-        browser.click("input[data-dim=fw][value=torch]")
-        after = browser.evaluate(MATRIX_APIS)
+        page.click("input[data-dim=fw][value=torch]")
+        after = page.evaluate(MATRIX_APIS)
         assert "torch.nn.functional.kl_div" not in after and "scipy.special.kl_div" in after
         torch_checks = sum(r.framework == "torch" for r in records)
-        assert browser.evaluate(COUNT).startswith(f"{len(records) - torch_checks} of {len(records)}")
-        browser.click("input[data-dim=fw][value=torch]")
-        browser.click("input[data-dim=v][value=pass]")
-        cells = browser.evaluate(MATRIX_CELLS)
+        assert page.evaluate(COUNT).startswith(f"{len(records) - torch_checks} of {len(records)}")
+        page.click("input[data-dim=fw][value=torch]")
+        page.click("input[data-dim=v][value=pass]")
+        cells = page.evaluate(MATRIX_CELLS)
         assert cells and not any("c-pass" in c for c in cells)
-        failures = browser.evaluate("document.querySelectorAll('#failure-list details.failure').length")
-        assert failures == sum(r.failed for r in records)
-        browser.click("input[data-dim=d][value=cpu]")
-        assert all("c-skip" in c for c in browser.evaluate(MATRIX_CELLS))
-        assert browser.evaluate("document.querySelectorAll('#failure-list details.failure').length") == 0
-        assert browser.console_errors == []
+        assert page.evaluate(FAILURE_CARDS) == sum(r.failed for r in records)
+        page.click("input[data-dim=d][value=cpu]")
+        assert all("c-skip" in c or "c-unsupported" in c for c in page.evaluate(MATRIX_CELLS))  # what is not on cpu
+        assert page.evaluate(FAILURE_CARDS) == 0
+        page.fill("#filter-text", "dirichlet")
+        page.click("input[data-dim=d][value=cpu]")
+        shown = sum(r.case_id == "dirichlet-8x5" and r.verdict != "pass" for r in records)  # pass is still off
+        assert page.evaluate(COUNT).startswith(f"{shown} of {len(records)}")
+        assert watched.problems == []
 
 
-@needs_browser
 def test_matrix_cell_leads_to_failure_details(report):
     index, _ = report
-    with Browser() as browser:
-        browser.open(index)
-        browser.click("td.cell.c-fail[data-case='dirichlet-8x5'][data-api='scipy.special.kl_div']")
-        rows = browser.evaluate("document.querySelectorAll('#cell-detail tbody tr').length")
-        assert rows == 3  # two passing dtypes and the failing float16
-        browser.click("#cell-detail a")
-        opened = browser.evaluate("Array.from(document.querySelectorAll('details.failure[open] code')).map(e => e.textContent)")
+    with open_page(index) as watched:
+        page = watched.page
+        page.click("td.cell.c-fail[data-case='dirichlet-8x5'][data-api='scipy.special.kl_div']")
+        assert page.locator("#cell-detail tbody tr").count() == 3  # two passing dtypes and the failing float16
+        page.click("#cell-detail a")
+        opened = page.evaluate("() => Array.from(document.querySelectorAll('details.failure[open] code'))"
+                               ".map(e => e.textContent)")
         assert opened == ["dirichlet-8x5::scipy.special.kl_div[]::cpu::float16"]
-        assert "print('observed:'" in browser.evaluate("document.querySelector('details.failure[open] pre.repro').textContent")
-        assert browser.console_errors == []
+        repro = page.locator("details.failure[open] pre.repro").text_content()
+        assert "print('observed:'" in repro
+        # a card expands its details only when opened: a closed one carries its summary alone
+        card_id = page.locator("details.failure:not([open])").first.get_attribute("id")
+        closed = page.locator(f"#{card_id}")
+        assert closed.locator("dl").count() == 0
+        closed.locator("summary").click()
+        assert closed.locator("dl dt").first.text_content() == "check"
+        assert watched.problems == []
 
 
-@needs_browser
 def test_hostile_strings_show_as_text_and_never_run(report):
-    from tests.test_report_records import HOSTILE, HOSTILE_CLOSE, HOSTILE_IMG
-
     index, _ = report
-    with Browser() as browser:
-        browser.open(index)
-        browser.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
-        text = browser.evaluate("document.body.innerText")
+    with open_page(index) as watched:
+        page = watched.page
+        page.evaluate(OPEN_ALL)
+        page.wait_for_function("() => document.querySelectorAll('details.failure .body').length > 0")
+        text = page.evaluate("() => document.body.innerText")
         assert HOSTILE in text and HOSTILE_IMG in text  # matrix rows, conventions table, failure messages
-        assert browser.evaluate("typeof window.__xss") == "undefined"
-        assert browser.dialogs == [] and browser.console_errors == []
-        assert browser.evaluate("document.querySelectorAll('script').length") == 2
-        assert browser.evaluate("document.querySelectorAll('img').length") == 0
-        repro = browser.evaluate("document.querySelector('details.failure pre.repro').textContent")
-        assert HOSTILE_CLOSE in repro
+        assert page.evaluate("typeof window.__xss") == "undefined"
+        assert page.locator("script").count() == 2 and page.locator("img").count() == 0
+        assert HOSTILE_CLOSE in page.locator("details.failure pre.repro").first.text_content()
+        assert watched.problems == []
+
+
+@pytest.mark.parametrize("expanded", [False, True], ids=["collapsed", "expanded"])
+def test_layout_fits_1280_px_states_reasons_once_and_axes_span_the_data(report, expanded, tmp_path):
+    index, _ = report
+    with open_page(index, width=1280) as watched:
+        page = watched.page
+        if expanded:
+            page.evaluate(OPEN_ALL)
+            page.click("td.cell.c-fail[data-case='dirichlet-8x5'][data-api='scipy.special.kl_div']")
+            page.wait_for_function("() => document.querySelectorAll('details.failure .body').length > 0")
+        overflow = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert overflow[0] <= overflow[1] == 1280, f"the page is {overflow[0]} px wide at 1,280 px"
+        wide = page.evaluate("""() => Array.from(document.querySelectorAll('main *'))
+            .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5
+                         && !e.closest('.scroll'))
+            .map(e => e.tagName + '.' + e.className)""")
+        assert wide == [], "elements reach past the right edge"
+        page.screenshot(path=str(_screenshot_path(tmp_path, f"layout-{'expanded' if expanded else 'collapsed'}.png")),
+                        full_page=True)
+
+        text = page.evaluate("() => document.body.innerText")
+        html = page.content()
+        for reason in (SHARED_REASON, "scipy clips at 1e-7", "float16 is checked apart", NOT_ON_CUDA):
+            assert text.count(reason) == 1, f"{reason!r} is stated {text.count(reason)} times"
+            assert html.count(reason) == 1
+
+        panels = page.evaluate("""() => Array.from(document.querySelectorAll('svg.chart g.panel')).map(p => ({
+            key: p.dataset.key, lo: +p.dataset.lo, hi: +p.dataset.hi,
+            ticks: Array.from(p.querySelectorAll('text.tick')).map(t => t.textContent).filter(t => /^1e/.test(t)),
+            values: Array.from(p.querySelectorAll('g.glyph')).flatMap(g => [+g.dataset.min, +g.dataset.max])}))""")
+        assert [p["key"] for p in panels] == ["ulp", "rel", "headroom"]
+        for panel in panels:
+            positive = [v for v in panel["values"] if v > 0]
+            assert positive, panel["key"]
+            assert 10.0 ** panel["lo"] <= min(positive) and max(positive) <= 10.0 ** panel["hi"], panel
+            assert math.floor(math.log10(min(positive))) == panel["lo"]  # no empty decades at either end
+            assert math.ceil(math.log10(max(positive))) == panel["hi"]
+            assert panel["ticks"][0] == f"1e{panel['lo']}"
+            assert all(panel["lo"] <= int(re.sub("^1e", "", t)) <= panel["hi"] for t in panel["ticks"])
+        ulp = next(p for p in panels if p["key"] == "ulp")
+        assert ulp["hi"] <= 5  # the exact 0's ULP error (2e306) is not plotted
+        assert watched.problems == []
 
 
 def _screenshot_path(tmp_path: Path, name: str) -> Path:

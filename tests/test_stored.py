@@ -54,6 +54,27 @@ def test_fill_inserts_values_and_keeps_comments(tmp_path):
     assert "# a comment that must survive" in text and "# trailing comment" in text
     loaded = cases.load_cases(path)
     assert all(stored.verify(c) == [] for c in loaded)
-    assert loaded[0].expected["provenance"].startswith("mpmath")
+    assert loaded[0].expected["provenance"].startswith("certified: |exact - stored| <= ")
     assert len(loaded[1].p.spec["sha256"]) == 16
     assert stored.fill(path) == ([], [])  # idempotent
+
+
+def test_fill_update_rewrites_a_wrongly_signed_zero_and_states_the_bound(tmp_path):
+    """The exact KL of logits [0, 1e4, 0] against [0, 9999, 0] is positive (about e^-9999): +0.0."""
+    path = tmp_path / "c.yaml"
+    path.write_text(textwrap.dedent("""\
+        cases:
+          - id: dominant
+            description: a dominant class on both sides
+            p: {logits: [[0.0, 10000.0, 0.0]]}
+            q: {logits: [[0.0, 9999.0, 0.0]]}
+            expected:
+              kl_per_row: [-0.0]
+              provenance: "mpmath 1.3.0, 50 digits"
+        """))
+    changes, problems = stored.fill(path, update=True)
+    assert problems == [] and changes == [f"{path}: dominant: expected values replaced"]
+    case = cases.load_cases(path)[0]
+    assert str(case.expected["kl_per_row"][0]) == "0.0" and stored.verify(case) == []
+    assert case.expected["provenance"].startswith("certified: |exact - stored| <= ")
+    assert stored.fill(path, update=True) == ([], [])  # idempotent: values and provenance agree

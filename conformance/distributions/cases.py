@@ -1,7 +1,7 @@
 """Distribution case files: cases/**/*.yaml whose single top-level key is `distribution_cases`.
 
-Same rules as the tensor-level loader (conformance/cases.py), whose YAML machinery this
-reuses: PyYAML's SafeLoader only (a `!!python/...` tag is a problem, never an object),
+Same rules as the tensor-level loader (conformance/cases.py): YAML read by conformance/safe_yaml.py
+(bounded resources, plain data only: a `!!python/...` tag is a problem, never an object),
 duplicate keys rejected, and every problem named by file, line and field, with loading
 going on so that `klconf cases check` lists all of them at once. The JSON Schema
 (conformance/schema/distribution-case.schema.json) checks the shape of the file; this
@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from ..cases import (DEFAULT_CASES_DIR, CaseFileError, Problem, _display_path, _dotted, _DuplicateKey,
-                     _most_specific, _parse_yaml, _schema_message, _tensor_shape, case_content_hash)
+from ..cases import (CaseFileError, Problem, _dotted, _most_specific, _schema_message, _tensor_shape,
+                     case_content_hash, corpus_files, document_kind, read_document)
 from . import closed_forms
 from .families import FAMILIES, Family, batch_shape, event_size
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema" / "distribution-case.schema.json"
 KIND = "distribution_cases"
 DTYPES = ("float32", "float64")
-_KIND_LINE = re.compile(rf"^{KIND}\s*:", re.M)
 
 
 @dataclass(frozen=True)
@@ -65,15 +62,14 @@ class DistributionCase:
 
 def load_corpus(root: Path | str | None = None) -> tuple[list[DistributionCase], list[Problem]]:
     """Every distribution case under `root` (a file or a directory, searched recursively)."""
-    root = Path(root) if root else DEFAULT_CASES_DIR
-    if root.is_file():
-        files = [root]
-    elif root.is_dir():
-        files = sorted(p for p in root.rglob("*.yaml") if p.is_file())
-    else:
+    found = corpus_files(root)
+    if found is None:
         return [], [Problem(str(root), None, "", "no such file or directory")]
+    root_, files = found
     cases, problems, first = [], [], {}
     for path in files:
+        if document_kind(path, root_) != KIND:
+            continue
         file_cases, file_problems = load_file(path)
         problems += file_problems
         for case in file_cases:
@@ -97,16 +93,9 @@ def load_cases(root: Path | str | None = None) -> list[DistributionCase]:
 
 def load_file(path: Path) -> tuple[list[DistributionCase], list[Problem]]:
     """Cases of one file; a file holding another kind of document yields nothing and no problem."""
-    name = _display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], [Problem(name, None, "", f"cannot read: {exc}")]
-    try:
-        data, lines = _parse_yaml(text)
-    except (yaml.YAMLError, _DuplicateKey) as exc:
-        # Which kind an unparsable file holds is a guess: claim it only if it says distribution_cases.
-        return [], _yaml_problem(name, exc) if _KIND_LINE.search(text) else []
+    name, data, lines, problem = read_document(path)
+    if problem:
+        return [], [problem]
     if not (isinstance(data, dict) and KIND in data):
         return [], []
 
@@ -122,16 +111,6 @@ def load_file(path: Path) -> tuple[list[DistributionCase], list[Problem]]:
             continue
         cases.append(_build(entry, name, lines.line_of(base)))
     return cases, problems
-
-
-def _yaml_problem(name: str, exc: Exception) -> list[Problem]:
-    if isinstance(exc, _DuplicateKey):
-        return [Problem(name, exc.line, exc.field, f"duplicate key {exc.key!r}")]
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    what = (getattr(exc, "problem", None) or str(exc)).strip()
-    if "python/" in what or "could not determine a constructor" in what:
-        what = f"unsafe or unknown YAML tag rejected ({what})"
-    return [Problem(name, mark.line + 1 if mark else None, "", f"YAML error: {what}")]
 
 
 def _build(entry: dict, file: str, line: int | None) -> DistributionCase:
@@ -208,7 +187,13 @@ def semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
         return [(("q",), f"batch shape {list(batch_shape(qf, _shapes(q)))} does not broadcast with p's "
                          f"{list(batch_shape(pf, _shapes(p)))}")]
     if not closed_forms.covered(pf.name, qf.name):
-        return [(("q", "family"), f"the oracle has no closed form for {pf.name} || {qf.name}")]
+        reason = _not_covered_here(p, q, batch)  # a degenerate P (a point mass) may still have an exact value
+        if reason:
+            return [(("q", "family"), f"the oracle has no closed form for {pf.name} || {qf.name} ({reason})")]
+    elif closed_forms.FAMILIES[pf.name].kind == "discrete":
+        reason = _not_covered_here(p, q, batch)  # an exact finite sum may be too long at these parameters
+        if reason:
+            return [(("p",), reason)]
     expected = entry.get("expected")
     if expected:
         shape, message = _tensor_shape(expected["kl"])
@@ -217,6 +202,23 @@ def semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
         elif shape != batch:
             errors.append((("expected", "kl"), f"shape {list(shape)} does not match the batch shape {list(batch)}"))
     return errors
+
+
+def _not_covered_here(p: dict, q: dict, batch: tuple) -> str | None:
+    """Why the oracle has no value for some batch element at these parameters; None if it has them all.
+    Exact sums over a binomial P's support are bounded over the whole batch, before any is computed."""
+    if p["family"] == "binomial":
+        counts = np.broadcast_to(np.asarray(p["total_count"], np.float64), batch)
+        summed = q["family"] != "binomial" or np.any(counts != np.asarray(q["total_count"], np.float64))
+        terms = float(np.sum(counts + 1))
+        if summed and terms > closed_forms.FINITE_SUM_LIMIT:
+            return (f"the exact sums over P's support would take {terms:,.0f} terms "
+                    f"(more than {closed_forms.FINITE_SUM_LIMIT:,} in one case)")
+    try:
+        closed_forms.evaluate(p["family"], _side(p).params, q["family"], _side(q).params, batch)
+    except closed_forms.NotCovered as exc:
+        return str(exc)
+    return None
 
 
 def _side_errors(spec: dict) -> list[tuple[tuple, str]]:
@@ -283,8 +285,8 @@ def _family_errors(family: Family, spec: dict) -> list[tuple[tuple, str]]:
         return [((), f"parameters' batch shapes do not broadcast: {batches}")]
     if family.name == "uniform":
         low, high = np.broadcast_arrays(np.asarray(spec["low"], float), np.asarray(spec["high"], float))
-        if np.any(low >= high):
-            return [(("high",), "must be greater than low in every batch element")]
+        if np.any(low > high):  # low == high is the zero-width Uniform: the point mass at low
+            return [(("high",), "must not be below low in any batch element")]
     if family.name == "mvn_tril" and shapes["scale_tril"][-1] != shapes["loc"][-1]:
         return [(("scale_tril",), f"is {shapes['scale_tril'][-1]}x{shapes['scale_tril'][-1]} "
                                   f"but loc has {shapes['loc'][-1]} dimensions")]

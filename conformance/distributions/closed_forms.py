@@ -6,15 +6,20 @@ tolerances (see runner.py). A pair is resolved in this order:
 
 1. aliases: chi2(df) is gamma(df/2, rate 1/2), mvn_diag is mvn_tril with a diagonal scale,
    one_hot_categorical is categorical (KL is the same; only the event encoding differs);
-2. support: when P's support is not inside Q's, KL = +inf (uniform not nested, pareto with a
-   smaller scale, binomial with more trials, a real-line P against a positive Q, ...);
+2. support: when the points where P puts mass are not all points where Q does, KL = +inf (uniform
+   not nested, pareto with a smaller scale, binomial with more trials, a real-line P against a
+   positive Q, ...). Supports are where the distribution actually puts mass, not its family's
+   nominal range: Poisson(0), Bernoulli(0), Binomial(n, 0), Binomial(0, p) and Geometric(1) are the
+   point mass at 0, Bernoulli(1) and Binomial(n, 1) the point mass at 1 and n. A zero-width
+   Uniform (low = high) is the point mass at low: against anything but the same point mass its
+   KL is +inf (it has no density with respect to Q), against that point mass 0;
 3. a same-family formula (derivations in the docstrings);
 4. for two univariate continuous families, KL = -H(P) + H(P, Q), with the cross-entropy
    H(P, Q) = -E_P[log q(X)] written through moments of P (mean, variance, E log X,
    E log(1-X), E|X - c|, E exp(tX)); a pair is covered when P has the moments Q's log
    density needs;
-5. for a finite-support discrete P (Bernoulli, Binomial) against a discrete Q, the exact
-   finite sum of p(k) log(p(k)/q(k)).
+5. for a discrete P with finite support (Bernoulli, Binomial, and the point-mass members of
+   Poisson and Geometric) against a discrete Q, the exact finite sum of p(k) log(p(k)/q(k)).
 
 Notation: psi = digamma, lnG = log-gamma, gamma_E = Euler's constant. This module never
 imports a framework; klconf's tests check every formula against numeric.py's quadrature.
@@ -73,8 +78,15 @@ def _alias(family: str, p: Params) -> tuple[str, Params]:
     return family, p
 
 
+FINITE_SUM_LIMIT = 10_000  # terms of exact sums over a discrete P's support, per element (and per case: cases.py)
+
+
 def support(family: str, p: Params) -> tuple:
-    """(lo, hi) of a univariate family's support; None for the others."""
+    """(lo, hi) of where a univariate distribution puts mass (for the discrete families, the integers
+    between): its family's range, narrowed to a point for the degenerate members; None for the others."""
+    point = _point_mass(family, p)
+    if point is not None:
+        return point, point
     fixed = {"normal": (-INF, INF), "laplace": (-INF, INF), "gumbel": (-INF, INF), "cauchy": (-INF, INF),
              "gamma": (0, INF), "exponential": (0, INF), "half_normal": (0, INF), "log_normal": (0, INF),
              "beta": (0, 1), "continuous_bernoulli": (0, 1),
@@ -87,6 +99,19 @@ def support(family: str, p: Params) -> tuple:
         return p["scale"], INF
     if family == "binomial":
         return 0, p["total_count"]
+    return None
+
+
+def _point_mass(family: str, p: Params):
+    """The one point a degenerate member of a discrete family puts all its mass on; None otherwise."""
+    if family == "poisson" and p["rate"] == 0:
+        return mpf(0)
+    if family == "geometric" and p["probs"] == 1:
+        return mpf(0)
+    if family == "bernoulli" and p["probs"] in (0, 1):
+        return p["probs"]
+    if family == "binomial" and (p["probs"] in (0, 1) or p["total_count"] == 0):
+        return p["total_count"] * p["probs"]
     return None
 
 
@@ -141,6 +166,8 @@ def _bernoulli(p, q):
 def _binomial(p, q):
     """Equal counts: n times the Bernoulli KL (the counts are sufficient). Fewer trials in P than
     in Q: no closed form, the exact finite sum (see _finite_sum)."""
+    if p["total_count"] == q["total_count"] == 0:  # both the point mass at 0, whatever the probabilities
+        return [mpf(0)]
     if p["total_count"] == q["total_count"]:
         return [p["total_count"] * t for t in _bernoulli_terms(p["probs"], q["probs"])]
     return _finite_sum("binomial", p, "binomial", q)
@@ -381,9 +408,12 @@ def _log_or_minus_inf(x):
 
 def _finite_sum(pf: str, p: Params, qf: str, q: Params) -> list:
     """sum_k p(k) (log p(k) - log q(k)) over P's finite support, term by term."""
-    top = int(support(pf, p)[1])
+    lo, hi = (int(x) for x in support(pf, p))
+    if hi - lo >= FINITE_SUM_LIMIT:
+        raise NotCovered(f"the exact sum over {pf}'s support would take {hi - lo + 1:,} terms "
+                         f"(more than {FINITE_SUM_LIMIT:,})")
     terms = []
-    for k in range(top + 1):
+    for k in range(lo, hi + 1):
         lp = _log_pmf(pf, p, k)
         if lp == -INF:
             continue
@@ -402,6 +432,8 @@ def kl_terms(p_family: str, p: Params, q_family: str, q: Params) -> list:
     """KL(P||Q) as terms whose sum is the value ([inf] when infinite). Raises NotCovered."""
     pf, p = _alias(p_family, p)
     qf, q = _alias(q_family, q)
+    if pf == "uniform" and p["low"] >= p["high"]:  # (>: an inverted interval, met only by sensitivity probes)
+        return [mpf(0)] if qf == "uniform" and q["low"] == q["high"] == p["low"] == p["high"] else [INF]
     sp, sq = support(pf, p), support(qf, q)
     if sp is not None and sq is not None and not (sq[0] <= sp[0] and sp[1] <= sq[1]):
         if FAMILIES[p_family].kind == FAMILIES[q_family].kind:
@@ -413,7 +445,7 @@ def kl_terms(p_family: str, p: Params, q_family: str, q: Params) -> list:
         terms = _via_moments(pf, p, qf, q)
         if terms is not None:
             return terms
-    if kinds == ("discrete", "discrete") and pf in ("bernoulli", "binomial"):
+    if kinds == ("discrete", "discrete") and sp is not None and sp[1] < INF:
         return _finite_sum(pf, p, qf, q)
     raise NotCovered(f"no closed form for {p_family} || {q_family}")
 

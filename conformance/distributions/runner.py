@@ -18,12 +18,12 @@ perturbs theta_i by u relatively). An override widens this for one library, pair
 and must name its reason; the reason is written into the record.
 
 `run_check` never raises for anything a library does: a pair it does not register (or that it
-declines with NotImplementedError) is `unsupported`, any other exception is `error`.
+declines with NotImplementedError) is `unsupported`, any other exception of any kind is `error`,
+a non-real output fails with its kind (conformance/outputs.py).
 """
 from __future__ import annotations
 
 import functools
-import traceback
 import warnings
 from dataclasses import dataclass
 from typing import Iterable
@@ -31,11 +31,10 @@ from typing import Iterable
 import mpmath
 import numpy as np
 
-from .. import judge
+from .. import isolation, judge, outputs
 from ..dtypes import round_to
 from ..frameworks import DEVICES, Unavailable, binding
 from ..oracle import DIGITS, Expectation
-from ..runner import timed
 from ..results import Record, summarize
 from . import closed_forms
 from .cases import DistributionCase
@@ -57,6 +56,17 @@ class DistributionCheck:
     @property
     def id(self) -> str:
         return f"{self.case.id}::{self.library.name}::{self.device}::{self.dtype}"
+
+    def record(self) -> Record:
+        """The check's record before it runs (also what a crash of its process is recorded as)."""
+        case, lib = self.case, self.library
+        return Record(
+            check_id=self.id, case_id=case.id, case_hash=case.hash, api=lib.name, framework=lib.framework,
+            device=self.device, dtype=self.dtype, options={}, verdict="skip", shape=list(case.batch),
+            tags=list(case.tags), check=CHECK,
+            convention=f"KL({case.p.family} || {case.q.family}), batch {list(case.batch)}",
+            extra={"pair": case.pair},
+        )
 
 
 def plan(cases: Iterable[DistributionCase], libraries: Iterable[Library], devices: Iterable[str] = DEVICES,
@@ -174,14 +184,8 @@ def _get(params, name, path):
 
 
 def run_check(check: DistributionCheck) -> Record:
-    case, lib = check.case, check.library
-    record = Record(
-        check_id=check.id, case_id=case.id, case_hash=case.hash, api=lib.name, framework=lib.framework,
-        device=check.device, dtype=check.dtype, options={}, verdict="skip", shape=list(case.batch),
-        tags=list(case.tags), check=CHECK, convention=f"KL({case.p.family} || {case.q.family}), batch {list(case.batch)}",
-    )
-    record.extra["pair"] = case.pair
-    with timed(record):  # a bug in klconf itself is recorded apart from library errors
+    record = check.record()
+    with isolation.checked(record):  # a library's exception of any kind, a hang, or a bug in klconf itself
         _run(check, record)
     return record
 
@@ -207,30 +211,35 @@ def _run(check: DistributionCheck, record: Record) -> None:
     exp = expectation(case, check.dtype)
     record.expected = summarize(exp.value)
 
-    try:
-        with lib.context(h, check.dtype, check.device), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+    to_numpy = binding(lib.framework).to_numpy
+    with lib.context(h, check.dtype, check.device), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with isolation.ApiCall():
             p = build(lib, h, case.p.family, fed_params(case, "p", check.dtype), check.dtype, check.device)
             q = build(lib, h, case.q.family, fed_params(case, "q", check.dtype), check.dtype, check.device)
             record.extra["classes"] = f"{type(p).__name__} || {type(q).__name__}"
-            if h.lookup(type(p), type(q)) is None:
-                record.verdict = "unsupported"
-                record.reason = f"{lib.name} registers no KL for {type(p).__name__} || {type(q).__name__}"
-                return
-            try:
+            registered = h.lookup(type(p), type(q)) is not None
+        if not registered:
+            record.verdict = "unsupported"
+            record.reason = f"{lib.name} registers no KL for {type(p).__name__} || {type(q).__name__}"
+            return
+        try:
+            with isolation.ApiCall():
                 out = h.kl(p, q)
-            except NotImplementedError as exc:  # registered, but declined for these parameters
-                record.verdict = "unsupported"
-                record.reason = (f"{type(p).__name__} || {type(q).__name__} is registered but raises "
-                                 f"NotImplementedError for these parameters: {exc}")
-                return
-            observed, record.output_dtype = binding(lib.framework).to_numpy(h, out)
-        record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
-    except Exception as exc:  # the library raised: a recorded result, the run goes on
-        record.verdict, record.kind = "error", "exception"
-        record.message = f"{type(exc).__name__}: {exc}".strip()[:2000]
-        record.extra["traceback"] = "".join(traceback.format_exception(exc, limit=-3))[-4000:]
+                found = outputs.problems(binding(lib.framework), h, out, (), None, (), check.dtype)
+                observed, read = (None, found) if found else to_numpy(h, out)
+        except isolation.ApiRaised as exc:
+            if not isinstance(exc.original, NotImplementedError):
+                raise
+            record.verdict = "unsupported"  # registered, but declined for these parameters
+            record.reason = (f"{type(p).__name__} || {type(q).__name__} is registered but raises "
+                             f"NotImplementedError for these parameters: {exc.original}")
+            return
+    record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    if observed is None:
+        record.verdict, (record.kind, record.message) = "fail", outputs.as_kind(read)
         return
+    record.output_dtype = read
 
     verdict = judge.judge(exp, observed, check.dtype, check.device, override.factor if override else 1.0)
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
+from yaml.nodes import SequenceNode
 
+from .. import safe_yaml
 from ..cases import Problem
 from ..stored import _block, _content_end, _mapping, _replace, _same
 from . import closed_forms
@@ -70,9 +71,9 @@ def fill(root: Path | str | None = None, update: bool = False) -> tuple[list[str
 
 def fill_file(path: Path, cases_by_id: dict[str, DistributionCase], update: bool = False) -> list[str]:
     text = path.read_text(encoding="utf-8")
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    root = safe_yaml.compose(text, pure=True)  # pure: marks index characters of text
     edits, changes = [], []
-    for node in _mapping(root).get(KIND, yaml.SequenceNode("", [])).value:
+    for node in _mapping(root).get(KIND, SequenceNode("", [])).value:
         entry = _mapping(node)
         case = cases_by_id.get(entry["id"].value if "id" in entry else None)
         if case is None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..conventions import Convention
 from ..dtypes import DTYPES
+from ..outputs import shares_memory as numpy_shares_memory
 
 FRAMEWORKS = ("torch", "jax", "tensorflow", "scipy")  # built in, in report order; "numpy" serves plug-ins
 DEVICES = ("cpu", "cuda")
@@ -80,6 +81,7 @@ class Api:
     notes: str = ""
     doc_url: str = ""
     snippet: str | Callable[[dict], str] | None = None
+    keeps_dtype: bool = False  # the output has the fed dtype: any other output dtype fails (kind "dtype")
 
     def option_label(self, options: dict) -> str:
         return ",".join(f"{k}={_label(v)}" for k, v in options.items())
@@ -122,6 +124,14 @@ class Binding:
     snippet: Snippet | None = None  # how reproduction snippets feed and read this framework
     # (fw, fn(a, b) -> native output, [a, b], index) -> d(sum of fn's output)/d(args[index]); None: no autodiff
     gradient: Callable[[Any, Callable, list, int], Any] | None = None
+    # Process-global settings an API could change and later checks depend on (default dtype, threads,
+    # precision and determinism flags, ...): read before and after every call (conformance/sandbox.py);
+    # `restore(fw, changed)` puts back the saved values of the names that changed.
+    state: Callable[[Any], dict] | None = None
+    restore: Callable[[Any, dict], None] = lambda fw, changed: None
+    # (fw, output, input) -> whether the output's memory overlaps the input's (an aliasing output)
+    shares_memory: Callable[[Any, Any, Any], bool] = numpy_shares_memory
+    mutable_inputs: bool = True  # False where native arrays are immutable (JAX, TensorFlow): no mutation check
     _handle: Any = field(default=None, repr=False)
 
     def available(self) -> str | None:

@@ -93,6 +93,39 @@ def _versions(fw) -> dict:
     return versions
 
 
+# Configuration a call could change that later checks depend on (read as set globally, and as in effect
+# inside klconf's own `enable_x64` context for the flags a context can override).
+_CONFIG = ("jax_enable_x64", "jax_default_device", "jax_default_matmul_precision", "jax_debug_nans", "jax_debug_infs",
+           "jax_disable_jit", "jax_numpy_rank_promotion", "jax_numpy_dtype_promotion", "jax_default_prng_impl",
+           "jax_enable_checks")
+_IN_EFFECT = ("jax_enable_x64", "jax_default_device")
+
+
+def _state(fw) -> dict:
+    config = fw.jax.config
+    holders = getattr(config, "_value_holders", {})
+    out = {}
+    for name in _CONFIG:
+        holder = holders.get(name)
+        try:
+            out[f"jax.config.{name}"] = holder.get_global() if hasattr(holder, "get_global") else getattr(config, name)
+        except (AttributeError, KeyError):  # an option this release does not have
+            continue
+        if name in _IN_EFFECT:
+            out[f"jax.config.{name} (in effect)"] = getattr(config, name)
+    return out
+
+
+def _restore(fw, changed: dict) -> None:
+    for key, value in changed.items():
+        name = key.removeprefix("jax.config.")
+        if not name.endswith(" (in effect)"):
+            fw.jax.config.update(name, value)
+        elif f"jax.config.{name.removesuffix(' (in effect)')}" not in changed:
+            # the global value held: an override left open inside klconf's context, set back for this thread
+            fw.jax.config._value_holders[name.removesuffix(" (in effect)")].set_local(value)
+
+
 def _gradient(fw, fn, args, index):
     def total(x):
         return fn(*(x if i == index else a for i, a in enumerate(args))).sum()
@@ -127,6 +160,9 @@ BINDING = Binding(
     settings=_settings,
     call_context=_call_context,
     check_settings=lambda fw, dtype, device: {"jax_enable_x64": dtype == "float64"},
+    state=_state,
+    restore=_restore,
+    mutable_inputs=False,
     gradient=_gradient,
     snippet=SNIPPET,
 )

@@ -17,6 +17,16 @@ def _load():
     return SimpleNamespace(scipy=scipy, special=scipy.special, stats=scipy.stats, np=numpy)
 
 
+def _state(fw) -> dict:
+    """scipy.special's error handling (`seterr`): an API that sets it to "raise" would turn later calls into errors."""
+    return {"scipy.special.geterr": fw.special.geterr()}
+
+
+def _restore(fw, changed: dict) -> None:
+    if "scipy.special.geterr" in changed:
+        fw.special.seterr(**changed["scipy.special.geterr"])
+
+
 BINDING = Binding(
     name="scipy",
     modules=("scipy",),
@@ -30,6 +40,8 @@ BINDING = Binding(
         native=lambda values, dtype, device: f"np.array({values}, dtype={dtype!r})",
         to_numpy="np.asarray({result}).astype(np.float64)",
     ),
+    state=_state,
+    restore=_restore,
 )
 
 _CPU_DTYPES = ("float16", "float32", "float64")

@@ -61,6 +61,41 @@ def _settings(fw) -> dict:
     }
 
 
+# Settings a call could change that later checks depend on: (name, read, write). Thread counts are fixed once
+# TensorFlow has started (setting them raises), so a call cannot change them.
+_STATE = (
+    ("tf.config.experimental.tensor_float_32_execution_enabled",
+     lambda fw: fw.tf.config.experimental.tensor_float_32_execution_enabled(),
+     lambda fw, v: fw.tf.config.experimental.enable_tensor_float_32_execution(v)),
+    ("tf.config.soft_device_placement", lambda fw: fw.tf.config.get_soft_device_placement(),
+     lambda fw, v: fw.tf.config.set_soft_device_placement(v)),
+    ("tf.config.functions_run_eagerly", lambda fw: fw.tf.config.functions_run_eagerly(),
+     lambda fw, v: fw.tf.config.run_functions_eagerly(v)),
+    ("keras.config.floatx", lambda fw: fw.keras.config.floatx(), lambda fw, v: fw.keras.config.set_floatx(v)),
+    ("keras.config.epsilon", lambda fw: fw.keras.config.epsilon(), lambda fw, v: fw.keras.config.set_epsilon(v)),
+    ("keras.config.image_data_format", lambda fw: fw.keras.config.image_data_format(),
+     lambda fw, v: fw.keras.config.set_image_data_format(v)),
+    ("keras.config.dtype_policy", lambda fw: fw.keras.config.dtype_policy().name,
+     lambda fw, v: fw.keras.config.set_dtype_policy(v)),
+)
+
+
+def _state(fw) -> dict:
+    out = {}
+    for name, read, _ in _STATE:
+        try:
+            out[name] = read(fw)
+        except (AttributeError, RuntimeError, ValueError):  # a setting this release does not have
+            pass
+    return out
+
+
+def _restore(fw, changed: dict) -> None:
+    writers = {name: write for name, _, write in _STATE}
+    for name, value in changed.items():
+        writers[name](fw, value)
+
+
 def _versions(fw) -> dict:
     versions = {"tensorflow": fw.tf.__version__, "keras": fw.keras.__version__}
     if fw.tf_keras is not None:
@@ -97,6 +132,9 @@ BINDING = Binding(
     call_context=lambda fw, dtype, device: fw.tf.device(_device_name(fw, device)),
     gradient=_gradient,
     snippet=SNIPPET,
+    state=_state,
+    restore=_restore,
+    mutable_inputs=False,
 )
 
 # Keras 3 (keras/src/losses/loss.py, reduce_values): "sum_over_batch_size" and "mean" divide the

@@ -23,7 +23,7 @@ def _devices(fw) -> list[str]:
 def _to_native(fw, values: np.ndarray, dtype: str, device: str):
     if device == "cuda" and not fw.torch.cuda.is_available():
         raise Unavailable("torch sees no CUDA device")
-    carrier = fw.torch.from_numpy(np.ascontiguousarray(values))
+    carrier = fw.torch.from_numpy(np.array(values, order="C", copy=True))  # never a view of klconf's fed arrays
     return carrier.to(device=device, dtype=getattr(fw.torch, dtype))
 
 
@@ -49,6 +49,66 @@ def _settings(fw) -> dict:
     return settings
 
 
+# Settings a call could change that later checks depend on: (name, read, write); read-only ones have no write.
+_STATE = (
+    ("torch.get_default_dtype", lambda t: t.get_default_dtype(), lambda t, v: t.set_default_dtype(v)),
+    ("torch.set_default_device", lambda t: _default_device(t), lambda t, v: t.set_default_device(v)),
+    ("torch.get_num_threads", lambda t: t.get_num_threads(), lambda t, v: t.set_num_threads(v)),
+    ("torch.get_num_interop_threads", lambda t: t.get_num_interop_threads(), None),
+    ("torch.is_grad_enabled", lambda t: t.is_grad_enabled(), lambda t, v: t.set_grad_enabled(v)),
+    ("torch.is_anomaly_enabled", lambda t: t.is_anomaly_enabled(), lambda t, v: t.set_anomaly_enabled(v)),
+    ("torch.are_deterministic_algorithms_enabled",
+     lambda t: (t.are_deterministic_algorithms_enabled(), t.is_deterministic_algorithms_warn_only_enabled()),
+     lambda t, v: t.use_deterministic_algorithms(v[0], warn_only=v[1])),
+    ("torch.get_float32_matmul_precision", lambda t: t.get_float32_matmul_precision(),
+     lambda t, v: t.set_float32_matmul_precision(v)),
+    ("torch.backends.cuda.matmul.allow_tf32", lambda t: t.backends.cuda.matmul.allow_tf32,
+     lambda t, v: setattr(t.backends.cuda.matmul, "allow_tf32", v)),
+    ("torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction",
+     lambda t: t.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+     lambda t, v: setattr(t.backends.cuda.matmul, "allow_fp16_reduced_precision_reduction", v)),
+    ("torch.backends.cudnn.allow_tf32", lambda t: t.backends.cudnn.allow_tf32,
+     lambda t, v: setattr(t.backends.cudnn, "allow_tf32", v)),
+    ("torch.backends.cudnn.deterministic", lambda t: t.backends.cudnn.deterministic,
+     lambda t, v: setattr(t.backends.cudnn, "deterministic", v)),
+    ("torch.backends.cudnn.benchmark", lambda t: t.backends.cudnn.benchmark,
+     lambda t, v: setattr(t.backends.cudnn, "benchmark", v)),
+)
+
+
+def _default_device(t) -> str | None:
+    """What torch.set_default_device last set (None: never set); get_default_device() costs a tensor per read."""
+    context = getattr(getattr(t, "_GLOBAL_DEVICE_CONTEXT", None), "device_context", None)
+    return None if context is None else str(context.device)
+
+
+def _state(fw) -> dict:
+    out = {}
+    for name, read, _ in _STATE:
+        try:
+            out[name] = read(fw.torch)
+        except (AttributeError, RuntimeError):  # a setting this release does not have
+            pass
+    return out
+
+
+def _restore(fw, changed: dict) -> None:
+    writers = {name: write for name, _, write in _STATE}
+    for name, value in changed.items():
+        write = writers.get(name)
+        if write is None:
+            raise RuntimeError(f"{name} cannot be set back once the process has started")
+        write(fw.torch, value)
+
+
+def _shares_memory(fw, out, x) -> bool:
+    t = fw.torch
+    if not (isinstance(out, t.Tensor) and isinstance(x, t.Tensor)) or out.device != x.device:
+        return False
+    a, b = out.untyped_storage(), x.untyped_storage()
+    return a.nbytes() > 0 and b.nbytes() > 0 and a.data_ptr() == b.data_ptr()
+
+
 def _gradient(fw, fn, args, index):
     args = [a.detach().clone().requires_grad_(i == index) for i, a in enumerate(args)]
     (grad,) = fw.torch.autograd.grad(fn(*args).sum(), args[index])
@@ -72,6 +132,9 @@ BINDING = Binding(
     settings=_settings,
     gradient=_gradient,
     snippet=SNIPPET,
+    state=_state,
+    restore=_restore,
+    shares_memory=_shares_memory,
 )
 
 # F.kl_div: input = log Q, target = P (or log P with log_target); no class sum; 'mean' divides by

@@ -71,7 +71,10 @@ def judge(final: Candidate, pair: tuple[Probe, Probe], obs: tuple[Observation, O
     errors = [o.error for o in obs if o.error]
     if errors:
         return UNKNOWN, f"the accumulation probe raised {errors[0]}"
-    exact = np.asarray(final.predict(pair[0].args, pair[0].weights)[0].value, np.float64)
+    predicted = final.predict(pair[0].args, pair[0].weights)
+    if predicted is None:
+        return UNKNOWN, "the inferred convention cannot take the accumulation probe's inputs"
+    exact = np.asarray(predicted[0].value, np.float64)
     big_first, small_first = (np.asarray(o.value, np.float64) for o in obs)
     if big_first.shape != exact.shape or small_first.shape != exact.shape or \
             not (np.all(np.isfinite(big_first)) and np.all(np.isfinite(small_first))):

@@ -59,6 +59,8 @@ def judge_candidate(c: Candidate, probe: Probe, obs: Observation, device: str, f
         return Verdict(c, probe, False, None, np.inf)
     exp, moved_axis = made
     observed = obs.value
+    if observed is None:  # the call raised: no candidate predicts an exception
+        return Verdict(c, probe, False, None, np.inf)
     if moved_axis is not None and observed.ndim == probe.args[0].ndim:
         observed = np.moveaxis(observed, moved_axis, -1)
     j = judge.judge(exp, observed, judged_dtype(probe.dtype, obs.dtype), device, factor)
@@ -128,6 +130,7 @@ def read_fields(names: tuple[str, ...], elim: Elimination, fields_of: Callable[[
 
 def broken_text(elim: Elimination, describe: Callable[[Candidate], str]) -> str:
     v = elim.broken_by
+    assert v is not None, "broken_text describes an elimination that every candidate failed"
     obs = next(r.observation for r in elim.records if r.probe is v.probe)
     before = next(r.alive_before for r in elim.records if r.probe is v.probe)
     return (f"no candidate fits: probe {v.probe.describe()} broke the last {before}; observed {show(obs.value)}, "

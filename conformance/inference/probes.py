@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import oracle
+from .. import isolation, oracle
 from ..dtypes import FORMATS, round_to
 from ..frameworks import Api, binding
 
@@ -150,7 +150,8 @@ def accumulation_probe(layout: Layout, dtype: str, weights: bool, classes: int =
 
 
 def in_dtype(probe: Probe, dtype: str) -> Probe:
-    args = tuple(round_to(a, dtype).astype(FORMATS[dtype].carrier) for a in probe.args)
+    carrier = FORMATS[dtype].carrier
+    args = (round_to(probe.args[0], dtype).astype(carrier), round_to(probe.args[1], dtype).astype(carrier))
     return Probe(f"{probe.name} {dtype}", probe.purpose, args, dtype, probe.weights)
 
 
@@ -164,7 +165,8 @@ class BlackBox:
         self.api, self.options, self.device = api, dict(options), device
         self.binding = binding(api.framework)
         self.fw = self.binding.handle()  # raises Unavailable when the framework is missing
-        self.arguments: tuple[str, str] = tuple(api.convention(options).arguments)  # the public signature
+        first, second = api.convention(options).arguments  # the public signature
+        self.arguments: tuple[str, str] = (first, second)
         self.calls = 0
         self._seen: dict[str, Observation] = {}
 
@@ -184,10 +186,15 @@ class BlackBox:
                 warnings.simplefilter("ignore")
                 native = [b.to_native(fw, a, probe.dtype, self.device) for a in probe.args]
                 w = b.to_native(fw, probe.weights, probe.dtype, self.device) if probe.weights is not None else None
-                out = self.api.call(fw, native[0], native[1], self.options, w)
-                value, dtype = b.to_numpy(fw, out)
-        except Exception as exc:  # the API refused these inputs: recorded as evidence, not a crash
-            return Observation(None, None, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}")
+                with isolation.ApiCall():
+                    out = self.api.call(fw, native[0], native[1], self.options, w)
+                    value, dtype = b.to_numpy(fw, out)
+        except isolation.ApiRaised as raised:  # the API refused these inputs: recorded as evidence, not a crash
+            exc = raised.original
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit, ...: not a refusal, the check's error
+                raise
+            text = isolation.describe(exc).partition(": ")[2].strip()
+            return Observation(None, None, f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else ''}")
         return Observation(np.asarray(value, np.float64), dtype)
 
 

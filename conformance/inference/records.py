@@ -8,9 +8,10 @@ not declare them, so they never disagree.
 """
 from __future__ import annotations
 
-import time
-import traceback
+from dataclasses import dataclass
+from typing import Iterable
 
+from .. import isolation
 from ..frameworks import Api, Unavailable, binding
 from ..results import Record
 from ..runner import check_id
@@ -19,22 +20,49 @@ from . import compare, infer, probes_hash, structural_dtype
 CASE_ID = "conventions"
 
 
-def convention_record(api: Api, options: dict, device: str) -> Record:
-    dtype = structural_dtype(api)
-    rec = Record(
-        check_id=check_id(CASE_ID, api.name, api.option_label(options), device, dtype), case_id=CASE_ID,
-        case_hash=probes_hash(), api=api.name, framework=api.framework, device=device, dtype=dtype,
-        options=dict(options), verdict="skip", check="convention", tags=["conventions"],
-    )
-    started = time.perf_counter()
-    try:
-        _fill(rec, api, options, device)
-    except Exception as exc:  # a bug in klconf itself: recorded, and the run goes on
-        rec.verdict, rec.kind = "error", "internal"
-        rec.message = f"klconf internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"
-    finally:
-        rec.duration_s = time.perf_counter() - started
+@dataclass(frozen=True)
+class ConventionCheck:
+    """One API call (with options) on one device: its conventions inferred and compared with its declaration."""
+
+    api: Api
+    options_items: tuple
+    device: str
+
+    @property
+    def options(self) -> dict:
+        return dict(self.options_items)
+
+    @property
+    def dtype(self) -> str:
+        return structural_dtype(self.api)
+
+    @property
+    def id(self) -> str:
+        return check_id(CASE_ID, self.api.name, self.api.option_label(self.options), self.device, self.dtype)
+
+    def record(self) -> Record:
+        """The check's record before it runs (also what a crash of its process is recorded as)."""
+        api = self.api
+        return Record(check_id=self.id, case_id=CASE_ID, case_hash=probes_hash(), api=api.name,
+                      framework=api.framework, device=self.device, dtype=self.dtype, options=self.options,
+                      verdict="skip", check="convention", tags=["conventions"])
+
+
+def plan(apis: Iterable[Api], devices: Iterable[str]) -> list[ConventionCheck]:
+    devices = tuple(devices)
+    return [ConventionCheck(api, tuple(options.items()), device)
+            for api in apis for options in api.options for device in devices]
+
+
+def run_convention_check(check: ConventionCheck) -> Record:
+    rec = check.record()
+    with isolation.checked(rec):  # an API's exception of any kind, a hang, or a bug in klconf itself
+        _fill(rec, check.api, check.options, check.device)
     return rec
+
+
+def convention_record(api: Api, options: dict, device: str) -> Record:
+    return run_convention_check(ConventionCheck(api, tuple(options.items()), device))
 
 
 def _fill(rec: Record, api: Api, options: dict, device: str) -> None:

@@ -46,6 +46,8 @@ def cmd_port(args) -> int:
         cases = load_cases(args.cases)
     except CaseFileError as exc:
         raise UsageError(f"invalid case files:\n{exc}") from None
+    if not cases:  # a corpus of distribution cases alone: nothing to verify an equivalent on
+        raise UsageError(f"no tensor-level cases in {args.cases}: an equivalent is verified on tensor-level cases")
     if args.case:
         known = {c.id for c in cases}
         missing = [c for c in args.case if c not in known]

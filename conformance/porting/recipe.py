@@ -82,7 +82,8 @@ def from_inference(api: Api, options: dict, inference: Inference) -> Recipe:
     else:
         candidate = from_convention(api.convention(options), weights_fed)
         origin = f"declared convention used: inference left {', '.join(unknown) or 'the structure'} unknown"
-    return Recipe(api, dict(options), candidate, tuple(inference.arguments), weights_fed, origin,
+    first, second = inference.arguments
+    return Recipe(api, dict(options), candidate, (first, second), weights_fed, origin,
                   _mapping(inference.fields.get("output_dtype")), _mapping(inference.fields.get("accumulation")))
 
 

@@ -11,14 +11,15 @@ since it names a declared convention everywhere else.
 """
 from __future__ import annotations
 
-import time
-import traceback
+from dataclasses import dataclass, field
+from typing import Iterable
 
+from .. import isolation
 from ..cases import Case, corpus_hash
 from ..frameworks import Api, Unavailable, binding
 from ..results import Record
 from ..runner import check_id
-from .port import port, unavailable
+from .port import port, targets_for, unavailable
 from .verify import DTYPES
 
 CHECK = "porting"
@@ -30,22 +31,54 @@ def case_id(target: str) -> str:
     return f"porting-to-{target}"
 
 
-def porting_record(api: Api, options: dict, target: str, cases: list[Case], device: str = "cpu") -> Record:
-    rec = Record(
-        check_id=check_id(case_id(target), api.name, api.option_label(options), device, DTYPE_LABEL),
-        case_id=case_id(target), case_hash=corpus_hash(cases), api=api.name, framework=api.framework,
-        device=device, dtype=DTYPE_LABEL, options=dict(options), verdict="skip", check=CHECK,
-        tags=["porting"], extra={"target_framework": target},
-    )
-    started = time.perf_counter()
-    try:
-        _fill(rec, api, options, target, cases, device)
-    except Exception as exc:  # a bug in klconf itself: recorded, and the run goes on
-        rec.verdict, rec.kind = "error", "internal"
-        rec.message = f"klconf internal error: {type(exc).__name__}: {exc}\n{traceback.format_exc()[-3000:]}"
-    finally:
-        rec.duration_s = time.perf_counter() - started
+@dataclass(frozen=True)
+class PortingCheck:
+    """One API call (with options) ported to one target framework and verified on the corpus (CPU)."""
+
+    api: Api
+    options_items: tuple
+    target: str
+    cases: tuple = field(compare=False, repr=False)
+    device: str = "cpu"
+
+    @property
+    def options(self) -> dict:
+        return dict(self.options_items)
+
+    @property
+    def dtype(self) -> str:
+        return DTYPE_LABEL
+
+    @property
+    def id(self) -> str:
+        return check_id(case_id(self.target), self.api.name, self.api.option_label(self.options), self.device,
+                        DTYPE_LABEL)
+
+    def record(self) -> Record:
+        """The check's record before it runs (also what a crash of its process is recorded as)."""
+        api = self.api
+        return Record(check_id=self.id, case_id=case_id(self.target), case_hash=corpus_hash(list(self.cases)),
+                      api=api.name, framework=api.framework, device=self.device, dtype=DTYPE_LABEL,
+                      options=self.options, verdict="skip", check=CHECK, tags=["porting"],
+                      extra={"target_framework": self.target})
+
+
+def plan(apis: Iterable[Api], frameworks: Iterable[str], cases: Iterable[Case]) -> list[PortingCheck]:
+    """Every API call ported to every other selected framework (plug-in APIs to every selected one)."""
+    frameworks, cases = list(frameworks), tuple(cases)
+    return [PortingCheck(api, tuple(options.items()), target, cases)
+            for api in apis for options in api.options for target in targets_for(api, frameworks)]
+
+
+def run_porting_check(check: PortingCheck) -> Record:
+    rec = check.record()
+    with isolation.checked(rec):  # an API's exception of any kind, a hang, or a bug in klconf itself
+        _fill(rec, check.api, check.options, check.target, list(check.cases), check.device)
     return rec
+
+
+def porting_record(api: Api, options: dict, target: str, cases: list[Case], device: str = "cpu") -> Record:
+    return run_porting_check(PortingCheck(api, tuple(options.items()), target, tuple(cases), device))
 
 
 def _fill(rec: Record, api: Api, options: dict, target: str, cases: list[Case], device: str) -> None:
@@ -70,7 +103,9 @@ def _fill(rec: Record, api: Api, options: dict, target: str, cases: list[Case], 
         return
     rec.kind = "porting"
     if not result.verified_cases and not result.differs_on:
-        rec.message = "no case of the corpus applies to this call"
+        skipped = result.verification.not_applicable()
+        why = f": {skipped[0]['case']}: {skipped[0]['reason']}{' ...' if len(skipped) > 1 else ''}" if skipped else ""
+        rec.message = f"no case of the corpus applies to this call{why}"
         return
     differing = result.differs_on
     rec.message = (f"the {target} equivalent differs on {len(differing)} case(s) and is verified on "

@@ -146,6 +146,7 @@ def compare(eq: Equivalent, case: Case, fed: Fed, value: np.ndarray, dtype: str,
     factor = api.tolerance.factor if api.tolerance else 1.0
     c = eq.recipe.candidate
     obs = fed.observation
+    assert obs.value is not None, "a port is compared only where the source returned a value"
     args = _broadcast(fed.args)
     source, ours = _class_last(c, args[0].ndim, obs.value), _class_last(c, args[0].ndim, np.asarray(value, np.float64))
     judged = judged_dtype(dtype, obs.dtype)
@@ -174,14 +175,15 @@ def source_call(recipe: Recipe, case: Case, dtype: str, device: str = "cpu") -> 
         c = recipe.candidate
         p, q = probabilities(case.p, dtype), probabilities(case.q, dtype)
         sides = {c.p_index: p, 1 - c.p_index: q}
-        args = [_in_space(sides[i], c.spaces[i], dtype) for i in (0, 1)]
+        args = (_in_space(sides[0], c.spaces[0], dtype), _in_space(sides[1], c.spaces[1], dtype))
         axis = c.axis(p.ndim)
         if axis is not None and axis != p.ndim - 1:
             p, q = (np.ascontiguousarray(np.moveaxis(x, -1, axis)) for x in (p, q))
-            args = [np.ascontiguousarray(np.moveaxis(a, -1, axis)) for a in args]
+            args = (np.ascontiguousarray(np.moveaxis(args[0], -1, axis)),
+                    np.ascontiguousarray(np.moveaxis(args[1], -1, axis)))
         weights = weights_for(case.shape) if recipe.weights_fed else None
-        obs = _box(recipe, device)(Probe(case.id, "porting", tuple(args), dtype, weights))
-        hit = _SOURCE[key] = Fed(p, q, tuple(args), weights, obs)
+        obs = _box(recipe, device)(Probe(case.id, "porting", args, dtype, weights))
+        hit = _SOURCE[key] = Fed(p, q, args, weights, obs)
     return hit
 
 
@@ -220,7 +222,8 @@ def _in_space(prob: np.ndarray, space: str, dtype: str) -> np.ndarray:
 
 def _broadcast(args) -> tuple[np.ndarray, np.ndarray]:
     """The source's arguments broadcast against each other: the terms the convention sums."""
-    return tuple(np.ascontiguousarray(a) for a in np.broadcast_arrays(*args))
+    a, b = np.broadcast_arrays(*args)
+    return np.ascontiguousarray(a), np.ascontiguousarray(b)
 
 
 def _class_last(c: Candidate, ndim: int, output: np.ndarray) -> np.ndarray:
@@ -345,11 +348,11 @@ def _flushes(c: Candidate, fed: Fed, value: np.ndarray, dtype: str, device: str,
     smallest = FORMATS[dtype].smallest_normal
     p, q = fed.p.astype(np.float64), fed.q.astype(np.float64)
     subnormal_inputs = any(np.any((x != 0) & (np.abs(x) < smallest)) for x in (p, q))
-    readings = [("if subnormal intermediate results were flushed to zero", p, q)]
+    readings: list[tuple[str, np.ndarray, np.ndarray]] = [("if subnormal intermediate results were flushed to zero", p, q)]
     if subnormal_inputs:
         with np.errstate(invalid="ignore"):
-            flushed = [round_to(np.where(np.abs(x) < smallest, 0.0, x), dtype) for x in (p, q)]
-        readings.append(("if subnormal inputs and results were flushed to zero", *flushed))
+            p_flushed, q_flushed = (round_to(np.where(np.abs(x) < smallest, 0.0, x), dtype) for x in (p, q))
+        readings.append(("if subnormal inputs and results were flushed to zero", p_flushed, q_flushed))
     for label, p_read, q_read in readings:
         sides = {c.p_index: p_read, 1 - c.p_index: q_read}
         args = _broadcast([_in_space(np.asarray(sides[i], fed.p.dtype), c.spaces[i], dtype) for i in (0, 1)])

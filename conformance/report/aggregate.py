@@ -1,414 +1,214 @@
-"""Everything the report page shows, computed once in Python so the page opens fast.
+"""Everything the report page shows, computed in one pass over the check events.
 
-The page gets small tables (summary, conventions, accuracy, run information) rendered as
-HTML, and one compact JSON payload for what must react to filters: the case x API matrix
-(one entry per check, stored column-wise as indices into string tables) and the failing
-checks' details (rendered page by page in the browser, never all at once).
+`Aggregator.add` takes one check event at a time (a parsed results line, or a Record's fields) and
+keeps only what the page needs: verdict counts per framework and device, error figures per API
+and dtype (as packed float arrays), the declared conventions, the few convention and porting
+records whole, and the matrix columns and worst failures (`payload.Payload`). What it keeps grows
+by a few dozen bytes a check (model.scan adds the check id, to find duplicates), so a report of
+millions of checks streams its results files instead of reading them into Records: a million take
+about 500 MiB at peak.
 """
 from __future__ import annotations
 
-import math
+from array import array
 from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
 
-from ..dtypes import DTYPES
-from ..frameworks import FRAMEWORKS
-from ..results import FAILING, VERDICTS, Record, number
-from .model import RunSet, Source
+from ..results import FAILING, VERDICTS, Record
+from .model import RunSet
+from .payload import FAILURE_DETAILS, SEVERITY, Payload, finite  # noqa: F401 (the page's limits, for callers)
+from .tables import CONVENTION_FIELDS, HEADLINE_FIELDS, conventions, porting, run_info  # noqa: F401
+from .text import cut, error_figures, fmt, fmt_field, framework_order, option_label, values_text  # noqa: F401 (diff, junit)
 
-CONVENTION_FIELDS = ("p_argument", "input_space", "elementwise", "reduction", "batch_divisor_1d", "zero_p",
-                     "zero_both", "zero_q", "clip_epsilon", "output_dtype", "accumulation")
-# Worst first: the colour of a matrix cell is that of its worst verdict.
-SEVERITY = ("crash", "timeout", "error", "fail", "xfail", "pass", "unsupported", "skip")
-FAILURE_DETAILS = 5000  # failing checks whose details the page embeds (the worst first)
-REPRO_CHARS = 60000  # a reproduction snippet longer than this is cut (the results file has it whole)
-TEXT_CHARS = 4000  # messages, diagnoses and tracebacks are cut to this many characters
+DTYPE_ORDER = ("float16", "bfloat16", "float32", "float64")
+NOT_RUN = ("skip", "unsupported", "xfail")  # verdicts whose reasons the overview lists, each reason once
+NOT_RUN_SHOWN = 8
+HEADLINE_ROWS = 16
 
 
-def option_label(options: dict) -> str:
-    return ",".join(f"{k}={'None' if v is None else v}" for k, v in options.items())
+class Aggregator:
+    """One pass over check events; `result` turns what was kept into the page's data."""
 
+    def __init__(self, detail_limit: int = FAILURE_DETAILS):
+        self.payload = Payload(detail_limit)  # per check: its case and group (see Payload); counts come from it
+        self.errors: dict[tuple, dict] = {}  # (framework, api, device, dtype) -> packed error figures
+        self.errors_of_group: list[dict] = []  # per payload group: its entry in `errors`
+        self.kept: list[Record] = []  # convention and porting records, whole
+        self.not_run: Counter = Counter()  # (verdict, reason) -> checks, for skip, unsupported and xfail
+        self._labels: dict[tuple, str] = {}
 
-def fmt(value: Any) -> str:
-    """A convention field or setting value as short text."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(fmt(v) for v in value)
-    if isinstance(value, dict):
-        return "; ".join(f"{k}={fmt(v)}" for k, v in value.items())
-    return str(value)
+    def add(self, event: dict) -> None:
+        verdict, check = event["verdict"], event.get("check") or "value"
+        key = (event["api"], self._label(event["options"]), event["device"], event["dtype"], verdict, check,
+               event["framework"], event.get("convention") or "")
+        headroom = finite(event.get("headroom"))
+        whole = Record.from_json(event) if check in ("convention", "porting") else None  # may reject the event
+        group = self.payload.add(event, key, headroom)  # the last step that may: nothing is counted before it
+        if whole is not None:
+            self.kept.append(whole)
+        if group == len(self.errors_of_group):
+            self.errors_of_group.append(self._errors_entry(key))
+        if verdict in NOT_RUN:
+            self.not_run[(verdict, event.get("reason") or "no reason recorded")] += 1
+        rel = event.get("rel_error")
+        if rel is not None or headroom is not None or event.get("ulp_error") is not None:
+            self._add_errors(self.errors_of_group[group], event, rel, headroom, verdict)
 
+    def _label(self, options: dict) -> str:
+        """The option label, cached by the options' items (most runs have a few dozen distinct ones)."""
+        try:
+            key = tuple(options.items())
+            label = self._labels.get(key)
+            if label is None:
+                label = self._labels[key] = option_label(options)
+            return label
+        except TypeError:  # an unhashable option value (a list): not cached
+            return option_label(options)
 
-def fmt_field(value: Any) -> str:
-    """A convention field's value; per-dtype mappings (output_dtype, accumulation) read compactly,
-    per-argument mappings (input_space) as argument: value in call order."""
-    if isinstance(value, dict) and value:
-        if not all(k in DTYPES for k in value):
-            return ", ".join(f"{k}: {fmt(v)}" for k, v in value.items())
-        if all(str(k) == str(v) for k, v in value.items()):
-            return "same as input"
-        if len({fmt(v) for v in value.values()}) == 1:
-            return f"{fmt(next(iter(value.values())))} (every dtype)"
-        return ", ".join(f"{k} → {fmt(v)}" for k, v in value.items())
-    return fmt(value)
+    def _errors_entry(self, key: tuple) -> dict:
+        api, _, device, dtype, _, _, framework, _ = key
+        entry = self.errors.get((framework, api, device, dtype))
+        if entry is None:
+            entry = self.errors[(framework, api, device, dtype)] = {
+                "ulp": array("d"), "rel": array("d"), "headroom": array("d"), "n": 0, "fail": 0, "undefined": 0}
+        return entry
 
-
-def framework_order(name: str) -> tuple:
-    return (FRAMEWORKS.index(name) if name in FRAMEWORKS else len(FRAMEWORKS), name)
-
-
-# --------------------------------------------------------------------------- summary
-
-
-def summary(runset: RunSet) -> dict:
-    """Counts per framework x device and verdict, with a total row."""
-    verdicts = runset.verdicts()
-    counts: dict[tuple[str, str], Counter] = defaultdict(Counter)
-    for r in runset.records:
-        counts[(r.framework, r.device)][r.verdict] += 1
-    rows = []
-    for (fw, device) in sorted(counts, key=lambda k: (framework_order(k[0]), k[1])):
-        c = counts[(fw, device)]
-        rows.append({"framework": fw, "device": device, "counts": [c.get(v, 0) for v in verdicts],
-                     "total": sum(c.values()), "failing": sum(c.get(v, 0) for v in FAILING)})
-    total = Counter(r.verdict for r in runset.records)
-    return {"verdicts": verdicts, "rows": rows,
-            "total": {"counts": [total.get(v, 0) for v in verdicts], "total": len(runset.records),
-                      "failing": sum(total.get(v, 0) for v in FAILING)}}
-
-
-# --------------------------------------------------------------------------- conventions
-
-
-def conventions(runset: RunSet) -> dict:
-    """The inferred-conventions table: one row per API and option combination, one column per field.
-
-    A field whose inferred value differs between devices or dtypes lists each value with where it
-    was seen; a field that disagrees with the adapter's declaration is flagged with the declared value.
-    """
-    groups: dict[tuple[str, str, str], list[Record]] = defaultdict(list)
-    not_inferred = Counter()  # convention checks that inferred nothing (skipped, errored): why
-    for r in runset.records:
-        if r.check != "convention":
-            continue
-        if _inferred(r):
-            groups[(r.framework, r.api, option_label(r.options))].append(r)
+    @staticmethod
+    def _add_errors(group: dict, event: dict, rel_raw: Any, headroom: float | None, verdict: str) -> None:
+        """ULP and relative error are undefined where the exact value is 0 (the relative error is then
+        infinite, and the ULP error counts subnormal spacings: 1e-17 / 5e-324 = 2e306 in float64): such a
+        check adds its headroom only, and is counted as `undefined` rather than charted at 1e300."""
+        group["n"] += 1
+        if verdict in FAILING:
+            group["fail"] += 1
+        rel = finite(rel_raw)
+        if rel_raw is not None and rel is None:
+            group["undefined"] += 1
         else:
-            not_inferred[f"{r.verdict}: {r.reason or r.message or 'no inference recorded'}"[:300]] += 1
-    skipped = [(reason, n) for reason, n in not_inferred.most_common(8)]
-    if not groups:
-        return {"rows": [], "fields": list(CONVENTION_FIELDS), "declared": declared_conventions(runset),
-                "not_inferred": skipped}
-    extra_fields = sorted({f for recs in groups.values() for r in recs for f in _inferred(r)} - set(CONVENTION_FIELDS))
-    fields = list(CONVENTION_FIELDS) + extra_fields
-    rows = []
-    for (fw, api, label) in sorted(groups, key=lambda k: (framework_order(k[0]), k[1], k[2])):
-        recs = groups[(fw, api, label)]
-        cells = []
-        for name in fields:
-            seen: dict[str, list[str]] = defaultdict(list)
-            for r in recs:
-                inferred = _inferred(r)
-                if name in inferred:
-                    seen[fmt_field(inferred[name])].append(f"{r.device}/{r.dtype}")
-            declared = {fmt_field((r.extra.get("declared") or {}).get(name)) for r in recs
-                        if name in (r.extra.get("declared") or {})}
-            disagree = any(name in (r.extra.get("disagreements") or ()) for r in recs)
-            evidence = sorted({str((r.extra.get("evidence") or {}).get(name, "")) for r in recs} - {""})
-            if len(seen) <= 1:
-                values = [(value, "") for value in seen] or [("?", "")]
-            else:
-                values = [(value, ", ".join(where[:6]) + (" ..." if len(where) > 6 else ""))
-                          for value, where in sorted(seen.items(), key=lambda kv: -len(kv[1]))]
-            cells.append({"shown": values, "declared": ", ".join(sorted(declared)), "disagree": disagree,
-                          "varies": len(seen) > 1, "evidence": " | ".join(evidence)[:TEXT_CHARS]})
-        verdicts = Counter(r.verdict for r in recs)
-        rows.append({"framework": fw, "api": api, "options": label, "cells": cells,
-                     "findings": sum(verdicts.get(v, 0) for v in FAILING), "records": len(recs)})
-    return {"rows": rows, "fields": fields, "declared": [], "not_inferred": skipped}
+            ulp = finite(event.get("ulp_error"))
+            if ulp is not None:
+                group["ulp"].append(ulp)
+            if rel is not None:
+                group["rel"].append(rel)
+        if headroom is not None:
+            group["headroom"].append(headroom)
+
+    # ------------------------------------------------------------------ results
+
+    def _counts(self) -> Counter:
+        """(framework, device, verdict) -> checks."""
+        counts: Counter = Counter()
+        for key, n in zip(self.payload.groups, self.payload.group_counts().tolist()):
+            counts[(key[6], key[2], key[4])] += n
+        return counts
+
+    def _declared(self) -> dict[tuple[str, str, str], set[str]]:
+        """(framework, API, option label) -> the conventions the value checks declared."""
+        declared: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        for api, label, _, _, _, _, framework, convention in self.payload.groups:
+            if convention:
+                declared[(framework, api, label)].add(convention)
+        return declared
+
+    def verdicts(self) -> list[str]:
+        """Known verdicts in their canonical order, then any others present, alphabetically."""
+        present = {key[4] for key in self.payload.groups}
+        return [v for v in VERDICTS if v in present] + sorted(present - set(VERDICTS))
+
+    def summary(self) -> dict:
+        """Counts per framework x device and verdict, with a total row."""
+        verdicts, counts = self.verdicts(), self._counts()
+        per: dict[tuple[str, str], Counter] = defaultdict(Counter)
+        for (fw, device, verdict), n in counts.items():
+            per[(fw, device)][verdict] += n
+        rows = []
+        for (fw, device) in sorted(per, key=lambda k: (framework_order(k[0]), k[1])):
+            c = per[(fw, device)]
+            rows.append({"framework": fw, "device": device, "counts": [c.get(v, 0) for v in verdicts],
+                         "total": sum(c.values()), "failing": sum(c.get(v, 0) for v in FAILING)})
+        total: Counter = Counter()
+        for (_, _, verdict), n in counts.items():
+            total[verdict] += n
+        return {"verdicts": verdicts, "rows": rows,
+                "total": {"counts": [total.get(v, 0) for v in verdicts], "total": sum(total.values()),
+                          "failing": sum(total.get(v, 0) for v in FAILING)}}
+
+    def accuracy(self) -> dict:
+        """Error against the oracle per API, device and dtype: ULPs, relative error and headroom (error/tolerance)."""
+        measured = {key: g for key, g in self.errors.items() if g["n"]}  # every group has an entry, used or not
+        devices = {k[2] for k in measured}
+        rows = []
+        for key in sorted(measured, key=lambda k: (framework_order(k[0]), k[1], k[2],
+                                                   DTYPE_ORDER.index(k[3]) if k[3] in DTYPE_ORDER else 9, k[3])):
+            fw, api, device, dtype = key
+            g = measured[key]
+            rows.append({"framework": fw, "api": api, "device": device, "dtype": dtype, "n": g["n"], "fail": g["fail"],
+                         "undefined": g["undefined"],
+                         "label": f"{api} · {dtype}" + (f" · {device}" if len(devices) > 1 else ""),
+                         "ulp": _stats(g["ulp"]), "rel": _stats(g["rel"]), "headroom": _stats(g["headroom"])})
+        return {"rows": rows, "undefined": sum(r["undefined"] for r in rows)}
+
+    def result(self, runset: RunSet) -> dict:
+        """The page's data; `runset` gives the sources (headers, problems, duplicates), not the records."""
+        table = conventions(self.kept, self._declared())
+        ported = porting(self.kept)
+        return {
+            "summary": self.summary(),
+            "conventions": table,
+            "headline": headline(table),
+            "not_run": [(verdict, cut(reason, 300), n)
+                        for (verdict, reason), n in self.not_run.most_common(NOT_RUN_SHOWN)],
+            "porting": ported,
+            "badges": porting_badges(ported),
+            "accuracy": self.accuracy(),
+            "run_info": run_info(runset),
+            "payload": self.payload.result(),
+            "complete": runset.complete,
+            "incomplete": [(s.path, s.incomplete_reasons) for s in runset.sources if s.incomplete_reasons],
+            "duplicates": runset.duplicates,
+            "problems": runset.problems(),
+            "verdicts_known": VERDICTS,
+        }
 
 
-def _inferred(record: Record) -> dict:
-    inferred = record.extra.get("inferred")
-    return inferred if isinstance(inferred, dict) else {}
-
-
-def declared_conventions(runset: RunSet) -> list[dict]:
-    """Without convention records: the conventions the adapters declare, as value checks recorded them."""
-    seen: dict[tuple[str, str, str], set] = defaultdict(set)
-    for r in runset.records:
-        if r.convention:
-            seen[(r.framework, r.api, option_label(r.options))].add(r.convention)
-    return [{"framework": fw, "api": api, "options": label, "conventions": sorted(seen[(fw, api, label)])}
-            for (fw, api, label) in sorted(seen, key=lambda k: (framework_order(k[0]), k[1], k[2]))]
-
-
-# --------------------------------------------------------------------------- porting
-
-
-PORTING_CODE_CHARS = 12000  # a snippet longer than this is cut in the page (the results file has it whole)
-
-
-def porting(runset: RunSet) -> dict:
-    """The porting table: one row per source call (API and options), one column per target framework;
-    each cell the equivalent's expression and how it fared on the corpus (records with check "porting")."""
-    cells: dict[tuple[str, str, str], dict[str, dict]] = defaultdict(dict)
-    targets: set[str] = set()
-    for r in runset.records:
-        if r.check != "porting":
-            continue
-        target = str(r.extra.get("target_framework") or r.case_id.removeprefix("porting-to-"))
-        targets.add(target)
-        cells[(r.framework, r.api, option_label(r.options))][target] = _porting_cell(r)
-    columns = sorted(targets, key=framework_order)
-    rows, counts = [], {t: Counter() for t in columns}
-    for key in sorted(cells, key=lambda k: (framework_order(k[0]), k[1], k[2])):
-        framework, api, label = key
-        row = [cells[key].get(t) for t in columns]
-        for t, cell in zip(columns, row):
-            if cell:
-                counts[t][cell["status"]] += 1
-        rows.append({"framework": framework, "api": api, "options": label, "cells": row})
-    totals = [{"target": t, "verified": counts[t]["verified"], "differs": counts[t]["differs"],
-               "other": sum(n for s, n in counts[t].items() if s not in ("verified", "differs"))} for t in columns]
-    return {"targets": columns, "rows": rows, "totals": totals}
-
-
-def _porting_cell(r: Record) -> dict:
-    extra = r.extra
-    status = {"pass": "verified", "fail": "differs"}.get(r.verdict, r.verdict)
-    differs = [{"case": str(d.get("case", "")), "dtypes": ", ".join(map(str, d.get("dtypes") or ())),
-                "reason": _cut(str(d.get("reason", "")), 1000)}
-               for d in extra.get("differs_on") or () if isinstance(d, dict)]
-    outside = extra.get("out_of_domain") if isinstance(extra.get("out_of_domain"), dict) else {}
-    half = extra.get("float16") if isinstance(extra.get("float16"), dict) else {}
-    code = str(extra.get("code", ""))
-    if len(code) > PORTING_CODE_CHARS:
-        code = code[:PORTING_CODE_CHARS] + "\n# ... cut: the results file holds the whole snippet\n"
-    return {
-        "status": status, "verdict": r.verdict, "expression": str(extra.get("expression", "")), "code": code,
-        "verified": extra.get("verified_cases"), "differs": differs,
-        "outside": [str(d.get("case", "")) for d in outside.get("differs_on") or () if isinstance(d, dict)],
-        "half": [str(d.get("case", "")) for d in half.get("differs_on") or () if isinstance(d, dict)],
-        "not_applicable": len(extra.get("not_applicable") or ()),
-        "notes": [_cut(str(n), 600) for n in extra.get("notes") or ()],
-        "reason": _cut(r.reason or (r.message if status not in ("verified", "differs") else ""), 600),
-    }
-
-
-# --------------------------------------------------------------------------- accuracy
-
-
-def accuracy(runset: RunSet) -> dict:
-    """Error against the oracle per API, device and dtype: ULPs, relative error and headroom (error/tolerance)."""
-    groups: dict[tuple, dict[str, list]] = defaultdict(lambda: {"ulp": [], "rel": [], "headroom": [], "n": 0, "fail": 0})
-    for r in runset.records:
-        values = [_finite(r.ulp_error), _finite(r.rel_error), _finite(r.headroom)]
-        if all(v is None for v in values):
-            continue
-        g = groups[(r.framework, r.api, r.device, r.dtype)]
-        g["n"] += 1
-        g["fail"] += r.verdict in FAILING
-        for key, v in zip(("ulp", "rel", "headroom"), values):
-            if v is not None:
-                g[key].append(v)
-    devices = {k[2] for k in groups}
-    dtype_order = ("float16", "bfloat16", "float32", "float64")
-    rows = []
-    for key in sorted(groups, key=lambda k: (framework_order(k[0]), k[1], k[2],
-                                             dtype_order.index(k[3]) if k[3] in dtype_order else 9, k[3])):
-        fw, api, device, dtype = key
-        g = groups[key]
-        rows.append({"framework": fw, "api": api, "device": device, "dtype": dtype, "n": g["n"], "fail": g["fail"],
-                     "label": f"{api} · {dtype}" + (f" · {device}" if len(devices) > 1 else ""),
-                     "ulp": _stats(g["ulp"]), "rel": _stats(g["rel"]), "headroom": _stats(g["headroom"])})
-    return {"rows": rows}
-
-
-def _finite(value) -> float | None:
-    try:
-        v = number(value)
-    except (TypeError, ValueError):
-        return None
-    return v if v is not None and math.isfinite(v) else None
-
-
-def _stats(values: list[float]) -> dict | None:
+def _stats(values: array) -> dict | None:
     if not values:
         return None
-    arr = np.asarray(values, dtype=np.float64)
+    arr = np.frombuffer(values, dtype=np.float64)
     p50, p95 = np.percentile(arr, [50, 95])
     return {"min": float(arr.min()), "p50": float(p50), "p95": float(p95), "max": float(arr.max()), "n": int(arr.size)}
 
 
-# --------------------------------------------------------------------------- run information
+def headline(table: dict) -> dict:
+    """The overview's conventions table: the fields a porter asks about first, one row per API (its first
+    option combination) with how many of its combinations have findings; `more`: rows left to the full table."""
+    fields = [f for f in HEADLINE_FIELDS if f in table["fields"]]
+    at = [table["fields"].index(f) for f in fields]
+    per_api: dict[tuple[str, str], list[dict]] = {}
+    for row in table["rows"]:
+        per_api.setdefault((row["framework"], row["api"]), []).append(row)
+    rows = []
+    for (framework, api), group in list(per_api.items())[:HEADLINE_ROWS]:
+        first = group[0]
+        rows.append({"framework": framework, "api": api, "options": first["options"], "combinations": len(group),
+                     "with_findings": sum(1 for r in group if r["findings"]), "findings": first["findings"],
+                     "cells": [first["cells"][i] for i in at]})
+    return {"fields": fields, "rows": rows, "more": len(table["rows"]) - len(rows)}
 
 
-def run_info(runset: RunSet) -> list[dict]:
-    """Per source file: completeness, the machine header(s), and each framework's versions and settings."""
-    out = []
-    for source in runset.sources:
-        frameworks = [{"name": ev.get("name", "?"), "run_id": ev.get("run_id", ""),
-                       "versions": fmt(ev.get("versions") or {}), "devices": fmt(ev.get("devices") or []),
-                       "settings": [(str(k), fmt(v)) for k, v in (ev.get("settings") or {}).items()]}
-                      for ev in source.results.framework_events]
-        out.append({"path": source.path, "incomplete": source.incomplete_reasons, "machines": _machines(source),
-                    "frameworks": frameworks, "records": len(source.results.records),
-                    "end": source.results.end or {}})
-    return out
+def porting_badges(table: dict) -> dict:
+    """The overview's porting matrix: source calls whose equivalents differ first, up to HEADLINE_ROWS."""
+    order = sorted(range(len(table["rows"])),
+                   key=lambda i: (not any(c and c["status"] == "differs" for c in table["rows"][i]["cells"]), i))
+    shown = order[:HEADLINE_ROWS]
+    return {"rows": [dict(table["rows"][i], index=i) for i in shown], "more": len(order) - len(shown)}
 
 
-_HEADER_ORDER = ("source", "run_id", "started", "klconf", "corpus_hash", "schema", "python", "numpy", "platform",
-                 "machine", "cpu", "cpu_count", "gpus", "env", "argv")
-
-
-def _machines(source: Source) -> list[list[tuple[str, str]]]:
-    machines = []
-    for header in source.shard_headers:
-        rows = []
-        for key in _HEADER_ORDER + tuple(sorted(set(header) - set(_HEADER_ORDER) - {"type", "merged_from"})):
-            if key not in header:
-                continue
-            value = header[key]
-            if key == "gpus":
-                value = "; ".join(f"{g.get('name', '?')} (driver {g.get('driver', '?')}, {g.get('memory', '?')})"
-                                  for g in value) or "none"
-            elif key == "argv":
-                value = " ".join(map(str, value))
-            elif key == "env":
-                value = fmt(value) if value else "(none of the numerics variables set)"
-            rows.append((key, fmt(value) if not isinstance(value, str) else value))
-        machines.append(rows)
-    return machines
-
-
-# --------------------------------------------------------------------------- matrix and failures (JSON payload)
-
-
-def payload(runset: RunSet) -> dict:
-    """Column-wise check table for the matrix, plus the failing checks' details."""
-    tables: dict[str, dict[str, int]] = {k: {} for k in ("cases", "apis", "fws", "devices", "dtypes", "verdicts",
-                                                          "opts", "checks")}
-
-    def index(table: str, value: str) -> int:
-        t = tables[table]
-        if value not in t:
-            t[value] = len(t)
-        return t[value]
-
-    for v in SEVERITY:  # fixed order first, so the browser can rank verdicts by index
-        index("verdicts", v)
-    for fw in sorted({r.framework for r in runset.records}, key=framework_order):
-        index("fws", fw)
-    api_fw: dict[int, int] = {}
-    cols = {k: [] for k in ("c", "a", "o", "d", "t", "v", "k", "h", "f")}
-    failing = [i for i, r in enumerate(runset.records) if r.verdict in FAILING]
-    failing.sort(key=lambda i: _failure_rank(runset.records[i]))
-    detail_of = {i: n for n, i in enumerate(failing[:FAILURE_DETAILS])}
-    for i, r in enumerate(runset.records):
-        a = index("apis", r.api)
-        api_fw[a] = index("fws", r.framework)
-        cols["c"].append(index("cases", r.case_id))
-        cols["a"].append(a)
-        cols["o"].append(index("opts", option_label(r.options)))
-        cols["d"].append(index("devices", r.device))
-        cols["t"].append(index("dtypes", r.dtype))
-        cols["v"].append(index("verdicts", r.verdict))
-        cols["k"].append(index("checks", r.check))
-        h = _finite(r.headroom)
-        cols["h"].append(float(f"{h:.3g}") if h is not None else None)
-        cols["f"].append(detail_of.get(i, -1))
-    matrix = {name: list(t) for name, t in tables.items()}
-    matrix["apiFw"] = [api_fw[a] for a in range(len(tables["apis"]))]
-    matrix.update(cols)
-    failures = [failure_detail(runset.records[i], i) for i in failing[:FAILURE_DETAILS]]
-    return {"m": matrix, "failures": failures, "failingTotal": len(failing), "failureLimit": FAILURE_DETAILS}
-
-
-def _failure_rank(r: Record) -> tuple:
-    severity = SEVERITY.index(r.verdict) if r.verdict in SEVERITY else len(SEVERITY)
-    headroom = _finite(r.headroom)
-    return (severity, -(headroom if headroom is not None else math.inf), r.check_id)
-
-
-def failure_detail(r: Record, index: int) -> dict:
-    repro = str(r.extra.get("repro", ""))
-    if len(repro) > REPRO_CHARS:
-        repro = repro[:REPRO_CHARS] + "\n# ... cut: the results file holds the whole snippet\n"
-    return {
-        "r": index, "id": r.check_id, "verdict": r.verdict, "kind": r.kind or "", "check": r.check,
-        "message": _cut(r.message), "reason": _cut(r.reason), "diagnosis": _cut(r.diagnosis),
-        "convention": r.convention, "expected": values_text(r.expected), "observed": values_text(r.observed),
-        "errors": error_figures(r), "override": r.tolerance_override, "output_dtype": r.output_dtype or "",
-        "shape": r.shape, "warnings": [_cut(w, 500) for w in r.warnings[:5]], "repro": repro,
-        "repro_error": str(r.extra.get("repro_error", "")), "traceback": _cut(str(r.extra.get("traceback", ""))),
-        "extra": _cut(fmt({k: v for k, v in r.extra.items() if k in ("inferred", "declared", "disagreements")}))
-        if r.check == "convention" else "",
-    }
-
-
-def error_figures(r: Record) -> str:
-    """abs / rel / ulp error, tolerance and headroom as one line (empty when the check measured none)."""
-    parts = []
-    for label, value, spec in (("abs", r.abs_error, ".3g"), ("rel", r.rel_error, ".3g"), ("ulp", r.ulp_error, ".3g"),
-                               ("tolerance", r.tolerance, ".3g"), ("headroom", r.headroom, ".3g")):
-        if value is None:
-            continue
-        try:
-            parts.append(f"{label} {format(number(value), spec)}")
-        except (TypeError, ValueError):
-            parts.append(f"{label} {value}")
-    return ", ".join(parts)
-
-
-def values_text(values: Any, limit: int = 2000) -> str:
-    """Expected or observed values as text: a scalar, nested lists, or a large array's summary."""
-    if values is None:
-        return "—"
-    if isinstance(values, dict) and "shape" in values:
-        parts = [f"array of shape {values.get('shape')}"]
-        if "worst_index" in values:
-            parts.append(f"at the worst element {values['worst_index']}: {values.get('at_worst')}")
-        parts.append(f"first values: {_compact(values.get('sample'))}")
-        return "; ".join(parts)[:limit]
-    text = _compact(values)
-    return text if len(text) <= limit else text[:limit] + " ..."
-
-
-def _compact(values: Any) -> str:
-    if isinstance(values, list):
-        return "[" + ", ".join(_compact(v) for v in values) + "]"
-    if isinstance(values, float):
-        return repr(values)
-    return str(values)
-
-
-def _cut(text: str, limit: int = TEXT_CHARS) -> str:
-    text = str(text or "")
-    return text if len(text) <= limit else text[:limit] + " ..."
-
-
-# --------------------------------------------------------------------------- everything
-
-
-def build(runset: RunSet) -> dict:
-    return {
-        "summary": summary(runset),
-        "conventions": conventions(runset),
-        "porting": porting(runset),
-        "accuracy": accuracy(runset),
-        "run_info": run_info(runset),
-        "payload": payload(runset),
-        "complete": runset.complete,
-        "incomplete": [(s.path, s.incomplete_reasons) for s in runset.sources if s.incomplete_reasons],
-        "duplicates": runset.duplicates,
-        "problems": runset.problems(),
-        "verdicts_known": VERDICTS,
-    }
+def build(runset: RunSet, detail_limit: int = FAILURE_DETAILS) -> dict:
+    """The page's data for results already read into Records (small runs, tests); large ones stream."""
+    aggregator = Aggregator(detail_limit)
+    for record in runset.records:
+        aggregator.add(vars(record))  # a Record's fields are a check event's keys
+    return aggregator.result(runset)

@@ -29,11 +29,11 @@ def to_xml(runset: RunSet, name: str = "klconf") -> ET.ElementTree:
     for r in runset.records:
         suites[(r.framework, r.device)].append(r)
     root = ET.Element("testsuites", name=name)
-    totals = Counter()
+    totals: Counter[str] = Counter()
     for fw, device in sorted(suites, key=lambda k: (framework_order(k[0]), k[1])):
         records = suites[(fw, device)]
         suite = ET.SubElement(root, "testsuite", name=f"klconf.{fw}.{device}")
-        counts = Counter()
+        counts: Counter[str] = Counter()
         for r in records:
             counts[_bucket(r.verdict)] += 1
             suite.append(_testcase(r))

@@ -1,13 +1,17 @@
-"""Merging results from several machines or runs into one file, and judging completeness.
+"""Merging results from several machines or runs into one file, and judging completeness, strictly.
 
 A merged file is an ordinary results file: its header lists each shard's own header in
 `merged_from`, each framework event and check record names the shard it came from
-(`run_id`), and its footer says whether any shard was incomplete. A check id present in two
-inputs is a duplicate, and run information that makes shards incomparable (a different case
-corpus or results schema) is a conflict; both are reported, and the command refuses to
-write unless told how to resolve them. Completeness is measured against the case corpus:
-every check the planners would make for the frameworks, devices and dtypes the shards
-cover, less those some shard ran.
+(`run_id`), and its footer says whether any shard was incomplete and keeps the inputs' plans.
+Problems are reported precisely and make `klconf merge` fail unless told otherwise:
+- a check id present in two inputs (a duplicate);
+- run information that makes inputs incomparable: case corpus, results schema, klconf version,
+  a framework's release (its public version: a CPU and a CUDA build of one release agree), a plan
+  split two ways, two plans holding one check, one shard given twice (`plans.py`);
+- planned checks that no input ran, and shards that no input ran, for every kind of check.
+Completeness is judged from the plans the runs recorded when they did (exact, needing nothing
+else); for inputs without one, against the case corpus: every check the planners would make for
+the frameworks, devices and dtypes the inputs cover, less those some input ran.
 """
 from __future__ import annotations
 
@@ -21,12 +25,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..results import SCHEMA_VERSION, Record, Writer, jsonable
+from . import plans as plans_mod
 from .model import Duplicate, RunSet, Source
 
-# Which planner lists the checks of each kind of record (`Record.check`); kinds not here, or
-# whose planner is missing, are reported as not assessed.
-PLANNERS = {"value": "conformance.runner:plan", "gradient": "conformance.gradients:plan",
-            "property": "conformance.properties:plan"}
 MISSING_SHOWN = 50
 
 
@@ -50,6 +51,21 @@ class Merge:
     conflicts: list[str]
     notes: list[str]
     completeness: Completeness | None = None
+    plans: plans_mod.PlanCheck | None = None
+    judge_plans: bool = True  # False: completeness is not judged at all (`--no-completeness`)
+
+    @property
+    def incomplete(self) -> list[str]:
+        """Why the merged file does not hold the whole of what was planned; empty when it does."""
+        out = [f"incomplete input {s.path}: {'; '.join(s.incomplete_reasons)}"
+               for s in self.runset.sources if s.incomplete_reasons]
+        if self.judge_plans and self.plans is not None and self.plans.plans:
+            out += [f"missing shard: {m}" for m in self.plans.missing_shards]
+            out += [f"{len(self.plans.missing):,} planned check(s) ran in no input"] if self.plans.missing else []
+            out += [f"{len(self.plans.unplanned):,} record(s) in no plan"] if self.plans.unplanned else []
+        if self.completeness is not None and self.completeness.missing:
+            out.append(f"{len(self.completeness.missing):,} check(s) the corpus plans ran in no input")
+        return out
 
 
 def merge(runset: RunSet, keep: str = "first") -> Merge:
@@ -73,7 +89,8 @@ def merge(runset: RunSet, keep: str = "first") -> Merge:
     records = [chosen[i][0] for i in order]
     origin = [chosen[i][1] for i in order]
     conflicts, notes = run_information_differences(runset.sources)
-    return Merge(runset, records, origin, duplicates, conflicts, notes)
+    plan_check = plans_mod.check_plans(runset.sources, records, [s.path for s in origin])
+    return Merge(runset, records, origin, duplicates, conflicts + plan_check.conflicts, notes, plans=plan_check)
 
 
 def run_information_differences(sources: list[Source]) -> tuple[list[str], list[str]]:
@@ -87,7 +104,7 @@ def run_information_differences(sources: list[Source]) -> tuple[list[str], list[
         if len(paths) > 1:
             conflicts.append(f"the same run ({run_id}) is given more than once: {', '.join(paths)}")
     for key, label, bucket in (("corpus_hash", "case corpus hash", conflicts), ("schema", "results schema version", conflicts),
-                               ("klconf", "klconf version", notes), ("python", "Python version", notes)):
+                               ("klconf", "klconf version", conflicts), ("python", "Python version", notes)):
         values = defaultdict(list)
         for path, h in headers:
             if h.get(key) not in (None, ""):
@@ -104,13 +121,21 @@ def run_information_differences(sources: list[Source]) -> tuple[list[str], list[
                 settings[name][key][_text(value)].append(s.path)
     for name, versions in sorted(by_framework.items()):
         if len(versions) > 1:
-            notes.append(f"{name} versions differ: " + "; ".join(f"{v} in {', '.join(sorted(set(p)))}" for v, p in versions.items()))
+            releases = {_release(v) for v in versions}
+            bucket = conflicts if len(releases) > 1 else notes  # one release's CPU and CUDA builds may merge
+            bucket.append(f"{name} versions differ: " + "; ".join(f"{v} in {', '.join(sorted(set(p)))}"
+                                                                 for v, p in versions.items()))
     for name, keys in sorted(settings.items()):
         for key, values in sorted(keys.items()):
             if len(values) > 1:
                 notes.append(f"{name} setting {key} differs: " +
                              "; ".join(f"{v} in {', '.join(sorted(set(p)))}" for v, p in values.items()))
     return conflicts, notes
+
+
+def _release(versions_text: str) -> str:
+    """The public release of each package in a versions text: '2.13.0+cu126' -> '2.13.0' (PEP 440 local part)."""
+    return ", ".join(part.split("+", 1)[0] for part in versions_text.split(", "))
 
 
 def _text(value) -> str:
@@ -120,7 +145,8 @@ def _text(value) -> str:
 
 
 def completeness(records: list[Record], cases_root: str | None = None, extra_apis: tuple = ()) -> Completeness:
-    """Which planned checks no shard ran, within the frameworks, devices and dtypes the shards cover."""
+    """For inputs without a recorded plan: which checks the planners would make from the case corpus, within
+    the frameworks, devices and dtypes (and porting targets) the records cover, ran in no input."""
     from ..cases import corpus_hash, load_corpus
     from ..frameworks import FRAMEWORKS, builtin_apis
 
@@ -136,35 +162,82 @@ def completeness(records: list[Record], cases_root: str | None = None, extra_api
     for name in sorted({r.api for r in records} - known):
         result.not_assessed.append(f"API {name}: not a built-in API (pass its --api spec to include it)")
     ran = {r.check_id for r in records}
+    targets = sorted({str(r.extra.get("target_framework")) for r in records if r.check == "porting"} - {"None"})
+    scope = _Scope(cases_root, cases, apis, frameworks, targets)
     for kind in sorted({r.check for r in records}):
-        planner = _planner(kind)
-        if isinstance(planner, str):
-            result.not_assessed.append(f"{kind} checks: {planner}")
+        planner = KIND_PLANNERS.get(kind)
+        if planner is None:
+            result.not_assessed.append(f"{kind} checks: no planner is known for this kind of check")
             continue
         try:
-            planned = [c for c in planner(cases, apis) if (c.api.framework, c.device, c.dtype) in covered]
+            planned = [check_id for check_id, *where in planner(scope) if tuple(where) in covered]
         except Exception as exc:  # a planner's own failure should not hide the other kinds
             result.not_assessed.append(f"{kind} checks: the planner failed: {type(exc).__name__}: {exc}")
             continue
         result.planned += len(planned)
-        for check in planned:
-            if check.id in ran:
+        for check_id in planned:
+            if check_id in ran:
                 result.ran += 1
             else:
-                result.missing.append(check.id)
+                result.missing.append(check_id)
     result.corpus_hash = corpus_hash(cases)
     return result
 
 
-def _planner(kind: str):
-    spec = PLANNERS.get(kind)
-    if spec is None:
-        return "no planner is known for this kind of check"
-    module, _, name = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        return f"its planner {spec} is not available ({exc})"
+@dataclass
+class _Scope:
+    """What the corpus-based planners plan over."""
+
+    cases_root: str | None
+    cases: list
+    apis: list
+    frameworks: list[str]
+    porting_targets: list[str]
+
+
+def _tensor_checks(module: str):
+    def planned(scope: _Scope):
+        plan = getattr(importlib.import_module(module), "plan")
+        return [(c.id, c.api.framework, c.device, c.dtype) for c in plan(scope.cases, scope.apis)]
+
+    return planned
+
+
+def _distribution_checks(scope: _Scope):
+    from ..distributions import cases as distribution_cases
+    from ..distributions import libraries
+    from ..distributions.runner import plan
+
+    cases, _ = distribution_cases.load_corpus(scope.cases_root)
+    return [(c.id, c.library.framework, c.device, c.dtype)
+            for c in plan(cases, libraries.by_framework(scope.frameworks))]
+
+
+def _convention_checks(scope: _Scope):
+    from ..frameworks import DEVICES
+    from ..inference import structural_dtype
+    from ..inference.records import CASE_ID
+    from ..runner import check_id
+
+    return [(check_id(CASE_ID, api.name, api.option_label(options), device, structural_dtype(api)),
+             api.framework, device, structural_dtype(api))
+            for api in scope.apis for options in api.options for device in DEVICES]
+
+
+def _porting_checks(scope: _Scope):
+    from ..porting.port import targets_for
+    from ..porting.records import DTYPE_LABEL, case_id
+    from ..runner import check_id
+
+    return [(check_id(case_id(target), api.name, api.option_label(options), "cpu", DTYPE_LABEL),
+             api.framework, "cpu", DTYPE_LABEL)
+            for api in scope.apis for options in api.options for target in targets_for(api, scope.porting_targets)]
+
+
+# Each kind of record (`Record.check`) and how the corpus plans its checks: (check id, framework, device, dtype).
+KIND_PLANNERS = {"value": _tensor_checks("conformance.runner"), "gradient": _tensor_checks("conformance.gradients"),
+                 "property": _tensor_checks("conformance.properties"), "distribution": _distribution_checks,
+                 "convention": _convention_checks, "porting": _porting_checks}
 
 
 def header(m: Merge) -> dict:
@@ -199,9 +272,11 @@ def write(m: Merge, path: Path | str) -> Path:
             counts[record.verdict] += 1
         incomplete = [f"{s.path}: {'; '.join(s.incomplete_reasons)}" for s in m.runset.sources if s.incomplete_reasons]
         exits = [int(s.results.end.get("exitstatus", 0)) for s in m.runset.sources if s.results.end]
+        plans = [p.to_json() for p in m.plans.plans] if m.plans else []
         writer.write({"type": "end", "counts": dict(counts), "exitstatus": max(exits, default=0),
                       "interrupted": bool(incomplete), "incomplete_shards": incomplete,
-                      "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+                      "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                      **({"plans": plans} if plans else {})})
     return path
 
 
@@ -223,10 +298,13 @@ def summary_lines(m: Merge, wrote: Path | None, keep: str) -> list[str]:
             lines.append(f"  ... and {len(m.duplicates) - MISSING_SHOWN} more")
     lines += [f"conflict: {c}" for c in m.conflicts]
     lines += [f"note: {n}" for n in m.notes]
+    if m.judge_plans and m.plans is not None and m.plans.plans:
+        lines += plans_mod.summary_lines(m.plans)
     c = m.completeness
     if c is not None:
-        lines.append(f"completeness: {c.ran:,} of {c.planned:,} planned checks ran, {len(c.missing):,} missing "
-                     f"(within {len(c.covered)} framework/device/dtype combinations the inputs cover)")
+        lines.append(f"completeness (from the case corpus): {c.ran:,} of {c.planned:,} planned checks ran, "
+                     f"{len(c.missing):,} missing (within {len(c.covered)} framework/device/dtype combinations "
+                     "the inputs cover)")
         if c.corpus_note:
             lines.append(f"  {c.corpus_note}")
         if c.missing:

@@ -3,15 +3,17 @@
 Reports, diffs, merges and JUnit output all start here: each file is read (and checked
 against the results schema by sampling), its completeness judged, and the records of all
 files combined, the first occurrence of a check id winning and every later one listed as a
-duplicate. Nothing here imports a framework.
+duplicate. `load` keeps every record; `scan` streams them to a callback and keeps only the
+check ids (the HTML report of millions of checks reads this way). Nothing here imports a
+framework.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
-from ..results import VERDICTS, Record, Results, read
+from ..results import VERDICTS, Record, Results, read, stream
 
 PROBLEMS_SHOWN = 20  # per source, in banners and messages
 
@@ -45,6 +47,9 @@ class Source:
             reasons.append("no end event: the run was interrupted or is still running")
         elif end.get("interrupted"):
             reasons.append("the run was interrupted (end event says so)")
+        if end is not None and end.get("not_run"):
+            reasons.append(f"{len(end['not_run'])} of {end.get('planned', '?')} planned checks never ran "
+                           "(listed in the end event's not_run)")
         if end is not None:
             for shard in end.get("incomplete_shards", ()):
                 reasons.append(f"merged from an incomplete shard: {shard}")
@@ -128,4 +133,32 @@ def combine(sources: list[Source]) -> RunSet:
             seen[record.check_id] = (index, record)
             runset.records.append(record)
             runset.origin.append(index)
+    return runset
+
+
+def scan(paths: Iterable[Path | str], on_check: Callable[[dict], None], validate: str = "sample") -> RunSet:
+    """Stream every file's check events to `on_check` (first occurrence of a check id only, as `load`
+    keeps); the RunSet returned has the sources and duplicates but no records."""
+    files = [Path(p) for p in paths]
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"no such results file: {path}")
+    runset = RunSet([])
+    seen: dict[str, tuple[int, str]] = {}  # check id -> (source index, verdict)
+
+    for index, path in enumerate(files):
+        source = Source(str(path), Results(source=str(path)))
+        runset.sources.append(source)
+
+        def first_only(event: dict, index: int = index, source: Source = source) -> None:
+            check_id, verdict = event["check_id"], event["verdict"]
+            first = seen.get(check_id)
+            if first is not None:
+                runset.duplicates.append(Duplicate(check_id, runset.sources[first[0]].path, source.path,
+                                                   first[1], verdict))
+                return
+            seen[check_id] = (index, verdict)
+            on_check(event)
+
+        stream(path, first_only, validate, into=source.results)
     return runset

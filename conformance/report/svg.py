@@ -3,7 +3,10 @@
 One row per API, device and dtype; three panels on log axes: error in ULPs, relative
 error, and headroom (error / tolerance, where 1 is the tolerance). Each row draws the
 range from the smallest to the largest error as a thin line, the median to the 95th
-percentile as a bar, and the largest as a dot. Every string is escaped.
+percentile as a bar, and the largest as a dot. Each axis spans every value it plots, whole
+decades from the smallest positive one to the largest (an exact 0 sits on the left edge, which
+the panel's title says); each panel carries its decades as data-lo and data-hi and each glyph its
+values, so a test can hold the axes to the data. Every string is escaped.
 """
 from __future__ import annotations
 
@@ -35,7 +38,11 @@ def accuracy_chart(rows: list[dict]) -> Markup:
             out.append(f'<rect x="0" y="{TOP + i * ROW}" width="{width}" height="{ROW}" class="band"/>')
     for p, ((key, title, mark), (lo, hi)) in enumerate(zip(PANELS, ranges)):
         x0 = LABEL + p * (PANEL + GAP)
+        zeros = any(r[key] and r[key]["min"] <= 0 for r in rows)
+        out.append(f'<g class="panel" data-key="{key}" data-lo="{lo}" data-hi="{hi}">')
         out.append(f'<text x="{x0}" y="14" class="ptitle">{escape(title)}</text>')
+        if zeros:
+            out.append(f'<text x="{x0}" y="28" class="tick">0 on the left edge</text>')
         for decade in range(lo, hi + 1):
             x = x0 + PANEL * (decade - lo) / max(hi - lo, 1)
             out.append(f'<line x1="{x:.1f}" y1="{TOP - 4}" x2="{x:.1f}" y2="{height - BOTTOM}" class="grid"/>')
@@ -50,6 +57,7 @@ def accuracy_chart(rows: list[dict]) -> Markup:
             if stats:
                 out.append(_glyph(stats, x0, TOP + i * ROW + ROW / 2, lo, hi, DTYPE_COLOURS.get(row["dtype"], "#555"),
                                   f"{row['label']}: {title}"))
+        out.append("</g>")
     for i, row in enumerate(rows):
         y = TOP + i * ROW + ROW / 2 + 4
         label = row["label"] if len(row["label"]) <= 56 else row["label"][:55] + "…"
@@ -68,7 +76,7 @@ def _glyph(stats: dict, x0: float, y: float, lo: int, hi: int, colour: str, what
     tip = (f"{what}: min {stats['min']:.3g}, median {stats['p50']:.3g}, 95th percentile {stats['p95']:.3g}, "
            f"max {stats['max']:.3g} over {stats['n']} checks")
     bar_start, bar_end = x(stats["p50"]), max(x(stats["p95"]), x(stats["p50"]) + 2)
-    return (f'<g><title>{escape(tip)}</title>'
+    return (f'<g class="glyph" data-min="{stats["min"]!r}" data-max="{stats["max"]!r}"><title>{escape(tip)}</title>'
             f'<line x1="{x(stats["min"]):.1f}" y1="{y:.1f}" x2="{x(stats["max"]):.1f}" y2="{y:.1f}" '
             f'stroke="{colour}" class="range"/>'
             f'<rect x="{bar_start:.1f}" y="{y - 4:.1f}" width="{bar_end - bar_start:.1f}" height="8" fill="{colour}" '
@@ -76,7 +84,9 @@ def _glyph(stats: dict, x0: float, y: float, lo: int, hi: int, colour: str, what
 
 
 def _decades(stats: list[dict], must_include: float | None = None) -> tuple[int, int]:
-    """Whole decades spanning the positive values (zeros sit at the left edge)."""
+    """Whole decades spanning every positive value plotted (zeros sit at the left edge). The span is never
+    cut: a value far from the rest widens the axis rather than being pinned to its edge, and values that
+    mean nothing on this axis (ULP errors of an exact 0) are left out by the aggregation, not here."""
     values = [v for s in stats for v in (s["min"], s["max"]) if v > 0]
     if must_include is not None:
         values.append(must_include)
@@ -85,7 +95,7 @@ def _decades(stats: list[dict], must_include: float | None = None) -> tuple[int,
     lo, hi = math.floor(math.log10(min(values))), math.ceil(math.log10(max(values)))
     if hi == lo:
         hi += 1
-    return max(lo, hi - 24), hi
+    return lo, hi
 
 
 def _label_step(span: int) -> int:
