@@ -20,7 +20,8 @@ CHECK_MODULES = {"value": "values", "gradient": "gradients", "property": "proper
 # Areas that bring their own commands: each module has add_commands(subparsers), where each
 # command sets `func`. Imported when the parser is built, so they must import lazily themselves.
 COMMAND_MODULES: tuple[str, ...] = ("conformance.report.commands", "conformance.discovery_commands",
-                                      "conformance.porting.commands", "conformance.explore.commands")
+                                      "conformance.porting.commands", "conformance.explore.commands",
+                                      "conformance.matrix.commands")
 
 
 def main(argv: list[str] | None = None) -> int:

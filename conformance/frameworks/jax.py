@@ -61,7 +61,16 @@ def _to_numpy(fw, out):
 
 
 def _call_context(fw, dtype: str, device: str):
-    return fw.jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+    return _enable_x64(fw)(True) if dtype == "float64" else contextlib.nullcontext()
+
+
+def _enable_x64(fw):
+    """jax.enable_x64 exists from JAX 0.8; before it, jax.experimental.enable_x64 (removed in 0.10)."""
+    if hasattr(fw.jax, "enable_x64"):
+        return fw.jax.enable_x64
+    import importlib
+
+    return importlib.import_module("jax.experimental").enable_x64
 
 
 def _settings(fw) -> dict:
