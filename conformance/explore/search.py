@@ -236,6 +236,7 @@ def _divergences(exc: BaseException) -> list[Divergence]:
     a flaky example or klconf's own error is no finding."""
     if isinstance(exc, Divergence):
         return [exc]
-    if isinstance(exc, BaseExceptionGroup) and "Flaky" not in type(exc).__name__:
-        return [d for inner in exc.exceptions for d in _divergences(inner)]
+    inner = getattr(exc, "exceptions", None)  # an exception group (BaseExceptionGroup from Python 3.11)
+    if isinstance(inner, (list, tuple)) and "Flaky" not in type(exc).__name__:
+        return [d for one in inner if isinstance(one, BaseException) for d in _divergences(one)]
     return []
