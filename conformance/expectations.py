@@ -44,6 +44,21 @@ class Expectation:
     file: str
     line: int | None
     cases: tuple[str, ...] = ()  # porting only: the cases the difference is known on (empty: any)
+    versions: tuple[tuple[str, str], ...] = ()  # (package, PEP 440 specifier): the releases the entry holds for
+
+    def holds_for(self, installed: dict | None) -> bool:
+        """Whether a record made with these releases is the entry's business (an entry with no versions: all)."""
+        from packaging.specifiers import SpecifierSet
+        from packaging.version import InvalidVersion, Version
+
+        for package, specifier in self.versions:
+            version = (installed or {}).get(package)
+            try:
+                if version is None or Version(str(version)) not in SpecifierSet(specifier):
+                    return False
+            except InvalidVersion:
+                return False
+        return True
 
     def describe(self) -> str:
         link = f" ({self.link})" if self.link else ""
@@ -59,7 +74,7 @@ class Manifest:
         return list({id(e): e for claimed in self.by_check.values() for e in claimed}.values())
 
     def apply(self, record: Record) -> Record:
-        claimed = self.by_check.get(record.check_id)
+        claimed = [e for e in self.by_check.get(record.check_id, ()) if e.holds_for(record.framework_version)]
         if not claimed:
             return record
         # porting entries that list cases explain the cases they list; any other entry stands alone
@@ -115,19 +130,36 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api], distr
             line = lines.line_of(("expectations", index))
             kinds = (raw["kind"],) if isinstance(raw["kind"], str) else tuple(raw["kind"])
             listed_cases = raw["checks"].get("case", []) if raw["checks"].get("check") == "porting" else []
+            versions, version_problems = _versions(raw.get("versions", {}))
+            problems += [Problem(name, line, f"expectations[{index}].versions", m) for m in version_problems]
             entry = Expectation(raw["id"], raw["status"], kinds, raw["reason"], raw.get("link", ""), name, line,
-                                tuple([listed_cases] if isinstance(listed_cases, str) else listed_cases))
+                                tuple([listed_cases] if isinstance(listed_cases, str) else listed_cases), versions)
             ids, entry_problems = _expand(raw["checks"], corpus, api_by_name)
             problems += [Problem(name, line, f"expectations[{index}].checks", m) for m in entry_problems]
             for cid in ids:
                 others = by_check.setdefault(cid, [])
-                if others and not (entry.cases and others[0].cases):
+                if others and not (entry.cases and others[0].cases) and not (entry.versions and others[0].versions):
                     other = others[0]
                     problems.append(Problem(name, line, f"expectations[{index}]",
                                             f"check {cid} is already claimed by {other.id} ({other.file}:{other.line})"))
                 else:
                     others.append(entry)
     return Manifest(by_check, problems)
+
+
+def _versions(listed: dict) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """An entry's `versions` as (package, specifier) pairs, and what is wrong with them."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    pairs, problems = [], []
+    for package, specifier in listed.items():
+        try:
+            SpecifierSet(specifier)
+        except InvalidSpecifier:
+            problems.append(f"{package}: {specifier!r} is not a PEP 440 version specifier")
+            continue
+        pairs.append((package, specifier))
+    return tuple(pairs), problems
 
 
 def owns(directory: Path | str | None, root: Path | str | None) -> bool:

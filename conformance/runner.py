@@ -181,6 +181,10 @@ def prepare(check, record: Record):
         record.verdict, record.reason = "skip", f"{api.framework} sees no {check.device} device"
         return None
     record.framework_version = _framework_version(api.framework)
+    absent = api.absent_from(record.framework_version)
+    if absent:
+        record.verdict, record.reason = "unsupported", absent
+        return None
     return b, fw
 
 

@@ -149,3 +149,45 @@ def test_a_check_claimed_twice_outside_porting_case_lists_is_a_problem(tmp_path,
     body = ENTRY + ENTRY.split("expectations:\n", 1)[1].replace("fake-nan", "fake-nan-again")
     m = manifest(tmp_path, corpus, body)
     assert any("already claimed by fake-nan" in p.message for p in m.problems), m.problems
+
+
+VERSIONED = ENTRY.replace("    link: https://example.org/issue/1\n",
+                          "    link: https://example.org/issue/1\n    versions: {numpy: \"<2.0\"}\n")
+
+
+def _made_with(verdict, kind, numpy_version):
+    rec = record(verdict, kind)
+    rec.framework_version = {"numpy": numpy_version}
+    return rec
+
+
+def test_a_versioned_entry_holds_only_for_the_releases_it_names(tmp_path, corpus):
+    m = manifest(tmp_path, corpus, VERSIONED)
+    assert m.problems == []
+    assert m.apply(_made_with("fail", "nan", "1.26.4")).verdict == "xfail"
+    later = m.apply(_made_with("fail", "nan", "2.4.6"))  # the same failure on a later release is new
+    assert later.verdict == "fail" and "expectation" not in later.extra
+    fixed = m.apply(_made_with("pass", None, "2.4.6"))  # a fixed release is not stale: the entry is not its business
+    assert fixed.verdict == "pass" and "expectation" not in fixed.extra
+    assert m.apply(_made_with("pass", None, "1.26.4")).extra["expectation"]["outcome"] == "stale"
+    unknown = record("fail", "nan")  # a record that names no release of the package: not the entry's business
+    assert m.apply(unknown).verdict == "fail"
+
+
+def test_entries_of_disjoint_releases_may_claim_one_check(tmp_path, corpus):
+    later = VERSIONED.replace("fake-nan", "fake-nan-later").replace('"<2.0"', '">=2.0"').replace("expectations:\n", "")
+    m = manifest(tmp_path, corpus, VERSIONED + later)
+    assert m.problems == []
+    assert m.apply(_made_with("fail", "nan", "2.1")).extra["expectation"]["id"] == "fake-nan-later"
+    assert m.apply(_made_with("fail", "nan", "1.0")).extra["expectation"]["id"] == "fake-nan"
+
+
+def test_a_version_specifier_that_is_not_pep_440_is_a_problem(tmp_path, corpus):
+    m = manifest(tmp_path, corpus, VERSIONED.replace('"<2.0"', '"before two"'))
+    assert any("PEP 440" in p.message and p.field.endswith("versions") for p in m.problems), m.problems
+
+
+def test_an_api_older_releases_lack_is_unsupported_there():
+    api = fakes.EXACT.__class__(**{**fakes.EXACT.__dict__, "since": (("numpy", "2.0"),)})
+    assert "first appeared in numpy 2.0" in api.absent_from({"numpy": "1.26.4"})
+    assert api.absent_from({"numpy": "2.4.6"}) is None and api.absent_from({}) is None

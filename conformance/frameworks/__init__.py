@@ -97,6 +97,21 @@ class Api:
     doc_url: str = ""
     snippet: str | Callable[[dict], str] | None = None
     keeps_dtype: bool = False  # the output has the fed dtype: any other output dtype fails (kind "dtype")
+    since: tuple[tuple[str, str], ...] = ()  # (package, first release with this API): older ones are "unsupported"
+
+    def absent_from(self, versions: dict) -> str | None:
+        """Why the installed releases (a binding's `version()`) predate this API, or None. A release matrix runs
+        old releases too: an API they lack is `unsupported` there, not an error."""
+        from packaging.version import InvalidVersion, Version
+
+        for package, first in self.since:
+            installed = versions.get(package)
+            try:
+                if installed is not None and Version(str(installed)) < Version(first):
+                    return f"{self.name} first appeared in {package} {first} ({package} {installed} is installed)"
+            except InvalidVersion:
+                continue
+        return None
 
     def option_label(self, options: dict) -> str:
         return ",".join(f"{k}={_label(v)}" for k, v in options.items())

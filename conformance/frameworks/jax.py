@@ -184,7 +184,7 @@ def _elementwise(name: str, formula: str) -> Api:
 
 
 def _optax(name: str, target_space: str, formula: str = "p*log(p/q)", attribute: str | None = None,
-           notes: str = "") -> Api:
+           notes: str = "", since: str = "") -> Api:
     """optax losses take (log_predictions = log Q, targets = P) and sum over axis -1."""
     path = (attribute or name).split(".")
 
@@ -206,6 +206,7 @@ def _optax(name: str, target_space: str, formula: str = "p*log(p/q)", attribute:
         snippet=f"import optax\noptax.{attribute or name}({{a}}, {{b}})",
         differentiable=("log_predictions", p_name),
         notes=notes,
+        since=(("optax", since),) if since else (),
         doc_url="https://optax.readthedocs.io/en/latest/api/losses.html",
     )
 
@@ -219,7 +220,7 @@ APIS = [
     _elementwise("kl_div", "p*log(p/q)-p+q"),
     _optax("kl_divergence", "prob"),
     _optax("losses.kl_divergence_with_log_targets", "log_prob"),
-    _optax("generalized_kl_divergence", "prob", "p*log(p/q)-p+q"),
+    _optax("generalized_kl_divergence", "prob", "p*log(p/q)-p+q", since="0.2.7"),  # measured: absent from 0.2.6
     _optax("convex_kl_divergence", "prob", "p*log(p/q)-p+q", notes="Deprecated alias of generalized_kl_divergence."),
     Api(
         name="optax.softmax_cross_entropy-entropy",
