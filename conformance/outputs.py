@@ -42,7 +42,7 @@ def dtype_name(out: Any) -> str | None:
         return None
     name = getattr(dtype, "name", None)
     text = name if isinstance(name, str) else str(dtype)
-    return text.removeprefix("torch.")
+    return text.rsplit(".", 1)[-1]  # torch.float32, mlx.core.float32, paddle.float32: the dtype without its module
 
 
 def type_kind(name: str | None) -> str | None:
