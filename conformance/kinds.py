@@ -14,8 +14,9 @@ record it starts from, also what a crash of its process is recorded as) and eith
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 
 @dataclass
