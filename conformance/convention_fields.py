@@ -73,6 +73,16 @@ def spec(source: Any, p_space: str, q_space: str, **overrides: Any) -> oracle.Sp
     return oracle.Spec(p_space=p_space, q_space=q_space, **{**given, **overrides})
 
 
+def spec_changes(target: oracle.Spec, names: Iterable[str]) -> dict[str, Any]:
+    """The oracle.Spec parameters that carry the named fields, set to `target`'s values (a step from one
+    convention towards another: input_space is the two arguments' spaces, P's and Q's)."""
+    changes: dict[str, Any] = {}
+    for name in names:
+        keys = ("p_space", "q_space") if name == "input_space" else (BY_NAME[name].spec_name,)
+        changes.update({key: getattr(target, key) for key in keys if key})
+    return changes
+
+
 def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 

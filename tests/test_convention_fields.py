@@ -68,3 +68,13 @@ def test_the_judge_and_porting_enumerate_the_same_fields():
     ported = {label.split("=")[0].split(" (")[0] for label, _ in verify.variants(candidate, False)}
     named = {f.name for f in fields.FIELDS} | {"no clipping"}
     assert ported - named == set() and {"reduction", "zero_q", "normalizes", "batch_divisor"} <= judged & ported
+
+
+def test_the_explain_walk_moves_every_oracle_input_once():
+    from conformance.explain import CHAIN
+
+    target = DECLARED.replace(normalizes=True, zero_q="nan", clip_epsilon=1e-7, batch_divisor="rows").spec()
+    keys = [key for group in CHAIN for key in fields.spec_changes(target, group)]
+    assert sorted(keys) == sorted(f.name for f in dataclasses.fields(oracle.Spec))
+    assert fields.spec_changes(target, ["normalizes", "input_space"]) == {
+        "normalize": True, "p_space": "prob", "q_space": "log_prob"}
