@@ -29,6 +29,8 @@ DTYPE_FIELDS = ("output_dtype", "accumulation")
 UNKNOWN = "unknown"
 NA = "n/a"
 SPACES = fields.values("input_space")
+# the table's fields a declared Convention and a Candidate hold alike (the spaces and the divisor are read differently)
+_SHARED = tuple(f.name for f in fields.FIELDS if f.name not in ("input_space", "batch_divisor"))
 WEIGHTS_IGNORED = ", weights ignored"  # reduction suffix: the call passed weights and the API did not use them
 
 CLASS_AXES = fields.values("class_axis")  # last; 0 always (scipy.stats.entropy); 1, or 0 when 1-D (torch cross_entropy)
@@ -115,13 +117,12 @@ class Candidate:
         }
 
     def convention(self, arguments: tuple[str, str]) -> Convention:
+        shared = {name: getattr(self, name) for name in _SHARED if name != "zero_q"}
         return Convention(
             arguments=(arguments[0], arguments[1]), p_argument=arguments[self.p_index],
             input_space=(self.spaces[0], self.spaces[1]),
-            reduction=self.reduction, elementwise=self.elementwise, class_axis=self.class_axis,
             batch_divisor=self.batch_divisor if self.batch_divisor in oracle.BATCH_DIVISORS else "dim0",
-            clip_epsilon=self.clip_epsilon, normalizes=self.normalizes,
-            zero_p=self.zero_p, zero_both=self.zero_both, zero_q="inf" if self.zero_q == "finite" else self.zero_q)
+            zero_q="inf" if self.zero_q == "finite" else self.zero_q, **shared)
 
 
 def divisor_1d(reduction: str, batch_divisor: str) -> str:
@@ -199,11 +200,9 @@ def zero_variants(structure: Candidate, clip_epsilon: float | None, weights_fed:
 def from_convention(conv: Convention, weights_fed: bool) -> Candidate:
     """The canonical candidate a declared convention stands for (the oracle's mean_weighted divides by
     the weights' sum even for one 1-D row)."""
-    c = Candidate(
-        p_index=conv.p_index, spaces=conv.input_space, elementwise=conv.elementwise, reduction=conv.reduction,
-        class_axis=conv.class_axis, batch_divisor="weights" if conv.reduction == "mean_weighted" else conv.batch_divisor,
-        normalizes=conv.normalizes, weighted=weights_fed and conv.reduction != "none", zero_p=conv.zero_p,
-        zero_both=conv.zero_both, zero_q=conv.zero_q, clip_epsilon=conv.clip_epsilon)
+    c = Candidate(p_index=conv.p_index, spaces=conv.input_space,
+                  batch_divisor="weights" if conv.reduction == "mean_weighted" else conv.batch_divisor,
+                  weighted=weights_fed and conv.reduction != "none", **{name: getattr(conv, name) for name in _SHARED})
     return canonical(c, weights_fed)
 
 
