@@ -10,12 +10,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, kinds
 
 DEFAULT_OUT = Path("reports")
-# kind of check -> its runner, conformance/checks/test_<runner>.py
-CHECK_MODULES = {"value": "values", "gradient": "gradients", "property": "properties",
-                 "distribution": "distributions", "convention": "conventions", "porting": "porting"}
 
 # Areas that bring their own commands: each module has add_commands(subparsers), where each
 # command sets `func`. Imported when the parser is built, so they must import lazily themselves.
@@ -111,7 +108,7 @@ def _add_selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
                      help="also check a third-party implementation (an Api entry); repeatable")
     parser.add_argument("--only-api", action="store_true", help="check only the --api entries")
-    parser.add_argument("--check", action="append", default=[], choices=tuple(CHECK_MODULES),
+    parser.add_argument("--check", action="append", default=[], choices=kinds.names(),
                      help="only these kinds of check (default: all); repeatable")
     parser.add_argument("--device", action="append", default=[], choices=("cpu", "cuda"))
     parser.add_argument("--dtype", action="append", default=[], choices=("float16", "bfloat16", "float32", "float64"))
@@ -144,7 +141,8 @@ def pytest_arguments(args, results: Path) -> list[str]:
 
 def selection_arguments(args) -> list[str]:
     """pytest arguments for what is planned and which shard of it runs (`run` and `plan` alike)."""
-    modules = [f"conformance.checks.test_{CHECK_MODULES[c]}" for c in args.check] or ["conformance.checks"]
+    chosen = [kinds.by_name(name) for name in args.check]
+    modules = [f"conformance.checks.test_{kind.module}" for kind in chosen if kind] or ["conformance.checks"]
     argv = ["--pyargs", *modules, "-p", "no:cacheprovider",
             "-W", "ignore::pytest.PytestAssertRewriteWarning"]  # klconf is imported before pytest starts
     if not _plugin_autoloaded():

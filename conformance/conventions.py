@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import partial
 from typing import Iterator
 
+from . import convention_fields as fields
 from . import oracle
 
-INPUT_SPACES = oracle.SPACES  # prob, log_prob, logits
-ELEMENTWISE = oracle.ELEMENTWISE  # "p*log(p/q)", "p*log(p/q)-p+q"
-REDUCTIONS = oracle.REDUCTIONS  # none, per_row, sum, mean_all, mean_batch, mean_weighted
-ZERO_P = ("0", "nan")
-ZERO_BOTH = ("0", "nan")
-ZERO_Q = ("inf", "nan", "finite")
+INPUT_SPACES = fields.values("input_space")  # prob, log_prob, logits
+ELEMENTWISE = fields.values("elementwise")  # "p*log(p/q)", "p*log(p/q)-p+q"
+REDUCTIONS = fields.values("reduction")  # none, per_row, sum, mean_all, mean_batch, mean_weighted
+ZERO_P = fields.values("zero_p")
+ZERO_BOTH = fields.values("zero_both")
+ZERO_Q = fields.values("zero_q")
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,9 @@ class Convention:
         _check(self.p_argument in self.arguments, f"p_argument {self.p_argument!r} not in {self.arguments}")
         _check(len(self.input_space) == 2 and set(self.input_space) <= set(INPUT_SPACES),
                f"input_space {self.input_space} must be two of {INPUT_SPACES}")
-        _check(self.reduction in REDUCTIONS, f"reduction {self.reduction!r} not in {REDUCTIONS}")
-        _check(self.elementwise in ELEMENTWISE, f"elementwise {self.elementwise!r} not in {ELEMENTWISE}")
-        _check(self.batch_divisor in oracle.BATCH_DIVISORS, f"batch_divisor {self.batch_divisor!r}")
-        _check(self.zero_p in ZERO_P and self.zero_both in ZERO_BOTH and self.zero_q in ZERO_Q, "zero_* values")
+        for name in ("reduction", "elementwise", "batch_divisor", "zero_p", "zero_both", "zero_q"):
+            allowed = fields.values(name)
+            _check(getattr(self, name) in allowed, f"{name} {getattr(self, name)!r} not in {allowed}")
 
     @property
     def p_index(self) -> int:
@@ -72,11 +73,7 @@ class Convention:
         return "n/a"  # the API does not reduce over a batch
 
     def spec(self) -> oracle.Spec:
-        return oracle.Spec(
-            p_space=self.p_space, q_space=self.q_space, elementwise=self.elementwise,
-            reduction=self.reduction, batch_divisor=self.batch_divisor, clip_epsilon=self.clip_epsilon,
-            normalize=self.normalizes, zero_p=self.zero_p, zero_both=self.zero_both, zero_q=self.zero_q,
-        )
+        return fields.spec(self, self.p_space, self.q_space)
 
     def replace(self, **changes) -> "Convention":
         return dataclasses.replace(self, **changes)
@@ -101,18 +98,13 @@ def _check(ok: bool, message: str) -> None:
 
 def variants(conv: Convention) -> Iterator[tuple[str, Convention]]:
     """Conventions one field away from `conv` (and the argument swap), each with a label:
-    used to say which part of a declared convention an observation contradicts."""
+    used to say which part of a declared convention an observation contradicts. The fields and
+    their values come from the field table (conformance/convention_fields.py)."""
     swapped_p = conv.arguments[1 - conv.p_index]
     yield f"arguments swapped (P in {swapped_p!r})", conv.replace(p_argument=swapped_p)
-    for field, values in (("reduction", REDUCTIONS), ("elementwise", ELEMENTWISE),
-                          ("zero_p", ZERO_P), ("zero_both", ZERO_BOTH), ("zero_q", ZERO_Q)):
-        for value in values:
-            if value != getattr(conv, field) and not (field == "reduction" and "none" in (value, conv.reduction)):
-                yield f"{field}={value} (declared {getattr(conv, field)})", conv.replace(**{field: value})
-    if conv.reduction == "mean_batch":
-        for other in oracle.BATCH_DIVISORS:
-            if other != conv.batch_divisor:
-                yield f"batch_divisor={other} (declared {conv.batch_divisor})", conv.replace(batch_divisor=other)
+    away = partial(fields.one_field_away, conv, word="declared")
+    for label, name, value in away(("reduction", "elementwise", "zero_p", "zero_both", "zero_q", "batch_divisor")):
+        yield label, conv.replace(**{name: value})
     for i, space in enumerate(conv.input_space):
         for alt in INPUT_SPACES:
             if alt != space:
@@ -120,12 +112,8 @@ def variants(conv: Convention) -> Iterator[tuple[str, Convention]]:
                 spaces[i] = alt
                 yield (f"{conv.arguments[i]} read as {alt} (declared {space})",
                        conv.replace(input_space=tuple(spaces)))
-    if conv.clip_epsilon is None:
-        for eps in (1e-7, 1e-8, 1e-12, 1.1920928955078125e-07):
-            yield f"clip_epsilon={eps:g} (declared none)", conv.replace(clip_epsilon=eps)
-    else:
-        yield f"no clipping (declared {conv.clip_epsilon:g})", conv.replace(clip_epsilon=None)
-    yield f"normalizes={not conv.normalizes} (declared {conv.normalizes})", conv.replace(normalizes=not conv.normalizes)
+    for label, name, value in away(("clip_epsilon", "normalizes")):
+        yield label, conv.replace(**{name: value})
 
 
 def expectation(conv: Convention, args: tuple, weights=None) -> oracle.Expectation:

@@ -12,11 +12,10 @@ element (B·C = 1·4 = 4); B (reduction=mean) sums over classes and averages ove
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 
-from . import judge, oracle
+from . import convention_fields, judge, oracle
 from .cases import Case
 from .frameworks import Api
 from .inference import UNKNOWN, Inference, infer
@@ -169,6 +168,12 @@ class Step:
     differs: bool = False  # the conventions differ in this field
 
 
+# The walk from one convention to another, a step per group of fields (conformance/convention_fields.py):
+# the zeros move with clipping (a clipped input has none), the divisor with the reduction.
+CHAIN = (("input_space",), ("elementwise",), ("normalizes",), ("clip_epsilon", "zero_p", "zero_both", "zero_q"),
+         ("reduction", "batch_divisor"))
+
+
 def _chain(a: Side, b: Side, case: Case, dtype: str) -> list[Step]:
     """Walk from A's convention to B's, one field at a time, on the exact case values."""
     ndim = len(case.shape)
@@ -183,14 +188,7 @@ def _chain(a: Side, b: Side, case: Case, dtype: str) -> list[Step]:
 
     current = value(spec, a.weights if ca.weighted else None)
     target = cb.spec(ndim)
-    changes: list[tuple[str, dict[str, Any]]] = [
-        ("input_space", {"p_space": target.p_space, "q_space": target.q_space}),
-        ("elementwise", {"elementwise": target.elementwise}),
-        ("normalizes", {"normalize": target.normalize}),
-        ("clip_epsilon", {"clip_epsilon": target.clip_epsilon, "zero_p": target.zero_p,
-                          "zero_both": target.zero_both, "zero_q": target.zero_q}),
-        ("reduction", {"reduction": target.reduction, "batch_divisor": target.batch_divisor}),
-    ]
+    changes = [(group[0], convention_fields.spec_changes(target, group)) for group in CHAIN]
     weights = a.weights if ca.weighted else None
     for name, change in changes:
         new_spec = replace(spec, **change)

@@ -8,20 +8,18 @@ results file through `report.user_properties`, so the file is written by one pro
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
-from dataclasses import dataclass
-from typing import Any, Callable
 
 import pytest
 
 from . import cases as cases_mod
-from . import coverage, expectations, frameworks, isolation, sharding
+from . import coverage, expectations, frameworks, isolation, kinds, sharding
 from .dtypes import DTYPES
 from .results import Record, Writer, jsonable, run_header
 from .runner import framework_info
 
+KINDS = kinds.KINDS  # the registry of kinds of check (conformance/kinds.py), also readable here
 RECORD_KEY = "klconf_record"
 FRAMEWORK_KEY = "klconf_framework"
 MARKERS = {
@@ -110,88 +108,41 @@ def _corpus_hash(config) -> str:
     return cases_mod.corpus_hash(_cases(config))
 
 
-@dataclass(frozen=True)
-class Kind:
-    """One kind of check: the fixture its runner asks for, its test function and how to plan its checks."""
-
-    name: str
-    fixture: str
-    test: str  # the test function in conformance/checks/ (a node id's name before its parameters)
-    plan: Callable[[Any], list]  # config -> the checks this run selects
-
-
 def _devices(config) -> list[str]:
     return config.getoption("klconf_device") or list(frameworks.DEVICES)
 
 
-def _dtypes(config) -> list[str]:
-    return config.getoption("klconf_dtype") or list(DTYPES)
-
-
-def _tensor_planner(module: str) -> Callable[[Any], list]:
-    def plan(config) -> list:
-        planner = importlib.import_module(module).plan
-        return planner(_cases(config), _selected_apis(config), devices=_devices(config), dtypes=_dtypes(config))
-
-    return plan
-
-
-def _plan_distributions(config) -> list:
-    from .distributions import cases as distribution_cases
-    from .distributions import libraries, runner
-
-    try:
-        found = distribution_cases.load_cases(config.getoption("klconf_cases"))
-    except cases_mod.CaseFileError as exc:
-        raise pytest.UsageError(f"invalid distribution case files:\n{exc}") from None
-    names = config.getoption("klconf_framework") or list(frameworks.FRAMEWORKS)
-    return runner.plan(found, libraries.by_framework(names), devices=_devices(config),
-                       dtypes=[d for d in _dtypes(config) if d in runner.DTYPES])
-
-
-def _plan_conventions(config) -> list:
-    from .inference.records import plan
-
-    return plan(_selected_apis(config), _devices(config))
-
-
-def _plan_porting(config) -> list:
-    from .porting.records import plan
-
-    if "cpu" not in (config.getoption("klconf_device") or ["cpu"]):  # ports are verified on the CPU only
-        return []
-    return plan(_selected_apis(config), config.getoption("klconf_framework") or list(frameworks.FRAMEWORKS),
-                _cases(config))
-
-
-# Every kind of check, in one place: parametrization, crash attribution and the end record's list of
-# checks that never ran all iterate it.
-KINDS = (
-    Kind("value", "klconf_check", "test_value", _tensor_planner("conformance.runner")),
-    Kind("gradient", "klconf_gradient_check", "test_gradient", _tensor_planner("conformance.gradients")),
-    Kind("property", "klconf_property_check", "test_property", _tensor_planner("conformance.properties")),
-    Kind("distribution", "klconf_distribution_check", "test_distribution", _plan_distributions),
-    Kind("convention", "klconf_convention_check", "test_convention", _plan_conventions),
-    Kind("porting", "klconf_porting_check", "test_porting", _plan_porting),
-)
+def scope(config) -> kinds.Scope:
+    """What this run's options select, for every kind's planner; built once per run."""
+    cached = getattr(config, "_klconf_scope", None)
+    if cached is None:
+        names = config.getoption("klconf_framework") or list(frameworks.FRAMEWORKS)
+        cached = kinds.Scope(cases_root=config.getoption("klconf_cases"), cases=_cases(config),
+                             apis=_selected_apis(config), frameworks=list(names), devices=_devices(config),
+                             dtypes=config.getoption("klconf_dtype") or list(DTYPES), porting_targets=list(names))
+        config._klconf_scope = cached
+    return cached
 
 
 def selected_checks(config, fixture: str = "klconf_check") -> list:
     """The checks of one kind (named by its fixture) this run selects; planned once per run."""
     plans = config.__dict__.setdefault("_klconf_plans", {})
     if fixture not in plans:
-        kind = next(k for k in KINDS if k.fixture == fixture)
-        plans[fixture] = kind.plan(config)
+        kind = kinds.by_fixture([fixture])
+        try:
+            plans[fixture] = kind.plan(scope(config))
+        except cases_mod.CaseFileError as exc:
+            raise pytest.UsageError(f"invalid {kind.name} case files:\n{exc}") from None
     return plans[fixture]
 
 
 def pytest_generate_tests(metafunc):
-    kind = next((k for k in KINDS if k.fixture in metafunc.fixturenames), None)
+    kind = kinds.by_fixture(metafunc.fixturenames)
     if kind is None:
         return
     params = []
     for c in selected_checks(metafunc.config, kind.fixture):
-        marks = [getattr(pytest.mark, _framework_of(c)), getattr(pytest.mark, c.device), pytest.mark.klconf]
+        marks = [getattr(pytest.mark, kinds.framework_of(c)), getattr(pytest.mark, c.device), pytest.mark.klconf]
         if c.dtype in DTYPES:
             marks.append(getattr(pytest.mark, c.dtype))
         params.append(pytest.param(c, id=_pytest_id(c), marks=marks))
@@ -201,11 +152,6 @@ def pytest_generate_tests(metafunc):
 def _pytest_id(check) -> str:
     """The check id without '::' (which pytest reads as a node separator) and with () for options."""
     return check.id.replace("::", "-").replace("[", "(").replace("]", ")")
-
-
-def _framework_of(check) -> str:
-    library = getattr(check, "library", None)
-    return library.framework if library is not None else check.api.framework
 
 
 _announced: set[str] = set()  # frameworks whose information this process has sent
@@ -347,7 +293,7 @@ class ResultsFile:
         """The planned check a test item runs (None: not a klconf check). A kind is planned here only once
         one of its checks is asked for, so a run of some kinds never plans the others."""
         name, _, param = nodeid.rpartition("::")[2].partition("[")
-        kind = next((k for k in KINDS if k.test == name), None)
+        kind = kinds.by_test(name)
         if kind is None or not param:
             return None
         if kind.name not in self._by_node:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from . import kinds
+
 PLAN_KEY = "klconf_plan"  # in xdist workeroutput, and as the config attribute holding the plan
 # Seconds per check before the elements of its case are counted, and seconds per element, by kind
 # of check, from a full run on two cores with a cold oracle cache: JAX gradient checks took 0.43 s each
@@ -36,8 +38,8 @@ PLAN_KEY = "klconf_plan"  # in xdist workeroutput, and as the config attribute h
 # API the first value check of the 524k-element case took 154 s (3e-4 s per element), each later one
 # about 2 s (4e-6 s per element). So those checks form one group, kept on one shard, whose cost counts
 # the shared work once (ORACLE_SECONDS_PER_ELEMENT) and each check's own work (PER_ELEMENT_SECONDS).
-BASE_SECONDS = {"value": 0.05, "gradient": 0.3, "property": 0.05, "distribution": 0.05,
-                "convention": 2.5, "porting": 3.0, "other": 0.1}
+# A kind's base cost is declared with the kind (conformance/kinds.py); "other" is any non-klconf test.
+BASE_SECONDS = {**{kind.name: kind.base_seconds for kind in kinds.KINDS}, "other": 0.1}
 PER_ELEMENT_SECONDS = {"value": 4e-6, "gradient": 1.2e-5, "property": 2e-5}
 ORACLE_SECONDS_PER_ELEMENT = {"value": 3e-4, "gradient": 3e-4}
 UNSUPPORTED_SECONDS = 0.005  # a dtype the API does not take: a record and nothing else
@@ -131,15 +133,13 @@ def _digest(values: list) -> str:
 
 def describe(item) -> PlannedCheck:
     """The check behind a collected item: its record's id, kind, framework, device, dtype and estimated cost."""
-    from .plugin import KINDS  # the one table of kinds of check: each names the fixture its runner takes
-
     params = getattr(getattr(item, "callspec", None), "params", {})
-    kind = next((k for k in KINDS if k.fixture in params), None)
+    kind = kinds.by_fixture(params)
     if kind is None:  # not a klconf check: planned and split all the same
         return PlannedCheck(item.nodeid, item.nodeid, "other", "", "", "", BASE_SECONDS["other"], False)
     check = params[kind.fixture]
-    framework = check.library.framework if kind.name == "distribution" else check.api.framework
-    if kind.name in ("value", "gradient", "property"):
+    framework = kinds.framework_of(check)
+    if kind.tensor_level:
         if check.dtype not in check.api.dtypes:  # recorded as unsupported at once: no oracle, no call
             return PlannedCheck(item.nodeid, check.id, kind.name, framework, check.device, check.dtype,
                                 UNSUPPORTED_SECONDS, False)

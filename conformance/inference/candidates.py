@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import convention_fields as fields
 from .. import oracle
 from ..conventions import Convention
 
@@ -27,9 +28,12 @@ ZEROS = ("zero_p", "zero_both", "zero_q", "clip_epsilon")
 DTYPE_FIELDS = ("output_dtype", "accumulation")
 UNKNOWN = "unknown"
 NA = "n/a"
+SPACES = fields.values("input_space")
+# the table's fields a declared Convention and a Candidate hold alike (the spaces and the divisor are read differently)
+_SHARED = tuple(f.name for f in fields.FIELDS if f.name not in ("input_space", "batch_divisor"))
 WEIGHTS_IGNORED = ", weights ignored"  # reduction suffix: the call passed weights and the API did not use them
 
-CLASS_AXES = (-1, 0, 1)  # last; 0 always (scipy.stats.entropy); 1, or 0 when 1-D (torch cross_entropy)
+CLASS_AXES = fields.values("class_axis")  # last; 0 always (scipy.stats.entropy); 1, or 0 when 1-D (torch cross_entropy)
 # mean_weighted divides by the sum of the row weights ("weights"), or does so only for a batch and
 # returns one unbatched (1-D) row's weighted loss undivided ("batch": Keras' Loss, whose scalar
 # per-sample loss skips reduction)
@@ -54,6 +58,11 @@ class Candidate:
     zero_q: str = "inf"
     clip_epsilon: float | None = None
 
+    @property
+    def input_space(self) -> tuple[str, str]:
+        """The field table's name for `spaces` (conformance/convention_fields.py)."""
+        return self.spaces
+
     def axis(self, ndim: int) -> int | None:
         """The fed array's axis summed over classes, for an input of `ndim` dimensions."""
         if self.class_axis is None:
@@ -66,11 +75,9 @@ class Candidate:
         reduction = self.reduction
         if reduction == "mean_weighted" and self.batch_divisor == "batch" and ndim == 1:
             reduction = "sum"  # one unbatched row: its weighted loss, undivided
-        return oracle.Spec(
-            p_space=self.spaces[self.p_index], q_space=self.spaces[1 - self.p_index], elementwise=self.elementwise,
-            reduction=reduction, batch_divisor=self.batch_divisor if self.batch_divisor in oracle.BATCH_DIVISORS else "dim0",
-            clip_epsilon=self.clip_epsilon, normalize=self.normalizes,
-            zero_p=self.zero_p, zero_both=self.zero_both, zero_q=self.zero_q)
+        divisor = self.batch_divisor if self.batch_divisor in oracle.BATCH_DIVISORS else "dim0"
+        return fields.spec(self, self.spaces[self.p_index], self.spaces[1 - self.p_index], reduction=reduction,
+                           batch_divisor=divisor)
 
     def replace(self, **changes) -> "Candidate":
         return dataclasses.replace(self, **changes)
@@ -110,13 +117,12 @@ class Candidate:
         }
 
     def convention(self, arguments: tuple[str, str]) -> Convention:
+        shared = {name: getattr(self, name) for name in _SHARED if name != "zero_q"}
         return Convention(
             arguments=(arguments[0], arguments[1]), p_argument=arguments[self.p_index],
             input_space=(self.spaces[0], self.spaces[1]),
-            reduction=self.reduction, elementwise=self.elementwise, class_axis=self.class_axis,
             batch_divisor=self.batch_divisor if self.batch_divisor in oracle.BATCH_DIVISORS else "dim0",
-            clip_epsilon=self.clip_epsilon, normalizes=self.normalizes,
-            zero_p=self.zero_p, zero_both=self.zero_both, zero_q="inf" if self.zero_q == "finite" else self.zero_q)
+            zero_q="inf" if self.zero_q == "finite" else self.zero_q, **shared)
 
 
 def divisor_1d(reduction: str, batch_divisor: str) -> str:
@@ -171,11 +177,11 @@ def _class_axis(axis, spaces, normalizes, reduction, divisor, weighted) -> int |
 
 def structural_candidates(weights_fed: bool) -> list[Candidate]:
     """Every canonical structure (no zeros involved, no clipping), in a fixed order."""
-    reductions = ("none", "per_row", "sum", "mean_all", "mean_batch") + (("mean_weighted",) if weights_fed else ())
+    reductions = tuple(r for r in fields.values("reduction") if weights_fed or r != "mean_weighted")
     seen: dict[Candidate, None] = {}
     for p_index, spaces, normalizes, elementwise, reduction, axis, weighted in itertools.product(
-            (0, 1), [(a, b) for a in oracle.SPACES for b in oracle.SPACES], (False, True), oracle.ELEMENTWISE, reductions,
-            CLASS_AXES, (True, False) if weights_fed else (False,)):
+            (0, 1), list(itertools.product(SPACES, SPACES)), fields.values("normalizes"), fields.values("elementwise"),
+            reductions, CLASS_AXES, (True, False) if weights_fed else (False,)):
         for divisor in DIVISORS.get(reduction, (NA,)):
             c = Candidate(p_index, spaces, elementwise, reduction, axis, divisor, normalizes, weighted)
             seen.setdefault(canonical(c, weights_fed))
@@ -184,8 +190,8 @@ def structural_candidates(weights_fed: bool) -> list[Candidate]:
 
 def zero_variants(structure: Candidate, clip_epsilon: float | None, weights_fed: bool) -> list[Candidate]:
     """The zero conventions a structure may carry, unclipped, plus the clipped one when clipping was measured."""
-    out = [structure.replace(zero_p=zp, zero_both=zb, zero_q=zq, clip_epsilon=None)
-           for zp in ("0", "nan") for zb in ("0", "nan") for zq in ("inf", "nan")]
+    out = [structure.replace(zero_p=zp, zero_both=zb, zero_q=zq, clip_epsilon=None) for zp, zb, zq in
+           itertools.product(fields.values("zero_p"), fields.values("zero_both"), fields.ZERO_Q_UNCLIPPED)]
     if clip_epsilon is not None:
         out.append(canonical(structure.replace(clip_epsilon=clip_epsilon), weights_fed))
     return out
@@ -194,11 +200,9 @@ def zero_variants(structure: Candidate, clip_epsilon: float | None, weights_fed:
 def from_convention(conv: Convention, weights_fed: bool) -> Candidate:
     """The canonical candidate a declared convention stands for (the oracle's mean_weighted divides by
     the weights' sum even for one 1-D row)."""
-    c = Candidate(
-        p_index=conv.p_index, spaces=conv.input_space, elementwise=conv.elementwise, reduction=conv.reduction,
-        class_axis=conv.class_axis, batch_divisor="weights" if conv.reduction == "mean_weighted" else conv.batch_divisor,
-        normalizes=conv.normalizes, weighted=weights_fed and conv.reduction != "none", zero_p=conv.zero_p,
-        zero_both=conv.zero_both, zero_q=conv.zero_q, clip_epsilon=conv.clip_epsilon)
+    c = Candidate(p_index=conv.p_index, spaces=conv.input_space,
+                  batch_divisor="weights" if conv.reduction == "mean_weighted" else conv.batch_divisor,
+                  weighted=weights_fed and conv.reduction != "none", **{name: getattr(conv, name) for name in _SHARED})
     return canonical(c, weights_fed)
 
 

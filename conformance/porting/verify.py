@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import judge, oracle
+from .. import convention_fields, judge, oracle
 from ..cases import Case
 from ..dtypes import FORMATS, round_to
 from ..inference.candidates import Candidate, canonical
@@ -38,6 +38,9 @@ from .tolerance import sizes
 DTYPES = ("float64", "float32")  # the contract
 HALF = ("float16",)  # checked apart
 SCOPES = ("contract", "out_of_domain", "float16")
+# the fields a failing equivalent is re-judged with, one at a time, to say what it behaves as
+ONE_FIELD_AWAY = ("zero_p", "zero_both", "zero_q", "elementwise", "normalizes", "reduction", "class_axis",
+                  "batch_divisor", "clip_epsilon")
 BOTH_ROUND = 2.0  # the source and the equivalent each round: their difference may reach twice a tolerance
 
 
@@ -387,20 +390,11 @@ def variants(c: Candidate, weights_fed: bool):
             seen.add(candidate)
             yield label, candidate
 
-    for name, values in (("zero_p", ("0", "nan")), ("zero_both", ("0", "nan")), ("zero_q", ("inf", "nan")),
-                         ("elementwise", oracle.ELEMENTWISE), ("normalizes", (False, True)),
-                         ("reduction", ("per_row", "sum", "mean_all", "mean_batch")),
-                         ("class_axis", (-1, 0, 1))):
-        for value in values:
-            if value != getattr(c, name):
-                yield from emit(f"{name}={value} (inferred {getattr(c, name)})", c.replace(**{name: value}))
-    if c.reduction == "mean_batch":
-        for divisor in oracle.BATCH_DIVISORS:
-            yield from emit(f"batch_divisor={divisor} (inferred {c.batch_divisor})", c.replace(batch_divisor=divisor))
-    if c.clip_epsilon is None:
-        yield from emit("clip_epsilon=1e-07 (inferred none)", c.replace(clip_epsilon=1e-7))
-    else:
-        yield from emit(f"no clipping (inferred {c.clip_epsilon:g})", c.replace(clip_epsilon=None))
+    # porting judges the reductions a port composes, and zeros without clipping (clipping is tried once)
+    restrict = {"zero_q": convention_fields.ZERO_Q_UNCLIPPED, "reduction": ("per_row", "sum", "mean_all", "mean_batch"),
+                "clip_epsilon": (1e-7,)}
+    for label, name, value in convention_fields.one_field_away(c, ONE_FIELD_AWAY, "inferred", restrict):
+        yield from emit(label, c.replace(**{name: value}))
 
 
 def _num(x) -> str:

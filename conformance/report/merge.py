@@ -15,7 +15,6 @@ the frameworks, devices and dtypes the inputs cover, less those some input ran.
 """
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 import uuid
@@ -148,7 +147,9 @@ def completeness(records: list[Record], cases_root: str | None = None, extra_api
     """For inputs without a recorded plan: which checks the planners would make from the case corpus, within
     the frameworks, devices and dtypes (and porting targets) the records cover, ran in no input."""
     from ..cases import corpus_hash, load_corpus
-    from ..frameworks import FRAMEWORKS, builtin_apis
+    from ..dtypes import DTYPES
+    from ..frameworks import DEVICES, FRAMEWORKS, builtin_apis
+    from ..kinds import Scope, by_name, framework_of
 
     result = Completeness()
     covered = {(r.framework, r.device, r.dtype) for r in records}
@@ -163,16 +164,17 @@ def completeness(records: list[Record], cases_root: str | None = None, extra_api
         result.not_assessed.append(f"API {name}: not a built-in API (pass its --api spec to include it)")
     ran = {r.check_id for r in records}
     targets = sorted({str(r.extra.get("target_framework")) for r in records if r.check == "porting"} - {"None"})
-    scope = _Scope(cases_root, cases, apis, frameworks, targets)
-    for kind in sorted({r.check for r in records}):
-        planner = KIND_PLANNERS.get(kind)
-        if planner is None:
-            result.not_assessed.append(f"{kind} checks: no planner is known for this kind of check")
+    scope = Scope(cases_root=cases_root, cases=cases, apis=apis, frameworks=frameworks, devices=list(DEVICES),
+                  dtypes=list(DTYPES), porting_targets=targets, strict=False)
+    for name in sorted({r.check for r in records}):
+        kind = by_name(name)
+        if kind is None:
+            result.not_assessed.append(f"{name} checks: no planner is known for this kind of check")
             continue
         try:
-            planned = [check_id for check_id, *where in planner(scope) if tuple(where) in covered]
+            planned = [c.id for c in kind.plan(scope) if (framework_of(c), c.device, c.dtype) in covered]
         except Exception as exc:  # a planner's own failure should not hide the other kinds
-            result.not_assessed.append(f"{kind} checks: the planner failed: {type(exc).__name__}: {exc}")
+            result.not_assessed.append(f"{name} checks: the planner failed: {type(exc).__name__}: {exc}")
             continue
         result.planned += len(planned)
         for check_id in planned:
@@ -182,62 +184,6 @@ def completeness(records: list[Record], cases_root: str | None = None, extra_api
                 result.missing.append(check_id)
     result.corpus_hash = corpus_hash(cases)
     return result
-
-
-@dataclass
-class _Scope:
-    """What the corpus-based planners plan over."""
-
-    cases_root: str | None
-    cases: list
-    apis: list
-    frameworks: list[str]
-    porting_targets: list[str]
-
-
-def _tensor_checks(module: str):
-    def planned(scope: _Scope):
-        plan = getattr(importlib.import_module(module), "plan")
-        return [(c.id, c.api.framework, c.device, c.dtype) for c in plan(scope.cases, scope.apis)]
-
-    return planned
-
-
-def _distribution_checks(scope: _Scope):
-    from ..distributions import cases as distribution_cases
-    from ..distributions import libraries
-    from ..distributions.runner import plan
-
-    cases, _ = distribution_cases.load_corpus(scope.cases_root)
-    return [(c.id, c.library.framework, c.device, c.dtype)
-            for c in plan(cases, libraries.by_framework(scope.frameworks))]
-
-
-def _convention_checks(scope: _Scope):
-    from ..frameworks import DEVICES
-    from ..inference import structural_dtype
-    from ..inference.records import CASE_ID
-    from ..runner import check_id
-
-    return [(check_id(CASE_ID, api.name, api.option_label(options), device, structural_dtype(api)),
-             api.framework, device, structural_dtype(api))
-            for api in scope.apis for options in api.options for device in DEVICES]
-
-
-def _porting_checks(scope: _Scope):
-    from ..porting.port import targets_for
-    from ..porting.records import DTYPE_LABEL, case_id
-    from ..runner import check_id
-
-    return [(check_id(case_id(target), api.name, api.option_label(options), "cpu", DTYPE_LABEL),
-             api.framework, "cpu", DTYPE_LABEL)
-            for api in scope.apis for options in api.options for target in targets_for(api, scope.porting_targets)]
-
-
-# Each kind of record (`Record.check`) and how the corpus plans its checks: (check id, framework, device, dtype).
-KIND_PLANNERS = {"value": _tensor_checks("conformance.runner"), "gradient": _tensor_checks("conformance.gradients"),
-                 "property": _tensor_checks("conformance.properties"), "distribution": _distribution_checks,
-                 "convention": _convention_checks, "porting": _porting_checks}
 
 
 def header(m: Merge) -> dict:
