@@ -7,12 +7,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-CHECK_KINDS = ("value", "gradient", "property", "distribution", "convention", "porting")
+from .. import kinds
+
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
 def _selection_arguments(parser, keyword_default: str | None) -> None:
-    parser.add_argument("--check", action="append", default=[], choices=CHECK_KINDS,
+    parser.add_argument("--check", action="append", default=[], choices=kinds.names(),
                         help="kinds of check (default: the family's own, e.g. value, property, convention)")
     parser.add_argument("--dtype", action="append", default=[], choices=DTYPES,
                         help="dtypes (default: float32 and float64); repeatable")
