@@ -40,8 +40,8 @@ def dtype_name(out: Any) -> str | None:
     dtype = getattr(out, "dtype", None)
     if dtype is None:
         return None
-    name = getattr(dtype, "name", None)
-    text = name if isinstance(name, str) else str(dtype)
+    spelled = getattr(dtype, "name", None)
+    text = spelled if isinstance(spelled, str) else str(dtype)
     return text.removeprefix("torch.")
 
 

@@ -171,7 +171,7 @@ def gpus() -> list[dict]:
                              text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    found = []
+    found: list[dict] = []
     for line in out.splitlines():
         fields = [f.strip() for f in line.split(",")]
         if len(fields) >= 4 and fields[1]:

@@ -81,7 +81,7 @@ def _alias(family: str, p: Params) -> tuple[str, Params]:
 FINITE_SUM_LIMIT = 10_000  # terms of exact sums over a discrete P's support, per element (and per case: cases.py)
 
 
-def support(family: str, p: Params) -> tuple:
+def support(family: str, p: Params) -> tuple | None:
     """(lo, hi) of where a univariate distribution puts mass (for the discrete families, the integers
     between): its family's range, narrowed to a point for the degenerate members; None for the others."""
     point = _point_mass(family, p)
@@ -408,7 +408,9 @@ def _log_or_minus_inf(x):
 
 def _finite_sum(pf: str, p: Params, qf: str, q: Params) -> list:
     """sum_k p(k) (log p(k) - log q(k)) over P's finite support, term by term."""
-    lo, hi = (int(x) for x in support(pf, p))
+    bounds = support(pf, p)
+    assert bounds is not None, f"{pf}: an exact finite sum is taken only over a bounded support"
+    lo, hi = (int(x) for x in bounds)
     if hi - lo >= FINITE_SUM_LIMIT:
         raise NotCovered(f"the exact sum over {pf}'s support would take {hi - lo + 1:,} terms "
                          f"(more than {FINITE_SUM_LIMIT:,})")

@@ -219,6 +219,7 @@ def by_framework(frameworks: list[str] | tuple[str, ...]) -> list[Library]:
 def build(library: Library, h, family: str, fed: dict, dtype: str, device: str):
     """The library's distribution object for `family`, from the fed parameter values (NumPy carriers)."""
     ctor = library.constructor(family)
+    assert ctor is not None, f"{library.name} is asked to build {family}, which it does not cover"
     framework = binding(library.framework)
     kwargs = {}
     for keyword, source in ctor.kwargs.items():

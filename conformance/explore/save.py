@@ -23,6 +23,7 @@ from ..cases import DEFAULT_CASES_DIR
 from ..distributions import cases as distribution_cases
 from ..distributions import stored as distribution_stored
 from ..results import jsonable
+from .pairs import DistributionTarget
 from .search import Found, Search
 from .snippets import distribution_snippet
 from .targets import FAILING, build_case, example_digest
@@ -138,8 +139,10 @@ def _draft(cid: str, record: dict, found: Found) -> dict:
 def _distribution_repro(found: Found, entry: dict, failing: list[dict]) -> str | None:
     if found.target.kind != "distribution" or not failing:
         return None
+    target = found.target
+    assert isinstance(target, DistributionTarget), f"{target.label}: a distribution finding comes from a family pair"
     record = failing[0]
-    return distribution_snippet(found.target.library, entry, record["check_id"], record.get("message", ""),
+    return distribution_snippet(target.library, entry, record["check_id"], record.get("message", ""),
                                 entry["expected"]["kl"])
 
 

@@ -137,6 +137,7 @@ class Search:
         def out_of_time() -> bool:
             if share is None:
                 return False
+            assert deadline is not None, "a target gets a share of the time only under a deadline"
             limit = max(share, first_new[0] + SHRINK_SECONDS) if first_new else share
             return time.monotonic() > min(limit, deadline + SHRINK_SECONDS)
 
@@ -224,7 +225,8 @@ def _shrink_limit(seconds: float | None):
 
     previous = engine.MAX_SHRINKING_SECONDS
     if seconds is not None:
-        engine.MAX_SHRINKING_SECONDS = seconds
+        # hypothesis declares the constant as an int (300); the engine compares it with elapsed float seconds
+        engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
     try:
         yield
     finally:

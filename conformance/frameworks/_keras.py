@@ -338,7 +338,11 @@ def _run(keras, bind: Binding, fw, kind: str, call: Pending, index: int | None) 
         def fn(x, y):
             return CALLS[call.api](keras, x, y, call.options, weights)
 
-        out = fn(*native) if kind == "value" else bind.gradient(fw, fn, native, index)
+        if kind == "value":
+            out = fn(*native)
+        else:  # the parent asks for a gradient only through Binding.gradient, which passes the argument's index
+            assert bind.gradient is not None and index is not None, f"{bind.name}: a gradient needs its binding and index"
+            out = bind.gradient(fw, fn, native, index)
         values, dtype = bind.to_numpy(fw, out)
     return Computed(values, dtype)
 

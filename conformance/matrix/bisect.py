@@ -141,6 +141,7 @@ def search(labels: Sequence[str], evaluate: Callable[[str], Probe],
         if end.records is None:
             result.note = f"{end.label} could not be evaluated: {end.reason}"
             return result
+    assert first.records is not None and last.records is not None, "both ends were evaluated"
     ids = list(check_ids) if check_ids else sorted(set(first.records) | set(last.records))
     if not ids:
         result.note = "no check selected in either release"

@@ -120,7 +120,7 @@ def _read_back(results: Path) -> tuple[dict, dict]:
     if not results.exists():
         return {}, {}
     run = read(results, validate="none")
-    versions = {}
+    versions: dict = {}
     for event in run.framework_events:
         versions.update(event.get("versions") or {})
     return {k: v for k, v in run.counts().items() if v}, versions
