@@ -26,7 +26,7 @@ imports a framework; klconf's tests check every formula against numeric.py's qua
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import mpmath
 import numpy as np
@@ -280,7 +280,7 @@ def _continuous_bernoulli(p, q):
     """log p(x) = log C(lam) + x logit(lam) + log(1 - lam) on [0, 1], so KL = E_P[X](logit lp - logit lq)
     + log C(lp) - log C(lq) + log(1 - lp) - log(1 - lq)."""
     a, b = p["probs"], q["probs"]
-    logit = lambda x: mpmath.log(x) - mpmath.log(1 - x)  # noqa: E731
+    logit = lambda x: mpmath.log(x) - mpmath.log(1 - x)
     return [_cb_mean(a) * logit(a), -_cb_mean(a) * logit(b), _cb_log_norm(a), -_cb_log_norm(b),
             mpmath.log(1 - a), -mpmath.log(1 - b)]
 

@@ -48,7 +48,7 @@ def save(search: Search, cases_dir: Path, expectations_file: Path | None, out: P
         cid = case_id(found)
         try:
             failure = found.target.evaluate(found.example, cid)  # the check exactly as `klconf run` will run it
-        except Exception as exc:  # noqa: BLE001 - one finding klconf cannot replay must not lose the others
+        except Exception as exc:  # one finding klconf cannot replay must not lose the others
             findings.append({**_finding(found, cid, found.target.entry(found.example, cid), None), "saved": False,
                              "note": f"klconf could not replay it: {type(exc).__name__}: {exc}"[:300]})
             continue

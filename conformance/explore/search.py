@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
@@ -104,7 +104,7 @@ class Search:
     rounds: int = 0
     seconds: float = 0.0
 
-    def run(self) -> "Search":
+    def run(self) -> Search:
         started = time.monotonic()
         deadline = started + self.budget.seconds if self.budget.seconds is not None else None
         examples = self.budget.examples or FIRST_ROUND_EXAMPLES
@@ -161,7 +161,7 @@ class Search:
         try:
             with _shrink_limit(SHRINK_SECONDS if share is not None else None):
                 test()
-        except BaseException as exc:  # noqa: BLE001 - Hypothesis reports divergences by raising them
+        except BaseException as exc:  # Hypothesis reports divergences by raising them
             if isinstance(exc, KeyboardInterrupt):
                 raise
             for divergence in _divergences(exc):
@@ -172,7 +172,7 @@ class Search:
         stats.examples += 1
         try:
             return target.evaluate(example, f"explored-{example_digest(example)}")
-        except Exception as exc:  # noqa: BLE001 - klconf's own problem with an example is not a finding
+        except Exception as exc:  # klconf's own problem with an example is not a finding
             if len(stats.errors) < 5:
                 stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
             return None

@@ -237,7 +237,7 @@ class Child:
     def __init__(self, backend: str):
         self.backend = backend
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 -- the child's stderr, open for the child's lifetime
+        self.log = tempfile.TemporaryFile()  # the child's stderr, open for the child's lifetime
 
     def start(self) -> dict:
         env = {**os.environ, "KERAS_BACKEND": self.backend, "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -312,7 +312,7 @@ def _serve(backend: str) -> None:
         settings = {"keras.backend": keras.backend.backend(), "keras.config.epsilon": keras.config.epsilon(),
                     "keras.config.floatx": keras.config.floatx(), **bind.settings(fw)}
         _send(replies, ("ready", {"versions": versions, "devices": bind.devices(fw), "settings": settings}))
-    except Exception as exc:  # noqa: BLE001 -- any failure to start is the parent's skip reason
+    except Exception as exc:  # any failure to start is the parent's skip reason
         _send(replies, ("failed", f"{type(exc).__name__}: {exc}"))
         return
     while True:
@@ -322,7 +322,7 @@ def _serve(backend: str) -> None:
             return
         try:
             _send(replies, ("ok", _run(keras, bind, fw, kind, call, index)))
-        except Exception as exc:  # noqa: BLE001 -- whatever the call raises goes back to the parent's record
+        except Exception as exc:  # whatever the call raises goes back to the parent's record
             text = "".join(traceback.format_exception(exc, limit=-3))[-2000:]
             _send(replies, ("error", f"{type(exc).__name__}: {exc}\n(in the Keras {backend} process)\n{text}"))
 

@@ -13,8 +13,8 @@ set aside with its reason and the search takes its nearest neighbour inside the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from ..results import Record
 
