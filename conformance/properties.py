@@ -237,11 +237,11 @@ def _permutation_invariance(check: PropertyCheck) -> Outcome:
 
 
 def _cross_entropy_identity(check: PropertyCheck) -> Outcome:
-    partner = check.partner
-    assert partner is not None, f"{check.id}: cross_entropy_identity is planned only with a partner cross-entropy"
     api_out = execute(_check(check))
     if not _ran(api_out):
         return api_out
+    partner = check.partner
+    assert partner is not None, f"{check.id}: cross_entropy_identity is planned only with a partner cross-entropy"
     per_row_options = next((o for o in partner.options if partner.convention(o).reduction == "per_row"), None)
     if per_row_options is None:
         record = api_out.record
