@@ -12,9 +12,10 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -216,6 +217,7 @@ def load_file(path: Path) -> tuple[list[Case], list[Problem]]:
         return [], [problem]
     if isinstance(data, dict) and len(data) == 1 and next(iter(data)) in OTHER_KINDS:
         return [], []
+    assert lines is not None, f"{name}: a document read without a problem has its line map"
 
     problems = [Problem(name, lines.line_of(path_), _dotted(path_), msg) for path_, msg in _schema_errors(data)]
     if problems:
@@ -350,6 +352,7 @@ def _semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
     expected = entry.get("expected")
     if expected and len(shapes) == 2 and not errors:
         full = _broadcast_shape(shapes["p"], shapes["q"])
+        assert full is not None, "shapes that passed the broadcast check broadcast"
         for key, want in (("kl_per_row", full[:-1]), ("elementwise", full)):
             if key in expected:
                 got, message = _tensor_shape(expected[key])
@@ -372,7 +375,7 @@ def _generator_errors(spec: dict) -> list[tuple[tuple, str]]:
     if name not in generators.GENERATORS:
         known = ", ".join(sorted(generators.GENERATORS))
         return [(("generator",), f"unknown generator {name!r} (known: {known})")]
-    errors = []
+    errors: list[tuple[tuple, str]] = []
     allowed = generators.PARAMETERS[name]
     for param in ("alpha", "temperature", "scale", "delta"):
         if param in spec and param not in allowed:
@@ -402,7 +405,7 @@ def _tensor_shape(value: Any) -> tuple[tuple[int, ...], str | None]:
     if not value:
         return (0,), None
     shapes = [_tensor_shape(v) for v in value]
-    for i, (shape, message) in enumerate(shapes):
+    for i, (_, message) in enumerate(shapes):
         if message:
             return (), f"[{i}]{message}" if message.startswith("[") else f"[{i}]: {message}"
     first = shapes[0][0]

@@ -3,7 +3,7 @@ categories and kinds of check that produced a result (skips and unsupported chec
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 EXERCISED = ("pass", "fail", "error", "timeout", "crash", "xfail")
 FIELDS = ("checks", "options", "dtypes", "devices", "shape_classes", "edge_categories")

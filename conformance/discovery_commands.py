@@ -17,7 +17,6 @@ import sys
 import time
 
 
-
 def add_commands(sub) -> None:
     conv = sub.add_parser("conventions", help="infer every API's conventions from its outputs (a table)")
     conv.add_argument("--framework", action="append", default=[], metavar="NAME",

@@ -112,7 +112,7 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api], distr
     `distribution_cases`: the loaded distribution corpus (default: the bundled one)."""
     directory = Path(directory) if directory else DEFAULT_DIR
     files = sorted(directory.glob("*.yaml")) if directory.is_dir() else ([directory] if directory.is_file() else [])
-    by_check: dict[str, Expectation] = {}
+    by_check: dict[str, list[Expectation]] = {}
     problems: list[Problem] = []
     corpus = _Corpus({c.id: c for c in cases}, distribution_cases, strict_cases)
     api_by_name = {a.name: a for a in apis}
@@ -121,6 +121,7 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api], distr
         if problem:
             problems.append(problem)
             continue
+        assert lines is not None, f"{name}: a document read without a problem has its line map"
         schema_problems = [Problem(name, lines.line_of(tuple(e.absolute_path)), _dotted(e.absolute_path),
                                    _schema_message(e)) for e in _validator().iter_errors(data)]
         if schema_problems:

@@ -27,15 +27,27 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Iterator
+from types import FrameType
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 
 from .sandbox import Sandbox
 
 DEFAULT_TIMEOUT = 120.0
-API_ERRSTATE = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}  # NumPy's defaults
+_ErrAction = Literal["ignore", "warn", "raise", "call", "print", "log"]
+
+
+class _ErrState(TypedDict):
+    divide: _ErrAction
+    over: _ErrAction
+    under: _ErrAction
+    invalid: _ErrAction
+
+
+API_ERRSTATE: _ErrState = {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"}  # NumPy's defaults
 MESSAGE_LIMIT = 2000
 TRACEBACK_LIMIT = 4000
 
@@ -52,8 +64,15 @@ class ApiRaised(Exception):
         self.original = original
 
 
-_settings = {"timeout": DEFAULT_TIMEOUT, "marker": None, "hard": False, "item": ""}
-_watch = {"deadline": None}
+class _Settings(TypedDict):
+    timeout: float | None
+    marker: Path | None  # where the watchdog names the item it ended (None: nowhere)
+    hard: bool
+    item: str
+
+
+_settings: _Settings = {"timeout": DEFAULT_TIMEOUT, "marker": None, "hard": False, "item": ""}
+_watch: dict[str, float | None] = {"deadline": None}
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _user = {"signal": None}  # the signal the user sent to end the run, once one came
@@ -62,7 +81,7 @@ _effects: list[list[str]] = []  # one list per check in progress: what its API c
 
 def configure(timeout: float | None, marker: Path | None, hard: bool) -> None:
     """`hard` only where a dead process is survivable (an xdist worker)."""
-    _settings.update(timeout=timeout or None, marker=marker, hard=hard)
+    _settings.update({"timeout": timeout or None, "marker": marker, "hard": hard})
 
 
 def hung_marker(results: Path | str) -> Path:
@@ -110,12 +129,12 @@ class ApiCall:
         self.sandbox = Sandbox(capture_output=capture_output)
         self.changes: list[str] = []
         self._soft = False
-        self._previous_alarm = None
+        self._previous_alarm: Callable[[int, FrameType | None], Any] | int | None = None
         self._errstate = np.errstate(**API_ERRSTATE)
 
     _open = 0  # ApiCalls entered and not left: one inside another only converts exceptions (one timer, one sandbox)
 
-    def __enter__(self) -> "ApiCall":
+    def __enter__(self) -> ApiCall:
         self._outer = ApiCall._open == 0
         ApiCall._open += 1
         if not self._outer:
@@ -132,7 +151,7 @@ class ApiCall:
                 _arm(time.monotonic() + timeout + max(5.0, timeout))
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         ApiCall._open -= 1
         if self._outer:
             self._leave()

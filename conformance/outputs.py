@@ -17,8 +17,9 @@ Messages have one shape: "out.dtype=complex128, but should be float32".
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

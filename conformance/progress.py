@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 import pytest
 
@@ -109,7 +110,7 @@ class Progress:
         self._last_line = clock()
 
     @classmethod
-    def for_stream(cls, stream: TextIO | None = None) -> "Progress":
+    def for_stream(cls, stream: TextIO | None = None) -> Progress:
         stream = stream or sys.stderr
         return cls(live=bool(getattr(stream, "isatty", lambda: False)()), stream=stream)
 

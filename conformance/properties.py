@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
 from . import isolation, judge
 from .cases import Case, Distribution
+from .conventions import Convention
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api
+from .oracle import Expectation
 from .results import Record, summarize
 from .runner import Check, Outcome, execute, weights_for
 
@@ -99,9 +101,17 @@ def _ran(outcome: Outcome) -> bool:
     return outcome.observed is not None
 
 
+def _parts(outcome: Outcome) -> tuple[np.ndarray, Expectation, Convention]:
+    """The observation, expectation and convention of an outcome that ran (the runner sets all three together)."""
+    observed, expectation, convention = outcome.observed, outcome.expectation, outcome.convention
+    assert observed is not None and expectation is not None and convention is not None, \
+        f"{outcome.record.check_id}: the check did not run to an observation"
+    return observed, expectation, convention
+
+
 def _tolerance(outcome: Outcome, check: PropertyCheck) -> np.ndarray:
     factor = check.api.tolerance.factor if check.api.tolerance else 1.0
-    return judge.tolerance(outcome.expectation, check.dtype, check.device, factor)
+    return judge.tolerance(_parts(outcome)[1], check.dtype, check.device, factor)
 
 
 def _verdict(record: Record, observed: np.ndarray, reference: np.ndarray, tol: np.ndarray, what: str) -> None:
@@ -135,7 +145,8 @@ def _self_zero(check: PropertyCheck) -> Outcome:
     derived = dataclasses.replace(check.case, id=f"{check.case.id}@self", q=check.case.p, broadcast=False)
     outcome = execute(_check(check, derived))
     if _ran(outcome):
-        _verdict(outcome.record, outcome.observed, np.zeros_like(outcome.expectation.value),
+        observed, expectation, _ = _parts(outcome)
+        _verdict(outcome.record, observed, np.zeros_like(expectation.value),
                  _tolerance(outcome, check), "KL(P||P) is not 0")
     return outcome
 
@@ -145,15 +156,14 @@ def _non_negative(check: PropertyCheck) -> Outcome:
     record = outcome.record
     if not _ran(outcome):
         return outcome
-    conv = outcome.convention
+    observed, expectation, conv = _parts(outcome)
     if check.case.out_of_domain or not _normalized(check.case):
         record.verdict, record.reason = "unsupported", "the inputs are not normalised distributions"
     elif conv.reduction == "none" and conv.elementwise == "p*log(p/q)":
         record.verdict, record.reason = "unsupported", "elementwise p*log(p/q) terms may be negative"
     else:
-        observed = outcome.observed
         floor = np.where(np.isnan(observed), np.nan, np.minimum(observed, 0.0))
-        _verdict(record, floor, np.zeros_like(outcome.expectation.value), _tolerance(outcome, check), "negative KL")
+        _verdict(record, floor, np.zeros_like(expectation.value), _tolerance(outcome, check), "negative KL")
     return outcome
 
 
@@ -181,7 +191,7 @@ def _reduction_consistency(check: PropertyCheck) -> Outcome:
         factor = _total_factor(o, check.case.shape)
         if factor is None:
             continue
-        totals.append(float(np.sum(o.observed)) * factor)
+        totals.append(float(np.sum(_parts(o)[0])) * factor)
         tols.append(float(np.sum(_tolerance(o, check))) * factor)
         labels.append(f"{o.record.options.get('reduction')}")
     reference, tol = totals[0], tols[0]
@@ -194,7 +204,7 @@ def _reduction_consistency(check: PropertyCheck) -> Outcome:
 
 def _total_factor(outcome: Outcome, shape: tuple) -> float | None:
     """What to multiply the summed output by to get the total KL, from the declared reduction."""
-    conv = outcome.convention
+    conv = _parts(outcome)[2]
     rows, classes = int(np.prod(shape[:-1])), shape[-1]
     if conv.reduction in ("none", "per_row", "sum"):
         return 1.0
@@ -217,11 +227,12 @@ def _permutation_invariance(check: PropertyCheck) -> Outcome:
     original, moved = execute(_check(check)), execute(_check(check, derived))
     if not (_ran(original) and _ran(moved)):
         return original if not _ran(original) else moved
-    observed = moved.observed
-    if original.convention.reduction == "none":
+    observed = _parts(moved)[0]
+    original_observed, _, original_conv = _parts(original)
+    if original_conv.reduction == "none":
         observed = observed[..., np.argsort(perm)]
     tol = _tolerance(original, check) + _tolerance(moved, check)
-    _verdict(original.record, observed, original.observed, tol, "permuting the classes changed the result")
+    _verdict(original.record, observed, original_observed, tol, "permuting the classes changed the result")
     return original
 
 
@@ -229,27 +240,29 @@ def _cross_entropy_identity(check: PropertyCheck) -> Outcome:
     api_out = execute(_check(check))
     if not _ran(api_out):
         return api_out
-    per_row = next((o for o in check.partner.options if check.partner.convention(o).reduction == "per_row"), None)
-    if per_row is None:
+    partner = check.partner
+    assert partner is not None, f"{check.id}: cross_entropy_identity is planned only with a partner cross-entropy"
+    per_row_options = next((o for o in partner.options if partner.convention(o).reduction == "per_row"), None)
+    if per_row_options is None:
         record = api_out.record
-        record.verdict, record.reason = "unsupported", f"{check.partner.name} has no per-row option"
+        record.verdict, record.reason = "unsupported", f"{partner.name} has no per-row option"
         return api_out
-    identity = execute(_check(check, options=per_row, api=check.partner))
+    identity = execute(_check(check, options=per_row_options, api=partner))
     if not _ran(identity):
         record = api_out.record
-        record.verdict, record.reason = identity.record.verdict, f"{check.partner.name}: {identity.record.reason or identity.record.message}"
+        record.verdict, record.reason = identity.record.verdict, f"{partner.name}: {identity.record.reason or identity.record.message}"
         return api_out
-    per_row = identity.observed  # H(P, Q) - H(P) per row, from the framework's cross-entropy
-    conv = api_out.convention
+    per_row = _parts(identity)[0]  # H(P, Q) - H(P) per row, from the framework's cross-entropy
+    observed, _, conv = _parts(api_out)
     weights = weights_for(check.case.shape) if check.options.get("sample_weight") else None
     row_tol = _tolerance(identity, check)
     api_tol = _tolerance(api_out, check)
-    what = f"{check.api.name} differs from {check.partner.name}"
+    what = f"{check.api.name} differs from {partner.name}"
     if conv.reduction == "none":  # compare elementwise outputs through their row sums
-        _verdict(api_out.record, api_out.observed.sum(axis=-1), per_row, row_tol + api_tol.sum(axis=-1), what)
+        _verdict(api_out.record, observed.sum(axis=-1), per_row, row_tol + api_tol.sum(axis=-1), what)
     else:
         reference = _apply_reduction(per_row, conv, check.case.shape, weights)
-        _verdict(api_out.record, api_out.observed, reference,
+        _verdict(api_out.record, observed, reference,
                  api_tol + _apply_reduction(row_tol, conv, check.case.shape, weights), what)
     return api_out
 

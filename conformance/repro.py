@@ -30,7 +30,7 @@ def attach(record, check, args, weights, conv, expected=None, worst_index=None) 
     """Store the snippet in `record.extra["repro"]`; a problem here never changes the verdict."""
     try:
         record.extra["repro"] = snippet(check, args, weights, conv, expected, worst_index)
-    except Exception as exc:  # noqa: BLE001 - the check's outcome matters more than its snippet
+    except Exception as exc:  # the check's outcome matters more than its snippet
         record.extra["repro_error"] = f"{type(exc).__name__}: {exc}"
 
 

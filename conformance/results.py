@@ -22,9 +22,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -129,7 +130,7 @@ class Record:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "Record":
+    def from_json(cls, data: dict) -> Record:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
 
@@ -171,7 +172,7 @@ def gpus() -> list[dict]:
                              text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    found = []
+    found: list[dict] = []
     for line in out.splitlines():
         fields = [f.strip() for f in line.split(",")]
         if len(fields) >= 4 and fields[1]:

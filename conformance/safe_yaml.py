@@ -23,9 +23,10 @@ module's), PyYAML's pure parser otherwise.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 from yaml.composer import Composer
@@ -231,9 +232,8 @@ class _PureLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, 
 try:
     from yaml._yaml import CParser
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
-    CParser = None
-
-if CParser is not None:
+    _FAST_LOADER: type[_PureLoader | _CLoader] = _PureLoader
+else:
     class _CLoader(_GuardedComposer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
         """libyaml's parser for the events; the composition (and every limit) is _GuardedComposer's."""
 
@@ -242,14 +242,14 @@ if CParser is not None:
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
             self._init_guard(limits)
-else:  # pragma: no cover
-    _CLoader = _PureLoader
+
+    _FAST_LOADER = _CLoader
 
 
 def compose(text: str, limits: Limits = LIMITS, pure: bool = False) -> Node | None:
     """The document's node tree, limits enforced. `pure`: PyYAML's own parser, whose marks' `index`
     counts characters of `text` (what an editor of the text needs)."""
-    loader = (_PureLoader if pure else _CLoader)(text, limits)
+    loader = (_PureLoader if pure else _FAST_LOADER)(text, limits)
     try:
         return loader.get_single_node()
     except yaml.MarkedYAMLError as exc:

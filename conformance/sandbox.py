@@ -26,8 +26,10 @@ import sys
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from functools import partial
+from typing import Any
 
 import numpy as np
 
@@ -43,11 +45,11 @@ class StateVar:
 
     name: str
     read: Callable[[], Any]
-    write: Callable[[Any], None]
+    write: Callable[[Any], object]  # what a setter returns is ignored
 
 
 def _set_filters(saved: list) -> None:
-    warnings.filters[:] = saved
+    warnings.filters[:] = saved  # type: ignore[index]  # typeshed declares a Sequence; it is a list at runtime
     getattr(warnings, "_filters_mutated", lambda: None)()
 
 
@@ -115,14 +117,14 @@ def _build_process_vars(main_thread: bool, mpmath: bool) -> list[StateVar]:
         StateVar("sys.path", lambda: list(sys.path), lambda v: sys.path.__setitem__(slice(None), v)),
         StateVar("os.environ", _environ, _set_environ),
         StateVar("os.getcwd", os.getcwd, os.chdir),
-        *(StateVar(f"sys.{name}", lambda name=name: getattr(sys, name), lambda v, name=name: setattr(sys, name, v))
+        *(StateVar(f"sys.{name}", partial(getattr, sys, name), partial(setattr, sys, name))
           for name in ("stdin", "stdout", "stderr")),
         StateVar("sys.settrace/setprofile", lambda: (sys.gettrace(), sys.getprofile()), _set_trace),
         StateVar("sys.excepthook", lambda: sys.excepthook, lambda v: setattr(sys, "excepthook", v)),
         StateVar("gc.isenabled", gc.isenabled, _set_gc),
     ]
     if main_thread:  # signal handlers can only be read and set there
-        out += [StateVar(f"signal handler {signal.Signals(s).name}", lambda s=s: _signal.getsignal(s), _set_signal(s))
+        out += [StateVar(f"signal handler {signal.Signals(s).name}", partial(_signal.getsignal, s), _set_signal(s))
                 for s in WATCHED_SIGNALS]
     return out + (_mpmath_var() if mpmath else [])
 
@@ -242,7 +244,7 @@ class Sandbox:
     _thread_ids: set = field(default_factory=set)
     _capture: _Capture | None = None
 
-    def enter(self) -> "Sandbox":
+    def enter(self) -> Sandbox:
         if self.capture_output:
             self._capture = _Capture()
             self._capture.start()

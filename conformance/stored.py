@@ -62,7 +62,7 @@ def fill_file(path: Path, cases_by_id: dict[str, Case], update: bool = False) ->
     for case_node in _mapping(root).get("cases", SequenceNode("", [])).value:
         entry = _mapping(case_node)
         case_id = entry["id"].value if "id" in entry else None
-        case = cases_by_id.get(case_id)
+        case = cases_by_id.get(case_id) if case_id is not None else None
         if case is None:
             continue
         for side in ("p", "q"):

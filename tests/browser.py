@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 BINARIES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

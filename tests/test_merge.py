@@ -2,7 +2,6 @@
 conflicting run information are reported; completeness is measured against the case corpus."""
 from __future__ import annotations
 
-
 import pytest
 
 from conformance import cases, runner

@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from conformance import cases, gradients, properties, results, runner
 from tests import faulty
 

@@ -50,7 +50,7 @@ def _execute(snippet: str, tmp_path: Path, plugin: bool = False) -> np.ndarray:
                           cwd=ROOT if plugin else tmp_path, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "observed:" in proc.stdout
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("KLCONF_OBSERVED="))
+    line = next(text for text in proc.stdout.splitlines() if text.startswith("KLCONF_OBSERVED="))
     return np.asarray(json.loads(line.split("=", 1)[1]), dtype=np.float64)
 
 

@@ -18,8 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from ..cases import (CaseFileError, Problem, _dotted, _most_specific, _schema_message, _tensor_shape,
-                     case_content_hash, corpus_files, document_kind, read_document)
+from ..cases import (
+    CaseFileError,
+    Problem,
+    _dotted,
+    _most_specific,
+    _schema_message,
+    _tensor_shape,
+    case_content_hash,
+    corpus_files,
+    document_kind,
+    read_document,
+)
 from . import closed_forms
 from .families import FAMILIES, Family, batch_shape, event_size
 
@@ -66,7 +76,9 @@ def load_corpus(root: Path | str | None = None) -> tuple[list[DistributionCase],
     if found is None:
         return [], [Problem(str(root), None, "", "no such file or directory")]
     root_, files = found
-    cases, problems, first = [], [], {}
+    cases: list[DistributionCase] = []
+    problems: list[Problem] = []
+    first: dict[str, DistributionCase] = {}
     for path in files:
         if document_kind(path, root_) != KIND:
             continue
@@ -98,6 +110,7 @@ def load_file(path: Path) -> tuple[list[DistributionCase], list[Problem]]:
         return [], [problem]
     if not (isinstance(data, dict) and KIND in data):
         return [], []
+    assert lines is not None, f"{name}: a document read without a problem has its line map"
 
     problems = [Problem(name, lines.line_of(p), _dotted(p), m) for p, m in _schema_errors(data)]
     if problems:
@@ -134,9 +147,15 @@ def _shapes(spec: dict) -> dict:
     return {k: np.shape(v) for k, v in spec.items() if k != "family"}
 
 
+def _side_batch(spec: dict) -> tuple:
+    """The batch shape of a side that passed `_side_errors` (which rejects parameters that do not broadcast)."""
+    shape = batch_shape(FAMILIES[spec["family"]], _shapes(spec))
+    assert shape is not None, f"{spec['family']}: a validated side's parameters broadcast"
+    return shape
+
+
 def _pair_batch(p: dict, q: dict) -> tuple:
-    return tuple(np.broadcast_shapes(batch_shape(FAMILIES[p["family"]], _shapes(p)),
-                                     batch_shape(FAMILIES[q["family"]], _shapes(q))))
+    return tuple(np.broadcast_shapes(_side_batch(p), _side_batch(q)))
 
 
 # --------------------------------------------------------------------------- validation
@@ -184,8 +203,7 @@ def semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
     try:
         batch = _pair_batch(p, q)
     except ValueError:
-        return [(("q",), f"batch shape {list(batch_shape(qf, _shapes(q)))} does not broadcast with p's "
-                         f"{list(batch_shape(pf, _shapes(p)))}")]
+        return [(("q",), f"batch shape {list(_side_batch(q))} does not broadcast with p's {list(_side_batch(p))}")]
     if not closed_forms.covered(pf.name, qf.name):
         reason = _not_covered_here(p, q, batch)  # a degenerate P (a point mass) may still have an exact value
         if reason:
@@ -227,7 +245,7 @@ def _side_errors(spec: dict) -> list[tuple[tuple, str]]:
         return [(("family",), f"unknown family {name!r} (known: {', '.join(sorted(FAMILIES))})")]
     family = FAMILIES[name]
     given = set(spec) - {"family"}
-    errors = []
+    errors: list[tuple[tuple, str]] = []
     unknown = sorted(given - set(family.param_names))
     if unknown:
         errors.append(((unknown[0],), f"unknown parameter(s) {', '.join(unknown)} for {name} "

@@ -26,7 +26,7 @@ imports a framework; klconf's tests check every formula against numeric.py's qua
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import mpmath
 import numpy as np
@@ -81,7 +81,7 @@ def _alias(family: str, p: Params) -> tuple[str, Params]:
 FINITE_SUM_LIMIT = 10_000  # terms of exact sums over a discrete P's support, per element (and per case: cases.py)
 
 
-def support(family: str, p: Params) -> tuple:
+def support(family: str, p: Params) -> tuple | None:
     """(lo, hi) of where a univariate distribution puts mass (for the discrete families, the integers
     between): its family's range, narrowed to a point for the degenerate members; None for the others."""
     point = _point_mass(family, p)
@@ -280,7 +280,7 @@ def _continuous_bernoulli(p, q):
     """log p(x) = log C(lam) + x logit(lam) + log(1 - lam) on [0, 1], so KL = E_P[X](logit lp - logit lq)
     + log C(lp) - log C(lq) + log(1 - lp) - log(1 - lq)."""
     a, b = p["probs"], q["probs"]
-    logit = lambda x: mpmath.log(x) - mpmath.log(1 - x)  # noqa: E731
+    logit = lambda x: mpmath.log(x) - mpmath.log(1 - x)
     return [_cb_mean(a) * logit(a), -_cb_mean(a) * logit(b), _cb_log_norm(a), -_cb_log_norm(b),
             mpmath.log(1 - a), -mpmath.log(1 - b)]
 
@@ -408,7 +408,9 @@ def _log_or_minus_inf(x):
 
 def _finite_sum(pf: str, p: Params, qf: str, q: Params) -> list:
     """sum_k p(k) (log p(k) - log q(k)) over P's finite support, term by term."""
-    lo, hi = (int(x) for x in support(pf, p))
+    bounds = support(pf, p)
+    assert bounds is not None, f"{pf}: an exact finite sum is taken only over a bounded support"
+    lo, hi = (int(x) for x in bounds)
     if hi - lo >= FINITE_SUM_LIMIT:
         raise NotCovered(f"the exact sum over {pf}'s support would take {hi - lo + 1:,} terms "
                          f"(more than {FINITE_SUM_LIMIT:,})")

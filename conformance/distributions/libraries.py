@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 from ..frameworks import Tolerance, Unavailable, binding
 from .families import CONSTRUCTORS, Constructor
@@ -140,7 +141,7 @@ def _import_tfp_jax():
         from tensorflow_probability.substrates import jax as tfp
         from tensorflow_probability.substrates.jax.distributions import kullback_leibler
 
-        tfp.distributions.Normal
+        _ = tfp.distributions.Normal
     except Exception as exc:
         raise Unavailable(
             f"tensorflow-probability {_version('tensorflow-probability')}'s JAX substrate does not work with "
@@ -219,6 +220,7 @@ def by_framework(frameworks: list[str] | tuple[str, ...]) -> list[Library]:
 def build(library: Library, h, family: str, fed: dict, dtype: str, device: str):
     """The library's distribution object for `family`, from the fed parameter values (NumPy carriers)."""
     ctor = library.constructor(family)
+    assert ctor is not None, f"{library.name} is asked to build {family}, which it does not cover"
     framework = binding(library.framework)
     kwargs = {}
     for keyword, source in ctor.kwargs.items():

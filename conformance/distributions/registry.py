@@ -20,7 +20,6 @@ from ..frameworks import Unavailable
 from . import closed_forms
 from .libraries import Library, all_libraries, handle
 
-
 # Registry entries on abstract or wrapper classes: they resolve a lookup for many pairs but compute
 # only some (torch's ExponentialFamily pair needs one family on both sides, TransformedDistribution
 # equal transforms; TFP's Distribution/_TensorCoercible/JitPublicMethods entries unwrap and look up again).

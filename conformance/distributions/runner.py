@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import mpmath
 import numpy as np
@@ -227,7 +227,7 @@ def _run(check: DistributionCheck, record: Record) -> None:
             with isolation.ApiCall():
                 out = h.kl(p, q)
                 found = outputs.problems(binding(lib.framework), h, out, (), None, (), check.dtype)
-                observed, read = (None, found) if found else to_numpy(h, out)
+                observed, dtype_read = (None, None) if found else to_numpy(h, out)
         except isolation.ApiRaised as exc:
             if not isinstance(exc.original, NotImplementedError):
                 raise
@@ -237,9 +237,9 @@ def _run(check: DistributionCheck, record: Record) -> None:
             return
     record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     if observed is None:
-        record.verdict, (record.kind, record.message) = "fail", outputs.as_kind(read)
+        record.verdict, (record.kind, record.message) = "fail", outputs.as_kind(found)
         return
-    record.output_dtype = read
+    record.output_dtype = dtype_read
 
     verdict = judge.judge(exp, observed, check.dtype, check.device, override.factor if override else 1.0)
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message

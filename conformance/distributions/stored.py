@@ -75,12 +75,12 @@ def fill_file(path: Path, cases_by_id: dict[str, DistributionCase], update: bool
     edits, changes = [], []
     for node in _mapping(root).get(KIND, SequenceNode("", [])).value:
         entry = _mapping(node)
-        case = cases_by_id.get(entry["id"].value if "id" in entry else None)
+        case = cases_by_id.get(entry["id"].value) if "id" in entry else None
         if case is None:
             continue
         block = expected_block(case)
         if "expected" in entry:
-            if update and not _same(case.expected.get("kl"), block["kl"]):
+            if update and not _same((case.expected or {}).get("kl"), block["kl"]):
                 edits.append(_replace(text, entry["expected"], block))
                 changes.append(f"{case.id}: expected values replaced")
         else:

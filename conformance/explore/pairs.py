@@ -17,7 +17,6 @@ from ..frameworks import Api
 from . import strategies
 from .targets import FAILING, Failure, Target, _describe, _normalized, build_case, tensor_entry
 
-
 # --------------------------------------------------------------------------- distribution pairs
 
 
@@ -72,7 +71,7 @@ def distribution_targets(libraries: list[Library], dtypes: list[str], devices: l
     for library in libraries:
         try:
             covered = registry.coverage(library).covered
-        except Exception:  # noqa: BLE001 - an unavailable library (a skip) has no pairs to search
+        except Exception:  # an unavailable library (a skip) has no pairs to search
             continue
         chosen = [d for d in dtypes if d in distribution_runner.DTYPES]
         out += [DistributionTarget(library, p, q, chosen, devices) for p, q in covered if chosen]

@@ -23,6 +23,7 @@ from ..cases import DEFAULT_CASES_DIR
 from ..distributions import cases as distribution_cases
 from ..distributions import stored as distribution_stored
 from ..results import jsonable
+from .pairs import DistributionTarget
 from .search import Found, Search
 from .snippets import distribution_snippet
 from .targets import FAILING, build_case, example_digest
@@ -47,7 +48,7 @@ def save(search: Search, cases_dir: Path, expectations_file: Path | None, out: P
         cid = case_id(found)
         try:
             failure = found.target.evaluate(found.example, cid)  # the check exactly as `klconf run` will run it
-        except Exception as exc:  # noqa: BLE001 - one finding klconf cannot replay must not lose the others
+        except Exception as exc:  # one finding klconf cannot replay must not lose the others
             findings.append({**_finding(found, cid, found.target.entry(found.example, cid), None), "saved": False,
                              "note": f"klconf could not replay it: {type(exc).__name__}: {exc}"[:300]})
             continue
@@ -138,8 +139,10 @@ def _draft(cid: str, record: dict, found: Found) -> dict:
 def _distribution_repro(found: Found, entry: dict, failing: list[dict]) -> str | None:
     if found.target.kind != "distribution" or not failing:
         return None
+    target = found.target
+    assert isinstance(target, DistributionTarget), f"{target.label}: a distribution finding comes from a family pair"
     record = failing[0]
-    return distribution_snippet(found.target.library, entry, record["check_id"], record.get("message", ""),
+    return distribution_snippet(target.library, entry, record["check_id"], record.get("message", ""),
                                 entry["expected"]["kl"])
 
 

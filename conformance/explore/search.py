@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
@@ -104,7 +104,7 @@ class Search:
     rounds: int = 0
     seconds: float = 0.0
 
-    def run(self) -> "Search":
+    def run(self) -> Search:
         started = time.monotonic()
         deadline = started + self.budget.seconds if self.budget.seconds is not None else None
         examples = self.budget.examples or FIRST_ROUND_EXAMPLES
@@ -137,6 +137,7 @@ class Search:
         def out_of_time() -> bool:
             if share is None:
                 return False
+            assert deadline is not None, "a target gets a share of the time only under a deadline"
             limit = max(share, first_new[0] + SHRINK_SECONDS) if first_new else share
             return time.monotonic() > min(limit, deadline + SHRINK_SECONDS)
 
@@ -160,7 +161,7 @@ class Search:
         try:
             with _shrink_limit(SHRINK_SECONDS if share is not None else None):
                 test()
-        except BaseException as exc:  # noqa: BLE001 - Hypothesis reports divergences by raising them
+        except BaseException as exc:  # Hypothesis reports divergences by raising them
             if isinstance(exc, KeyboardInterrupt):
                 raise
             for divergence in _divergences(exc):
@@ -171,7 +172,7 @@ class Search:
         stats.examples += 1
         try:
             return target.evaluate(example, f"explored-{example_digest(example)}")
-        except Exception as exc:  # noqa: BLE001 - klconf's own problem with an example is not a finding
+        except Exception as exc:  # klconf's own problem with an example is not a finding
             if len(stats.errors) < 5:
                 stats.errors.append(f"{type(exc).__name__}: {exc}"[:300])
             return None
@@ -224,7 +225,8 @@ def _shrink_limit(seconds: float | None):
 
     previous = engine.MAX_SHRINKING_SECONDS
     if seconds is not None:
-        engine.MAX_SHRINKING_SECONDS = seconds
+        # hypothesis declares the constant as an int (300); the engine compares it with elapsed float seconds
+        engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
     try:
         yield
     finally:

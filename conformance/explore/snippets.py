@@ -25,6 +25,7 @@ def distribution_snippet(library: Library, entry: dict, check_id: str, message: 
     for side in ("p", "q"):
         params = entry[side]
         ctor = library.constructor(params["family"])
+        assert ctor is not None, f"{library.name} reproduces a check on {params['family']}, which it does not cover"
         arguments = []
         for keyword, source in ctor.kwargs.items():
             if isinstance(source, tuple) and source[0] == "const":

@@ -106,7 +106,7 @@ def _unit(low_open: bool, high_open: bool) -> st.SearchStrategy[float]:
 
 def parameter(domain: str, event: int) -> st.SearchStrategy:
     """A strategy for one parameter of `domain` (families.DOMAINS), with `event` classes or dimensions."""
-    vector = lambda elements: st.lists(elements, min_size=event, max_size=event)  # noqa: E731
+    vector = lambda elements: st.lists(elements, min_size=event, max_size=event)
     if domain == "real":
         return _real()
     if domain == "positive":

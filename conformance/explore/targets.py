@@ -12,15 +12,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
 from .. import cases as cases_mod
 from .. import gradients, runner
-from ..distributions import cases as distribution_cases
-from ..distributions import runner as distribution_runner
 from ..dtypes import FORMATS
 from ..frameworks import Api
 from . import strategies

@@ -35,6 +35,7 @@ import numpy as np
 from ..conventions import Convention
 from ..dtypes import DTYPES
 from ..outputs import shares_memory as numpy_shares_memory
+from ..porting.vocabulary import Vocabulary
 
 DEVICES = ("cpu", "cuda")
 
@@ -50,7 +51,7 @@ class Tolerance:
     factor: float
     reason: str
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.reason.strip():
             raise ValueError("a tolerance override must name its reason")
 
@@ -127,7 +128,7 @@ class Api:
         return None
 
 
-def _label(value) -> str:
+def _label(value: object) -> str:
     return "None" if value is None else str(value)
 
 
@@ -171,7 +172,7 @@ class Binding:
                 return f"{module} is not installed"
         return None
 
-    def handle(self):
+    def handle(self) -> Any:
         """Import the framework once per process."""
         if self._handle is None:
             reason = self.available()
@@ -199,7 +200,7 @@ def _module(framework: str) -> ModuleType:
     return _REGISTRY[framework]
 
 
-def vocabulary_of(framework: str):
+def vocabulary_of(framework: str) -> Vocabulary | None:
     """The framework's porting vocabulary, or None when equivalents cannot be written in it."""
     return getattr(_module(framework), "VOCABULARY", None)
 

@@ -239,7 +239,7 @@ class Child:
     def __init__(self, backend: str):
         self.backend = backend
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 -- the child's stderr, open for the child's lifetime
+        self.log = tempfile.TemporaryFile()  # the child's stderr, open for the child's lifetime
 
     def start(self) -> dict:
         env = {**os.environ, "KERAS_BACKEND": self.backend, "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -314,7 +314,7 @@ def _serve(backend: str) -> None:
         settings = {"keras.backend": keras.backend.backend(), "keras.config.epsilon": keras.config.epsilon(),
                     "keras.config.floatx": keras.config.floatx(), **bind.settings(fw)}
         _send(replies, ("ready", {"versions": versions, "devices": bind.devices(fw), "settings": settings}))
-    except Exception as exc:  # noqa: BLE001 -- any failure to start is the parent's skip reason
+    except Exception as exc:  # any failure to start is the parent's skip reason
         _send(replies, ("failed", f"{type(exc).__name__}: {exc}"))
         return
     while True:
@@ -324,7 +324,7 @@ def _serve(backend: str) -> None:
             return
         try:
             _send(replies, ("ok", _run(keras, bind, fw, kind, call, index)))
-        except Exception as exc:  # noqa: BLE001 -- whatever the call raises goes back to the parent's record
+        except Exception as exc:  # whatever the call raises goes back to the parent's record
             text = "".join(traceback.format_exception(exc, limit=-3))[-2000:]
             _send(replies, ("error", f"{type(exc).__name__}: {exc}\n(in the Keras {backend} process)\n{text}"))
 
@@ -340,7 +340,11 @@ def _run(keras, bind: Binding, fw, kind: str, call: Pending, index: int | None) 
         def fn(x, y):
             return CALLS[call.api](keras, x, y, call.options, weights)
 
-        out = fn(*native) if kind == "value" else bind.gradient(fw, fn, native, index)
+        if kind == "value":
+            out = fn(*native)
+        else:  # the parent asks for a gradient only through Binding.gradient, which passes the argument's index
+            assert bind.gradient is not None and index is not None, f"{bind.name}: a gradient needs its binding and index"
+            out = bind.gradient(fw, fn, native, index)
         values, dtype = bind.to_numpy(fw, out)
     return Computed(values, dtype)
 

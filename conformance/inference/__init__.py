@@ -29,8 +29,19 @@ from ..conventions import Convention
 from ..dtypes import FORMATS
 from ..frameworks import Api, Unavailable, binding
 from . import accumulation, probes
-from .candidates import (DTYPE_FIELDS, FIELDS, NA, STRUCTURAL, UNKNOWN, ZEROS, Candidate, canonical,
-                         declared_fields, structural_candidates, zero_variants)
+from .candidates import (
+    DTYPE_FIELDS,
+    FIELDS,
+    NA,
+    STRUCTURAL,
+    UNKNOWN,
+    ZEROS,
+    Candidate,
+    canonical,
+    declared_fields,
+    structural_candidates,
+    zero_variants,
+)
 from .elimination import Elimination, eliminate, judge_candidate, read_fields
 from .probes import BlackBox, Layout
 

@@ -8,8 +8,8 @@ closest miss) or the probes could not separate the survivors.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -151,7 +151,7 @@ def _support(name: str, value, elim: Elimination, fields_of) -> str:
     probes_run = [r.probe.name for r in elim.records if r.observation.error is None]
     skipped = [f"{r.probe.name} raised {r.observation.error}" for r in elim.records if r.observation.error]
     parts = [f"{_text(value)} fits {', '.join(probes_run)}"]
-    for other, verdict in list(rivals.items())[:6]:
+    for verdict in list(rivals.values())[:6]:
         parts.append(f"{_text(fields_of(verdict.candidate)[name])} ruled out by {verdict.probe.name}: "
                      f"predicted {show(verdict.predicted)}, observed {show(observed[verdict.probe].value)}")
     if len(rivals) > 6:

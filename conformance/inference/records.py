@@ -8,8 +8,8 @@ not declare them, so they never disagree.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from .. import isolation
 from ..frameworks import Api, Unavailable, binding

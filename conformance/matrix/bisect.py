@@ -13,8 +13,8 @@ set aside with its reason and the search takes its nearest neighbour inside the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from ..results import Record
 
@@ -141,6 +141,7 @@ def search(labels: Sequence[str], evaluate: Callable[[str], Probe],
         if end.records is None:
             result.note = f"{end.label} could not be evaluated: {end.reason}"
             return result
+    assert first.records is not None and last.records is not None, "both ends were evaluated"
     ids = list(check_ids) if check_ids else sorted(set(first.records) | set(last.records))
     if not ids:
         result.note = "no check selected in either release"

@@ -181,6 +181,7 @@ def cmd_bisect(args) -> int:
     if result.after is None:
         print(f"klconf bisect: {result.note}")
         return 1 if "could not" in result.note else 0
+    assert result.before is not None, "a release that differs is found only after one that behaves as the first"
     old, new = result.probes[result.before], result.probes[result.after]
     print(f"klconf bisect: first change in {new.label} (last release like {args.first}: {old.label}); "
           f"{len(result.changed)} check(s) changed" + (f"; {result.note}" if result.note else ""))

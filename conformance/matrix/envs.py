@@ -117,7 +117,7 @@ def _run(argv: list[str], timeout_s: float) -> str:
     return "\n".join(lines[-REASON_LINES:]) or f"exit status {done.returncode}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _python_version(python: str) -> str:
     try:
         return subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,

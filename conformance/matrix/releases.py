@@ -9,8 +9,8 @@ and the versions a run actually saw are in its results file.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 # Local wheel folders of this project's machines: torch 2.13.0+cpu and 2.14.1 are on disk there.
 LOCAL_WHEELS = ("/opt/wheels", "/opt/pypi-more/files")

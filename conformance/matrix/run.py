@@ -13,9 +13,10 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from .envs import Installed
 from .releases import Release
@@ -120,7 +121,7 @@ def _read_back(results: Path) -> tuple[dict, dict]:
     if not results.exists():
         return {}, {}
     run = read(results, validate="none")
-    versions = {}
+    versions: dict = {}
     for event in run.framework_events:
         versions.update(event.get("versions") or {})
     return {k: v for k, v in run.counts().items() if v}, versions

@@ -82,7 +82,9 @@ class Results:
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **{name: np.asarray(getattr(value, name)) for name in self._stored})
+                arrays = {name: np.asarray(getattr(value, name)) for name in self._stored}
+                # numpy's stub types savez(file, *args, allow_pickle: bool, **kwds): a **dict may fill allow_pickle
+                np.savez(f, **arrays)  # type: ignore[arg-type]
             os.replace(tmp, folder / f"{key}.npz")
         except OSError:
             pass  # a cache that cannot be written is only slower

@@ -11,8 +11,8 @@ since it names a declared convention everywhere else.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from .. import isolation
 from ..cases import Case, corpus_hash

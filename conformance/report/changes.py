@@ -11,6 +11,7 @@ install line and `klconf run` selection that reproduce it. Built from results fi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ class Release:
     framework: str = ""
 
 
-def load_series(paths: list[str | Path]) -> list[Release]:
+def load_series(paths: Sequence[str | Path]) -> list[Release]:
     """Results files or matrix release folders, in the order given (oldest first)."""
     series = []
     for given in paths:
@@ -115,15 +116,16 @@ def pair_view(index: int, old: Release, new: Release) -> dict:
             continue
         shown += 1
         b, a = before.get(change.check_id), after.get(change.check_id)
+        links: list[dict[str, str]] = []
         row = {"check_id": change.check_id, "short": short_id(change.check_id, change.api),
                "category": change.category, "what": change.what,
                "base_verdict": change.base_verdict, "new_verdict": change.new_verdict, "detail": change.detail,
-               "move": move(change, b, a), "links": []}
+               "move": move(change, b, a), "links": links}
         for side, release, record in (("old", old, b), ("new", new, a)):
             if record is not None:
                 anchor = f"p{index}-c{n}-{side}"
                 records.append(record_view(anchor, release, record))
-                row["links"].append({"anchor": anchor, "label": f"{release.label} record"})
+                links.append({"anchor": anchor, "label": f"{release.label} record"})
         group["rows"].append(row)
     counts = result.counts
     hidden = sum(counts[c] for c in ("regression", "improvement", "changed")) - shown

@@ -4,8 +4,9 @@ to plain text or a number before the template (autoescaped) sees it."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 FILE = "explore.json"
 INPUT_CHARS = 400  # a shrunk input longer than this is cut in the page (the case file holds it whole)

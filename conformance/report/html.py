@@ -33,7 +33,7 @@ def environment():
     return env
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def asset(name: str) -> Markup:
     """An inline asset (our own CSS or JavaScript, never data)."""
     text = (ASSETS / name).read_text(encoding="utf-8")
