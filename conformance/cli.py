@@ -132,7 +132,7 @@ def _add_split_options(parser: argparse.ArgumentParser) -> None:
 def pytest_arguments(args, results: Path) -> list[str]:
     argv = selection_arguments(args) + [f"--klconf-results={results}"]
     if str(args.workers) != "0":
-        argv += ["-n", str(args.workers), "--max-worker-restart=1000"]
+        argv += ["-n", str(args.workers), "--dist", "worksteal", "--max-worker-restart=1000"]  # idle workers take work
     if args.timeout is not None:
         argv.append(f"--klconf-timeout={args.timeout}")
     argv += ["-rN", "-q" if not args.verbose else "-v", "--tb=no" if not args.verbose else "--tb=line"]

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from . import cases as cases_mod
-from . import coverage, expectations, frameworks, isolation, kinds, sharding
+from . import coverage, device_presence, expectations, frameworks, isolation, kinds, sharding
 from .dtypes import DTYPES
+from .kinds import Kind
 from .results import Record, Writer, jsonable, run_header
 from .runner import framework_info
 
@@ -129,11 +132,64 @@ def selected_checks(config, fixture: str = "klconf_check") -> list:
     plans = config.__dict__.setdefault("_klconf_plans", {})
     if fixture not in plans:
         kind = kinds.by_fixture([fixture])
+        assert kind is not None, f"no kind of check has the fixture {fixture}"
         try:
-            plans[fixture] = kind.plan(scope(config))
+            planned = kind.plan(scope(config))
         except cases_mod.CaseFileError as exc:
             raise pytest.UsageError(f"invalid {kind.name} case files:\n{exc}") from None
+        plans[fixture] = _without_absent_devices(config, kind, planned)
     return plans[fixture]
+
+
+def _without_absent_devices(config, kind: Kind, checks: list) -> list:
+    """The checks on a device this machine cannot have (device_presence) are not run one by one: each would be
+    a skip. They are counted per framework and device for the end record instead. When every selected device
+    is absent (`--klconf-device cuda` on a machine without a GPU) they are planned as usual, so the run still
+    shows one skip per check it was asked for."""
+    absent = device_presence.absent_devices()
+    if not absent or all(d in absent for d in _devices(config)):
+        return checks
+    skipped = config.__dict__.setdefault("_klconf_device_skips", {})
+    selected = _selection_matcher(config)
+    kept = []
+    for check in checks:
+        if check.device in absent:
+            if not selected(kind, check):
+                continue
+            key = (kinds.framework_of(check), check.device)
+            skipped[key] = skipped.get(key, 0) + 1
+        else:
+            kept.append(check)
+    return kept
+
+
+def _selection_matcher(config) -> Callable[[Kind, Any], bool]:
+    """Whether pytest's -k and -m would select a check, so the device skips count what the user selected.
+    -k matches its expression's words as substrings of the test's name and markers, as pytest does (the test
+    module's and directory's names are not among them); -m matches marker names."""
+    from _pytest.mark.expression import Expression
+
+    keyword = config.getoption("keyword", "") or ""
+    markexpr = config.getoption("markexpr", "") or ""
+    by_keyword = Expression.compile(keyword) if keyword else None
+    by_marker = Expression.compile(markexpr) if markexpr else None
+
+    def matches(kind: Kind, check) -> bool:
+        markers = {kinds.framework_of(check), check.device, check.dtype, "klconf"}
+        names = {kind.test, f"{kind.test}[{_pytest_id(check)}]", *markers}
+        if by_keyword and not by_keyword.evaluate(
+                lambda word, **_: any(word.lower() in name.lower() for name in names)):
+            return False
+        return not by_marker or by_marker.evaluate(lambda name, **_: name in markers)
+
+    return matches
+
+
+def device_skips(config) -> list[dict]:
+    """One entry per framework and absent device: how many checks were not planned there, and why."""
+    absent = device_presence.absent_devices()
+    return [{"framework": framework, "device": device, "checks": count, "reason": absent.get(device, "")}
+            for (framework, device), count in sorted(config.__dict__.get("_klconf_device_skips", {}).items())]
 
 
 def pytest_generate_tests(metafunc):
@@ -314,13 +370,23 @@ class ResultsFile:
                 out.append(check.id if check is not None else nodeid)
         return out
 
+    def _plan_every_collected_kind(self) -> None:
+        """Plan each kind this run collected, so the device skips of all of them are counted (the xdist
+        controller otherwise plans a kind only once a record of it arrives)."""
+        for kind in KINDS:
+            first = next((n for n in self.planned or () if n.rpartition("::")[2].startswith(kind.test + "[")), None)
+            if first is not None:
+                self._check_of(first)
+
     def pytest_sessionfinish(self, session, exitstatus):
+        self._plan_every_collected_kind()
         missing = self.not_run()
         interrupted = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or isolation.user_interrupted()
         self.writer.write({"type": "end", "exitstatus": int(exitstatus), "counts": self.counts,
                            "interrupted": interrupted, "planned": len(self.planned or ()),
                            "complete": not interrupted and not missing, "not_run": missing,
-                           "coverage": self.coverage.to_json(), **sharding.end_fields(self.config)})
+                           "coverage": self.coverage.to_json(), "device_skips": device_skips(self.config),
+                           **sharding.end_fields(self.config)})
         self.writer.close()
 
     def pytest_terminal_summary(self, terminalreporter):
@@ -332,6 +398,9 @@ class ResultsFile:
         if missing:
             terminalreporter.write_line(f"incomplete: {len(missing)} planned checks never ran "
                                         "(listed in the results' end record)")
+        for skip in device_skips(self.config):
+            terminalreporter.write_line(f"skipped: {skip['checks']:,} {skip['framework']} checks on {skip['device']} "
+                                        f"were not planned: {skip['reason']}")
         brief = coverage.render_brief(self.coverage.to_json())
         if brief:
             terminalreporter.write_line("coverage (details: klconf coverage RESULTS):")

@@ -235,6 +235,15 @@ def make_plan(items: list, count: int, durations: dict[str, float] | None = None
     return split([describe(item) for item in items], count, durations)
 
 
+def costliest_first(items: list, plan: Plan) -> None:
+    """Order items by their group's cost, costliest first, a group's checks together and in their order:
+    workers that take the expensive work first do not leave one of them busy with it at the end, and a
+    group's shared work (its oracle values) is done by the worker that runs the group. Deterministic, so
+    every pytest-xdist worker collects the same order."""
+    rank = {c.nodeid: (-plan.group_costs[c.group_key], c.group_key) for c in plan.checks}
+    items.sort(key=lambda item: rank[item.nodeid])
+
+
 # --------------------------------------------------------------------------- pytest
 
 
@@ -301,6 +310,7 @@ class Sharding:
             if dropped:
                 config.hook.pytest_deselected(items=dropped)
                 items[:] = keep
+        costliest_first(items, plan)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error):

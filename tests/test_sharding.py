@@ -148,3 +148,15 @@ def test_an_empty_shard_is_a_successful_run_that_still_records_the_plan(tmp_path
     assert events[0]["shard"] == {"index": 2, "count": 2} and not [e for e in events if e["type"] == "check"]
     plan = events[-1]["plan"]
     assert plan["ran_shards"] == [2] and [c[2] for c in plan["checks"]] == [1]
+
+
+def test_items_run_costliest_group_first_with_each_group_kept_together_in_order():
+    """Workers take the expensive work first, so none is left alone with it at the end."""
+    grouped = [PlannedCheck(f"g{i}", f"mid::api{i}::float32", "value", "numpy", "cpu", "float32", 1.0, False,
+                            group="mid::float32::value") for i in range(3)]
+    checks = _checks([0.5, 9.0]) + grouped + [
+        PlannedCheck("last", "tiny::api::float32", "value", "numpy", "cpu", "float32", 0.1, False)]
+    plan = sharding.split(checks, 1)
+    items = [type("Item", (), {"nodeid": c.nodeid})() for c in checks[-1:] + checks[:-1]]  # as collected
+    sharding.costliest_first(items, plan)
+    assert [i.nodeid for i in items] == ["node1", "g0", "g1", "g2", "node0", "last"]
