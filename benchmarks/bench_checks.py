@@ -13,6 +13,7 @@ the oracle's work is counted), each in a fresh interpreter:
 Without --cases it covers the whole default corpus. It prints checks per second, the floor, the suite's
 time and their ratio (the target is <= 1.3). A benchmark, not a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = ("value", "gradient", "property")
 
-FLOOR = r'''
+FLOOR = r"""
 import contextlib, json, sys, time
 t0 = time.perf_counter()
 from conformance import cases, frameworks, gradients, properties, runner
@@ -68,7 +69,7 @@ for kind, check in planned:
         seconds += time.perf_counter() - start
         calls += 1
 print(json.dumps({"import_s": t_import, "calls": calls, "call_s": seconds, "setup_s": time.perf_counter() - t0}))
-'''
+"""
 
 
 def main() -> int:
@@ -84,8 +85,22 @@ def main() -> int:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     with tempfile.TemporaryDirectory() as tmp:
         env["KLCONF_CACHE_DIR"] = str(Path(tmp) / "cache")
-        run_args = [sys.executable, "-m", "conformance", "run", "--no-report", "--no-progress", "-n", args.workers,
-                    "--device", "cpu", "--out", tmp, "--expectations", "none"]
+        run_args = [
+            sys.executable,
+            "-m",
+            "conformance",
+            "run",
+            "--no-report",
+            "--no-progress",
+            "-n",
+            args.workers,
+            "--device",
+            "cpu",
+            "--out",
+            tmp,
+            "--expectations",
+            "none",
+        ]
         run_args += [f"--check={k}" for k in KINDS] + [f"--framework={n}" for n in names]
         run_args += [f"--dtype={d}" for d in dtypes]
         if args.cases != "*":
@@ -98,19 +113,35 @@ def main() -> int:
         records = [json.loads(line) for line in (Path(tmp) / "results.jsonl").read_text().splitlines()]
         executed = [r for r in records if r["type"] == "check" and r["verdict"] not in ("skip", "unsupported")]
         start, cpu_before = time.perf_counter(), _children_cpu()
-        floor = json.loads(subprocess.run([sys.executable, "-c", FLOOR, ",".join(names), args.cases, ",".join(dtypes)],
-                                          cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout)
+        floor = json.loads(
+            subprocess.run(
+                [sys.executable, "-c", FLOOR, ",".join(names), args.cases, ",".join(dtypes)],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         floor_process_s, floor_cpu_s = time.perf_counter() - start, _children_cpu() - cpu_before
     floor_s = floor["import_s"] + floor["call_s"]
     report = {
-        "frameworks": names, "dtypes": dtypes, "cases": args.cases, "workers": args.workers,
+        "frameworks": names,
+        "dtypes": dtypes,
+        "cases": args.cases,
+        "workers": args.workers,
         "oracle_cache": "warm" if args.warm else "cold",
-        "checks": len(executed), "suite_s": round(suite_s, 3), "checks_per_s": round(len(executed) / suite_s, 1),
-        "floor_import_s": round(floor["import_s"], 3), "floor_calls": floor["calls"],
-        "floor_call_s": round(floor["call_s"], 3), "floor_s": round(floor_s, 3),
+        "checks": len(executed),
+        "suite_s": round(suite_s, 3),
+        "checks_per_s": round(len(executed) / suite_s, 1),
+        "floor_import_s": round(floor["import_s"], 3),
+        "floor_calls": floor["calls"],
+        "floor_call_s": round(floor["call_s"], 3),
+        "floor_s": round(floor_s, 3),
         "ratio_suite_to_floor": round(suite_s / floor_s, 2),
         # on a shared machine wall time waits for other work: CPU seconds (user + system) compare more steadily
-        "suite_cpu_s": round(suite_cpu_s, 3), "floor_process_wall_s": round(floor_process_s, 3),
+        "suite_cpu_s": round(suite_cpu_s, 3),
+        "floor_process_wall_s": round(floor_process_s, 3),
         "floor_process_cpu_s": round(floor_cpu_s, 3),
         "cpu_ratio_suite_to_floor_process": round(suite_cpu_s / floor_cpu_s, 2) if floor_cpu_s else None,
         "overhead_per_check_ms": round(1000 * (suite_s - floor_s) / max(len(executed), 1), 2),

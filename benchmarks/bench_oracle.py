@@ -8,6 +8,7 @@ spaces, then per-row KL (the first evaluation of the elementwise terms), the ele
 per case with the seconds and the largest certified bound relative to the values' magnitude (where
 the oracle reports bounds).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -14,6 +14,7 @@ carrying reproduction snippets), streamed to disk as it is generated, then measu
 A benchmark, not a test: it prints figures and asserts nothing. Targets: 100k checks in <= 3 s, 1M in
 <= 30 s with memory well below the machine's, the page open in under a second at any size.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,25 +35,43 @@ sys.path.insert(0, str(ROOT))
 from conformance.results import Record, jsonable, run_header  # noqa: E402
 from conformance.runner import check_id  # noqa: E402
 
-APIS = [("torch", "torch.nn.functional.kl_div", 8), ("torch", "torch.nn.KLDivLoss", 8),
-        ("torch", "torch.nn.functional.cross_entropy-entropy", 3), ("jax", "jax.scipy.special.rel_entr", 1),
-        ("jax", "jax.scipy.special.kl_div", 1), ("jax", "optax.kl_divergence", 1),
-        ("jax", "optax.losses.kl_divergence_with_log_targets", 1), ("jax", "optax.generalized_kl_divergence", 1),
-        ("tensorflow", "tf.keras.losses.KLDivergence", 10), ("tensorflow", "keras.losses.kl_divergence", 1),
-        ("tensorflow", "tf.keras.metrics.KLDivergence", 2), ("tensorflow", "tf_keras.losses.KLDivergence", 8),
-        ("scipy", "scipy.special.rel_entr", 1), ("scipy", "scipy.special.kl_div", 1),
-        ("scipy", "scipy.stats.entropy", 2)]
+APIS = [
+    ("torch", "torch.nn.functional.kl_div", 8),
+    ("torch", "torch.nn.KLDivLoss", 8),
+    ("torch", "torch.nn.functional.cross_entropy-entropy", 3),
+    ("jax", "jax.scipy.special.rel_entr", 1),
+    ("jax", "jax.scipy.special.kl_div", 1),
+    ("jax", "optax.kl_divergence", 1),
+    ("jax", "optax.losses.kl_divergence_with_log_targets", 1),
+    ("jax", "optax.generalized_kl_divergence", 1),
+    ("tensorflow", "tf.keras.losses.KLDivergence", 10),
+    ("tensorflow", "keras.losses.kl_divergence", 1),
+    ("tensorflow", "tf.keras.metrics.KLDivergence", 2),
+    ("tensorflow", "tf_keras.losses.KLDivergence", 8),
+    ("scipy", "scipy.special.rel_entr", 1),
+    ("scipy", "scipy.special.kl_div", 1),
+    ("scipy", "scipy.stats.entropy", 2),
+]
 DEVICES = ("cpu", "cuda")
 DTYPES = ("float16", "bfloat16", "float32", "float64")
-REPRO = "import numpy as np\nimport torch\n\ninput = np.array([[" + ", ".join(["-1.2039728043259361"] * 40) + \
-    "]], dtype=np.float32)\n" * 4 + "result = torch.nn.functional.kl_div(input, target, reduction='sum')\n"
+REPRO = (
+    "import numpy as np\nimport torch\n\ninput = np.array([["
+    + ", ".join(["-1.2039728043259361"] * 40)
+    + "]], dtype=np.float32)\n" * 4
+    + "result = torch.nn.functional.kl_div(input, target, reduction='sum')\n"
+)
 
 
 def synthetic(n: int, seed: int = 0):
     """n records like a full run's, one at a time (a million never sit in memory together)."""
     rng = random.Random(seed)
-    combos = [(fw, api, opt, device, dtype) for fw, api, options in APIS for opt in range(options)
-              for device in DEVICES for dtype in DTYPES]
+    combos = [
+        (fw, api, opt, device, dtype)
+        for fw, api, options in APIS
+        for opt in range(options)
+        for device in DEVICES
+        for dtype in DTYPES
+    ]
     made, case = 0, 0
     while made < n:
         for fw, api, opt, device, dtype in combos:
@@ -69,12 +88,31 @@ def _record(rng: random.Random, case: str, fw: str, api: str, opt: int, device: 
     if device == "cuda" and fw == "tensorflow":
         verdict = "skip"
     else:
-        verdict = "fail" if roll < 0.05 else "error" if roll < 0.06 else "unsupported" if roll < 0.09 \
-            else "xfail" if roll < 0.10 else "pass"
-    rec = Record(check_id=check_id(case, api, ",".join(f"{k}={v}" for k, v in options.items()), device, dtype),
-                 case_id=case, case_hash=f"{hash(case) & 0xffffffff:016x}", api=api, framework=fw, device=device,
-                 dtype=dtype, options=options, verdict=verdict, shape=[8, 5], tags=["batch"],
-                 convention="(input=Q as log_prob, target=P as prob), p*log(p/q), reduction=sum")
+        verdict = (
+            "fail"
+            if roll < 0.05
+            else "error"
+            if roll < 0.06
+            else "unsupported"
+            if roll < 0.09
+            else "xfail"
+            if roll < 0.10
+            else "pass"
+        )
+    rec = Record(
+        check_id=check_id(case, api, ",".join(f"{k}={v}" for k, v in options.items()), device, dtype),
+        case_id=case,
+        case_hash=f"{hash(case) & 0xFFFFFFFF:016x}",
+        api=api,
+        framework=fw,
+        device=device,
+        dtype=dtype,
+        options=options,
+        verdict=verdict,
+        shape=[8, 5],
+        tags=["batch"],
+        convention="(input=Q as log_prob, target=P as prob), p*log(p/q), reduction=sum",
+    )
     if verdict in ("pass", "fail", "xfail"):
         err = 10 ** rng.uniform(-9, -3)
         rec.abs_error, rec.rel_error, rec.ulp_error = err, err * 3, 10 ** rng.uniform(-1, 3)
@@ -98,13 +136,17 @@ def write(path: Path, n: int) -> int:
     try:
         from orjson import dumps
     except ImportError:
+
         def dumps(event: dict) -> bytes:
             return json.dumps(event, allow_nan=False, separators=(",", ":")).encode()
+
     failing = 0
     with open(path, "wb") as out:
         events = [jsonable(run_header(argv=["klconf", "run"], corpus_hash="bench"))]
-        events += [{"type": "framework", "name": fw, "versions": {fw: "1.0"}, "devices": ["cpu"], "settings": {}}
-                   for fw in ("torch", "jax", "tensorflow", "scipy")]
+        events += [
+            {"type": "framework", "name": fw, "versions": {fw: "1.0"}, "devices": ["cpu"], "settings": {}}
+            for fw in ("torch", "jax", "tensorflow", "scipy")
+        ]
         out.writelines(dumps(event) + b"\n" for event in events)
         for r in synthetic(n):
             failing += r.failed
@@ -117,8 +159,11 @@ def report_process(results: Path, out: Path) -> tuple[float, float, float]:
     """`klconf report` in a fresh process: wall seconds, CPU seconds (user + system) and peak resident MiB
     of that process (from wait4). On a shared machine the CPU time is the steadier figure."""
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "conformance", "report", str(results), "--out", str(out)],
-                               cwd=ROOT, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "conformance", "report", str(results), "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -148,16 +193,21 @@ def browser_figures(index: Path, repeat: int) -> dict | str:
         with open_page(index, timeout_ms=120_000) as watched:
             timing = watched.page.evaluate("() => performance.getEntriesByType('navigation')[0].toJSON()")
             paint = watched.page.evaluate(
-                "() => performance.getEntriesByName('first-contentful-paint').map(e => e.startTime)[0] || null")
+                "() => performance.getEntriesByName('first-contentful-paint').map(e => e.startTime)[0] || null"
+            )
             painted.append(paint / 1000 if paint is not None else math.nan)
             loads.append(timing["loadEventEnd"] / 1000)
             rendered.append(watched.page.evaluate("window.klconfReport.renderedAt") / 1000)
             took, _ = watched.page.evaluate(FILTER)
             filters.append(took / 1000)
             problems += watched.problems
-    return {"painted": statistics.median(painted), "load": statistics.median(loads),
-            "rendered": statistics.median(rendered),
-            "filter": statistics.median(filters), "problems": problems}
+    return {
+        "painted": statistics.median(painted),
+        "load": statistics.median(loads),
+        "rendered": statistics.median(rendered),
+        "filter": statistics.median(filters),
+        "problems": problems,
+    }
 
 
 def measure(n: int, folder: Path, repeat: int, report_repeat: int = 1) -> None:
@@ -167,31 +217,41 @@ def measure(n: int, folder: Path, repeat: int, report_repeat: int = 1) -> None:
     else:
         started = time.perf_counter()
         failing = write(path, n)
-        print(f"{n:,} checks ({failing:,} failing): results file {path.stat().st_size / 1e6:.0f} MB, "
-              f"written in {time.perf_counter() - started:.1f} s")
+        print(
+            f"{n:,} checks ({failing:,} failing): results file {path.stat().st_size / 1e6:.0f} MB, "
+            f"written in {time.perf_counter() - started:.1f} s"
+        )
     out = folder / f"report-{n}"
     runs = [report_process(path, out) for _ in range(report_repeat)]
     wall, cpu, peak = (statistics.median(run[i] for run in runs) for i in range(3))
     index = out / "index.html"
     fastest = f" (fastest {min(run[0] for run in runs):.2f} s)" if len(runs) > 1 else ""
-    print(f"  klconf report end to end:  {wall:.2f} s wall{fastest}, {cpu:.2f} s CPU, peak memory {peak:.0f} MiB; "
-          f"index.html {index.stat().st_size / 1e6:.1f} MB")
+    print(
+        f"  klconf report end to end:  {wall:.2f} s wall{fastest}, {cpu:.2f} s CPU, peak memory {peak:.0f} MiB; "
+        f"index.html {index.stat().st_size / 1e6:.1f} MB"
+    )
     figures = browser_figures(index, repeat)
     if isinstance(figures, str):
         print(f"  chromium: skipped ({figures})")
     else:
-        print(f"  chromium: overview painted {figures['painted']:.2f} s after navigation, load event "
-              f"{figures['load']:.2f} s, matrix and failures rendered at "
-              f"{figures['rendered']:.2f} s, a framework filter applied in {figures['filter'] * 1000:.0f} ms; "
-              f"problems: {figures['problems'] or 'none'}")
+        print(
+            f"  chromium: overview painted {figures['painted']:.2f} s after navigation, load event "
+            f"{figures['load']:.2f} s, matrix and failures rendered at "
+            f"{figures['rendered']:.2f} s, a framework filter applied in {figures['filter'] * 1000:.0f} ms; "
+            f"problems: {figures['problems'] or 'none'}"
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3, help="browser measurements per size (median)")
-    parser.add_argument("--report-repeat", type=int, default=1,
-                        help="klconf report runs per size (median; on a shared machine the fastest is shown too)")
+    parser.add_argument(
+        "--report-repeat",
+        type=int,
+        default=1,
+        help="klconf report runs per size (median; on a shared machine the fastest is shown too)",
+    )
     parser.add_argument("--out", help="keep the files here (default: a temporary folder)")
     args = parser.parse_args()
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="klconf-bench-"))

@@ -5,6 +5,7 @@ on so that `klconf cases check` can list all of them at once. YAML is read by
 conformance/safe_yaml.py, with bounded size, depth, element count and scalar length, and
 plain data only: a `!!python/...` tag is a problem, never an object.
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,7 +33,7 @@ KIND = "cases"
 OTHER_KINDS = ("distribution_cases", "expectations")
 KIND_FOLDERS = {"distributions": "distribution_cases", "expectations": "expectations"}
 _KIND_LINE = re.compile(r"^(cases|distribution_cases|expectations)\s*:", re.M)
-SEED_LIMIT = 2 ** 63  # PCG64 takes any non-negative integer; beyond this a seed is a typo
+SEED_LIMIT = 2**63  # PCG64 takes any non-negative integer; beyond this a seed is a typo
 
 
 @dataclass(frozen=True)
@@ -175,14 +176,26 @@ def load_corpus(root: Path | str | None = None) -> tuple[list[Case], list[Proble
         for case in file_cases:
             if case.id in first_seen:
                 other = first_seen[case.id]
-                problems.append(Problem(case.file, case.line, "id",
-                                        f"duplicate case id {case.id!r} (first defined at {other.file}:{other.line})"))
+                problems.append(
+                    Problem(
+                        case.file,
+                        case.line,
+                        "id",
+                        f"duplicate case id {case.id!r} (first defined at {other.file}:{other.line})",
+                    )
+                )
                 continue
             first_seen[case.id] = case
             cases.append(case)
     if not any(kind in (KIND, "distribution_cases") for kind in kinds.values()):
-        problems.append(Problem(str(root_), None, "", f"no case files ({CASE_FILE_GLOB} holding `cases:` or "
-                                                      "`distribution_cases:`) found"))
+        problems.append(
+            Problem(
+                str(root_),
+                None,
+                "",
+                f"no case files ({CASE_FILE_GLOB} holding `cases:` or `distribution_cases:`) found",
+            )
+        )
     return cases, problems
 
 
@@ -225,8 +238,9 @@ def load_file(path: Path) -> tuple[list[Case], list[Problem]]:
     cases = []
     for index, entry in enumerate(data["cases"]):
         base = ("cases", index)
-        case_problems = [Problem(name, lines.line_of(base + p), _dotted(base + p), msg)
-                         for p, msg in _semantic_errors(entry)]
+        case_problems = [
+            Problem(name, lines.line_of(base + p), _dotted(base + p), msg) for p, msg in _semantic_errors(entry)
+        ]
         if case_problems:
             problems += case_problems
             continue
@@ -342,11 +356,21 @@ def _semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
         return errors
     if len(shapes) == 2 and shapes["p"] != shapes["q"]:
         if not entry.get("broadcast"):
-            errors.append((("q",), f"shape {list(shapes['q'])} differs from p's shape {list(shapes['p'])} "
-                                   "(set broadcast: true to test broadcasting)"))
+            errors.append(
+                (
+                    ("q",),
+                    f"shape {list(shapes['q'])} differs from p's shape {list(shapes['p'])} "
+                    "(set broadcast: true to test broadcasting)",
+                )
+            )
         elif _broadcast_shape(shapes["p"], shapes["q"]) is None or shapes["p"][-1] != shapes["q"][-1]:
-            errors.append((("q",), f"shape {list(shapes['q'])} does not broadcast with p's {list(shapes['p'])} "
-                                   "over the batch (the class axis must match)"))
+            errors.append(
+                (
+                    ("q",),
+                    f"shape {list(shapes['q'])} does not broadcast with p's {list(shapes['p'])} "
+                    "over the batch (the class axis must match)",
+                )
+            )
     elif entry.get("broadcast") and len(shapes) == 2:
         errors.append((("broadcast",), "p and q have the same shape: nothing is broadcast"))
     expected = entry.get("expected")
@@ -359,7 +383,9 @@ def _semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
                 if message:
                     errors.append((("expected", key), message))
                 elif got != want:
-                    errors.append((("expected", key), f"shape {list(got)} does not match the inputs: expected {list(want)}"))
+                    errors.append(
+                        (("expected", key), f"shape {list(got)} does not match the inputs: expected {list(want)}")
+                    )
     return errors
 
 

@@ -1,5 +1,6 @@
 """The `klconf` command line. Each command is a small function over the library; heavy
 modules (frameworks, reports) are imported inside the command that needs them."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,13 @@ DEFAULT_OUT = Path("reports")
 
 # Areas that bring their own commands: each module has add_commands(subparsers), where each
 # command sets `func`. Imported when the parser is built, so they must import lazily themselves.
-COMMAND_MODULES: tuple[str, ...] = ("conformance.report.commands", "conformance.discovery_commands",
-                                      "conformance.porting.commands", "conformance.explore.commands",
-                                      "conformance.matrix.commands")
+COMMAND_MODULES: tuple[str, ...] = (
+    "conformance.report.commands",
+    "conformance.discovery_commands",
+    "conformance.porting.commands",
+    "conformance.explore.commands",
+    "conformance.matrix.commands",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,22 +50,36 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="klconf", description="Cross-framework conformance suite for KL-divergence APIs.")
+    parser = argparse.ArgumentParser(
+        prog="klconf", description="Cross-framework conformance suite for KL-divergence APIs."
+    )
     parser.add_argument("--version", action="version", version=f"klconf {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
 
     run = sub.add_parser("run", help="run the suite and write results (and the report)")
     _add_selection_options(run)
-    run.add_argument("-n", "--workers", default="auto",
-                     help="pytest-xdist worker processes (a number, 'auto' = one per CPU, or 0 for none); "
-                          "a check that crashes its worker is recorded and the run goes on")
-    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                     help="time limit for one framework call (default 120; 0: none)")
+    run.add_argument(
+        "-n",
+        "--workers",
+        default="auto",
+        help="pytest-xdist worker processes (a number, 'auto' = one per CPU, or 0 for none); "
+        "a check that crashes its worker is recorded and the run goes on",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="time limit for one framework call (default 120; 0: none)",
+    )
     run.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default: reports/)")
     run.add_argument("--no-report", action="store_true", help="write results only, no HTML report")
     run.add_argument("--verbose", "-v", action="store_true", help="one line per check")
-    run.add_argument("--no-progress", action="store_true",
-                     help="no progress display (by default: a live line on a terminal, a line per tenth elsewhere)")
+    run.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress display (by default: a live line on a terminal, a line per tenth elsewhere)",
+    )
     _add_split_options(run)
     run.add_argument("pytest_args", nargs="*", help="further pytest arguments, after --")
     run.set_defaults(func=cmd_run)
@@ -103,27 +122,54 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_selection_options(parser: argparse.ArgumentParser) -> None:
     """What is planned: shared by `run` and `plan`, so a plan is exactly what the same run would make."""
     parser.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
-    parser.add_argument("--framework", action="append", default=[], metavar="NAME",
-                     help="only this framework (see `klconf apis` for their names); repeatable")
-    parser.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
-                     help="also check a third-party implementation (an Api entry); repeatable")
+    parser.add_argument(
+        "--framework",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this framework (see `klconf apis` for their names); repeatable",
+    )
+    parser.add_argument(
+        "--api",
+        action="append",
+        default=[],
+        metavar="MODULE:OBJECT",
+        help="also check a third-party implementation (an Api entry); repeatable",
+    )
     parser.add_argument("--only-api", action="store_true", help="check only the --api entries")
-    parser.add_argument("--check", action="append", default=[], choices=kinds.names(),
-                     help="only these kinds of check (default: all); repeatable")
+    parser.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        choices=kinds.names(),
+        help="only these kinds of check (default: all); repeatable",
+    )
     parser.add_argument("--device", action="append", default=[], choices=("cpu", "cuda"))
     parser.add_argument("--dtype", action="append", default=[], choices=("float16", "bfloat16", "float32", "float64"))
     parser.add_argument("-k", dest="keyword", help="pytest -k expression over check ids")
     parser.add_argument("-m", dest="markexpr", help="pytest -m expression over framework/device/dtype markers")
-    parser.add_argument("--expectations", metavar="DIR",
-                        help="expectations manifests (default: cases/expectations; 'none' for raw verdicts)")
+    parser.add_argument(
+        "--expectations",
+        metavar="DIR",
+        help="expectations manifests (default: cases/expectations; 'none' for raw verdicts)",
+    )
 
 
 def _add_split_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shard", metavar="K/N", help="only the K-th of N shards of the plan, balanced by cost; "
-                        "the N shards together are the whole plan (merge them with `klconf merge`)")
-    parser.add_argument("--durations", action="append", default=[], metavar="RESULTS",
-                        help="balance shards by the check durations of an earlier run's results (default: an "
-                             "estimate from kind of check, case size and dtype); repeatable")
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="only the K-th of N shards of the plan, balanced by cost; "
+        "the N shards together are the whole plan (merge them with `klconf merge`)",
+    )
+    parser.add_argument(
+        "--durations",
+        action="append",
+        default=[],
+        metavar="RESULTS",
+        help="balance shards by the check durations of an earlier run's results (default: an "
+        "estimate from kind of check, case size and dtype); repeatable",
+    )
 
 
 # --------------------------------------------------------------------------- run
@@ -143,8 +189,14 @@ def selection_arguments(args) -> list[str]:
     """pytest arguments for what is planned and which shard of it runs (`run` and `plan` alike)."""
     chosen = [kinds.by_name(name) for name in args.check]
     modules = [f"conformance.checks.test_{kind.module}" for kind in chosen if kind] or ["conformance.checks"]
-    argv = ["--pyargs", *modules, "-p", "no:cacheprovider",
-            "-W", "ignore::pytest.PytestAssertRewriteWarning"]  # klconf is imported before pytest starts
+    argv = [
+        "--pyargs",
+        *modules,
+        "-p",
+        "no:cacheprovider",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+    ]  # klconf is imported before pytest starts
     if not _plugin_autoloaded():
         argv += ["-p", "conformance.plugin"]
     if args.cases:
@@ -243,16 +295,19 @@ def cmd_plan(args) -> int:
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
             code = pytest.main(argv + list(args.pytest_args))
         if not where.exists():
-            raise UsageError(f"no plan was made (pytest exit status {int(code)}); run `klconf run` with the same "
-                             "options to see why")
+            raise UsageError(
+                f"no plan was made (pytest exit status {int(code)}); run `klconf run` with the same options to see why"
+            )
         plan = json.loads(where.read_text(encoding="utf-8"))
     if args.json:
         print(json.dumps(plan, indent=1))
         return 0
     checks = plan["checks"]
     measured = sum(c["measured"] for c in checks)
-    print(f"plan {plan['plan_hash']}: {len(checks):,} checks, {sum(plan['loads']):,.1f} s estimated"
-          f" ({measured:,} costs measured in an earlier run)")
+    print(
+        f"plan {plan['plan_hash']}: {len(checks):,} checks, {sum(plan['loads']):,.1f} s estimated"
+        f" ({measured:,} costs measured in an earlier run)"
+    )
     for k, (count, load) in enumerate(zip(plan["counts"], plan["loads"]), start=1):
         mark = "  <- this shard" if args.shard and args.shard.split("/")[0] == str(k) else ""
         print(f"  shard {k}/{plan['shards']}: {count:,} checks, {load:,.1f} s{mark}")
@@ -278,16 +333,22 @@ def cmd_cases_check(args) -> int:
 
     distribution_summary, distribution_problems = distribution_stored.check(args.cases)
     if args.expectations != "none":
-        manifest = expectations.load(args.expectations, cases, frameworks.builtin_apis(),
-                                     load_distribution_corpus(args.cases)[0],
-                                     strict_cases=expectations.owns(args.expectations, args.cases))
+        manifest = expectations.load(
+            args.expectations,
+            cases,
+            frameworks.builtin_apis(),
+            load_distribution_corpus(args.cases)[0],
+            strict_cases=expectations.owns(args.expectations, args.cases),
+        )
         problems += manifest.problems
     problems += distribution_problems
     for problem in problems:
         print(problem)
     values = sum(_stored_count(c) for c in cases)
-    print(f"{len(cases)} cases loaded, {confirmed} confirmed ({values} stored values recomputed); "
-          f"{distribution_summary}; {len(problems)} problem(s)")
+    print(
+        f"{len(cases)} cases loaded, {confirmed} confirmed ({values} stored values recomputed); "
+        f"{distribution_summary}; {len(problems)} problem(s)"
+    )
     return 1 if problems else 0
 
 

@@ -7,6 +7,7 @@ field away" from a given one, with which the judge diagnoses a failure (`runner.
 says what a failing equivalent behaves as. Where a view differs it says so by name (`spec_name`: the
 oracle reads `normalizes` as `normalize`; `relevant`: the divisor means something only for mean_batch).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -43,22 +44,44 @@ def _mean_batch(convention: Any) -> bool:
 ZERO_Q_UNCLIPPED = ("inf", "nan")  # "finite": every term is finite, which only clipping gives
 
 FIELDS: tuple[Field, ...] = (
-    Field("input_space", oracle.SPACES, None, "the space each argument lives in (probabilities, log-probabilities "
-          "or unnormalised logits)"),
+    Field(
+        "input_space",
+        oracle.SPACES,
+        None,
+        "the space each argument lives in (probabilities, log-probabilities or unnormalised logits)",
+    ),
     Field("elementwise", oracle.ELEMENTWISE, "p*log(p/q)", "the term summed per element", "elementwise"),
-    Field("reduction", oracle.REDUCTIONS, None, "how the terms become the output: none, per row, summed, "
-          "averaged over all elements, over the batch, or weighted by row", "reduction"),
+    Field(
+        "reduction",
+        oracle.REDUCTIONS,
+        None,
+        "how the terms become the output: none, per row, summed, "
+        "averaged over all elements, over the batch, or weighted by row",
+        "reduction",
+    ),
     Field("class_axis", (-1, 0, 1), -1, "the axis summed over classes: last, 0, or 1 (0 when 1-D)"),
-    Field("batch_divisor", oracle.BATCH_DIVISORS, "dim0", "what mean_batch divides by: shape[0] even of a 1-D "
-          "input, the number of rows, or shape[0] of a batch and 1 for one row", "batch_divisor",
-          relevant=_mean_batch),
+    Field(
+        "batch_divisor",
+        oracle.BATCH_DIVISORS,
+        "dim0",
+        "what mean_batch divides by: shape[0] even of a 1-D "
+        "input, the number of rows, or shape[0] of a batch and 1 for one row",
+        "batch_divisor",
+        relevant=_mean_batch,
+    ),
     Field("normalizes", (False, True), False, "whether rows are rescaled to sum to 1 first", "normalize"),
     Field("zero_p", ("0", "nan"), "0", "the term where p = 0 < q", "zero_p"),
     Field("zero_both", ("0", "nan"), "0", "the term where p = q = 0", "zero_both"),
     Field("zero_q", ("inf", "nan", "finite"), "inf", "the term where q = 0 < p", "zero_q"),
-    Field("clip_epsilon", (1e-7, 1e-8, 1e-12, 1.1920928955078125e-07), None,
-          "both arguments clipped to [eps, 1] in probability space (the epsilons APIs use: 1e-7, 1e-8, 1e-12 and "
-          "float32's machine epsilon)", "clip_epsilon", absent="no clipping"),
+    Field(
+        "clip_epsilon",
+        (1e-7, 1e-8, 1e-12, 1.1920928955078125e-07),
+        None,
+        "both arguments clipped to [eps, 1] in probability space (the epsilons APIs use: 1e-7, 1e-8, 1e-12 and "
+        "float32's machine epsilon)",
+        "clip_epsilon",
+        absent="no clipping",
+    ),
 )
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 
@@ -87,8 +110,9 @@ def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def one_field_away(source: Any, names: Iterable[str], word: str,
-                   restrict: Mapping[str, tuple] | None = None) -> Iterator[tuple[str, str, Any]]:
+def one_field_away(
+    source: Any, names: Iterable[str], word: str, restrict: Mapping[str, tuple] | None = None
+) -> Iterator[tuple[str, str, Any]]:
     """(label, field, value) for every value of each named field other than `source`'s own, in the order
     named. `word` says what `source` is ("declared", "inferred"); `restrict` narrows a field's values
     where a caller can only judge some. A reduction never moves to or from "none": that changes the

@@ -6,12 +6,14 @@ reduction and its divisor, clipping, normalisation and what happens at zeros. Ad
 declare one per option combination; the oracle turns it into the expected value; the
 judge names the field that explains a mismatch (`variants`).
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Iterator
+from typing import Any
 
 from . import convention_fields as fields
 from . import oracle
@@ -39,10 +41,12 @@ class Convention:
     zero_both: str = "0"
     zero_q: str = "inf"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         _check(self.p_argument in self.arguments, f"p_argument {self.p_argument!r} not in {self.arguments}")
-        _check(len(self.input_space) == 2 and set(self.input_space) <= set(INPUT_SPACES),
-               f"input_space {self.input_space} must be two of {INPUT_SPACES}")
+        _check(
+            len(self.input_space) == 2 and set(self.input_space) <= set(INPUT_SPACES),
+            f"input_space {self.input_space} must be two of {INPUT_SPACES}",
+        )
         for name in ("reduction", "elementwise", "batch_divisor", "zero_p", "zero_both", "zero_q"):
             allowed = fields.values(name)
             _check(getattr(self, name) in allowed, f"{name} {getattr(self, name)!r} not in {allowed}")
@@ -75,12 +79,14 @@ class Convention:
     def spec(self) -> oracle.Spec:
         return fields.spec(self, self.p_space, self.q_space)
 
-    def replace(self, **changes) -> "Convention":
+    def replace(self, **changes: Any) -> Convention:
         return dataclasses.replace(self, **changes)
 
     def describe(self) -> str:
-        args = ", ".join(f"{name}={'P' if name == self.p_argument else 'Q'} as {space}"
-                         for name, space in zip(self.arguments, self.input_space))
+        args = ", ".join(
+            f"{name}={'P' if name == self.p_argument else 'Q'} as {space}"
+            for name, space in zip(self.arguments, self.input_space)
+        )
         parts = [f"({args})", self.elementwise, f"reduction={self.reduction}"]
         if self.reduction == "mean_batch":
             parts.append(f"divisor={self.batch_divisor}")
@@ -110,12 +116,11 @@ def variants(conv: Convention) -> Iterator[tuple[str, Convention]]:
             if alt != space:
                 spaces = list(conv.input_space)
                 spaces[i] = alt
-                yield (f"{conv.arguments[i]} read as {alt} (declared {space})",
-                       conv.replace(input_space=tuple(spaces)))
+                yield (f"{conv.arguments[i]} read as {alt} (declared {space})", conv.replace(input_space=tuple(spaces)))
     for label, name, value in away(("clip_epsilon", "normalizes")):
         yield label, conv.replace(**{name: value})
 
 
-def expectation(conv: Convention, args: tuple, weights=None) -> oracle.Expectation:
+def expectation(conv: Convention, args: tuple, weights: Any = None) -> oracle.Expectation:
     """The exact value `conv` predicts for the fed arguments (in call order, class axis last)."""
     return oracle.expected(args[conv.p_index], args[1 - conv.p_index], conv.spec(), weights)

@@ -1,5 +1,6 @@
 """What a run exercised: per framework and API, the options, dtypes, devices, shape classes, edge
 categories and kinds of check that produced a result (skips and unsupported checks excluded)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -35,8 +36,10 @@ class Coverage:
         entry["edge_categories"].update(t for t in event.get("tags") or () if t not in EDGE_TAGS_EXCLUDED)
 
     def to_json(self) -> dict:
-        return {fw: {api: {f: sorted(v) for f, v in fields.items()} for api, fields in sorted(apis.items())}
-                for fw, apis in sorted(self._data.items())}
+        return {
+            fw: {api: {f: sorted(v) for f, v in fields.items()} for api, fields in sorted(apis.items())}
+            for fw, apis in sorted(self._data.items())
+        }
 
 
 def summarize(events: Iterable[dict]) -> dict:
@@ -52,8 +55,10 @@ def render(summary: dict) -> str:
         lines.append(f"{framework}")
         for api, fields in apis.items():
             lines.append(f"  {api}")
-            lines.append(f"    checks {', '.join(fields['checks'])}; {len(fields['options'])} option sets; "
-                         f"dtypes {', '.join(fields['dtypes'])}; devices {', '.join(fields['devices'])}")
+            lines.append(
+                f"    checks {', '.join(fields['checks'])}; {len(fields['options'])} option sets; "
+                f"dtypes {', '.join(fields['dtypes'])}; devices {', '.join(fields['devices'])}"
+            )
             lines.append(f"    shapes {', '.join(fields['shape_classes'])}")
             if fields["edge_categories"]:
                 lines.append(f"    edges  {', '.join(fields['edge_categories'])}")
@@ -66,7 +71,9 @@ def render_brief(summary: dict) -> str:
     for framework, apis in summary.items():
         union = {f: set().union(*(fields[f] for fields in apis.values())) for f in FIELDS}
         options = sum(len(fields["options"]) for fields in apis.values())
-        lines.append(f"{framework}: {len(apis)} APIs, {options} option sets; checks {'/'.join(sorted(union['checks']))}; "
-                     f"dtypes {'/'.join(sorted(union['dtypes']))}; devices {'/'.join(sorted(union['devices']))}; "
-                     f"{len(union['shape_classes'])} shape classes; {len(union['edge_categories'])} edge categories")
+        lines.append(
+            f"{framework}: {len(apis)} APIs, {options} option sets; checks {'/'.join(sorted(union['checks']))}; "
+            f"dtypes {'/'.join(sorted(union['dtypes']))}; devices {'/'.join(sorted(union['devices']))}; "
+            f"{len(union['shape_classes'])} shape classes; {len(union['edge_categories'])} edge categories"
+        )
     return "\n".join(lines)

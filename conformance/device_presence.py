@@ -7,6 +7,7 @@ none exists, checks on the GPU need not be planned one by one: each would only b
 without a GPU would write tens of thousands of them. Where the answer is not certain (an operating system
 whose devices are not files), the device counts as possibly present and every check is planned as before.
 """
+
 from __future__ import annotations
 
 import glob

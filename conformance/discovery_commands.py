@@ -8,6 +8,7 @@ of objects holding exactly those fields plus "api" and "options"), then the fiel
 adapter's declaration differs, and how long inference took. `explain` runs two calls on a
 case and says why their values differ. Frameworks are imported only when a command runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,25 +20,47 @@ import time
 
 def add_commands(sub) -> None:
     conv = sub.add_parser("conventions", help="infer every API's conventions from its outputs (a table)")
-    conv.add_argument("--framework", action="append", default=[], metavar="NAME",
-                      help="only this framework (see `klconf apis` for their names); repeatable")
-    conv.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
-                      help="also infer the conventions of these Api entries; repeatable")
+    conv.add_argument(
+        "--framework",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this framework (see `klconf apis` for their names); repeatable",
+    )
+    conv.add_argument(
+        "--api",
+        action="append",
+        default=[],
+        metavar="MODULE:OBJECT",
+        help="also infer the conventions of these Api entries; repeatable",
+    )
     conv.add_argument("--only-api", action="store_true", help="only the --api entries")
     conv.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     conv.add_argument("--json", action="store_true", help="a JSON list of objects instead of the table")
     conv.set_defaults(func=cmd_conventions)
 
-    exp = sub.add_parser("explain", help="why two KL calls give different values on a case",
-                         usage="klconf explain API_A [--option k=v ...] --vs API_B [--option k=v ...] [--case ID]")
+    exp = sub.add_parser(
+        "explain",
+        help="why two KL calls give different values on a case",
+        usage="klconf explain API_A [--option k=v ...] --vs API_B [--option k=v ...] [--case ID]",
+    )
     exp.add_argument("api_a", metavar="API_A")
-    exp.add_argument("--option", action=_Option, metavar="K=V",
-                     help="an option of the call before it (API_A, or API_B after --vs); repeatable")
+    exp.add_argument(
+        "--option",
+        action=_Option,
+        metavar="K=V",
+        help="an option of the call before it (API_A, or API_B after --vs); repeatable",
+    )
     exp.add_argument("--vs", action=_Vs, required=True, metavar="API_B")
     exp.add_argument("--case", default="forum-example", help="case id (default: forum-example)")
     exp.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
-    exp.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
-                     help="Api entries to look API_A and API_B up in, besides the built-in ones")
+    exp.add_argument(
+        "--api",
+        action="append",
+        default=[],
+        metavar="MODULE:OBJECT",
+        help="Api entries to look API_A and API_B up in, besides the built-in ones",
+    )
     exp.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     exp.add_argument("--dtype", default="float64", choices=("float16", "bfloat16", "float32", "float64"))
     exp.set_defaults(func=cmd_explain, options_a=None, options_b=None, api_b=None)
@@ -101,8 +124,16 @@ def cmd_conventions(args) -> int:
             rows.append({"api": api.name, "options": dict(options), **{f: inference.fields[f] for f in FIELDS}})
             comparison = compare(inference, api, options)
             for field in comparison.disagreements:
-                findings.append((api.name, api.option_label(options), field, comparison.declared[field],
-                                 inference.fields[field], inference.evidence[field]))
+                findings.append(
+                    (
+                        api.name,
+                        api.option_label(options),
+                        field,
+                        comparison.declared[field],
+                        inference.fields[field],
+                        inference.evidence[field],
+                    )
+                )
     seconds = time.perf_counter() - started
     timing = f"{len(rows)} API calls x options inferred in {seconds:.1f} s ({calls} calls to the APIs)"
     if args.json:
@@ -116,17 +147,34 @@ def cmd_conventions(args) -> int:
     if findings:
         print("\nwhere the adapter declares otherwise:")
         for name, label, field, declared, inferred, evidence in findings:
-            print(f"  {name} [{label}] {field}: declared {_cell(field, declared)}, inferred {_cell(field, inferred)}"
-                  f"\n      {evidence}")
+            print(
+                f"  {name} [{label}] {field}: declared {_cell(field, declared)}, inferred {_cell(field, inferred)}"
+                f"\n      {evidence}"
+            )
     for line in skipped:
         print(f"skipped: {line}")
     print(timing)
     return 0
 
 
-COLUMNS = ("api", "options", "p_argument", "input_space", "elementwise", "reduction", "class_axis", "batch_divisor",
-           "batch_divisor_1d", "normalizes", "zero_p", "zero_both", "zero_q", "clip_epsilon", "output_dtype",
-           "accumulation")
+COLUMNS = (
+    "api",
+    "options",
+    "p_argument",
+    "input_space",
+    "elementwise",
+    "reduction",
+    "class_axis",
+    "batch_divisor",
+    "batch_divisor_1d",
+    "normalizes",
+    "zero_p",
+    "zero_both",
+    "zero_q",
+    "clip_epsilon",
+    "output_dtype",
+    "accumulation",
+)
 
 
 def _table(rows: list[dict]) -> str:

@@ -5,6 +5,7 @@ carried exactly in float32 (every bfloat16 is a float32) and each binding casts 
 carrier to its own bfloat16; rounding to bfloat16 happens here, once, so the oracle
 sees exactly the binary values the API is fed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ class Format:
     @property
     def unit_roundoff(self) -> float:
         """u = 2**-p: the largest relative error of one correctly rounded operation."""
-        return 2.0 ** -self.mantissa_bits
+        return 2.0**-self.mantissa_bits
 
     @property
     def eps(self) -> float:

@@ -16,6 +16,7 @@ A porting check verifies one equivalent on the whole corpus, so a porting entry 
 it explains (`case`); its check then stays a failure, flagged as new, when the equivalent differs on
 a case no entry lists, and several such entries may explain one check together.
 """
+
 from __future__ import annotations
 
 import functools
@@ -83,16 +84,24 @@ class Manifest:
         unexplained = sorted(differing - {c for e in claimed for c in e.cases})
         label = "+".join(e.id for e in explaining)
         kinds = tuple(dict.fromkeys(k for e in explaining for k in e.kind))
-        record.extra["expectation"] = {"id": label, "status": "/".join(dict.fromkeys(e.status for e in explaining)),
-                                       "kind": "/".join(kinds), "link": explaining[0].link}
+        record.extra["expectation"] = {
+            "id": label,
+            "status": "/".join(dict.fromkeys(e.status for e in explaining)),
+            "kind": "/".join(kinds),
+            "link": explaining[0].link,
+        }
         if record.verdict in ("fail", "error", "timeout", "crash"):
             if not all(record.kind in e.kind or record.verdict in e.kind for e in explaining):
                 record.extra["expectation"]["outcome"] = "changed_kind"
-                record.message = (f"known failure {label} expected kind {'/'.join(kinds)!r} but failed as "
-                                  f"{record.kind or record.verdict!r} (new): {record.message}")
+                record.message = (
+                    f"known failure {label} expected kind {'/'.join(kinds)!r} but failed as "
+                    f"{record.kind or record.verdict!r} (new): {record.message}"
+                )
             elif unexplained:
                 record.extra["expectation"]["outcome"] = "new_cases"
-                record.message = f"known differences {label} do not list {', '.join(unexplained)} (new): {record.message}"
+                record.message = (
+                    f"known differences {label} do not list {', '.join(unexplained)} (new): {record.message}"
+                )
             else:
                 record.extra["expectation"]["outcome"] = "matched"
                 record.extra["failed_as"] = record.verdict
@@ -106,8 +115,13 @@ class Manifest:
         return record
 
 
-def load(directory: Path | str | None, cases: list[Case], apis: list[Api], distribution_cases: list | None = None,
-         strict_cases: bool = False) -> Manifest:
+def load(
+    directory: Path | str | None,
+    cases: list[Case],
+    apis: list[Api],
+    distribution_cases: list | None = None,
+    strict_cases: bool = False,
+) -> Manifest:
     """Read every manifest under `directory` and expand it against the planned checks.
     `distribution_cases`: the loaded distribution corpus (default: the bundled one)."""
     directory = Path(directory) if directory else DEFAULT_DIR
@@ -122,8 +136,10 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api], distr
             problems.append(problem)
             continue
         assert lines is not None, f"{name}: a document read without a problem has its line map"
-        schema_problems = [Problem(name, lines.line_of(tuple(e.absolute_path)), _dotted(e.absolute_path),
-                                   _schema_message(e)) for e in _validator().iter_errors(data)]
+        schema_problems = [
+            Problem(name, lines.line_of(tuple(e.absolute_path)), _dotted(e.absolute_path), _schema_message(e))
+            for e in _validator().iter_errors(data)
+        ]
         if schema_problems:
             problems += schema_problems
             continue
@@ -133,16 +149,31 @@ def load(directory: Path | str | None, cases: list[Case], apis: list[Api], distr
             listed_cases = raw["checks"].get("case", []) if raw["checks"].get("check") == "porting" else []
             versions, version_problems = _versions(raw.get("versions", {}))
             problems += [Problem(name, line, f"expectations[{index}].versions", m) for m in version_problems]
-            entry = Expectation(raw["id"], raw["status"], kinds, raw["reason"], raw.get("link", ""), name, line,
-                                tuple([listed_cases] if isinstance(listed_cases, str) else listed_cases), versions)
+            entry = Expectation(
+                raw["id"],
+                raw["status"],
+                kinds,
+                raw["reason"],
+                raw.get("link", ""),
+                name,
+                line,
+                tuple([listed_cases] if isinstance(listed_cases, str) else listed_cases),
+                versions,
+            )
             ids, entry_problems = _expand(raw["checks"], corpus, api_by_name)
             problems += [Problem(name, line, f"expectations[{index}].checks", m) for m in entry_problems]
             for cid in ids:
                 others = by_check.setdefault(cid, [])
                 if others and not (entry.cases and others[0].cases) and not (entry.versions and others[0].versions):
                     other = others[0]
-                    problems.append(Problem(name, line, f"expectations[{index}]",
-                                            f"check {cid} is already claimed by {other.id} ({other.file}:{other.line})"))
+                    problems.append(
+                        Problem(
+                            name,
+                            line,
+                            f"expectations[{index}]",
+                            f"check {cid} is already claimed by {other.id} ({other.file}:{other.line})",
+                        )
+                    )
                 else:
                     others.append(entry)
     return Manifest(by_check, problems)
@@ -203,8 +234,11 @@ def _expand(spec: dict, corpus: _Corpus, apis: dict[str, Api]) -> tuple[list[str
     missing = [k for k in ("case", "dtype") if k not in listed]
     if missing:
         return [], [f"{kind} checks need {' and '.join(missing)}"]
-    suffixes = {"value": [""], "gradient": [f"::d/d{w}" for w in listed.get("wrt", [])],
-                "property": [f"::{p}" for p in listed.get("property", [])]}[kind]
+    suffixes = {
+        "value": [""],
+        "gradient": [f"::d/d{w}" for w in listed.get("wrt", [])],
+        "property": [f"::{p}" for p in listed.get("property", [])],
+    }[kind]
     if not suffixes:
         return [], [f"{kind} checks need a {'wrt' if kind == 'gradient' else 'property'} list"]
     ids, problems = [], []
@@ -222,7 +256,10 @@ def _expand(spec: dict, corpus: _Corpus, apis: dict[str, Api]) -> tuple[list[str
         api = apis[api_name]
         devices = listed.get("device", list(api.devices))  # default: every device the API runs on
         if kind == "gradient" and not set(listed["wrt"]) <= set(api.differentiable):
-            problems.append(f"{api_name} is not differentiated with respect to {sorted(set(listed['wrt']) - set(api.differentiable))}")
+            problems.append(
+                f"{api_name} is not differentiated with respect to "
+                f"{sorted(set(listed['wrt']) - set(api.differentiable))}"
+            )
             continue
         option_sets = [api.options[0]] if kind == "property" else _option_combos(spec.get("options", {}), api, problems)
         for options in option_sets:
@@ -286,8 +323,9 @@ def _expand_distribution(listed: dict, loaded: _Corpus) -> tuple[list[str], list
     if problems:
         return [], problems
     ids = []
-    for case_id, api, device, dtype in itertools.product(case_ids, listed["api"],
-                                                         listed.get("device", list(DEVICES)), listed["dtype"]):
+    for case_id, api, device, dtype in itertools.product(
+        case_ids, listed["api"], listed.get("device", list(DEVICES)), listed["dtype"]
+    ):
         if dtype not in corpus[case_id].dtypes:
             problems.append(f"{case_id} does not run in {dtype}")
         else:

@@ -9,6 +9,7 @@ numbers: "factor 4.000 = B·C/B = 4/1: A (reduction=mean) divides the summed ter
 element (B·C = 1·4 = 4); B (reduction=mean) sums over classes and averages over the batch
 (÷ B = 1)".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -48,8 +49,9 @@ class Side:
         return f"{self.api.name}" + (f" [{opts}]" if opts else "")
 
 
-def explain(api_a: Api, options_a: dict, api_b: Api, options_b: dict, case: Case, device: str = "cpu",
-            dtype: str = "float64") -> list[str]:
+def explain(
+    api_a: Api, options_a: dict, api_b: Api, options_b: dict, case: Case, device: str = "cpu", dtype: str = "float64"
+) -> list[str]:
     """The explanation, as lines of text."""
     a = _side("A", api_a, options_a, case, device, dtype)
     b = _side("B", api_b, options_b, case, device, dtype)
@@ -86,7 +88,10 @@ def _side(label: str, api: Api, options: dict, case: Case, device: str, dtype: s
         candidate = final
     weights = weights_for(case.shape) if weights_fed else None
     p_side = {candidate.p_index: "p", 1 - candidate.p_index: "q"}
-    fed = (fed_value(case, p_side[0], candidate.spaces[0], dtype), fed_value(case, p_side[1], candidate.spaces[1], dtype))
+    fed = (
+        fed_value(case, p_side[0], candidate.spaces[0], dtype),
+        fed_value(case, p_side[1], candidate.spaces[1], dtype),
+    )
     axis = candidate.axis(len(case.shape))
     if axis is not None and axis != len(case.shape) - 1:
         fed = (np.ascontiguousarray(np.moveaxis(fed[0], -1, axis)), np.ascontiguousarray(np.moveaxis(fed[1], -1, axis)))
@@ -109,7 +114,11 @@ def _fit(s: Side) -> str:
     j = s.judged
     assert j is not None, "only a side that returned a value is fitted"
     if j.verdict == "pass":
-        err = f"error {j.abs_error:.3g} within tolerance {j.tolerance:.3g}" if j.abs_error is not None else "special values match"
+        err = (
+            f"error {j.abs_error:.3g} within tolerance {j.tolerance:.3g}"
+            if j.abs_error is not None
+            else "special values match"
+        )
         return f"the convention above reproduces it ({err})"
     return f"the convention above does NOT reproduce it: {j.message}"
 
@@ -127,12 +136,16 @@ def _compare(a: Side, b: Side, case: Case, dtype: str, device: str) -> list[str]
             diff = float(np.max(np.abs(a.value - b.value))) if a.value.size else 0.0
             scale = float(np.max(np.abs(a.value))) if a.value.size else 0.0
             rel = diff / scale if scale else 0.0
-            lines.append(f"A and B agree: |A - B| = {diff:.3g} (relative {rel:.3g}), within twice the {dtype} "
-                         f"tolerance of A's exact value ({factor.tolerance:.3g})")
+            lines.append(
+                f"A and B agree: |A - B| = {diff:.3g} (relative {rel:.3g}), within twice the {dtype} "
+                f"tolerance of A's exact value ({factor.tolerance:.3g})"
+            )
             steps = _chain(a, b, case, dtype)
             differing = [s for s in steps if s.differs]
             if differing:
-                lines.append("their conventions differ without effect on this case: " + "; ".join(s.same for s in differing))
+                lines.append(
+                    "their conventions differ without effect on this case: " + "; ".join(s.same for s in differing)
+                )
             return lines
         ratio = _ratio(a.value, b.value)
         lines.append(f"B/A = {ratio}")
@@ -170,8 +183,13 @@ class Step:
 
 # The walk from one convention to another, a step per group of fields (conformance/convention_fields.py):
 # the zeros move with clipping (a clipped input has none), the divisor with the reduction.
-CHAIN = (("input_space",), ("elementwise",), ("normalizes",), ("clip_epsilon", "zero_p", "zero_both", "zero_q"),
-         ("reduction", "batch_divisor"))
+CHAIN = (
+    ("input_space",),
+    ("elementwise",),
+    ("normalizes",),
+    ("clip_epsilon", "zero_p", "zero_both", "zero_q"),
+    ("reduction", "batch_divisor"),
+)
 
 
 def _chain(a: Side, b: Side, case: Case, dtype: str) -> list[Step]:
@@ -209,10 +227,16 @@ def _same_words(name: str, a: Side, b: Side, case: Case, no_effect: bool = False
     suffix = " (no effect here)" if no_effect else ""
     if name == "input_space":
         pa, pb = fa["p_argument"], fb["p_argument"]
-        return (f"A reads P from {pa!r} as {fa['input_space'][pa]} and Q as {_q_space(fa)}, B reads P from {pb!r} "
-                f"as {fb['input_space'][pb]} and Q as {_q_space(fb)}: the same distributions{suffix}")
+        return (
+            f"A reads P from {pa!r} as {fa['input_space'][pa]} and Q as {_q_space(fa)}, B reads P from {pb!r} "
+            f"as {fb['input_space'][pb]} and Q as {_q_space(fb)}: the same distributions{suffix}"
+        )
     if name == "elementwise":
-        return f"both sum {fa['elementwise']}" if not no_effect else f"elementwise {fa['elementwise']} vs {fb['elementwise']}{suffix}"
+        return (
+            f"both sum {fa['elementwise']}"
+            if not no_effect
+            else f"elementwise {fa['elementwise']} vs {fb['elementwise']}{suffix}"
+        )
     if name == "normalizes":
         return "neither rescales rows" if not fa["normalizes"] else "both rescale rows to sum to 1"
     if name == "clip_epsilon":
@@ -241,10 +265,14 @@ def _step_text(name: str, a: Side, b: Side, before: np.ndarray, after: np.ndarra
     if name == "clip_epsilon":
         if cb.clip_epsilon is not None or ca.clip_epsilon is not None:
             who, eps = ("B", cb.clip_epsilon) if cb.clip_epsilon is not None else ("A", ca.clip_epsilon)
-            return (f"clipping: {who} clips both arguments to [{eps:g}, 1] (a zero counts as {eps:g}, nothing is "
-                    f"infinite): {change}")
-        return (f"zeros: A gives p=0<q {ca.zero_p}, p=q=0 {ca.zero_both}, q=0<p {ca.zero_q}; B gives {cb.zero_p}, "
-                f"{cb.zero_both}, {cb.zero_q}: {change}")
+            return (
+                f"clipping: {who} clips both arguments to [{eps:g}, 1] (a zero counts as {eps:g}, nothing is "
+                f"infinite): {change}"
+            )
+        return (
+            f"zeros: A gives p=0<q {ca.zero_p}, p=q=0 {ca.zero_both}, q=0<p {ca.zero_q}; B gives {cb.zero_p}, "
+            f"{cb.zero_both}, {cb.zero_q}: {change}"
+        )
     return f"{name}: {change} (the same distributions read through {a.label}'s and {b.label}'s input spaces, rounded)"
 
 
@@ -314,4 +342,3 @@ def _show(values) -> str:
         return f"{float(arr):.10g}"
     flat = ", ".join(f"{x:.10g}" for x in arr.ravel()[:8])
     return f"[{flat}{', ...' if arr.size > 8 else ''}] (shape {list(arr.shape)})"
-

@@ -5,6 +5,7 @@ case regenerates bit for bit on any machine with the same NumPy stream algorithm
 the optional `sha256` field of a generated distribution catches the day that stops
 being true.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,10 +57,20 @@ def near_degenerate(rng: np.random.Generator, shape, delta: float = 1e-6, **_):
 GENERATORS: dict[str, Callable] = {
     f.__name__: f for f in (dirichlet, softmax_normal, one_hot, uniform, near_degenerate)
 }
-SPACE = {"dirichlet": "probs", "softmax_normal": "logits", "one_hot": "probs", "uniform": "probs",
-         "near_degenerate": "probs"}
-PARAMETERS = {"dirichlet": {"alpha"}, "softmax_normal": {"temperature", "scale"}, "one_hot": set(),
-              "uniform": set(), "near_degenerate": {"delta"}}
+SPACE = {
+    "dirichlet": "probs",
+    "softmax_normal": "logits",
+    "one_hot": "probs",
+    "uniform": "probs",
+    "near_degenerate": "probs",
+}
+PARAMETERS = {
+    "dirichlet": {"alpha"},
+    "softmax_normal": {"temperature", "scale"},
+    "one_hot": set(),
+    "uniform": set(),
+    "near_degenerate": {"delta"},
+}
 
 
 def generate(spec: dict) -> tuple[str, np.ndarray]:

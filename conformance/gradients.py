@@ -5,6 +5,7 @@ it be differentiated), the framework's own autodiff (torch autograd, jax.grad, t
 is compared with `oracle.gradient`, including at zeros, where the record says whether the
 gradient came out finite, NaN or infinite.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,14 +47,24 @@ class GradientCheck:
         """The check's record before it runs (also what a crash of its process is recorded as)."""
         case = self.case
         return Record(
-            check_id=self.id, case_id=case.id, case_hash=case.hash, api=self.api.name, framework=self.api.framework,
-            device=self.device, dtype=self.dtype, options={**self.options, "wrt": self.wrt}, verdict="skip",
-            shape=list(case.shape), tags=list(case.tags), check="gradient",
+            check_id=self.id,
+            case_id=case.id,
+            case_hash=case.hash,
+            api=self.api.name,
+            framework=self.api.framework,
+            device=self.device,
+            dtype=self.dtype,
+            options={**self.options, "wrt": self.wrt},
+            verdict="skip",
+            shape=list(case.shape),
+            tags=list(case.tags),
+            check="gradient",
         )
 
 
-def plan(cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DEVICES,
-         dtypes: Iterable[str] = DTYPES) -> list[GradientCheck]:
+def plan(
+    cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTYPES
+) -> list[GradientCheck]:
     checks = []
     for case in cases:
         if int(np.prod(case.shape)) > MAX_ELEMENTS or case.out_of_domain:
@@ -108,8 +119,16 @@ def _run(check: GradientCheck, record: Record) -> None:
         def fn(x, y):
             return api.call(fw, x, y, check.options, native_w)
 
-        observed, read = call_api(b, fw, lambda: b.gradient(fw, fn, native, index), native, conv.arguments,
-                                  check.dtype, api.keeps_dtype, mutation=False)
+        observed, read = call_api(
+            b,
+            fw,
+            lambda: b.gradient(fw, fn, native, index),
+            native,
+            conv.arguments,
+            check.dtype,
+            api.keeps_dtype,
+            mutation=False,
+        )
     record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     if observed is None:
         record.verdict, (record.kind, record.message) = "fail", outputs.as_kind(read)
@@ -118,8 +137,14 @@ def _run(check: GradientCheck, record: Record) -> None:
     if axis is not None and observed.ndim == len(case.shape):
         observed = np.moveaxis(observed, axis, -1)
 
-    verdict = judge.judge(exp.expectation(), observed, check.dtype, check.device,
-                          api.tolerance.factor if api.tolerance else 1.0, record.output_dtype)
+    verdict = judge.judge(
+        exp.expectation(),
+        observed,
+        check.dtype,
+        check.device,
+        api.tolerance.factor if api.tolerance else 1.0,
+        record.output_dtype,
+    )
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
     record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
     record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
@@ -135,5 +160,8 @@ def _sum_to(grad: oracle.Gradient, shape: tuple) -> oracle.Gradient:
 
 def _classes(values: np.ndarray) -> dict[str, int]:
     """How many gradient elements came out finite, NaN or infinite."""
-    return {"finite": int(np.isfinite(values).sum()), "nan": int(np.isnan(values).sum()),
-            "inf": int(np.isinf(values).sum())}
+    return {
+        "finite": int(np.isfinite(values).sum()),
+        "nan": int(np.isnan(values).sum()),
+        "inf": int(np.isinf(values).sum()),
+    }

@@ -19,6 +19,7 @@ probes, porting sources): whatever the call does, control comes back to klconf.
 under an explicit NumPy error state, and turns whatever escapes into the record (`fail_record`,
 the one place an exception becomes a verdict), so every check ends as exactly one record.
 """
+
 from __future__ import annotations
 
 import contextlib

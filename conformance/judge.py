@@ -22,6 +22,7 @@ Only float64's own resolution (an element within a few subnormals of zero) can s
 share; `details["bound_floor"]` counts such elements and `details["uncertain"]` those whose
 verdict the bound could change.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,7 +35,10 @@ from .oracle import Expectation
 C_ELEMENT = 8.0
 LAMBDA = 3.0
 BOUND_SHARE = 1e-3  # no verdict is given with an oracle bound above this fraction of the tolerance
-DEVICE_FACTOR = {"cpu": (1.0, ""), "cuda": (2.0, "CUDA log/exp are accurate to 2 ulp, not 1, and GPU reductions use other orders")}
+DEVICE_FACTOR = {
+    "cpu": (1.0, ""),
+    "cuda": (2.0, "CUDA log/exp are accurate to 2 ulp, not 1, and GPU reductions use other orders"),
+}
 
 
 @dataclass
@@ -58,20 +62,31 @@ def tolerance(exp: Expectation, dtype: str, device: str, override_factor: float 
     fmt = FORMATS[dtype]
     device_factor = DEVICE_FACTOR.get(device, (2.0, ""))[0]
     kappa = C_ELEMENT + LAMBDA * np.sqrt(max(exp.terms, 1))
-    scale = fmt.unit_roundoff * np.asarray(exp.magnitude, np.float64) + \
-        fmt.smallest_subnormal * np.asarray(exp.log_scale, np.float64)
+    scale = fmt.unit_roundoff * np.asarray(exp.magnitude, np.float64) + fmt.smallest_subnormal * np.asarray(
+        exp.log_scale, np.float64
+    )
     return scale * kappa * device_factor * override_factor + fmt.smallest_subnormal
 
 
-def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, override_factor: float = 1.0,
-          output_dtype: str | None = None) -> Judgement:
+def judge(
+    exp: Expectation,
+    observed: np.ndarray,
+    dtype: str,
+    device: str,
+    override_factor: float = 1.0,
+    output_dtype: str | None = None,
+) -> Judgement:
     """`output_dtype` (what the API returned) decides which values are representable: an exact value
     beyond its largest finite number is correctly returned as +-inf."""
     expected = representable(np.asarray(exp.value, np.float64), output_dtype or dtype)
     observed = np.asarray(observed, np.float64)
     if observed.shape != expected.shape:
-        return Judgement("fail", "shape", f"output shape {list(observed.shape)}, expected {list(expected.shape)}",
-                         details={"observed_shape": list(observed.shape), "expected_shape": list(expected.shape)})
+        return Judgement(
+            "fail",
+            "shape",
+            f"output shape {list(observed.shape)}, expected {list(expected.shape)}",
+            details={"observed_shape": list(observed.shape), "expected_shape": list(expected.shape)},
+        )
     tol = np.broadcast_to(tolerance(exp, dtype, device, override_factor), expected.shape)
     exp, bound, low = _certified(exp, tol)
     expected = representable(np.asarray(exp.value, np.float64), output_dtype or dtype)
@@ -122,7 +137,9 @@ def judge(exp: Expectation, observed: np.ndarray, dtype: str, device: str, overr
             index = tuple(int(i) for i in np.unravel_index(int(np.argmax(score)), mask.shape))
             judgement.kind = kind
             judgement.worst_index = [int(i) for i in index]
-            judgement.message = _mismatch_message(kind, index, expected, observed, tol, judgement.mismatches, expected.size)
+            judgement.message = _mismatch_message(
+                kind, index, expected, observed, tol, judgement.mismatches, expected.size
+            )
             break
     return judgement
 
@@ -168,5 +185,7 @@ def _mismatch_message(kind, index, expected, observed, tol, count, size) -> str:
         return f"{head}: the value is {_fmt(e)} but {_fmt(o)} was returned"
     diff = abs(o - e)
     rel = diff / abs(e) if e else float("inf")
-    return (f"{head}: expected {_fmt(e)}, observed {_fmt(o)} (|diff| {diff:.3g}, rel {rel:.3g}, "
-            f"ratio observed/expected {o / e if e else float('inf'):.6g}; tolerance {tol[index]:.3g})")
+    return (
+        f"{head}: expected {_fmt(e)}, observed {_fmt(o)} (|diff| {diff:.3g}, rel {rel:.3g}, "
+        f"ratio observed/expected {o / e if e else float('inf'):.6g}; tolerance {tol[index]:.3g})"
+    )

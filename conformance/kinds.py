@@ -11,6 +11,7 @@ Every check a planner returns has `.id` (the record's `check_id`), `.device`, `.
 record it starts from, also what a crash of its process is recorded as) and either `.api` or `.library`
 (whose `.framework` the check belongs to).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -80,8 +81,12 @@ def _tensor_planner(module: str) -> Callable[[Scope], list]:
 def _plan_distributions(scope: Scope) -> list:
     from .distributions import libraries, runner
 
-    return runner.plan(scope.distribution_cases(), libraries.by_framework(scope.frameworks), devices=scope.devices,
-                       dtypes=[d for d in scope.dtypes if d in runner.DTYPES])
+    return runner.plan(
+        scope.distribution_cases(),
+        libraries.by_framework(scope.frameworks),
+        devices=scope.devices,
+        dtypes=[d for d in scope.dtypes if d in runner.DTYPES],
+    )
 
 
 def _plan_conventions(scope: Scope) -> list:
@@ -99,26 +104,69 @@ def _plan_porting(scope: Scope) -> list:
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("value", "klconf_check", "values", "test_value", _tensor_planner("conformance.runner"),
-         "conformance.runner:run_check",
-         "the output, expected value (with provenance), errors and tolerance; diagnosis on a failure",
-         0.05, tensor_level=True),
-    Kind("gradient", "klconf_gradient_check", "gradients", "test_gradient", _tensor_planner("conformance.gradients"),
-         "conformance.gradients:run_gradient_check",
-         "options.wrt names the argument; errors of the autodiff gradient against the analytic one",
-         0.3, tensor_level=True),
-    Kind("property", "klconf_property_check", "properties", "test_property",
-         _tensor_planner("conformance.properties"), "conformance.properties:run_property_check",
-         "options.property names the property; the quantity it holds to zero (or its sign)", 0.05, tensor_level=True),
-    Kind("distribution", "klconf_distribution_check", "distributions", "test_distribution", _plan_distributions,
-         "conformance.distributions.runner:run_check",
-         "the library's value against the closed form; the library in extra", 0.05),
-    Kind("convention", "klconf_convention_check", "conventions", "test_convention", _plan_conventions,
-         "conformance.inference.records:run_convention_check",
-         "extra: the inferred and declared fields, the evidence and the disagreeing fields", 2.5),
-    Kind("porting", "klconf_porting_check", "porting", "test_porting", _plan_porting,
-         "conformance.porting.records:run_porting_check",
-         "extra: target_framework, the composed expression and how it fared on every case", 3.0),
+    Kind(
+        "value",
+        "klconf_check",
+        "values",
+        "test_value",
+        _tensor_planner("conformance.runner"),
+        "conformance.runner:run_check",
+        "the output, expected value (with provenance), errors and tolerance; diagnosis on a failure",
+        0.05,
+        tensor_level=True,
+    ),
+    Kind(
+        "gradient",
+        "klconf_gradient_check",
+        "gradients",
+        "test_gradient",
+        _tensor_planner("conformance.gradients"),
+        "conformance.gradients:run_gradient_check",
+        "options.wrt names the argument; errors of the autodiff gradient against the analytic one",
+        0.3,
+        tensor_level=True,
+    ),
+    Kind(
+        "property",
+        "klconf_property_check",
+        "properties",
+        "test_property",
+        _tensor_planner("conformance.properties"),
+        "conformance.properties:run_property_check",
+        "options.property names the property; the quantity it holds to zero (or its sign)",
+        0.05,
+        tensor_level=True,
+    ),
+    Kind(
+        "distribution",
+        "klconf_distribution_check",
+        "distributions",
+        "test_distribution",
+        _plan_distributions,
+        "conformance.distributions.runner:run_check",
+        "the library's value against the closed form; the library in extra",
+        0.05,
+    ),
+    Kind(
+        "convention",
+        "klconf_convention_check",
+        "conventions",
+        "test_convention",
+        _plan_conventions,
+        "conformance.inference.records:run_convention_check",
+        "extra: the inferred and declared fields, the evidence and the disagreeing fields",
+        2.5,
+    ),
+    Kind(
+        "porting",
+        "klconf_porting_check",
+        "porting",
+        "test_porting",
+        _plan_porting,
+        "conformance.porting.records:run_porting_check",
+        "extra: target_framework, the composed expression and how it fared on every case",
+        3.0,
+    ),
 )
 
 

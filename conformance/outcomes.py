@@ -2,6 +2,7 @@
 when it happens. The results schema (conformance/schema/results.schema.json) names these members and
 tests/test_outcomes.py holds it to this module; INTERPRETING.md is the reader's contract built on them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,12 +17,21 @@ class Term:
 VERDICTS = (
     Term("pass", "the API's output agrees with the expected value (or the property holds) within the tolerance"),
     Term("fail", "the API ran and its result is wrong: `kind` says how (a value, a NaN, a dtype, a mutated input)"),
-    Term("error", "the check could not judge a result: the API raised (kind exception, any BaseException, named in "
-                  "the message) or klconf itself failed (kind internal)"),
-    Term("timeout", "the call did not return within the time limit (in Python, or its process was ended by the "
-                    "watchdog for a hang in C code)"),
-    Term("crash", "the process running the check died (a segfault, os._exit, an abort): recorded by the process "
-                  "that writes the results, from the planned check"),
+    Term(
+        "error",
+        "the check could not judge a result: the API raised (kind exception, any BaseException, named in "
+        "the message) or klconf itself failed (kind internal)",
+    ),
+    Term(
+        "timeout",
+        "the call did not return within the time limit (in Python, or its process was ended by the "
+        "watchdog for a hang in C code)",
+    ),
+    Term(
+        "crash",
+        "the process running the check died (a segfault, os._exit, an abort): recorded by the process "
+        "that writes the results, from the planned check",
+    ),
     Term("xfail", "a failure that cases/expectations/ lists as known, with its reason"),
     Term("unsupported", "the API does not take this input (a dtype, broadcasting, a distribution pair it lacks)"),
     Term("skip", "the check cannot run here (a framework, module or device missing): the reason says which"),

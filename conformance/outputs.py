@@ -15,6 +15,7 @@ each with its own failure kind, when the output is
   mutation     a call that changed an input it was fed (the fed arrays are compared before and after).
 Messages have one shape: "out.dtype=complex128, but should be float32".
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -41,8 +42,8 @@ def dtype_name(out: Any) -> str | None:
     dtype = getattr(out, "dtype", None)
     if dtype is None:
         return None
-    name = getattr(dtype, "name", None)
-    text = name if isinstance(name, str) else str(dtype)
+    spelled = getattr(dtype, "name", None)
+    text = spelled if isinstance(spelled, str) else str(dtype)
     return text.rsplit(".", 1)[-1]  # torch.float32, mlx.core.float32, paddle.float32: the dtype without its module
 
 
@@ -69,8 +70,16 @@ def inputs_before(binding, fw, native: Sequence) -> list[np.ndarray] | None:
     return [np.array(binding.to_numpy(fw, x)[0], dtype=np.float64, copy=True) for x in native]
 
 
-def problems(binding, fw, out: Any, native: Sequence, before: list[np.ndarray] | None, names: Sequence[str],
-             fed_dtype: str, keeps_dtype: bool = False) -> list[Problem]:
+def problems(
+    binding,
+    fw,
+    out: Any,
+    native: Sequence,
+    before: list[np.ndarray] | None,
+    names: Sequence[str],
+    fed_dtype: str,
+    keeps_dtype: bool = False,
+) -> list[Problem]:
     """Every way the output or the call departs from a real-valued result of a pure function."""
     found = []
     name = dtype_name(out)

@@ -6,6 +6,7 @@ naturally. Records travel from the process that ran a check to the one that writ
 results file through `report.user_properties`, so the file is written by one process
 (the pytest-xdist controller, or pytest itself) one line per completed check.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,20 +36,47 @@ MARKERS = {
 def pytest_addoption(parser):
     group = parser.getgroup("klconf", "klconf conformance checks")
     group.addoption("--klconf-cases", default=None, help="case file or directory (default: the bundled cases/)")
-    group.addoption("--klconf-framework", action="append", default=[], metavar="NAME",
-                    help=f"only these frameworks ({', '.join(frameworks.FRAMEWORKS)}); repeatable")
-    group.addoption("--klconf-api", action="append", default=[], metavar="MODULE:OBJECT",
-                    help="also check the Api entries this names (a third-party implementation); repeatable")
-    group.addoption("--klconf-only-plugins", action="store_true",
-                    help="check only the --klconf-api entries, not the built-in frameworks")
-    group.addoption("--klconf-device", action="append", default=[], choices=frameworks.DEVICES,
-                    help="only these devices (default: all; a device a framework lacks is a skip)")
+    group.addoption(
+        "--klconf-framework",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"only these frameworks ({', '.join(frameworks.FRAMEWORKS)}); repeatable",
+    )
+    group.addoption(
+        "--klconf-api",
+        action="append",
+        default=[],
+        metavar="MODULE:OBJECT",
+        help="also check the Api entries this names (a third-party implementation); repeatable",
+    )
+    group.addoption(
+        "--klconf-only-plugins",
+        action="store_true",
+        help="check only the --klconf-api entries, not the built-in frameworks",
+    )
+    group.addoption(
+        "--klconf-device",
+        action="append",
+        default=[],
+        choices=frameworks.DEVICES,
+        help="only these devices (default: all; a device a framework lacks is a skip)",
+    )
     group.addoption("--klconf-dtype", action="append", default=[], choices=DTYPES, help="only these dtypes")
     group.addoption("--klconf-results", default=None, metavar="PATH", help="write JSON-lines results here")
-    group.addoption("--klconf-timeout", type=float, default=isolation.DEFAULT_TIMEOUT, metavar="SECONDS",
-                    help="time limit for one framework call (0: none); a hang becomes a `timeout` record")
-    group.addoption("--klconf-expectations", default=None, metavar="DIR",
-                    help="expectations manifests (default: cases/expectations; 'none' to report raw verdicts)")
+    group.addoption(
+        "--klconf-timeout",
+        type=float,
+        default=isolation.DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="time limit for one framework call (0: none); a hang becomes a `timeout` record",
+    )
+    group.addoption(
+        "--klconf-expectations",
+        default=None,
+        metavar="DIR",
+        help="expectations manifests (default: cases/expectations; 'none' to report raw verdicts)",
+    )
     sharding.add_options(group)
 
 
@@ -59,8 +87,9 @@ def pytest_configure(config):
     path = config.getoption("klconf_results", None)
     is_worker = hasattr(config, "workerinput")
     sharding.configure(config)
-    isolation.configure(config.getoption("klconf_timeout", None),
-                        isolation.hung_marker(path) if path else None, hard=is_worker)
+    isolation.configure(
+        config.getoption("klconf_timeout", None), isolation.hung_marker(path) if path else None, hard=is_worker
+    )
     isolation.install_interrupt_handlers()  # the user's Ctrl-C or SIGTERM ends the run, an API's KeyboardInterrupt not
     if path and not is_worker:  # the xdist controller, or plain pytest, writes
         config.pluginmanager.register(ResultsFile(path, _corpus_hash(config), config), "klconf-results")
@@ -70,8 +99,11 @@ def _selected_apis(config) -> list[frameworks.Api]:
     cached = getattr(config, "_klconf_apis", None)
     if cached is None:
         names = config.getoption("klconf_framework") or list(frameworks.FRAMEWORKS)
-        cached = [] if config.getoption("klconf_only_plugins") else frameworks.builtin_apis(
-            [n for n in names if n in frameworks.FRAMEWORKS])
+        cached = (
+            []
+            if config.getoption("klconf_only_plugins")
+            else frameworks.builtin_apis([n for n in names if n in frameworks.FRAMEWORKS])
+        )
         for spec in config.getoption("klconf_api"):
             try:
                 cached += frameworks.load_plugin(spec)
@@ -120,9 +152,15 @@ def scope(config) -> kinds.Scope:
     cached = getattr(config, "_klconf_scope", None)
     if cached is None:
         names = config.getoption("klconf_framework") or list(frameworks.FRAMEWORKS)
-        cached = kinds.Scope(cases_root=config.getoption("klconf_cases"), cases=_cases(config),
-                             apis=_selected_apis(config), frameworks=list(names), devices=_devices(config),
-                             dtypes=config.getoption("klconf_dtype") or list(DTYPES), porting_targets=list(names))
+        cached = kinds.Scope(
+            cases_root=config.getoption("klconf_cases"),
+            cases=_cases(config),
+            apis=_selected_apis(config),
+            frameworks=list(names),
+            devices=_devices(config),
+            dtypes=config.getoption("klconf_dtype") or list(DTYPES),
+            porting_targets=list(names),
+        )
         config._klconf_scope = cached
     return cached
 
@@ -177,10 +215,16 @@ def _selection_matcher(config) -> Callable[[Kind, Any], bool]:
     def matches(kind: Kind, check) -> bool:
         markers = {kinds.framework_of(check), check.device, check.dtype, "klconf"}
         names = {kind.test, f"{kind.test}[{_pytest_id(check)}]", *markers}
-        if by_keyword and not by_keyword.evaluate(
-                lambda word, **_: any(word.lower() in name.lower() for name in names)):
+
+        def in_a_name(word: str, /, **_: object) -> bool:
+            return any(word.lower() in name.lower() for name in names)
+
+        def is_a_marker(name: str, /, **_: object) -> bool:
+            return name in markers
+
+        if by_keyword and not by_keyword.evaluate(in_a_name):
             return False
-        return not by_marker or by_marker.evaluate(lambda name, **_: name in markers)
+        return not by_marker or by_marker.evaluate(is_a_marker)
 
     return matches
 
@@ -188,8 +232,10 @@ def _selection_matcher(config) -> Callable[[Kind, Any], bool]:
 def device_skips(config) -> list[dict]:
     """One entry per framework and absent device: how many checks were not planned there, and why."""
     absent = device_presence.absent_devices()
-    return [{"framework": framework, "device": device, "checks": count, "reason": absent.get(device, "")}
-            for (framework, device), count in sorted(config.__dict__.get("_klconf_device_skips", {}).items())]
+    return [
+        {"framework": framework, "device": device, "checks": count, "reason": absent.get(device, "")}
+        for (framework, device), count in sorted(config.__dict__.get("_klconf_device_skips", {}).items())
+    ]
 
 
 def pytest_generate_tests(metafunc):
@@ -313,9 +359,20 @@ class ResultsFile:
     def _planned_record(self, nodeid: str, verdict: str, message: str) -> dict:
         check = self._check_of(nodeid)
         if check is None:
-            return {"type": "check", "check_id": nodeid, "case_id": "", "case_hash": "", "api": "",
-                    "framework": "", "device": "", "dtype": "", "options": {}, "verdict": verdict, "kind": verdict,
-                    "message": message}
+            return {
+                "type": "check",
+                "check_id": nodeid,
+                "case_id": "",
+                "case_hash": "",
+                "api": "",
+                "framework": "",
+                "device": "",
+                "dtype": "",
+                "options": {},
+                "verdict": verdict,
+                "kind": verdict,
+                "message": message,
+            }
         rec = check.record()
         rec.verdict, rec.message = verdict, message
         rec.kind = None if verdict in ("skip", "unsupported") else verdict
@@ -329,8 +386,11 @@ class ResultsFile:
         hung = self.hung.exists() and report.nodeid in self.hung.read_text().splitlines()
         if hung:
             limit = self.config.getoption("klconf_timeout")
-            return self._planned_record(report.nodeid, "timeout", f"the process running this check was ended "
-                                        f"after the {limit:g} s time limit (a hang outside Python)")
+            return self._planned_record(
+                report.nodeid,
+                "timeout",
+                f"the process running this check was ended after the {limit:g} s time limit (a hang outside Python)",
+            )
         return self._planned_record(report.nodeid, "crash", str(report.longrepr))
 
     def _unrecorded(self, report) -> dict | None:
@@ -340,8 +400,9 @@ class ResultsFile:
         text = str(report.longrepr)[-2000:] if report.longrepr else report.outcome
         if report.skipped:
             return self._planned_record(report.nodeid, "skip", f"pytest skipped it: {text}")
-        record = self._planned_record(report.nodeid, "error",
-                                      f"the check ended without a record ({report.when}): {text}")
+        record = self._planned_record(
+            report.nodeid, "error", f"the check ended without a record ({report.when}): {text}"
+        )
         record["kind"] = "internal"
         return record
 
@@ -382,11 +443,20 @@ class ResultsFile:
         self._plan_every_collected_kind()
         missing = self.not_run()
         interrupted = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or isolation.user_interrupted()
-        self.writer.write({"type": "end", "exitstatus": int(exitstatus), "counts": self.counts,
-                           "interrupted": interrupted, "planned": len(self.planned or ()),
-                           "complete": not interrupted and not missing, "not_run": missing,
-                           "coverage": self.coverage.to_json(), "device_skips": device_skips(self.config),
-                           **sharding.end_fields(self.config)})
+        self.writer.write(
+            {
+                "type": "end",
+                "exitstatus": int(exitstatus),
+                "counts": self.counts,
+                "interrupted": interrupted,
+                "planned": len(self.planned or ()),
+                "complete": not interrupted and not missing,
+                "not_run": missing,
+                "coverage": self.coverage.to_json(),
+                "device_skips": device_skips(self.config),
+                **sharding.end_fields(self.config),
+            }
+        )
         self.writer.close()
 
     def pytest_terminal_summary(self, terminalreporter):
@@ -396,11 +466,14 @@ class ResultsFile:
         terminalreporter.write_line(f"{sum(self.counts.values())} checks of {planned} planned: {summary or 'none'}")
         missing = self.not_run()
         if missing:
-            terminalreporter.write_line(f"incomplete: {len(missing)} planned checks never ran "
-                                        "(listed in the results' end record)")
+            terminalreporter.write_line(
+                f"incomplete: {len(missing)} planned checks never ran (listed in the results' end record)"
+            )
         for skip in device_skips(self.config):
-            terminalreporter.write_line(f"skipped: {skip['checks']:,} {skip['framework']} checks on {skip['device']} "
-                                        f"were not planned: {skip['reason']}")
+            terminalreporter.write_line(
+                f"skipped: {skip['checks']:,} {skip['framework']} checks on {skip['device']} "
+                f"were not planned: {skip['reason']}"
+            )
         brief = coverage.render_brief(self.coverage.to_json())
         if brief:
             terminalreporter.write_line("coverage (details: klconf coverage RESULTS):")

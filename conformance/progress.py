@@ -10,6 +10,7 @@ It runs in the process that writes results (the pytest-xdist controller, or pyte
 controller sees every check start (`pytest_runtest_logstart`) and finish (`pytest_runtest_logreport`)
 on every worker, so in-flight work and verdicts are known without asking the workers.
 """
+
 from __future__ import annotations
 
 import json
@@ -160,8 +161,14 @@ class Progress:
         from rich.console import Console
         from rich.live import Live
 
-        self._rich = Live(console=Console(file=self.stream), refresh_per_second=4, transient=True,
-                          redirect_stdout=False, redirect_stderr=False, get_renderable=self._renderable)
+        self._rich = Live(
+            console=Console(file=self.stream),
+            refresh_per_second=4,
+            transient=True,
+            redirect_stdout=False,
+            redirect_stderr=False,
+            get_renderable=self._renderable,
+        )
         self._rich.start()
 
     def _renderable(self):

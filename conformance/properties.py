@@ -11,6 +11,7 @@
 Properties compare the API with itself or with its framework, so they hold or fail whatever the
 oracle says; each record states both sides and the tolerance used.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,8 +30,7 @@ from .oracle import Expectation
 from .results import Record, summarize
 from .runner import Check, Outcome, execute, weights_for
 
-PROPERTIES = ("self_zero", "non_negative", "reduction_consistency", "permutation_invariance",
-              "cross_entropy_identity")
+PROPERTIES = ("self_zero", "non_negative", "reduction_consistency", "permutation_invariance", "cross_entropy_identity")
 
 
 @dataclass(frozen=True)
@@ -48,20 +48,31 @@ class PropertyCheck:
 
     @property
     def id(self) -> str:
-        return f"{self.case.id}::{self.api.name}[{self.api.option_label(self.options)}]::{self.device}::{self.dtype}::{self.prop}"
+        options = self.api.option_label(self.options)
+        return f"{self.case.id}::{self.api.name}[{options}]::{self.device}::{self.dtype}::{self.prop}"
 
     def record(self) -> Record:
         """The check's record before it runs (also what a crash of its process is recorded as)."""
         case, api = self.case, self.api
         return Record(
-            check_id=self.id, case_id=case.id, case_hash=case.hash, api=api.name, framework=api.framework,
-            device=self.device, dtype=self.dtype, options={**self.options, "property": self.prop}, verdict="skip",
-            shape=list(case.shape), tags=list(case.tags), check="property",
+            check_id=self.id,
+            case_id=case.id,
+            case_hash=case.hash,
+            api=api.name,
+            framework=api.framework,
+            device=self.device,
+            dtype=self.dtype,
+            options={**self.options, "property": self.prop},
+            verdict="skip",
+            shape=list(case.shape),
+            tags=list(case.tags),
+            check="property",
         )
 
 
-def plan(cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DEVICES,
-         dtypes: Iterable[str] = DTYPES) -> list[PropertyCheck]:
+def plan(
+    cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTYPES
+) -> list[PropertyCheck]:
     apis = list(apis)
     identity = {a.framework: a for a in apis if a.identity == "cross_entropy"}
     checks = []
@@ -92,7 +103,9 @@ def run_property_check(check: PropertyCheck) -> Record:
     return started
 
 
-def _check(check: PropertyCheck, case: Case | None = None, options: dict | None = None, api: Api | None = None) -> Check:
+def _check(
+    check: PropertyCheck, case: Case | None = None, options: dict | None = None, api: Api | None = None
+) -> Check:
     api = api or check.api
     return Check(case or check.case, api, tuple((options or api.options[0]).items()), check.device, check.dtype)
 
@@ -104,8 +117,9 @@ def _ran(outcome: Outcome) -> bool:
 def _parts(outcome: Outcome) -> tuple[np.ndarray, Expectation, Convention]:
     """The observation, expectation and convention of an outcome that ran (the runner sets all three together)."""
     observed, expectation, convention = outcome.observed, outcome.expectation, outcome.convention
-    assert observed is not None and expectation is not None and convention is not None, \
+    assert observed is not None and expectation is not None and convention is not None, (
         f"{outcome.record.check_id}: the check did not run to an observation"
+    )
     return observed, expectation, convention
 
 
@@ -135,8 +149,10 @@ def _verdict(record: Record, observed: np.ndarray, reference: np.ndarray, tol: n
     if bad.any():
         i = tuple(int(x) for x in np.argwhere(bad)[0])
         record.verdict, record.kind = "fail", "nan" if new_nan[i] else "value"
-        record.message = (f"{what}: at {list(i)} {observed[i]:.9g} vs {reference[i]:.9g} "
-                          f"(|diff| {diff[i]:.3g}, tolerance {np.broadcast_to(tol, diff.shape)[i]:.3g})")
+        record.message = (
+            f"{what}: at {list(i)} {observed[i]:.9g} vs {reference[i]:.9g} "
+            f"(|diff| {diff[i]:.3g}, tolerance {np.broadcast_to(tol, diff.shape)[i]:.3g})"
+        )
     else:
         record.verdict, record.kind, record.message = "pass", None, ""
 
@@ -146,8 +162,9 @@ def _self_zero(check: PropertyCheck) -> Outcome:
     outcome = execute(_check(check, derived))
     if _ran(outcome):
         observed, expectation, _ = _parts(outcome)
-        _verdict(outcome.record, observed, np.zeros_like(expectation.value),
-                 _tolerance(outcome, check), "KL(P||P) is not 0")
+        _verdict(
+            outcome.record, observed, np.zeros_like(expectation.value), _tolerance(outcome, check), "KL(P||P) is not 0"
+        )
     return outcome
 
 
@@ -176,8 +193,9 @@ def _normalized(case: Case) -> bool:
 
 def _reduction_options(api: Api) -> list[dict]:
     default = api.options[0]
-    same_otherwise = [o for o in api.options if "reduction" in o and
-                      all(o[k] == default[k] for k in o if k != "reduction")]
+    same_otherwise = [
+        o for o in api.options if "reduction" in o and all(o[k] == default[k] for k in o if k != "reduction")
+    ]
     return same_otherwise
 
 
@@ -196,8 +214,13 @@ def _reduction_consistency(check: PropertyCheck) -> Outcome:
         labels.append(f"{o.record.options.get('reduction')}")
     reference, tol = totals[0], tols[0]
     observed = np.array(totals)
-    _verdict(base.record, observed, np.full(observed.shape, reference), np.array(tols) + tol,
-             f"reductions {labels} imply different totals")
+    _verdict(
+        base.record,
+        observed,
+        np.full(observed.shape, reference),
+        np.array(tols) + tol,
+        f"reductions {labels} imply different totals",
+    )
     base.record.extra["totals"] = dict(zip(labels, totals))
     return base
 
@@ -250,7 +273,10 @@ def _cross_entropy_identity(check: PropertyCheck) -> Outcome:
     identity = execute(_check(check, options=per_row_options, api=partner))
     if not _ran(identity):
         record = api_out.record
-        record.verdict, record.reason = identity.record.verdict, f"{partner.name}: {identity.record.reason or identity.record.message}"
+        record.verdict, record.reason = (
+            identity.record.verdict,
+            f"{partner.name}: {identity.record.reason or identity.record.message}",
+        )
         return api_out
     per_row = _parts(identity)[0]  # H(P, Q) - H(P) per row, from the framework's cross-entropy
     observed, _, conv = _parts(api_out)
@@ -262,8 +288,13 @@ def _cross_entropy_identity(check: PropertyCheck) -> Outcome:
         _verdict(api_out.record, observed.sum(axis=-1), per_row, row_tol + api_tol.sum(axis=-1), what)
     else:
         reference = _apply_reduction(per_row, conv, check.case.shape, weights)
-        _verdict(api_out.record, observed, reference,
-                 api_tol + _apply_reduction(row_tol, conv, check.case.shape, weights), what)
+        _verdict(
+            api_out.record,
+            observed,
+            reference,
+            api_tol + _apply_reduction(row_tol, conv, check.case.shape, weights),
+            what,
+        )
     return api_out
 
 
@@ -276,9 +307,12 @@ def _apply_reduction(per_row: np.ndarray, conv, shape: tuple, weights) -> np.nda
     if r in ("none", "per_row"):
         return values
     total = np.sum(values)
-    divisor = {"sum": 1.0, "mean_all": rows * classes,
-               "mean_batch": {"dim0": shape[0], "rows": rows, "batch": shape[0] if len(shape) > 1 else 1}[conv.batch_divisor],
-               "mean_weighted": np.sum(weights) if weights is not None else rows}[r]
+    divisor = {
+        "sum": 1.0,
+        "mean_all": rows * classes,
+        "mean_batch": {"dim0": shape[0], "rows": rows, "batch": shape[0] if len(shape) > 1 else 1}[conv.batch_divisor],
+        "mean_weighted": np.sum(weights) if weights is not None else rows,
+    }[r]
     return np.asarray(total / divisor if divisor else np.nan)
 
 

@@ -11,6 +11,7 @@ The framework's part (imports, building native arrays, reading the output back) 
 its binding's `Snippet`; the call comes from the `Api.snippet` template. A plug-in Api
 without a template is called through klconf, which its author has installed anyway.
 """
+
 from __future__ import annotations
 
 import keyword
@@ -48,10 +49,12 @@ def snippet(check, args, weights, conv, expected=None, worst_index=None) -> str:
     axis = feed_axis(conv.class_axis, len(check.case.shape))
     names = _variable_names(conv.arguments)
     setup = binding(api.framework).snippet
-    lines = [f"# klconf reproduction of {check.id}",
-             f"# {api.name}({api.option_label(options)}) in {check.dtype} on {check.device}",
-             f"# declared convention: {conv.describe()}",
-             "import numpy as np"]
+    lines = [
+        f"# klconf reproduction of {check.id}",
+        f"# {api.name}({api.option_label(options)}) in {check.dtype} on {check.device}",
+        f"# declared convention: {conv.describe()}",
+        "import numpy as np",
+    ]
     lines += _header_imports(api, setup)
     if setup is not None:
         lines += [line for line in [setup.prelude(check.dtype, check.device)] if line]
@@ -110,8 +113,9 @@ def _nested(arr: np.ndarray, indent: int) -> str:
 
 def _inputs(check, args, weights, conv, names, axis) -> list[str]:
     """The fed arguments as NumPy arrays, literally or regenerated from the case."""
-    roles = [f"{'P' if name == conv.p_argument else 'Q'} as {space}"
-             for name, space in zip(conv.arguments, conv.input_space)]
+    roles = [
+        f"{'P' if name == conv.p_argument else 'Q'} as {space}" for name, space in zip(conv.arguments, conv.input_space)
+    ]
     size = sum(int(np.size(a)) for a in args) + (int(np.size(weights)) if weights is not None else 0)
     lines = []
     if size <= LITERAL_LIMIT:
@@ -121,11 +125,13 @@ def _inputs(check, args, weights, conv, names, axis) -> list[str]:
             lines.append(f"weights = {literal(weights, 'weights')}  # per-row sample weights")
     else:
         case = check.case
-        lines += [f"# The inputs ({size:,} values) are too large to print; klconf regenerates them exactly",
-                  "# (run from a klconf checkout, or point load_cases at your copy of the case file):",
-                  "from conformance.cases import load_cases",
-                  "from conformance.runner import fed_value, weights_for",
-                  f"case = next(c for c in load_cases({case.file!r}) if c.id == {case.id!r})"]
+        lines += [
+            f"# The inputs ({size:,} values) are too large to print; klconf regenerates them exactly",
+            "# (run from a klconf checkout, or point load_cases at your copy of the case file):",
+            "from conformance.cases import load_cases",
+            "from conformance.runner import fed_value, weights_for",
+            f"case = next(c for c in load_cases({case.file!r}) if c.id == {case.id!r})",
+        ]
         for var, name, space, role in zip(names, conv.arguments, conv.input_space, roles):
             side = "p" if name == conv.p_argument else "q"
             lines.append(f"{var} = np.array(fed_value(case, {side!r}, {space!r}, {check.dtype!r}))  # {role}")
@@ -160,21 +166,29 @@ def _templated_call(api: Api, options, check, names, has_weights: bool, setup) -
 def _plugin_call(api: Api, options, check, names, has_weights: bool) -> list[str]:
     """For an Api without a template: load the entry and call it the way klconf does."""
     module, attribute = _locate(api)
-    lines = [f"# {api.name} has no snippet template: this calls its klconf Api entry as klconf does",
-             f"# (klconf and the module {module} must be importable, as for --api)",
-             "from conformance.frameworks import Api, binding"]
+    lines = [
+        f"# {api.name} has no snippet template: this calls its klconf Api entry as klconf does",
+        f"# (klconf and the module {module} must be importable, as for --api)",
+        "from conformance.frameworks import Api, binding",
+    ]
     if attribute:
-        lines += [f"from {module} import {attribute} as entry",
-                  f"api = next(a for a in ([entry] if isinstance(entry, Api) else entry) if a.name == {api.name!r})"]
+        lines += [
+            f"from {module} import {attribute} as entry",
+            f"api = next(a for a in ([entry] if isinstance(entry, Api) else entry) if a.name == {api.name!r})",
+        ]
     else:
-        lines += [f"import {module}",
-                  f"api = next(v for v in vars({module}).values() if isinstance(v, Api) and v.name == {api.name!r})"]
+        lines += [
+            f"import {module}",
+            f"api = next(v for v in vars({module}).values() if isinstance(v, Api) and v.name == {api.name!r})",
+        ]
     lines += [f"bind = binding({api.framework!r})", "fw = bind.handle()"]
     for var in names + (("weights",) if has_weights else ()):
         lines.append(f"{var} = bind.to_native(fw, {var}, {check.dtype!r}, {check.device!r})")
     weights = "weights" if has_weights else "None"
-    lines += [f"result = api.call(fw, {names[0]}, {names[1]}, {options!r}, {weights})",
-              "observed = bind.to_numpy(fw, result)[0]"]
+    lines += [
+        f"result = api.call(fw, {names[0]}, {names[1]}, {options!r}, {weights})",
+        "observed = bind.to_numpy(fw, result)[0]",
+    ]
     return lines
 
 
@@ -182,7 +196,7 @@ def _locate(api: Api) -> tuple[str, str]:
     """(module, attribute) under which the plug-in's Api entry (or a list holding it) can be imported."""
     module_name = getattr(api.call, "__module__", None) or "__main__"
     module = sys.modules.get(module_name)
-    for attr, value in (vars(module).items() if module else ()):
+    for attr, value in vars(module).items() if module else ():
         if value is api or (isinstance(value, (list, tuple)) and any(v is api for v in value)):
             return module_name, attr
     return module_name, ""

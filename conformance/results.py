@@ -8,6 +8,7 @@ A results file is a sequence of JSON objects, one per line, each with a "type":
 Non-finite floats are written as the strings "nan", "inf" and "-inf" so that every line
 is strict JSON (browsers' JSON.parse rejects NaN).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -35,10 +36,22 @@ from .outcomes import FAILING, VERDICT_NAMES
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema") / "results.schema.json"
 # Environment variables that change numerics or thread counts: recorded as set, so two runs compare.
-NUMERICS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS",
-                "TF_USE_LEGACY_KERAS", "KERAS_BACKEND", "NVIDIA_TF32_OVERRIDE", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
-                "CUBLAS_WORKSPACE_CONFIG", "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION", "JAX_PLATFORMS",
-                "XLA_FLAGS", "CUDA_VISIBLE_DEVICES")
+NUMERICS_ENV = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "TF_USE_LEGACY_KERAS",
+    "KERAS_BACKEND",
+    "NVIDIA_TF32_OVERRIDE",
+    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "JAX_ENABLE_X64",
+    "JAX_DEFAULT_MATMUL_PRECISION",
+    "JAX_PLATFORMS",
+    "XLA_FLAGS",
+    "CUDA_VISIBLE_DEVICES",
+)
 VERDICTS = VERDICT_NAMES  # each one's meaning: conformance/outcomes.py
 SUMMARY_LIMIT = 64  # arrays up to this many values are stored whole
 
@@ -168,16 +181,25 @@ def gpus() -> list[dict]:
         return []
     query = "index,name,driver_version,memory.total,compute_cap"
     try:
-        out = subprocess.run([tool, f"--query-gpu={query}", "--format=csv,noheader"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            [tool, f"--query-gpu={query}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     found: list[dict] = []
     for line in out.splitlines():
         fields = [f.strip() for f in line.split(",")]
         if len(fields) >= 4 and fields[1]:
-            gpu = {"index": int(fields[0]) if fields[0].isdigit() else len(found), "name": fields[1],
-                   "driver": fields[2], "memory": fields[3]}
+            gpu = {
+                "index": int(fields[0]) if fields[0].isdigit() else len(found),
+                "name": fields[1],
+                "driver": fields[2],
+                "memory": fields[3],
+            }
             if len(fields) > 4 and fields[4] not in ("", "[N/A]"):
                 gpu["compute_capability"] = fields[4]
             found.append(gpu)
@@ -223,7 +245,9 @@ class Results:
 
     header: dict = field(default_factory=dict)
     frameworks: dict = field(default_factory=dict)  # name -> framework event
-    framework_events: list[dict] = field(default_factory=list)  # all of them, in order (a merged file has several per name)
+    framework_events: list[dict] = field(
+        default_factory=list
+    )  # all of them, in order (a merged file has several per name)
     records: list[Record] = field(default_factory=list)
     end: dict | None = None
     problems: list[str] = field(default_factory=list)  # lines that could not be read
@@ -292,8 +316,9 @@ def read(path: Path | str, validate: str = "sample") -> Results:
     return stream(path, lambda event: results.records.append(Record.from_json(event)), validate, results)
 
 
-def stream(path: Path | str, on_check: Callable[[dict], None], validate: str = "sample",
-           into: Results | None = None) -> Results:
+def stream(
+    path: Path | str, on_check: Callable[[dict], None], validate: str = "sample", into: Results | None = None
+) -> Results:
     """Read a results file without keeping its records: each valid check event (a dict, as parsed) goes to
     `on_check` in file order, and the Results returned hold everything else (header, framework events,
     footer, problems, the number of check events passed on). Reports of millions of checks read this way,
@@ -335,8 +360,10 @@ def _read_into(results: Results, path: Path | str, validate: str, on_check: Call
                 full = full or not _plausible_check(event)
             errors = schema_errors(event) if full else []
             if errors:
-                results.problems.append(f"line {line}: {kind} event does not match the results schema: {errors[0]}"
-                                        + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+                results.problems.append(
+                    f"line {line}: {kind} event does not match the results schema: {errors[0]}"
+                    + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+                )
                 if kind == "check" and not _plausible_check(event):
                     continue  # a record without its identity cannot be shown or compared
         try:
@@ -361,10 +388,18 @@ def _read_into(results: Results, path: Path | str, validate: str, on_check: Call
 def _plausible_check(event: dict) -> bool:
     """The cheap test every check record gets: its identity fields are strings and options a mapping."""
     get = event.get
-    return (get("check_id").__class__ is str and get("case_id").__class__ is str and get("case_hash").__class__ is str
-            and get("api").__class__ is str and get("framework").__class__ is str and get("device").__class__ is str
-            and get("dtype").__class__ is str and get("verdict").__class__ is str
-            and get("options").__class__ is dict and get("extra", {}).__class__ is dict)
+    return (
+        get("check_id").__class__ is str
+        and get("case_id").__class__ is str
+        and get("case_hash").__class__ is str
+        and get("api").__class__ is str
+        and get("framework").__class__ is str
+        and get("device").__class__ is str
+        and get("dtype").__class__ is str
+        and get("verdict").__class__ is str
+        and get("options").__class__ is dict
+        and get("extra", {}).__class__ is dict
+    )
 
 
 @functools.lru_cache(maxsize=1)
@@ -373,8 +408,10 @@ def _validators() -> dict:
 
     schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     whole = jsonschema.Draft202012Validator(schema)
-    per_type = {kind: jsonschema.Draft202012Validator({"$ref": f"#/$defs/{kind}", "$defs": schema["$defs"]})
-                for kind in ("run", "framework", "check", "end")}
+    per_type = {
+        kind: jsonschema.Draft202012Validator({"$ref": f"#/$defs/{kind}", "$defs": schema["$defs"]})
+        for kind in ("run", "framework", "check", "end")
+    }
     return {"*": whole, **per_type}
 
 

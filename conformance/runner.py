@@ -4,19 +4,24 @@
 shape, a complex output or a mutated input becomes a Record with its verdict (isolation.checked
 around the check, isolation.ApiCall around the call), and the caller goes on.
 """
+
 from __future__ import annotations
 
 import contextlib
 import functools
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import conventions, isolation, judge, oracle, outputs, repro
 from .cases import Case
 from .dtypes import DTYPES, FORMATS, round_to
+
+if TYPE_CHECKING:
+    from .gradients import GradientCheck
 from .frameworks import DEVICES, Api, Unavailable, binding
 from .results import Record, summarize
 
@@ -43,9 +48,18 @@ class Check:
         """The check's record before it runs: its identity (also what a crash of its process is recorded as)."""
         api, case = self.api, self.case
         return Record(
-            check_id=self.id, case_id=case.id, case_hash=case.hash, api=api.name, framework=api.framework,
-            device=self.device, dtype=self.dtype, options=self.options, verdict="skip", shape=list(case.shape),
-            tags=list(case.tags), check="value",
+            check_id=self.id,
+            case_id=case.id,
+            case_hash=case.hash,
+            api=api.name,
+            framework=api.framework,
+            device=self.device,
+            dtype=self.dtype,
+            options=self.options,
+            verdict="skip",
+            shape=list(case.shape),
+            tags=list(case.tags),
+            check="value",
             tolerance_override=f"x{api.tolerance.factor:g}: {api.tolerance.reason}" if api.tolerance else "",
         )
 
@@ -54,8 +68,9 @@ def check_id(case_id: str, api: str, option_label: str, device: str, dtype: str)
     return f"{case_id}::{api}[{option_label}]::{device}::{dtype}"
 
 
-def plan(cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DEVICES,
-         dtypes: Iterable[str] = DTYPES) -> list[Check]:
+def plan(
+    cases: Iterable[Case], apis: Iterable[Api], devices: Iterable[str] = DEVICES, dtypes: Iterable[str] = DTYPES
+) -> list[Check]:
     """Every case x api x options x device x dtype the adapters and cases allow."""
     cases, apis, devices, dtypes = list(cases), list(apis), tuple(devices), tuple(dtypes)
     checks = []
@@ -97,7 +112,8 @@ def fed_arguments(case: Case, conv: conventions.Convention, dtype: str) -> tuple
     for name, space in zip(conv.arguments, conv.input_space):
         side = "p" if name == conv.p_argument else "q"
         args.append(fed_value(case, side, space, dtype))
-    return tuple(args)
+    first, second = args
+    return first, second
 
 
 def feed_axis(class_axis: int | None, ndim: int) -> int | None:
@@ -107,28 +123,33 @@ def feed_axis(class_axis: int | None, ndim: int) -> int | None:
     return class_axis if class_axis < ndim else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _framework_version(framework: str) -> dict:
     b = binding(framework)
     return b.version(b.handle())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _devices(framework: str) -> tuple[str, ...]:
     b = binding(framework)
     return tuple(b.devices(b.handle()))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def framework_info(framework: str) -> dict:
     """A framework's versions, devices and numerics settings, for the results file's run information."""
     b = binding(framework)
     fw = b.handle()
-    return {"type": "framework", "name": framework, "versions": _framework_version(framework),
-            "devices": b.devices(fw), "settings": b.settings(fw)}
+    return {
+        "type": "framework",
+        "name": framework,
+        "versions": _framework_version(framework),
+        "devices": b.devices(fw),
+        "settings": b.settings(fw),
+    }
 
 
-def declared(check: Check) -> conventions.Convention:
+def declared(check: Check | GradientCheck) -> conventions.Convention:
     """The API's declared convention, with its clip epsilon rounded as the API rounds it."""
     conv = check.api.convention(check.options)
     if conv.clip_epsilon is not None:
@@ -229,8 +250,15 @@ def _run(check: Check, outcome: Outcome) -> None:
             warnings.simplefilter("always")
             record.settings = b.check_settings(fw, check.dtype, check.device)
             native, native_w = to_native(b, fw, check, fed, axis, weights)
-            observed, read = call_api(b, fw, lambda: api.call(fw, native[0], native[1], check.options, native_w),
-                                      native, conv.arguments, check.dtype, api.keeps_dtype)
+            observed, read = call_api(
+                b,
+                fw,
+                lambda: api.call(fw, native[0], native[1], check.options, native_w),
+                native,
+                conv.arguments,
+                check.dtype,
+                api.keeps_dtype,
+            )
         record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     except (isolation.ApiRaised, isolation.CheckTimeout) as exc:  # a recorded result, the run goes on
         isolation.fail_record(record, exc)
@@ -281,12 +309,15 @@ def overflow_hint(args, conv: conventions.Convention, dtype: str) -> str:
         ratio = np.where(p > 0, p / q, 0.0)
     top, limit = float(np.nanmax(ratio)) if ratio.size else 0.0, FORMATS[dtype].max
     if top > limit:
-        return f"p/q reaches {top:.3g}, beyond the largest {dtype} ({limit:.6g}): a ratio computed in {dtype} overflows. "
+        return (
+            f"p/q reaches {top:.3g}, beyond the largest {dtype} ({limit:.6g}): a ratio computed in {dtype} overflows. "
+        )
     return ""
 
 
-def diagnose(conv: conventions.Convention, args, weights, observed: np.ndarray, check: Check,
-             output_dtype: str | None = None) -> str:
+def diagnose(
+    conv: conventions.Convention, args, weights, observed: np.ndarray, check: Check, output_dtype: str | None = None
+) -> str:
     """Which single change to the declared convention explains the observation, if any."""
     if args[0].size > DIAGNOSE_LIMIT:
         return "not diagnosed: input too large to re-evaluate alternative conventions"
@@ -299,5 +330,3 @@ def diagnose(conv: conventions.Convention, args, weights, observed: np.ndarray, 
     if not matches:
         return "no single change to the declared convention explains the observed values"
     return "observed values match the declared convention with " + " or ".join(matches)
-
-

@@ -20,6 +20,7 @@ Each refusal is one `YamlError` carrying the line and the field (dotted path) wh
 found. Parsing uses libyaml's event parser when PyYAML has it (the composition is always this
 module's), PyYAML's pure parser otherwise.
 """
+
 from __future__ import annotations
 
 import functools
@@ -120,8 +121,9 @@ class _GuardedComposer(Composer):
     def _count(self, weight: int, mark) -> None:
         self._expanded += weight
         if self._expanded > self.limits.max_nodes:
-            self._refuse(mark, f"more than {self.limits.max_nodes:,} elements (aliases expanded): "
-                               "exceeds the element limit")
+            self._refuse(
+                mark, f"more than {self.limits.max_nodes:,} elements (aliases expanded): exceeds the element limit"
+            )
 
     def compose_node(self, parent, index):
         depth = len(self._path) + 1
@@ -131,25 +133,31 @@ class _GuardedComposer(Composer):
                 self._refuse(event.start_mark, f"alias *{event.anchor} names no anchor defined before it")
             node = self.anchors[event.anchor]
             if id(node) not in self._weight:
-                self._refuse(event.start_mark, f"alias *{event.anchor} refers to a node that contains it "
-                                               "(a recursive structure)")
+                self._refuse(
+                    event.start_mark, f"alias *{event.anchor} refers to a node that contains it (a recursive structure)"
+                )
             size, height = self._weight[id(node)]
             if depth + height - 1 > self.limits.max_depth:
-                self._refuse(event.start_mark, f"alias *{event.anchor} nests deeper than {self.limits.max_depth} "
-                                               "levels: exceeds the depth limit")
+                self._refuse(
+                    event.start_mark,
+                    f"alias *{event.anchor} nests deeper than {self.limits.max_depth} levels: exceeds the depth limit",
+                )
             self._count(size, event.start_mark)
             self._deepest = max(self._deepest, depth + height - 1)
             return node
         event = self.peek_event()
         if depth > self.limits.max_depth:
-            self._refuse(event.start_mark,
-                         f"nested deeper than {self.limits.max_depth} levels: exceeds the depth limit")
+            self._refuse(
+                event.start_mark, f"nested deeper than {self.limits.max_depth} levels: exceeds the depth limit"
+            )
         if event.anchor is not None and event.anchor in self.anchors:
             self._refuse(event.start_mark, f"anchor &{event.anchor} is defined twice")
         tag = getattr(event, "tag", None)
         if tag is not None and tag != "!" and tag not in ALLOWED_TAGS:
-            self._refuse(event.start_mark, f"unsafe or unknown YAML tag rejected: {tag!r} (only plain data: "
-                                           "no !!python, !!binary or custom tags)")
+            self._refuse(
+                event.start_mark,
+                f"unsafe or unknown YAML tag rejected: {tag!r} (only plain data: no !!python, !!binary or custom tags)",
+            )
         before, outer_deepest = self._expanded, self._deepest
         self._deepest = depth
         self._count(1, event.start_mark)
@@ -169,20 +177,26 @@ class _GuardedComposer(Composer):
     def compose_scalar_node(self, anchor):
         event = self.peek_event()
         if len(event.value) > self.limits.max_scalar:
-            self._refuse(event.start_mark, f"a scalar of {len(event.value):,} characters exceeds the limit of "
-                                           f"{self.limits.max_scalar:,}")
+            self._refuse(
+                event.start_mark,
+                f"a scalar of {len(event.value):,} characters exceeds the limit of {self.limits.max_scalar:,}",
+            )
         node = super().compose_scalar_node(anchor)
         if node.tag in (_CORE + "int", _CORE + "float") and len(node.value) > self.limits.max_number:
-            self._refuse(node.start_mark, f"a number written with {len(node.value)} characters "
-                                          f"(more than {self.limits.max_number}): not a plausible value")
+            self._refuse(
+                node.start_mark,
+                f"a number written with {len(node.value)} characters "
+                f"(more than {self.limits.max_number}): not a plausible value",
+            )
         if node.tag == _CORE + "timestamp":
             node.tag = _CORE + "str"  # a date-like id or description stays text; nothing here is a date
         return node
 
     def compose_sequence_node(self, anchor):
         start = self.get_event()
-        node = SequenceNode(self.resolve(SequenceNode, None, start.implicit), [], start.start_mark, None,
-                            flow_style=start.flow_style)
+        node = SequenceNode(
+            self.resolve(SequenceNode, None, start.implicit), [], start.start_mark, None, flow_style=start.flow_style
+        )
         if anchor is not None:
             self.anchors[anchor] = node
         index = 0
@@ -196,8 +210,9 @@ class _GuardedComposer(Composer):
 
     def compose_mapping_node(self, anchor):
         start = self.get_event()
-        node = MappingNode(self.resolve(MappingNode, None, start.implicit), [], start.start_mark, None,
-                           flow_style=start.flow_style)
+        node = MappingNode(
+            self.resolve(MappingNode, None, start.implicit), [], start.start_mark, None, flow_style=start.flow_style
+        )
         if anchor is not None:
             self.anchors[anchor] = node
         seen: dict[str, int] = {}
@@ -218,8 +233,14 @@ class _GuardedComposer(Composer):
         return node
 
 
-class _PureLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, _GuardedComposer,
-                  yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+class _PureLoader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    _GuardedComposer,
+    yaml.constructor.SafeConstructor,
+    yaml.resolver.Resolver,
+):
     def __init__(self, text: str, limits: Limits):
         yaml.reader.Reader.__init__(self, text)
         yaml.scanner.Scanner.__init__(self)
@@ -234,6 +255,7 @@ try:
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     _FAST_LOADER: type[_PureLoader | _CLoader] = _PureLoader
 else:
+
     class _CLoader(_GuardedComposer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
         """libyaml's parser for the events; the composition (and every limit) is _GuardedComposer's."""
 
@@ -266,8 +288,11 @@ def _from_yaml_error(exc: yaml.MarkedYAMLError, loader) -> YamlError:
     if exc.context and "single document" in exc.context:
         what = "more than one document in the stream (a file holds one document; remove the '---' after it)"
     elif "maximum nesting depth" in what:  # libyaml's own guard, met while it scans ahead of the composer
-        return YamlError(mark.line + 1 if mark else None, dotted(loader._path),
-                         f"nested deeper than {loader.limits.max_depth} levels: exceeds the depth limit")
+        return YamlError(
+            mark.line + 1 if mark else None,
+            dotted(loader._path),
+            f"nested deeper than {loader.limits.max_depth} levels: exceeds the depth limit",
+        )
     return YamlError(mark.line + 1 if mark else None, dotted(loader._path), f"YAML error: {what}")
 
 

@@ -17,6 +17,7 @@ record says how much was written and how it began. A thread the call leaves runn
 The framework-specific parts are each binding's `state(fw)` / `restore(fw, saved)` pair
 (conformance/frameworks/<name>.py), asked only of frameworks this process has loaded.
 """
+
 from __future__ import annotations
 
 import _signal
@@ -34,8 +35,11 @@ from typing import Any
 import numpy as np
 
 # Signals whose handlers klconf relies on (interrupts, the time limit) or an API might take over.
-WATCHED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGALRM", "SIGHUP", "SIGUSR1",
-                                                           "SIGUSR2", "SIGPIPE", "SIGCHLD") if hasattr(signal, name))
+WATCHED_SIGNALS = tuple(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGALRM", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGPIPE", "SIGCHLD")
+    if hasattr(signal, name)
+)
 PREVIEW_BYTES = 120  # how much of a call's output a record quotes
 
 
@@ -117,15 +121,19 @@ def _build_process_vars(main_thread: bool, mpmath: bool) -> list[StateVar]:
         StateVar("sys.path", lambda: list(sys.path), lambda v: sys.path.__setitem__(slice(None), v)),
         StateVar("os.environ", _environ, _set_environ),
         StateVar("os.getcwd", os.getcwd, os.chdir),
-        *(StateVar(f"sys.{name}", partial(getattr, sys, name), partial(setattr, sys, name))
-          for name in ("stdin", "stdout", "stderr")),
+        *(
+            StateVar(f"sys.{name}", partial(getattr, sys, name), partial(setattr, sys, name))
+            for name in ("stdin", "stdout", "stderr")
+        ),
         StateVar("sys.settrace/setprofile", lambda: (sys.gettrace(), sys.getprofile()), _set_trace),
         StateVar("sys.excepthook", lambda: sys.excepthook, lambda v: setattr(sys, "excepthook", v)),
         StateVar("gc.isenabled", gc.isenabled, _set_gc),
     ]
     if main_thread:  # signal handlers can only be read and set there
-        out += [StateVar(f"signal handler {signal.Signals(s).name}", partial(_signal.getsignal, s), _set_signal(s))
-                for s in WATCHED_SIGNALS]
+        out += [
+            StateVar(f"signal handler {signal.Signals(s).name}", partial(_signal.getsignal, s), _set_signal(s))
+            for s in WATCHED_SIGNALS
+        ]
     return out + (_mpmath_var() if mpmath else [])
 
 
@@ -189,8 +197,10 @@ class _Capture:
                 _flush(stream)
             for fd in (1, 2):
                 if fd not in self._files:
-                    self._files[fd] = (tempfile.TemporaryFile(prefix=f"klconf-fd{fd}-"),
-                                       open(fd, "w", encoding="utf-8", errors="replace", closefd=False))
+                    self._files[fd] = (
+                        tempfile.TemporaryFile(prefix=f"klconf-fd{fd}-"),
+                        open(fd, "w", encoding="utf-8", errors="replace", closefd=False),
+                    )
                 self.saved[fd] = os.dup(fd)
                 os.dup2(self._files[fd][0].fileno(), fd)
         except OSError:  # no such descriptor here (a daemon, a closed stream): nothing to capture
@@ -218,8 +228,10 @@ class _Capture:
                 scratch.seek(0)
                 scratch.truncate(0)
                 where = "standard output" if fd == 1 else "standard error"
-                found.append(f"wrote {size:,} bytes to {where} (file descriptor {fd}): {head!r}"
-                             + ("..." if size > PREVIEW_BYTES else ""))
+                found.append(
+                    f"wrote {size:,} bytes to {where} (file descriptor {fd}): {head!r}"
+                    + ("..." if size > PREVIEW_BYTES else "")
+                )
         self.saved = {}
         return found
 
@@ -268,9 +280,15 @@ class Sandbox:
                 found.append(f"changed {var.name}, which klconf could not restore ({type(exc).__name__}: {exc})")
         for b, before in self._frameworks:
             found += _restore_framework(b, before)
-        started = [] if threading.active_count() <= self._threads else [  # (counting first is 20x cheaper)
-            t for t in threading.enumerate()
-            if t.ident not in self._thread_ids and t.is_alive() and not t.name.startswith("klconf-")]
+        started = (
+            []
+            if threading.active_count() <= self._threads
+            else [  # (counting first is 20x cheaper)
+                t
+                for t in threading.enumerate()
+                if t.ident not in self._thread_ids and t.is_alive() and not t.name.startswith("klconf-")
+            ]
+        )
         if started:
             names = ", ".join(f"{t.name}{' (daemon)' if t.daemon else ''}" for t in started[:4])
             found.append(f"left {len(started)} thread(s) running: {names}")

@@ -17,6 +17,7 @@ plan differently, for every kind of check, without the case corpus or any framew
 pytest-xdist the plan is made in the workers (where collection happens) and reaches the writing
 process as worker output.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -44,7 +45,6 @@ PER_ELEMENT_SECONDS = {"value": 4e-6, "gradient": 1.2e-5, "property": 2e-5}
 ORACLE_SECONDS_PER_ELEMENT = {"value": 3e-4, "gradient": 3e-4}
 UNSUPPORTED_SECONDS = 0.005  # a dtype the API does not take: a record and nothing else
 DTYPE_WEIGHT = {"float16": 1.2, "bfloat16": 1.2, "float32": 1.0, "float64": 1.0}
-
 
 
 @dataclass(frozen=True)
@@ -112,16 +112,24 @@ class Plan:
 
     def to_json(self) -> dict:
         """The plan for an orchestrator (`klconf plan --json`)."""
-        return {"plan_hash": self.hash, "split_hash": self.split_hash, "shards": self.count,
-                "loads": [round(x, 3) for x in self.loads()],
-                "counts": [sum(c.shard == k for c in self.checks) for k in range(1, self.count + 1)],
-                "checks": [{**asdict(c), "cost": round(c.cost, 6)} for c in self.checks]}
+        return {
+            "plan_hash": self.hash,
+            "split_hash": self.split_hash,
+            "shards": self.count,
+            "loads": [round(x, 3) for x in self.loads()],
+            "counts": [sum(c.shard == k for c in self.checks) for k in range(1, self.count + 1)],
+            "checks": [{**asdict(c), "cost": round(c.cost, 6)} for c in self.checks],
+        }
 
     def record_form(self, shard: int | None) -> dict:
         """What a results file keeps: enough for merge to judge completeness and the split."""
-        return {"plan_hash": self.hash, "split_hash": self.split_hash, "shards": self.count,
-                "ran_shards": [shard] if shard else list(range(1, self.count + 1)),
-                "checks": [[c.check_id, c.kind, c.shard] for c in self.checks]}
+        return {
+            "plan_hash": self.hash,
+            "split_hash": self.split_hash,
+            "shards": self.count,
+            "ran_shards": [shard] if shard else list(range(1, self.count + 1)),
+            "checks": [[c.check_id, c.kind, c.shard] for c in self.checks],
+        }
 
 
 def _digest(values: list) -> str:
@@ -141,8 +149,9 @@ def describe(item) -> PlannedCheck:
     framework = kinds.framework_of(check)
     if kind.tensor_level:
         if check.dtype not in check.api.dtypes:  # recorded as unsupported at once: no oracle, no call
-            return PlannedCheck(item.nodeid, check.id, kind.name, framework, check.device, check.dtype,
-                                UNSUPPORTED_SECONDS, False)
+            return PlannedCheck(
+                item.nodeid, check.id, kind.name, framework, check.device, check.dtype, UNSUPPORTED_SECONDS, False
+            )
         elements = _elements(check.case)
         planned = _planned(item, check.id, kind.name, framework, check.device, check.dtype, elements)
         planned.group, planned.elements = f"{check.case.id}::{check.dtype}::{kind.name}", elements
@@ -155,8 +164,7 @@ def _elements(case) -> int:
 
 
 def _planned(item, check_id: str, kind: str, framework: str, device: str, dtype: str, elements: int) -> PlannedCheck:
-    return PlannedCheck(item.nodeid, check_id, kind, framework, device, dtype,
-                        estimate(kind, elements, dtype), False)
+    return PlannedCheck(item.nodeid, check_id, kind, framework, device, dtype, estimate(kind, elements, dtype), False)
 
 
 def estimate(kind: str, elements: int, dtype: str) -> float:
@@ -248,12 +256,25 @@ def costliest_first(items: list, plan: Plan) -> None:
 
 
 def add_options(group) -> None:
-    group.addoption("--klconf-shard", default=None, metavar="K/N",
-                    help="run only the K-th of N shards of the plan (balanced by cost)")
-    group.addoption("--klconf-durations", action="append", default=[], metavar="RESULTS",
-                    help="balance shards by the duration_s of an earlier run's results; repeatable")
-    group.addoption("--klconf-plan-out", default=None, metavar="PATH",
-                    help="write the plan (every check, its cost and shard) here as JSON")
+    group.addoption(
+        "--klconf-shard",
+        default=None,
+        metavar="K/N",
+        help="run only the K-th of N shards of the plan (balanced by cost)",
+    )
+    group.addoption(
+        "--klconf-durations",
+        action="append",
+        default=[],
+        metavar="RESULTS",
+        help="balance shards by the duration_s of an earlier run's results; repeatable",
+    )
+    group.addoption(
+        "--klconf-plan-out",
+        default=None,
+        metavar="PATH",
+        help="write the plan (every check, its cost and shard) here as JSON",
+    )
 
 
 def shard_of(config) -> ShardSpec | None:

@@ -4,6 +4,7 @@ Filling edits text, because PyYAML cannot round-trip comments: it finds each cas
 with their source positions and replaces (or inserts) only the `expected` block and the
 `sha256` of generated inputs.
 """
+
 from __future__ import annotations
 
 import json
@@ -110,16 +111,25 @@ def verify(case: Case) -> list[Problem]:
         if dist.generated and "sha256" in dist.spec:
             digest = generators.digest(dist.values)
             if digest != dist.spec["sha256"]:
-                problems.append(Problem(case.file, case.line, f"{case.id}.{side}.sha256",
-                                        f"generator output changed: stored {dist.spec['sha256']}, now {digest}"))
+                problems.append(
+                    Problem(
+                        case.file,
+                        case.line,
+                        f"{case.id}.{side}.sha256",
+                        f"generator output changed: stored {dist.spec['sha256']}, now {digest}",
+                    )
+                )
     if not case.expected:
-        problems.append(Problem(case.file, case.line, f"{case.id}.expected",
-                                "no stored expected values (run `klconf cases fill`)"))
+        problems.append(
+            Problem(case.file, case.line, f"{case.id}.expected", "no stored expected values (run `klconf cases fill`)")
+        )
         return problems
     p, q = case.p, case.q
     pv, qv = np.broadcast_arrays(p.values, q.values)
-    oracles = {"kl_per_row": lambda: _certified(pv, p.space, qv, q.space, "per_row").value,
-               "elementwise": lambda: _certified(pv, p.space, qv, q.space, "none").value}
+    oracles = {
+        "kl_per_row": lambda: _certified(pv, p.space, qv, q.space, "per_row").value,
+        "elementwise": lambda: _certified(pv, p.space, qv, q.space, "none").value,
+    }
     for key, compute in oracles.items():
         if key not in case.expected:
             continue
@@ -128,9 +138,15 @@ def verify(case: Case) -> list[Problem]:
         bad = ~_close(stored, truth)
         if bad.any():
             i = tuple(int(x) for x in np.argwhere(bad)[0])
-            problems.append(Problem(case.file, case.line, f"{case.id}.expected.{key}{list(i) if i else ''}",
-                                    f"stored {stored[i]!r} but the oracle gives {truth[i]!r} "
-                                    f"({int(bad.sum())} of {bad.size} values differ)"))
+            problems.append(
+                Problem(
+                    case.file,
+                    case.line,
+                    f"{case.id}.expected.{key}{list(i) if i else ''}",
+                    f"stored {stored[i]!r} but the oracle gives {truth[i]!r} "
+                    f"({int(bad.sum())} of {bad.size} values differ)",
+                )
+            )
     return problems
 
 

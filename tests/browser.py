@@ -9,6 +9,7 @@ dialogs (a hostile string that runs would open one) and every request that left 
 Tests that need it call `skip_unless_browser()` first: with no Chromium or no Playwright they
 are skipped with the reason, never failed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BINARIES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-extensions", "--mute-audio", "--no-first-run")
+ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-extensions",
+    "--mute-audio",
+    "--no-first-run",
+)
 
 
 def binary() -> str | None:
@@ -58,8 +66,12 @@ class Watched:
     @property
     def problems(self) -> list[str]:
         """Everything a clean, self-contained page never produces."""
-        return ([f"console error: {m}" for m in self.console_errors] + [f"uncaught: {m}" for m in self.page_errors]
-                + [f"dialog: {m}" for m in self.dialogs] + [f"request: {u}" for u in self.requests])
+        return (
+            [f"console error: {m}" for m in self.console_errors]
+            + [f"uncaught: {m}" for m in self.page_errors]
+            + [f"dialog: {m}" for m in self.dialogs]
+            + [f"request: {u}" for u in self.requests]
+        )
 
 
 @contextlib.contextmanager
@@ -82,8 +94,12 @@ def open_page(path: str | Path, width: int = 1280, height: int = 900, timeout_ms
                 dialog.dismiss()
 
             page.on("dialog", on_dialog)
-            page.on("request", lambda req: None if req.url.startswith(("file:", "data:", "about:"))
-                    else watched.requests.append(req.url))
+            page.on(
+                "request",
+                lambda req: (
+                    None if req.url.startswith(("file:", "data:", "about:")) else watched.requests.append(req.url)
+                ),
+            )
             page.goto(url, wait_until="load")
             yield watched
         finally:

@@ -2,6 +2,7 @@
 
 They run on the "numpy" binding, so klconf's own tests need no framework installed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ def _reduce(terms, reduction):
     if reduction == "none":
         return terms
     rows = terms.sum(axis=-1)
-    return {"per_row": rows, "sum": rows.sum(), "mean_all": terms.mean(),
-            "batchmean": rows.sum() / terms.shape[0]}[reduction]
+    return {"per_row": rows, "sum": rows.sum(), "mean_all": terms.mean(), "batchmean": rows.sum() / terms.shape[0]}[
+        reduction
+    ]
 
 
 def torch_like(name="fake.kl_div", scale=1.0, computes=None, declared=None, dtypes=("float32", "float64")) -> Api:
@@ -32,12 +34,21 @@ def torch_like(name="fake.kl_div", scale=1.0, computes=None, declared=None, dtyp
 
     reductions = {"none": "none", "sum": "sum", "mean": "mean_all", "batchmean": "mean_batch"}
     return Api(
-        name=name, framework="numpy", call=lambda fw, a, b, o, w: call(fw, a, b, {"reduction": _name(o)}, w),
-        convention=lambda o: Convention(arguments=("input", "target"), p_argument="target",
-                                        input_space=("log_prob", "prob"),
-                                        reduction=reductions[declared or o["reduction"]], class_axis=None),
-        options=grid(reduction=("batchmean", "sum", "mean", "none")) if declared is None else grid(reduction=(declared,)),
-        dtypes=dtypes, devices=("cpu",),
+        name=name,
+        framework="numpy",
+        call=lambda fw, a, b, o, w: call(fw, a, b, {"reduction": _name(o)}, w),
+        convention=lambda o: Convention(
+            arguments=("input", "target"),
+            p_argument="target",
+            input_space=("log_prob", "prob"),
+            reduction=reductions[declared or o["reduction"]],
+            class_axis=None,
+        ),
+        options=grid(reduction=("batchmean", "sum", "mean", "none"))
+        if declared is None
+        else grid(reduction=(declared,)),
+        dtypes=dtypes,
+        devices=("cpu",),
     )
 
 
@@ -62,13 +73,21 @@ def _custom(name, fn):
         reduction = {"mean": "mean_all"}.get(o["reduction"], o["reduction"])
         return np.asarray(_reduce(fn(p, log_q), reduction), dtype=p.dtype)
 
-    return Api(name=name, framework="numpy", call=call, convention=EXACT.convention, options=EXACT.options,
-               dtypes=EXACT.dtypes, devices=("cpu",))
+    return Api(
+        name=name,
+        framework="numpy",
+        call=call,
+        convention=EXACT.convention,
+        options=EXACT.options,
+        dtypes=EXACT.dtypes,
+        devices=("cpu",),
+    )
 
 
 # Planted property violations:
-POSITION_DEPENDENT = _custom("fake.position_dependent",
-                             lambda p, lq: _terms(p, lq) * (1 + 1e-3 * np.arange(p.shape[-1])))
+POSITION_DEPENDENT = _custom(
+    "fake.position_dependent", lambda p, lq: _terms(p, lq) * (1 + 1e-3 * np.arange(p.shape[-1]))
+)
 SELF_NONZERO = _custom("fake.self_nonzero", lambda p, lq: _terms(p, lq) + 1e-3 * p)
 
 
@@ -77,5 +96,12 @@ def _inconsistent(fw, log_q, p, o, w):
     return out * 1.01 if o["reduction"] == "sum" else out
 
 
-INCONSISTENT_SUM = Api(name="fake.inconsistent_sum", framework="numpy", call=_inconsistent,
-                       convention=EXACT.convention, options=EXACT.options, dtypes=EXACT.dtypes, devices=("cpu",))
+INCONSISTENT_SUM = Api(
+    name="fake.inconsistent_sum",
+    framework="numpy",
+    call=_inconsistent,
+    convention=EXACT.convention,
+    options=EXACT.options,
+    dtypes=EXACT.dtypes,
+    devices=("cpu",),
+)

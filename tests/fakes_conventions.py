@@ -5,6 +5,7 @@ the way the given fields say, in NumPy, with no help from the oracle: inference 
 recover every field from its outputs. `declared=` sets what the Api declares (by default
 the truth), so a declaration that differs from the computation can be planted.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,12 +37,20 @@ class Truth:
     misfit: str | None = None  # outside every candidate: "log2" (log base 2), "clip_p_only" (q is never clipped)
 
     def convention(self) -> Convention:
-        return Convention(arguments=ARGS, p_argument=ARGS[self.p_index], input_space=self.spaces,
-                          reduction=self.reduction, elementwise=self.elementwise, class_axis=self.class_axis,
-                          batch_divisor=self.batch_divisor if self.batch_divisor in ("dim0", "rows", "batch") else "dim0",
-                          clip_epsilon=self.clip, normalizes=self.normalizes,
-                          zero_p=self.zero_p, zero_both=self.zero_both,
-                          zero_q="inf" if self.zero_q == "finite" else self.zero_q)
+        return Convention(
+            arguments=ARGS,
+            p_argument=ARGS[self.p_index],
+            input_space=self.spaces,
+            reduction=self.reduction,
+            elementwise=self.elementwise,
+            class_axis=self.class_axis,
+            batch_divisor=self.batch_divisor if self.batch_divisor in ("dim0", "rows", "batch") else "dim0",
+            clip_epsilon=self.clip,
+            normalizes=self.normalizes,
+            zero_p=self.zero_p,
+            zero_both=self.zero_both,
+            zero_q="inf" if self.zero_q == "finite" else self.zero_q,
+        )
 
 
 def _axis(class_axis, ndim):
@@ -81,8 +90,9 @@ def compute(t: Truth, a, b, weights):
             log_p, log_q = np.log(p), np.log(q)
         ratio = (log_p - log_q) if t.misfit != "log2" else (log_p - log_q) / np.log(2)
         safe = np.where((p > 0) & (q > 0), p * ratio, 0.0)
-        terms = np.where(p == 0, np.where(q == 0, _value(t.zero_both), _value(t.zero_p)),
-                         np.where(q == 0, _value(t.zero_q), safe))
+        terms = np.where(
+            p == 0, np.where(q == 0, _value(t.zero_both), _value(t.zero_p)), np.where(q == 0, _value(t.zero_q), safe)
+        )
         if t.elementwise == "p*log(p/q)-p+q":
             terms = terms - p + q
     out = _reduce(t, terms, weights if t.uses_weights else None, in_dtype)
@@ -120,23 +130,47 @@ def _reduce(t: Truth, terms, weights, in_dtype):
         if t.batch_divisor == "batch" and terms.ndim == 1:
             return total
         return total / (np.sum(weights) if weights is not None else rows.size)
-    return total / {"dim0": terms.shape[0] if terms.ndim > 1 else terms.shape[0], "rows": rows.size,
-                    "batch": terms.shape[0] if terms.ndim > 1 else 1}[t.batch_divisor]
+    return (
+        total
+        / {
+            "dim0": terms.shape[0] if terms.ndim > 1 else terms.shape[0],
+            "rows": rows.size,
+            "batch": terms.shape[0] if terms.ndim > 1 else 1,
+        }[t.batch_divisor]
+    )
 
 
-def make(name: str, declared: Truth | None = None, options: tuple = ({},),
-         dtypes=("float16", "float32", "float64"), **truth) -> Api:
+def make(
+    name: str, declared: Truth | None = None, options: tuple = ({},), dtypes=("float16", "float32", "float64"), **truth
+) -> Api:
     t = Truth(**truth)
     shown = declared or t
-    return Api(name=name, framework="numpy", call=lambda fw, a, b, o, w: compute(t, a, b, w),
-               convention=lambda o: shown.convention(), options=options, dtypes=dtypes, devices=("cpu",))
+    return Api(
+        name=name,
+        framework="numpy",
+        call=lambda fw, a, b, o, w: compute(t, a, b, w),
+        convention=lambda o: shown.convention(),
+        options=options,
+        dtypes=dtypes,
+        devices=("cpu",),
+    )
 
 
 TORCH_MEAN = make("fake.kl_div_mean", reduction="mean_all", class_axis=None)
-CE_MEAN = make("fake.cross_entropy_mean", p_index=1, spaces=("logits", "prob"), reduction="mean_batch",
-               batch_divisor="rows", class_axis=1)
-DECLARES_BATCHMEAN = make("fake.declares_batchmean", declared=Truth(reduction="mean_batch", class_axis=-1),
-                          reduction="mean_all", class_axis=None)
+CE_MEAN = make(
+    "fake.cross_entropy_mean",
+    p_index=1,
+    spaces=("logits", "prob"),
+    reduction="mean_batch",
+    batch_divisor="rows",
+    class_axis=1,
+)
+DECLARES_BATCHMEAN = make(
+    "fake.declares_batchmean",
+    declared=Truth(reduction="mean_batch", class_axis=-1),
+    reduction="mean_all",
+    class_axis=None,
+)
 MISFIT = make("fake.log2", misfit="log2")
 
 

@@ -5,6 +5,7 @@ Each fault is one `Fault`: the API, the verdict and failure kind its check must 
 its record's message must contain (the message names the cause). The NumPy faults run without any
 framework; FRAMEWORK_STATE needs torch, JAX and TensorFlow.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -34,8 +35,16 @@ class Fault:
 
 
 def _api(name, call, **kwargs):
-    return Api(name=name, framework="numpy", call=call, convention=EXACT.convention, options=EXACT.options[:1],
-               dtypes=("float64",), devices=("cpu",), **kwargs)
+    return Api(
+        name=name,
+        framework="numpy",
+        call=call,
+        convention=EXACT.convention,
+        options=EXACT.options[:1],
+        dtypes=("float64",),
+        devices=("cpu",),
+        **kwargs,
+    )
 
 
 def _exact(fw, a, b, o, w):
@@ -120,18 +129,34 @@ def _sys_exit(fw, a, b, o, w):
 
 
 BASE_EXCEPTIONS = [
-    Fault(_api("faulty.keyboard_interrupt", _raise(KeyboardInterrupt("raised by the API"))), "error", "exception",
-          "KeyboardInterrupt: raised by the API"),
+    Fault(
+        _api("faulty.keyboard_interrupt", _raise(KeyboardInterrupt("raised by the API"))),
+        "error",
+        "exception",
+        "KeyboardInterrupt: raised by the API",
+    ),
     Fault(_api("faulty.sys_exit", _sys_exit), "error", "exception", "SystemExit: 3"),
     Fault(_api("faulty.generator_exit", _raise(GeneratorExit())), "error", "exception", "GeneratorExit"),
-    Fault(_api("faulty.custom_base_exception", _raise(FaultyBaseException("custom"))), "error", "exception",
-          "FaultyBaseException: custom"),
-    Fault(_api("faulty.stop_iteration", _raise(StopIteration("exhausted"))), "error", "exception",
-          "StopIteration: exhausted"),
+    Fault(
+        _api("faulty.custom_base_exception", _raise(FaultyBaseException("custom"))),
+        "error",
+        "exception",
+        "FaultyBaseException: custom",
+    ),
+    Fault(
+        _api("faulty.stop_iteration", _raise(StopIteration("exhausted"))),
+        "error",
+        "exception",
+        "StopIteration: exhausted",
+    ),
     Fault(_api("faulty.memory_error", _raise(MemoryError("out of memory"))), "error", "exception", "MemoryError"),
     Fault(_api("faulty.infinite_recursion", _recurse), "error", "exception", "RecursionError"),
-    Fault(_api("faulty.unprintable_exception", _raise(Unprintable())), "error", "exception",
-          "Unprintable: <the exception's message could not be read>"),
+    Fault(
+        _api("faulty.unprintable_exception", _raise(Unprintable())),
+        "error",
+        "exception",
+        "Unprintable: <the exception's message could not be read>",
+    ),
     Fault(RAISES, "error", "exception", "RuntimeError: kernel exploded"),
 ]
 
@@ -154,28 +179,64 @@ def _steal_stdout():
 
 
 GLOBAL_STATE = [
-    Fault(_api("faulty.numpy_errstate", _then_exact(lambda: np.seterr(all="raise"))), "pass", None,
-          "changed numpy.errstate"),
-    Fault(_api("faulty.numpy_printoptions", _then_exact(lambda: np.set_printoptions(precision=1))), "pass", None,
-          "changed numpy.printoptions"),
-    Fault(_api("faulty.recursion_limit", _then_exact(lambda: sys.setrecursionlimit(300))), "pass", None,
-          "changed sys.recursionlimit"),
-    Fault(_api("faulty.warnings_filter", _then_exact(lambda: warnings.simplefilter("error"))), "pass", None,
-          "changed warnings.filters"),
+    Fault(
+        _api("faulty.numpy_errstate", _then_exact(lambda: np.seterr(all="raise"))),
+        "pass",
+        None,
+        "changed numpy.errstate",
+    ),
+    Fault(
+        _api("faulty.numpy_printoptions", _then_exact(lambda: np.set_printoptions(precision=1))),
+        "pass",
+        None,
+        "changed numpy.printoptions",
+    ),
+    Fault(
+        _api("faulty.recursion_limit", _then_exact(lambda: sys.setrecursionlimit(300))),
+        "pass",
+        None,
+        "changed sys.recursionlimit",
+    ),
+    Fault(
+        _api("faulty.warnings_filter", _then_exact(lambda: warnings.simplefilter("error"))),
+        "pass",
+        None,
+        "changed warnings.filters",
+    ),
     Fault(_api("faulty.chdir", _then_exact(lambda: os.chdir("/"))), "pass", None, "changed os.getcwd"),
-    Fault(_api("faulty.sys_path", _then_exact(lambda: sys.path.insert(0, "/nonexistent-faulty"))), "pass", None,
-          "changed sys.path"),
-    Fault(_api("faulty.environ", _then_exact(lambda: os.environ.__setitem__("KLCONF_FAULTY", "1"))), "pass", None,
-          "changed os.environ (KLCONF_FAULTY"),
-    Fault(_api("faulty.sigint_handler", _then_exact(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))),
-          "pass", None, "changed signal handler SIGINT"),
-    Fault(_api("faulty.sigalrm_handler", _then_exact(lambda: signal.signal(signal.SIGALRM, signal.SIG_IGN))),
-          "pass", None, "replaced the SIGALRM handler"),
+    Fault(
+        _api("faulty.sys_path", _then_exact(lambda: sys.path.insert(0, "/nonexistent-faulty"))),
+        "pass",
+        None,
+        "changed sys.path",
+    ),
+    Fault(
+        _api("faulty.environ", _then_exact(lambda: os.environ.__setitem__("KLCONF_FAULTY", "1"))),
+        "pass",
+        None,
+        "changed os.environ (KLCONF_FAULTY",
+    ),
+    Fault(
+        _api("faulty.sigint_handler", _then_exact(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))),
+        "pass",
+        None,
+        "changed signal handler SIGINT",
+    ),
+    Fault(
+        _api("faulty.sigalrm_handler", _then_exact(lambda: signal.signal(signal.SIGALRM, signal.SIG_IGN))),
+        "pass",
+        None,
+        "replaced the SIGALRM handler",
+    ),
     Fault(_api("faulty.stdout_object", _then_exact(_steal_stdout)), "pass", None, "changed sys.stdout"),
     Fault(_api("faulty.gc_disabled", _then_exact(gc.disable)), "pass", None, "changed gc.isenabled"),
     Fault(_api("faulty.mpmath_precision", _then_exact(_mpmath_precision)), "pass", None, "changed mpmath.mp.prec"),
-    Fault(_api("faulty.thread_left_running", _then_exact(_sleeper)), "pass", None,
-          "left 1 thread(s) running: faulty-sleeper"),
+    Fault(
+        _api("faulty.thread_left_running", _then_exact(_sleeper)),
+        "pass",
+        None,
+        "left 1 thread(s) running: faulty-sleeper",
+    ),
 ]
 
 
@@ -195,11 +256,16 @@ def _fd2_flood():
 
 
 OUTPUT = [
-    Fault(_api("faulty.print_flood", _then_exact(_print_flood)), "pass", None,
-          "wrote 1,000,000 bytes to standard output"),
+    Fault(
+        _api("faulty.print_flood", _then_exact(_print_flood)), "pass", None, "wrote 1,000,000 bytes to standard output"
+    ),
     Fault(_api("faulty.fd1_write", _then_exact(_fd1_write)), "pass", None, "to standard output (file descriptor 1)"),
-    Fault(_api("faulty.fd2_flood", _then_exact(_fd2_flood)), "pass", None,
-          "wrote 2,000,000 bytes to standard error (file descriptor 2)"),
+    Fault(
+        _api("faulty.fd2_flood", _then_exact(_fd2_flood)),
+        "pass",
+        None,
+        "wrote 2,000,000 bytes to standard error (file descriptor 2)",
+    ),
 ]
 
 
@@ -228,16 +294,28 @@ def _float32(fw, a, b, o, w):
 
 
 OUTPUT_TYPES = [
-    Fault(_api("faulty.complex", _as(np.complex128, 1j)), "fail", "complex",
-          "out.dtype=complex128, but should be a real floating-point dtype (fed float64) (imaginary parts up to 1)"),
-    Fault(_api("faulty.complex_zero_imaginary", _as(np.complex128)), "fail", "complex",
-          "out.dtype=complex128, but should be a real floating-point dtype (fed float64) (every imaginary part is 0)"),
+    Fault(
+        _api("faulty.complex", _as(np.complex128, 1j)),
+        "fail",
+        "complex",
+        "out.dtype=complex128, but should be a real floating-point dtype (fed float64) (imaginary parts up to 1)",
+    ),
+    Fault(
+        _api("faulty.complex_zero_imaginary", _as(np.complex128)),
+        "fail",
+        "complex",
+        "out.dtype=complex128, but should be a real floating-point dtype (fed float64) (every imaginary part is 0)",
+    ),
     Fault(_api("faulty.integer", _as(np.int64)), "fail", "integer", "out.dtype=int64, but should be"),
     Fault(_api("faulty.boolean", _as(np.bool_)), "fail", "boolean", "out.dtype=bool, but should be"),
     Fault(_api("faulty.object", _as(object)), "fail", "non_numeric", "out.dtype=object, but should be"),
     Fault(NOT_AN_ARRAY, "fail", "non_numeric", "out.dtype=str, but should be"),
-    Fault(_api("faulty.dtype_changed", _float32, keeps_dtype=True), "fail", "dtype",
-          "out.dtype=float32, but should be float64"),
+    Fault(
+        _api("faulty.dtype_changed", _float32, keeps_dtype=True),
+        "fail",
+        "dtype",
+        "out.dtype=float32, but should be float64",
+    ),
     Fault(_api("faulty.aliases_input", _alias), "fail", "alias", "the output shares memory with the input 'target'"),
     Fault(_api("faulty.mutates_input", _mutates), "fail", "mutation", "the call changed its input 'input'"),
     Fault(NAN, "fail", "nan", "NaN"),
@@ -249,9 +327,16 @@ def _state_probe(fw, a, b, o, w):
     """Correct only where no earlier fault's state reached this call."""
     import mpmath
 
-    clean = (np.geterr()["invalid"] == "warn" and sys.getrecursionlimit() >= 1000 and os.getcwd() != "/"
-             and "/nonexistent-faulty" not in sys.path and "KLCONF_FAULTY" not in os.environ and gc.isenabled()
-             and mpmath.mp.prec > 12 and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
+    clean = (
+        np.geterr()["invalid"] == "warn"
+        and sys.getrecursionlimit() >= 1000
+        and os.getcwd() != "/"
+        and "/nonexistent-faulty" not in sys.path
+        and "KLCONF_FAULTY" not in os.environ
+        and gc.isenabled()
+        and mpmath.mp.prec > 12
+        and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+    )
     return _exact(fw, a, b, o, w) if clean else np.full((), np.nan)
 
 
@@ -263,8 +348,14 @@ NUMPY_APIS = [f.api for f in NUMPY_FAULTS]
 
 # ---------------------------------------------------------------- framework state (torch, JAX, TensorFlow)
 
-_BATCHMEAN = Convention(arguments=("input", "target"), p_argument="target", input_space=("log_prob", "prob"),
-                        reduction="mean_batch", class_axis=None, batch_divisor="dim0")
+_BATCHMEAN = Convention(
+    arguments=("input", "target"),
+    p_argument="target",
+    input_space=("log_prob", "prob"),
+    reduction="mean_batch",
+    class_axis=None,
+    batch_divisor="dim0",
+)
 
 
 def _framework_api(name, framework, effect, correct, differentiable=()):
@@ -273,8 +364,16 @@ def _framework_api(name, framework, effect, correct, differentiable=()):
             effect(fw)
         return correct(fw, a, b)
 
-    return Api(name=name, framework=framework, call=call, convention=lambda o: _BATCHMEAN, options=({},),
-               dtypes=("float64",), devices=("cpu",), differentiable=differentiable)
+    return Api(
+        name=name,
+        framework=framework,
+        call=call,
+        convention=lambda o: _BATCHMEAN,
+        options=({},),
+        dtypes=("float64",),
+        devices=("cpu",),
+        differentiable=differentiable,
+    )
 
 
 def _torch_kl(fw, log_q, p):
@@ -323,27 +422,78 @@ def _interrupting_kl(fw, log_q, p):
 
 
 FRAMEWORK_STATE = [
-    Fault(_framework_api("faulty.torch_default_dtype", "torch", lambda fw: fw.torch.set_default_dtype(fw.torch.float16),
-                         _torch_kl), "pass", None, "changed torch.get_default_dtype (torch.float32 -> torch.float16)"),
-    Fault(_framework_api("faulty.torch_grad_disabled", "torch", lambda fw: fw.torch.set_grad_enabled(False),
-                         _torch_kl), "pass", None, "changed torch.is_grad_enabled (True -> False)"),
-    Fault(_framework_api("faulty.torch_deterministic", "torch",
-                         lambda fw: fw.torch.use_deterministic_algorithms(True), _torch_kl), "pass", None,
-          "changed torch.are_deterministic_algorithms_enabled"),
-    Fault(_framework_api("faulty.jax_disable_jit", "jax", lambda fw: fw.jax.config.update("jax_disable_jit", True),
-                         _jax_kl), "pass", None, "changed jax.config.jax_disable_jit (False -> True)"),
-    Fault(_framework_api("faulty.jax_matmul_precision", "jax",
-                         lambda fw: fw.jax.config.update("jax_default_matmul_precision", "bfloat16"), _jax_kl),
-          "pass", None, "changed jax.config.jax_default_matmul_precision"),
-    Fault(_framework_api("faulty.jax_x64_on", "jax", lambda fw: fw.jax.config.update("jax_enable_x64", True),
-                         _jax_kl), "pass", None, "changed jax.config.jax_enable_x64 (False -> True)"),
-    Fault(_framework_api("faulty.keras_floatx", "tensorflow", lambda fw: fw.keras.config.set_floatx("float16"),
-                         _tf_kl), "pass", None, "changed keras.config.floatx ('float32' -> 'float16')"),
-    Fault(_framework_api("faulty.tf_tensor_float_32", "tensorflow",
-                         lambda fw: fw.tf.config.experimental.enable_tensor_float_32_execution(False), _tf_kl),
-          "pass", None, "changed tf.config.experimental.tensor_float_32_execution_enabled (True -> False)"),
-    Fault(_framework_api("faulty.torch_interrupt_in_backward", "torch", None, _interrupting_kl,
-                         differentiable=("input",)), "pass", None, ""),
+    Fault(
+        _framework_api(
+            "faulty.torch_default_dtype", "torch", lambda fw: fw.torch.set_default_dtype(fw.torch.float16), _torch_kl
+        ),
+        "pass",
+        None,
+        "changed torch.get_default_dtype (torch.float32 -> torch.float16)",
+    ),
+    Fault(
+        _framework_api("faulty.torch_grad_disabled", "torch", lambda fw: fw.torch.set_grad_enabled(False), _torch_kl),
+        "pass",
+        None,
+        "changed torch.is_grad_enabled (True -> False)",
+    ),
+    Fault(
+        _framework_api(
+            "faulty.torch_deterministic", "torch", lambda fw: fw.torch.use_deterministic_algorithms(True), _torch_kl
+        ),
+        "pass",
+        None,
+        "changed torch.are_deterministic_algorithms_enabled",
+    ),
+    Fault(
+        _framework_api(
+            "faulty.jax_disable_jit", "jax", lambda fw: fw.jax.config.update("jax_disable_jit", True), _jax_kl
+        ),
+        "pass",
+        None,
+        "changed jax.config.jax_disable_jit (False -> True)",
+    ),
+    Fault(
+        _framework_api(
+            "faulty.jax_matmul_precision",
+            "jax",
+            lambda fw: fw.jax.config.update("jax_default_matmul_precision", "bfloat16"),
+            _jax_kl,
+        ),
+        "pass",
+        None,
+        "changed jax.config.jax_default_matmul_precision",
+    ),
+    Fault(
+        _framework_api("faulty.jax_x64_on", "jax", lambda fw: fw.jax.config.update("jax_enable_x64", True), _jax_kl),
+        "pass",
+        None,
+        "changed jax.config.jax_enable_x64 (False -> True)",
+    ),
+    Fault(
+        _framework_api("faulty.keras_floatx", "tensorflow", lambda fw: fw.keras.config.set_floatx("float16"), _tf_kl),
+        "pass",
+        None,
+        "changed keras.config.floatx ('float32' -> 'float16')",
+    ),
+    Fault(
+        _framework_api(
+            "faulty.tf_tensor_float_32",
+            "tensorflow",
+            lambda fw: fw.tf.config.experimental.enable_tensor_float_32_execution(False),
+            _tf_kl,
+        ),
+        "pass",
+        None,
+        "changed tf.config.experimental.tensor_float_32_execution_enabled (True -> False)",
+    ),
+    Fault(
+        _framework_api(
+            "faulty.torch_interrupt_in_backward", "torch", None, _interrupting_kl, differentiable=("input",)
+        ),
+        "pass",
+        None,
+        "",
+    ),
     Fault(_framework_api("faulty.torch_state_probe", "torch", None, _torch_probe), "pass", None, ""),
     Fault(_framework_api("faulty.jax_state_probe", "jax", None, _jax_probe), "pass", None, ""),
     Fault(_framework_api("faulty.tf_state_probe", "tensorflow", None, _tf_probe), "pass", None, ""),

@@ -1,4 +1,5 @@
 """Case files: valid ones load, malformed ones give one clear problem naming file, line and field."""
+
 import textwrap
 
 import numpy as np
@@ -41,30 +42,54 @@ def test_valid_file(tmp_path):
     assert case.line == 2 and case.file.endswith("c.yaml")
 
 
-@pytest.mark.parametrize("text, line, field, words", [
-    ("cases:\n  - id: x\n    description: d\n    p: {probs: [[0.5, 0.5]]\n", 5, "cases[0].p", "YAML error"),
-    (VALID.replace("    description: fine\n", ""), 2, "cases[0]", "'description' is required"),
-    (VALID.replace("    q: {probs: [[0.25, 0.75]]}\n", "    q: {probs: [[0.25, 0.75]]}\n    colour: red\n"),
-     2, "cases[0]", "unknown field(s): 'colour'"),
-    (VALID.replace("[[0.25, 0.75]]", "[[0.25, 0.75], [0.5]]"), 5, "cases[0].q.probs", "rows of unequal width"),
-    (VALID.replace("[[0.25, 0.75]]", "[[-0.25, 1.25]]"), 5, "cases[0].q.probs", "negative probabilities"),
-    (VALID.replace("[[0.25, 0.75]]", "[[0.25, abc]]"), 5, "cases[0].q.probs[0][1]", "is not of type 'number'"),
-    (VALID.replace("id: ok", "id: Not Ok"), 2, "cases[0].id", "does not match"),
-    (VALID.replace("[[0.25, 0.75]]", "[[0.25, 0.25, 0.5]]"), 5, "cases[0].q", "differs from p's shape"),
-    (VALID.replace("{probs: [[0.25, 0.75]]}", "{generator: zipf, shape: [1, 2], seed: 1}"), 5,
-     "cases[0].q.generator", "unknown generator 'zipf'"),
-    (VALID.replace("{probs: [[0.25, 0.75]]}", "{generator: uniform, shape: [100000, 100000], seed: 1}")
-     .replace("{probs: [[0.5, 0.5]]}", "{probs: [[0.5, 0.5]]}"), 5,
-     "cases[0].q.shape", "10,000,000,000 values exceed the limit"),
-    (VALID.replace("{probs: [[0.25, 0.75]]}", "{generator: uniform, shape: [1, 2], seed: 1, alpha: 2}"), 5,
-     "cases[0].q.alpha", "takes no parameter 'alpha'"),
-    (VALID + "    expected: {kl_per_row: [0.1, 0.2], provenance: x}\n", 6, "cases[0].expected.kl_per_row",
-     "does not match the inputs: expected [1]"),
-    (VALID + "    expected: {kl_per_row: [0.1]}\n", 6, "cases[0].expected", "'provenance' is required"),
-    ("cases:\n  - id: a\n    id: b\n", 3, "cases[0].id", "duplicate key 'id' (first on line 2)"),
-    ("", None, "", "found an empty file"),
-    ("- 1\n- 2\n", 1, "", "found a list"),
-])
+@pytest.mark.parametrize(
+    "text, line, field, words",
+    [
+        ("cases:\n  - id: x\n    description: d\n    p: {probs: [[0.5, 0.5]]\n", 5, "cases[0].p", "YAML error"),
+        (VALID.replace("    description: fine\n", ""), 2, "cases[0]", "'description' is required"),
+        (
+            VALID.replace("    q: {probs: [[0.25, 0.75]]}\n", "    q: {probs: [[0.25, 0.75]]}\n    colour: red\n"),
+            2,
+            "cases[0]",
+            "unknown field(s): 'colour'",
+        ),
+        (VALID.replace("[[0.25, 0.75]]", "[[0.25, 0.75], [0.5]]"), 5, "cases[0].q.probs", "rows of unequal width"),
+        (VALID.replace("[[0.25, 0.75]]", "[[-0.25, 1.25]]"), 5, "cases[0].q.probs", "negative probabilities"),
+        (VALID.replace("[[0.25, 0.75]]", "[[0.25, abc]]"), 5, "cases[0].q.probs[0][1]", "is not of type 'number'"),
+        (VALID.replace("id: ok", "id: Not Ok"), 2, "cases[0].id", "does not match"),
+        (VALID.replace("[[0.25, 0.75]]", "[[0.25, 0.25, 0.5]]"), 5, "cases[0].q", "differs from p's shape"),
+        (
+            VALID.replace("{probs: [[0.25, 0.75]]}", "{generator: zipf, shape: [1, 2], seed: 1}"),
+            5,
+            "cases[0].q.generator",
+            "unknown generator 'zipf'",
+        ),
+        (
+            VALID.replace("{probs: [[0.25, 0.75]]}", "{generator: uniform, shape: [100000, 100000], seed: 1}").replace(
+                "{probs: [[0.5, 0.5]]}", "{probs: [[0.5, 0.5]]}"
+            ),
+            5,
+            "cases[0].q.shape",
+            "10,000,000,000 values exceed the limit",
+        ),
+        (
+            VALID.replace("{probs: [[0.25, 0.75]]}", "{generator: uniform, shape: [1, 2], seed: 1, alpha: 2}"),
+            5,
+            "cases[0].q.alpha",
+            "takes no parameter 'alpha'",
+        ),
+        (
+            VALID + "    expected: {kl_per_row: [0.1, 0.2], provenance: x}\n",
+            6,
+            "cases[0].expected.kl_per_row",
+            "does not match the inputs: expected [1]",
+        ),
+        (VALID + "    expected: {kl_per_row: [0.1]}\n", 6, "cases[0].expected", "'provenance' is required"),
+        ("cases:\n  - id: a\n    id: b\n", 3, "cases[0].id", "duplicate key 'id' (first on line 2)"),
+        ("", None, "", "found an empty file"),
+        ("- 1\n- 2\n", 1, "", "found a list"),
+    ],
+)
 def test_malformed_file_names_file_line_and_field(tmp_path, text, line, field, words):
     problem = only_problem(write(tmp_path, text))
     assert problem.file.endswith("c.yaml")
@@ -101,7 +126,9 @@ def test_unsafe_yaml_is_rejected_without_side_effects(tmp_path):
 
 
 def test_out_of_domain_cases_may_hold_nan_and_negative_entries(tmp_path):
-    text = VALID.replace("[[0.25, 0.75]]", "[[-0.25, .nan]]").replace("description: fine", "description: fine\n    out_of_domain: true")
+    text = VALID.replace("[[0.25, 0.75]]", "[[-0.25, .nan]]").replace(
+        "description: fine", "description: fine\n    out_of_domain: true"
+    )
     [case] = cases.load_cases(write(tmp_path, text))
     assert np.isnan(case.q.values[0, 1]) and case.out_of_domain
 

@@ -1,5 +1,6 @@
 """The what-changed page: changes planted between fake releases appear on it, per API, newest first,
 linked to both records and a reproduction; strings from results are escaped; it opens in Chromium clean."""
+
 from __future__ import annotations
 
 import html as html_lib
@@ -20,8 +21,9 @@ def _release(tmp_path, label, records, version, requirements=("jax==" + "0.0",))
     folder = tmp_path / label
     folder.mkdir()
     write_results(folder / "results.jsonl", records, frameworks=[framework_event("jax", version)])
-    (folder / "release.json").write_text(json.dumps({"label": label, "framework": "jax",
-                                                     "requirements": list(requirements)}))
+    (folder / "release.json").write_text(
+        json.dumps({"label": label, "framework": "jax", "requirements": list(requirements)})
+    )
     return folder
 
 
@@ -29,19 +31,25 @@ def _release(tmp_path, label, records, version, requirements=("jax==" + "0.0",))
 def series(tmp_path):
     """Three fake releases: 0.1 → 0.2 plants every kind of change, 0.2 → 0.3 changes nothing."""
     steady = record(case="steady", api=MOVED_API, framework="jax")
-    old = [steady,
-           record(case="drifts", api=MOVED_API, framework="jax", observed=[0.5, 0.25], tolerance=1e-6),
-           record(case="breaks", api=BROKEN_API, framework="jax"),
-           convention(api=BROKEN_API, framework="jax"),
-           record(case="retired", api=MOVED_API, framework="jax")]
-    new = [steady,
-           record(case="drifts", api=MOVED_API, framework="jax", observed=[0.5, 0.25 + 4e-6], tolerance=1e-6),
-           failing(case="breaks", api=BROKEN_API, framework="jax", message=HOSTILE),
-           convention(api=BROKEN_API, framework="jax", inferred={"reduction": "mean"}),
-           record(case=f"new-{HOSTILE_IMG}", api=MOVED_API, framework="jax")]
-    return [_release(tmp_path, "jax-0.1", old, "0.1", ("jax==0.1", HOSTILE)),
-            _release(tmp_path, "jax-0.2", new, "0.2", ("jax==0.2",)),
-            _release(tmp_path, "jax-0.3", new, "0.3", ("jax==0.3",))]
+    old = [
+        steady,
+        record(case="drifts", api=MOVED_API, framework="jax", observed=[0.5, 0.25], tolerance=1e-6),
+        record(case="breaks", api=BROKEN_API, framework="jax"),
+        convention(api=BROKEN_API, framework="jax"),
+        record(case="retired", api=MOVED_API, framework="jax"),
+    ]
+    new = [
+        steady,
+        record(case="drifts", api=MOVED_API, framework="jax", observed=[0.5, 0.25 + 4e-6], tolerance=1e-6),
+        failing(case="breaks", api=BROKEN_API, framework="jax", message=HOSTILE),
+        convention(api=BROKEN_API, framework="jax", inferred={"reduction": "mean"}),
+        record(case=f"new-{HOSTILE_IMG}", api=MOVED_API, framework="jax"),
+    ]
+    return [
+        _release(tmp_path, "jax-0.1", old, "0.1", ("jax==0.1", HOSTILE)),
+        _release(tmp_path, "jax-0.2", new, "0.2", ("jax==0.2",)),
+        _release(tmp_path, "jax-0.3", new, "0.3", ("jax==0.3",)),
+    ]
 
 
 def _row(page, pair_old, check_case):

@@ -1,4 +1,5 @@
 """`klconf run` end to end on plug-in implementations (no framework needed)."""
+
 import json
 import subprocess
 import sys
@@ -8,8 +9,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def klconf(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**__import__("os").environ, "KLCONF_CACHE_DIR": "off"})
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "KLCONF_CACHE_DIR": "off"},
+    )
 
 
 def read_events(path):
@@ -17,8 +23,17 @@ def read_events(path):
 
 
 def test_run_with_a_correct_plugin_passes_and_writes_results(tmp_path):
-    proc = klconf("run", "--api", "tests.fakes:plugin_apis", "--only-api", "--out", str(tmp_path), "--no-report",
-                  "-k", "forum or canonical or dirichlet-8x5")
+    proc = klconf(
+        "run",
+        "--api",
+        "tests.fakes:plugin_apis",
+        "--only-api",
+        "--out",
+        str(tmp_path),
+        "--no-report",
+        "-k",
+        "forum or canonical or dirichlet-8x5",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     events = read_events(tmp_path / "results.jsonl")
     assert events[0]["type"] == "run" and events[-1]["type"] == "end"
@@ -31,8 +46,9 @@ def test_run_with_a_correct_plugin_passes_and_writes_results(tmp_path):
 
 
 def test_run_exits_non_zero_when_a_planted_bug_fails(tmp_path):
-    proc = klconf("run", "--api", "tests.fakes:SCALED", "--only-api", "--out", str(tmp_path), "--no-report",
-                  "-k", "canonical")
+    proc = klconf(
+        "run", "--api", "tests.fakes:SCALED", "--only-api", "--out", str(tmp_path), "--no-report", "-k", "canonical"
+    )
     assert proc.returncode == 1
     checks = [e for e in read_events(tmp_path / "results.jsonl") if e["type"] == "check"]
     assert any(c["verdict"] == "fail" and "1.001" in c["message"] for c in checks)
@@ -45,8 +61,19 @@ def test_bad_plugin_spec_is_a_clear_error(tmp_path):
 
 
 def test_run_reports_coverage_in_the_results_and_on_request(tmp_path):
-    proc = klconf("run", "--api", "tests.fakes:plugin_apis", "--only-api", "--out", str(tmp_path), "--no-report",
-                  "-k", "test_value and (one-row-1d or sequence or zeros-in-p)", "-n", "0")
+    proc = klconf(
+        "run",
+        "--api",
+        "tests.fakes:plugin_apis",
+        "--only-api",
+        "--out",
+        str(tmp_path),
+        "--no-report",
+        "-k",
+        "test_value and (one-row-1d or sequence or zeros-in-p)",
+        "-n",
+        "0",
+    )
     assert proc.returncode == 0, proc.stdout
     assert "coverage (details: klconf coverage RESULTS):" in proc.stdout
     end = read_events(tmp_path / "results.jsonl")[-1]
@@ -58,8 +85,9 @@ def test_run_reports_coverage_in_the_results_and_on_request(tmp_path):
 
 
 def test_run_with_malformed_case_files_lists_every_problem_without_a_traceback(tmp_path):
-    (tmp_path / "bad.yaml").write_text("cases:\n  - id: x\n    description: d\n    p: {probs: [[0.5, -0.5]]}\n"
-                                       "    q: {probs: [[0.5, 0.5], [1]]}\n")
+    (tmp_path / "bad.yaml").write_text(
+        "cases:\n  - id: x\n    description: d\n    p: {probs: [[0.5, -0.5]]}\n    q: {probs: [[0.5, 0.5], [1]]}\n"
+    )
     proc = klconf("run", "--cases", str(tmp_path), "--out", str(tmp_path / "out"), "--no-report")
     assert proc.returncode == 2
     assert "bad.yaml:4: cases[0].p.probs: negative probabilities" in proc.stderr
@@ -70,8 +98,27 @@ def test_run_with_malformed_case_files_lists_every_problem_without_a_traceback(t
 def test_run_from_the_repository_root_keeps_the_oracle_disk_cache(tmp_path):
     """klconf's own test configuration switches the cache off for its tests alone, not for a run."""
     env = {k: v for k, v in __import__("os").environ.items() if k != "KLCONF_CACHE_DIR"}
-    proc = subprocess.run([sys.executable, "-m", "conformance", "run", "--api", "tests.fakes:EXACT", "--only-api",
-                           "--out", str(tmp_path / "out"), "--no-report", "-n", "0", "-k", "wide-3x1000"],
-                          cwd=ROOT, capture_output=True, text=True, env={**env, "HOME": str(tmp_path)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "run",
+            "--api",
+            "tests.fakes:EXACT",
+            "--only-api",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-report",
+            "-n",
+            "0",
+            "-k",
+            "wide-3x1000",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**env, "HOME": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert list((tmp_path / ".cache" / "klconf" / "oracle").glob("*.npz"))

@@ -1,5 +1,6 @@
 """The one table of convention fields: the oracle's input, the declared and inferred conventions and the
 "one field away" alternatives all derive from it, so they cannot drift apart."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,16 +40,23 @@ def test_spec_is_read_from_the_table_for_both_views():
     assert candidate.spec(2).normalize is candidate.normalizes
 
 
-@pytest.mark.parametrize("bad", [dict(zero_q="zero"), dict(reduction="median"), dict(elementwise="p*q"),
-                                 dict(batch_divisor="classes"), dict(zero_both="1")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(zero_q="zero"),
+        dict(reduction="median"),
+        dict(elementwise="p*q"),
+        dict(batch_divisor="classes"),
+        dict(zero_both="1"),
+    ],
+)
 def test_a_value_outside_the_table_is_refused(bad):
     with pytest.raises(ValueError, match="invalid convention"):
         DECLARED.replace(**bad)
 
 
 def test_one_field_away_follows_the_table():
-    away = list(fields.one_field_away(DECLARED, [f.name for f in fields.FIELDS if f.name != "input_space"],
-                                      "declared"))
+    away = list(fields.one_field_away(DECLARED, [f.name for f in fields.FIELDS if f.name != "input_space"], "declared"))
     changes = {(name, value) for _, name, value in away}
     assert ("reduction", "none") not in changes  # the output's shape changes: not one field away
     assert {("batch_divisor", d) for d in oracle.BATCH_DIVISORS if d != "dim0"} <= changes
@@ -59,7 +67,8 @@ def test_one_field_away_follows_the_table():
     assert not any(n == "batch_divisor" for _, n, _ in fields.one_field_away(summed, ["batch_divisor"], "x"))
     clipped = DECLARED.replace(clip_epsilon=1e-8)
     assert list(fields.one_field_away(clipped, ["clip_epsilon"], "declared")) == [
-        ("no clipping (declared 1e-08)", "clip_epsilon", None)]
+        ("no clipping (declared 1e-08)", "clip_epsilon", None)
+    ]
 
 
 def test_the_judge_and_porting_enumerate_the_same_fields():
@@ -77,4 +86,7 @@ def test_the_explain_walk_moves_every_oracle_input_once():
     keys = [key for group in CHAIN for key in fields.spec_changes(target, group)]
     assert sorted(keys) == sorted(f.name for f in dataclasses.fields(oracle.Spec))
     assert fields.spec_changes(target, ["normalizes", "input_space"]) == {
-        "normalize": True, "p_space": "prob", "q_space": "log_prob"}
+        "normalize": True,
+        "p_space": "prob",
+        "q_space": "log_prob",
+    }

@@ -1,6 +1,7 @@
 """A corpus of one's own: tensor-level cases alone, distribution cases alone, or both, with every
 command that takes --cases; the bundled expectations name cases such a corpus lacks, which is not
 a problem, while manifests shipped inside a corpus are held to it."""
+
 from __future__ import annotations
 
 import contextlib
@@ -50,8 +51,13 @@ def klconf(*args: str) -> tuple[int, str]:
 
 
 def klconf_process(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "KLCONF_CACHE_DIR": "off", "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KLCONF_CACHE_DIR": "off", "PYTHONPATH": str(ROOT)},
+    )
 
 
 def corpus(tmp_path: Path, **files: str) -> Path:
@@ -128,14 +134,16 @@ def test_the_bundled_expectations_are_held_to_the_bundled_corpus():
 def test_manifests_inside_a_corpus_are_checked_against_it(filled):
     manifests = filled / "expectations"
     manifests.mkdir()
-    (manifests / "mine.yaml").write_text(textwrap.dedent("""\
+    (manifests / "mine.yaml").write_text(
+        textwrap.dedent("""\
         expectations:
           - id: my-known-bug
             status: bug
             kind: nan
             reason: rel_entr returns NaN on my rows for a reason stated here.
             checks: {case: [mine-two-rows, not-in-my-corpus], api: scipy.special.rel_entr, dtype: float64}
-        """))
+        """)
+    )
     code, output = klconf("cases", "check", "--cases", str(filled), "--expectations", str(manifests))
     assert code == 1 and "unknown case 'not-in-my-corpus'" in output and output.count("\n") == 2, output
     (manifests / "mine.yaml").write_text((manifests / "mine.yaml").read_text().replace(", not-in-my-corpus", ""))
@@ -163,16 +171,39 @@ def test_an_entry_is_stale_only_for_a_loaded_case_that_passes(filled):
     assert manifest.problems == [] and manifest.by_check  # one check per option set of fake.exact
     assert all(cid.startswith("mine-two-rows::fake.exact") for cid in manifest.by_check)
     check_id = next(iter(manifest.by_check))
-    record = Record(check_id=check_id, case_id="mine-two-rows", case_hash="", api="fake.exact", framework="numpy",
-                    device="cpu", dtype="float64", options={}, verdict="pass")
+    record = Record(
+        check_id=check_id,
+        case_id="mine-two-rows",
+        case_hash="",
+        api="fake.exact",
+        framework="numpy",
+        device="cpu",
+        dtype="float64",
+        options={},
+        verdict="pass",
+    )
     assert manifest.apply(record).extra["expectation"]["outcome"] == "stale"
 
 
 def test_run_on_a_tensor_only_corpus_exits_0(filled, tmp_path):
     (filled / "dists.yaml").unlink()
     out = tmp_path / "out"
-    proc = klconf_process("run", "--cases", str(filled), "--api", "tests.fakes:EXACT", "--only-api",
-                          "--check", "value", "-n", "0", "--no-report", "--no-progress", "--out", str(out))
+    proc = klconf_process(
+        "run",
+        "--cases",
+        str(filled),
+        "--api",
+        "tests.fakes:EXACT",
+        "--only-api",
+        "--check",
+        "value",
+        "-n",
+        "0",
+        "--no-report",
+        "--no-progress",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     checks = [c for c in checks if c["type"] == "check"]
@@ -184,9 +215,25 @@ def test_run_on_a_distribution_only_corpus_exits_0(filled, tmp_path):
     pytest.importorskip("torch")
     (filled / "tensor" / "mine.yaml").unlink()
     out = tmp_path / "out"
-    proc = klconf_process("run", "--cases", str(filled), "--framework", "torch", "--check", "distribution",
-                          "--device", "cpu", "--dtype", "float64", "-n", "0", "--no-report", "--no-progress",
-                          "--out", str(out))
+    proc = klconf_process(
+        "run",
+        "--cases",
+        str(filled),
+        "--framework",
+        "torch",
+        "--check",
+        "distribution",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float64",
+        "-n",
+        "0",
+        "--no-report",
+        "--no-progress",
+        "--out",
+        str(out),
+    )
     checks = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     checks = [c for c in checks if c["type"] == "check"]
     verdicts = {c["case_id"]: c["verdict"] for c in checks}
@@ -195,16 +242,40 @@ def test_run_on_a_distribution_only_corpus_exits_0(filled, tmp_path):
     assert proc.returncode == 1 and "no case files" not in proc.stderr
     (filled / "dists.yaml").write_text(DISTRIBUTIONS.split("  - id: mine-poisson")[0])
     assert klconf("cases", "fill", "--cases", str(filled))[0] == 0
-    proc = klconf_process("run", "--cases", str(filled), "--framework", "torch", "--check", "distribution",
-                          "--device", "cpu", "--dtype", "float64", "-n", "0", "--no-report", "--no-progress",
-                          "--out", str(out))
+    proc = klconf_process(
+        "run",
+        "--cases",
+        str(filled),
+        "--framework",
+        "torch",
+        "--check",
+        "distribution",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float64",
+        "-n",
+        "0",
+        "--no-report",
+        "--no-progress",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_explain_and_port_take_a_corpus_of_ones_own(filled):
     pytest.importorskip("scipy")
-    code, output = klconf("explain", "scipy.special.rel_entr", "--vs", "scipy.special.kl_div", "--cases", str(filled),
-                          "--case", "mine-two-rows")
+    code, output = klconf(
+        "explain",
+        "scipy.special.rel_entr",
+        "--vs",
+        "scipy.special.kl_div",
+        "--cases",
+        str(filled),
+        "--case",
+        "mine-two-rows",
+    )
     assert code == 0 and "mine-two-rows" in output, output
     code, output = klconf("explain", "scipy.special.rel_entr", "--vs", "scipy.special.kl_div", "--cases", str(filled))
     assert code == 2 and "no case 'forum-example'" in output  # the default case is the bundled corpus's

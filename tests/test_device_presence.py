@@ -1,4 +1,5 @@
 """Devices no framework can see are decided before planning, and their checks become one entry per framework."""
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,27 @@ def test_without_a_dev_directory_nothing_is_decided(tmp_path):
 
 def _run(tmp_path: Path, *extra: str) -> tuple[list[dict], dict]:
     out = tmp_path / "out"
-    code = cli.main(["run", "--api", "tests.test_device_presence:gpu_apis", "--only-api", "--check", "value",
-                     "-k", "forum", "-n", "0", "--no-report", "--no-progress", "--expectations", "none",
-                     "--out", str(out), *extra])
+    code = cli.main(
+        [
+            "run",
+            "--api",
+            "tests.test_device_presence:gpu_apis",
+            "--only-api",
+            "--check",
+            "value",
+            "-k",
+            "forum",
+            "-n",
+            "0",
+            "--no-report",
+            "--no-progress",
+            "--expectations",
+            "none",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
     assert code in (0, 1)
     events = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert not results.read(out / "results.jsonl", validate="all").problems
@@ -56,8 +75,7 @@ def test_an_absent_gpu_is_one_entry_standing_for_its_checks(tmp_path, monkeypatc
     monkeypatch.setattr(device_presence, "absent_devices", lambda root="": {"cuda": REASON})
     checks, end = _run(tmp_path / "b")
     assert [c for c in checks if c["device"] == "cuda"] == []
-    assert sorted(c["check_id"] for c in checks) == sorted(c["check_id"] for c in checks_before
-                                                           if c["device"] == "cpu")
+    assert sorted(c["check_id"] for c in checks) == sorted(c["check_id"] for c in checks_before if c["device"] == "cpu")
     assert end["device_skips"] == [{"framework": "numpy", "device": "cuda", "checks": len(on_gpu), "reason": REASON}]
     assert end["planned"] == len(checks) and end["complete"]
 

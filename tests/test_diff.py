@@ -1,5 +1,6 @@
 """`klconf diff`: regressions, improvements, added and removed checks, value drift and convention changes;
 end to end against a run with an implementation planted to return KL x 1.001."""
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,18 @@ def test_categories(tmp_path):
     gone, crashed = record(case="gone"), failing(case="crashes")
     skipped_then_fails = record(case="newly-run", verdict="skip", reason="no device")
     base = _runset(tmp_path, "base.jsonl", [stays, breaks, heals, gone, crashed, skipped_then_fails])
-    new = _runset(tmp_path, "new.jsonl", [
-        stays, failing(case="breaks"), record(case="heals"), record(case="added"),
-        record(case="crashes", verdict="crash", message="worker died"), failing(case="newly-run")])
+    new = _runset(
+        tmp_path,
+        "new.jsonl",
+        [
+            stays,
+            failing(case="breaks"),
+            record(case="heals"),
+            record(case="added"),
+            record(case="crashes", verdict="crash", message="worker died"),
+            failing(case="newly-run"),
+        ],
+    )
     d = diff.compare(base, new)
     assert _ids(d.of("regression")) == {breaks.check_id, skipped_then_fails.check_id}
     assert _ids(d.of("improvement")) == {heals.check_id}
@@ -47,16 +57,26 @@ def test_categories(tmp_path):
 
 
 def test_value_moving_beyond_tolerance_is_a_regression_even_when_both_pass(tmp_path):
-    base = _runset(tmp_path, "b.jsonl", [record(case="a", observed=[0.5, 0.25], tolerance=1e-6),
-                                         record(case="b", observed=[0.5, 0.25], tolerance=1e-6),
-                                         record(case="c", observed={"shape": [4, 100], "sample": [0.1, 0.2]},
-                                                tolerance=1e-6),
-                                         record(case="d", observed=[0.5, "inf"], tolerance=1e-6)])
-    new = _runset(tmp_path, "n.jsonl", [record(case="a", observed=[0.5, 0.25 + 5e-6], tolerance=1e-6),
-                                        record(case="b", observed=[0.5, 0.25 + 5e-7], tolerance=1e-6),
-                                        record(case="c", observed={"shape": [4, 100], "sample": [0.1, 0.2 + 1e-5]},
-                                               tolerance=1e-6),
-                                        record(case="d", observed=[0.5, "nan"], tolerance=1e-6)])
+    base = _runset(
+        tmp_path,
+        "b.jsonl",
+        [
+            record(case="a", observed=[0.5, 0.25], tolerance=1e-6),
+            record(case="b", observed=[0.5, 0.25], tolerance=1e-6),
+            record(case="c", observed={"shape": [4, 100], "sample": [0.1, 0.2]}, tolerance=1e-6),
+            record(case="d", observed=[0.5, "inf"], tolerance=1e-6),
+        ],
+    )
+    new = _runset(
+        tmp_path,
+        "n.jsonl",
+        [
+            record(case="a", observed=[0.5, 0.25 + 5e-6], tolerance=1e-6),
+            record(case="b", observed=[0.5, 0.25 + 5e-7], tolerance=1e-6),
+            record(case="c", observed={"shape": [4, 100], "sample": [0.1, 0.2 + 1e-5]}, tolerance=1e-6),
+            record(case="d", observed=[0.5, "nan"], tolerance=1e-6),
+        ],
+    )
     d = diff.compare(base, new)
     moved = {c.check_id.split("::")[0]: c for c in d.of("regression")}
     assert set(moved) == {"a", "c", "d"}
@@ -67,8 +87,11 @@ def test_value_moving_beyond_tolerance_is_a_regression_even_when_both_pass(tmp_p
 
 def test_changed_inferred_convention_is_a_regression(tmp_path):
     base = _runset(tmp_path, "b.jsonl", [convention(), convention(api="optax.kl_divergence", framework="jax")])
-    new = _runset(tmp_path, "n.jsonl", [convention(), convention(api="optax.kl_divergence", framework="jax",
-                                                                 inferred={"zero_both": "0"})])
+    new = _runset(
+        tmp_path,
+        "n.jsonl",
+        [convention(), convention(api="optax.kl_divergence", framework="jax", inferred={"zero_both": "0"})],
+    )
     d = diff.compare(base, new)
     [change] = d.of("regression")
     assert change.api == "optax.kl_divergence" and "zero_both nan → 0" in change.detail
@@ -93,8 +116,9 @@ def test_formats_and_exit_status(tmp_path, capsys):
 
 def _klconf(*args):
     env = {**os.environ, "KLCONF_CACHE_DIR": "off"}
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +145,14 @@ def test_diff_names_exactly_the_planted_checks(clean_and_planted, tmp_path):
     data = json.loads((tmp_path / "diff.json").read_text())
     assert {c["check_id"] for c in data["regressions"]} == planted_ids
     assert all(c["what"] == "verdict" and "1.001" in c["detail"] for c in data["regressions"])
-    assert data["counts"] == {"regression": len(planted_ids), "improvement": 0, "changed": 0, "added": 0,
-                              "removed": 0, "unchanged": len(base.records) - len(planted_ids)}
+    assert data["counts"] == {
+        "regression": len(planted_ids),
+        "improvement": 0,
+        "changed": 0,
+        "added": 0,
+        "removed": 0,
+        "unchanged": len(base.records) - len(planted_ids),
+    }
     assert _klconf("diff", str(clean), str(clean)).returncode == 0
     text = _klconf("diff", str(clean), str(planted)).stdout
     assert f"REGRESSIONS ({len(planted_ids)})" in text

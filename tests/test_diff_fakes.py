@@ -1,5 +1,6 @@
 """A planted regression for the diff tests: fakes.EXACT under its own name, but returning KL x 1.001
 for reduction="sum" only, so a diff against a clean run must name exactly those checks."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """The distribution-level closed forms against numerical integration and summation (no framework needed)."""
+
 import mpmath
 import numpy as np
 import pytest
@@ -18,43 +19,70 @@ G1, G2 = M(concentration=2.5, rate=1.5), M(concentration=0.8, rate=0.6)
 B1, B2 = M(concentration1=2.5, concentration0=1.5), M(concentration1=0.8, concentration0=3)
 U1, U_WIDE = M(low=0.2, high=0.9), M(low=-1, high=2)
 UNIVARIATE = [
-    ("normal", N1, "normal", N2), ("laplace", N1, "laplace", N2), ("gumbel", N1, "gumbel", N2),
-    ("cauchy", N1, "cauchy", N2), ("half_normal", M(scale=1.2), "half_normal", M(scale=0.7)),
+    ("normal", N1, "normal", N2),
+    ("laplace", N1, "laplace", N2),
+    ("gumbel", N1, "gumbel", N2),
+    ("cauchy", N1, "cauchy", N2),
+    ("half_normal", M(scale=1.2), "half_normal", M(scale=0.7)),
     ("log_normal", M(loc=0.3, scale=0.5), "log_normal", M(loc=-0.2, scale=0.7)),
-    ("gamma", G1, "gamma", G2), ("gamma", M(concentration=0.5, rate=1), "gamma", G1),
-    ("chi2", M(df=3), "gamma", G2), ("gamma", G1, "chi2", M(df=4)), ("chi2", M(df=3), "chi2", M(df=1.5)),
-    ("exponential", M(rate=1.5), "exponential", M(rate=0.4)), ("exponential", M(rate=1.5), "gamma", G2),
-    ("gamma", G1, "exponential", M(rate=0.4)), ("beta", B1, "beta", B2),
+    ("gamma", G1, "gamma", G2),
+    ("gamma", M(concentration=0.5, rate=1), "gamma", G1),
+    ("chi2", M(df=3), "gamma", G2),
+    ("gamma", G1, "chi2", M(df=4)),
+    ("chi2", M(df=3), "chi2", M(df=1.5)),
+    ("exponential", M(rate=1.5), "exponential", M(rate=0.4)),
+    ("exponential", M(rate=1.5), "gamma", G2),
+    ("gamma", G1, "exponential", M(rate=0.4)),
+    ("beta", B1, "beta", B2),
     ("beta", M(concentration1=0.5, concentration0=0.7), "beta", B1),
-    ("uniform", U1, "uniform", U_WIDE), ("uniform", U1, "uniform", M(low=0.3, high=2)),
+    ("uniform", U1, "uniform", U_WIDE),
+    ("uniform", U1, "uniform", M(low=0.3, high=2)),
     ("pareto", M(scale=2, concentration=3), "pareto", M(scale=1.5, concentration=1.2)),
     ("pareto", M(scale=1, concentration=3), "pareto", M(scale=1.5, concentration=1.2)),
     ("continuous_bernoulli", M(probs=0.3), "continuous_bernoulli", M(probs=0.8)),
     ("continuous_bernoulli", M(probs=0.5), "continuous_bernoulli", M(probs=0.1)),
-    ("normal", N1, "laplace", N2), ("laplace", N1, "normal", N2), ("normal", N1, "gumbel", M(loc=-1, scale=2.7)),
-    ("gumbel", N1, "normal", N2), ("exponential", M(rate=1.5), "normal", N2),
-    ("exponential", M(rate=1.5), "gumbel", M(loc=-1, scale=2.7)), ("gamma", G1, "normal", N2),
-    ("gamma", G1, "gumbel", M(loc=-1, scale=2.7)), ("uniform", U1, "normal", N2), ("uniform", U1, "gumbel", N2),
-    ("uniform", U1, "exponential", M(rate=0.4)), ("uniform", M(low=-0.5, high=1), "exponential", M(rate=0.4)),
-    ("uniform", U1, "gamma", G2), ("uniform", U1, "beta", B2), ("beta", B1, "uniform", U_WIDE),
-    ("beta", B1, "uniform", U1), ("beta", B1, "normal", N2), ("beta", B1, "exponential", M(rate=0.4)),
-    ("beta", B1, "gamma", G2), ("normal", N1, "exponential", M(rate=0.4)),
-    ("bernoulli", M(probs=0.3), "bernoulli", M(probs=0.8)), ("bernoulli", M(probs=0), "bernoulli", M(probs=0.8)),
+    ("normal", N1, "laplace", N2),
+    ("laplace", N1, "normal", N2),
+    ("normal", N1, "gumbel", M(loc=-1, scale=2.7)),
+    ("gumbel", N1, "normal", N2),
+    ("exponential", M(rate=1.5), "normal", N2),
+    ("exponential", M(rate=1.5), "gumbel", M(loc=-1, scale=2.7)),
+    ("gamma", G1, "normal", N2),
+    ("gamma", G1, "gumbel", M(loc=-1, scale=2.7)),
+    ("uniform", U1, "normal", N2),
+    ("uniform", U1, "gumbel", N2),
+    ("uniform", U1, "exponential", M(rate=0.4)),
+    ("uniform", M(low=-0.5, high=1), "exponential", M(rate=0.4)),
+    ("uniform", U1, "gamma", G2),
+    ("uniform", U1, "beta", B2),
+    ("beta", B1, "uniform", U_WIDE),
+    ("beta", B1, "uniform", U1),
+    ("beta", B1, "normal", N2),
+    ("beta", B1, "exponential", M(rate=0.4)),
+    ("beta", B1, "gamma", G2),
+    ("normal", N1, "exponential", M(rate=0.4)),
+    ("bernoulli", M(probs=0.3), "bernoulli", M(probs=0.8)),
+    ("bernoulli", M(probs=0), "bernoulli", M(probs=0.8)),
     ("bernoulli", M(probs=0.3), "bernoulli", M(probs=1)),
     ("binomial", M(total_count=5, probs=0.3), "binomial", M(total_count=5, probs=0.8)),
     ("binomial", M(total_count=3, probs=0.3), "binomial", M(total_count=5, probs=0.8)),
     ("binomial", M(total_count=6, probs=0.3), "binomial", M(total_count=5, probs=0.8)),
-    ("poisson", M(rate=3.3), "poisson", M(rate=1.2)), ("poisson", M(rate=0), "poisson", M(rate=1.2)),
+    ("poisson", M(rate=3.3), "poisson", M(rate=1.2)),
+    ("poisson", M(rate=0), "poisson", M(rate=1.2)),
     ("poisson", M(rate=2), "poisson", M(rate=0)),
-    ("geometric", M(probs=0.3), "geometric", M(probs=0.8)), ("geometric", M(probs=1), "geometric", M(probs=0.25)),
+    ("geometric", M(probs=0.3), "geometric", M(probs=0.8)),
+    ("geometric", M(probs=1), "geometric", M(probs=0.25)),
     ("geometric", M(probs=0.5), "geometric", M(probs=1)),
-    ("bernoulli", M(probs=0.3), "poisson", M(rate=1.2)), ("poisson", M(rate=3.3), "bernoulli", M(probs=0.8)),
+    ("bernoulli", M(probs=0.3), "poisson", M(rate=1.2)),
+    ("poisson", M(rate=3.3), "bernoulli", M(probs=0.8)),
     ("bernoulli", M(probs=0.3), "binomial", M(total_count=3, probs=0.5)),
 ]
 # Degenerate members: all their mass on one point, judged by where that point lies, not by the family's range.
 POINT_MASSES = [
-    ("poisson", M(rate=0), "bernoulli", M(probs=0.3)), ("poisson", M(rate=0), "bernoulli", M(probs=0)),
-    ("poisson", M(rate=0), "bernoulli", M(probs=1)), ("poisson", M(rate=0), "binomial", M(total_count=3, probs=0.2)),
+    ("poisson", M(rate=0), "bernoulli", M(probs=0.3)),
+    ("poisson", M(rate=0), "bernoulli", M(probs=0)),
+    ("poisson", M(rate=0), "bernoulli", M(probs=1)),
+    ("poisson", M(rate=0), "binomial", M(total_count=3, probs=0.2)),
     ("poisson", M(rate=0), "binomial", M(total_count=0, probs=0.5)),
     ("binomial", M(total_count=5, probs=0), "binomial", M(total_count=3, probs=0.2)),
     ("binomial", M(total_count=5, probs=1), "binomial", M(total_count=3, probs=0.2)),
@@ -63,11 +91,15 @@ POINT_MASSES = [
     ("binomial", M(total_count=0, probs=0), "binomial", M(total_count=0, probs=1)),
     ("binomial", M(total_count=0, probs=0.5), "binomial", M(total_count=3, probs=0.2)),
     ("binomial", M(total_count=4, probs=0), "poisson", M(rate=1.5)),
-    ("bernoulli", M(probs=0), "poisson", M(rate=2)), ("bernoulli", M(probs=1), "poisson", M(rate=0)),
+    ("bernoulli", M(probs=0), "poisson", M(rate=2)),
+    ("bernoulli", M(probs=1), "poisson", M(rate=0)),
     ("bernoulli", M(probs=1), "binomial", M(total_count=3, probs=0.5)),
-    ("geometric", M(probs=1), "geometric", M(probs=1)), ("geometric", M(probs=1), "poisson", M(rate=0.7)),
-    ("geometric", M(probs=1), "bernoulli", M(probs=0.4)), ("geometric", M(probs=0.5), "bernoulli", M(probs=0.4)),
-    ("poisson", M(rate=1.5), "bernoulli", M(probs=0.3)), ("poisson", M(rate=0), "geometric", M(probs=0.25)),
+    ("geometric", M(probs=1), "geometric", M(probs=1)),
+    ("geometric", M(probs=1), "poisson", M(rate=0.7)),
+    ("geometric", M(probs=1), "bernoulli", M(probs=0.4)),
+    ("geometric", M(probs=0.5), "bernoulli", M(probs=0.4)),
+    ("poisson", M(rate=1.5), "bernoulli", M(probs=0.3)),
+    ("poisson", M(rate=0), "geometric", M(probs=0.25)),
 ]
 
 
@@ -96,7 +128,9 @@ def test_point_mass_truths_named_by_the_issue():
     with mpmath.workdps(50):
         p3, p2 = mpf(0.3), mpf(0.2)  # the float64 values the cases hold
         assert abs(cf.kl("poisson", {"rate": mpf(0)}, "bernoulli", {"probs": p3}) + mpmath.log(1 - p3)) < mpf(10) ** -45
-        kl = cf.kl("binomial", {"total_count": mpf(5), "probs": mpf(0)}, "binomial", {"total_count": mpf(3), "probs": p2})
+        kl = cf.kl(
+            "binomial", {"total_count": mpf(5), "probs": mpf(0)}, "binomial", {"total_count": mpf(3), "probs": p2}
+        )
         assert abs(kl + 3 * mpmath.log(1 - p2)) < mpf(10) ** -45
     assert cf.kl("binomial", M(total_count=0, probs=0.3), "binomial", M(total_count=0, probs=0.7)) == 0
 
@@ -106,8 +140,15 @@ def test_a_zero_width_uniform_is_a_point_mass():
     with a density (P is not absolutely continuous with respect to Q), whatever interval Q has."""
     point = M(low=1, high=1)
     assert cf.kl("uniform", point, "uniform", M(low=1, high=1)) == 0
-    for qf, q in [("uniform", M(low=0, high=2)), ("uniform", M(low=1, high=3)), ("uniform", M(low=2, high=2)),
-                  ("normal", N1), ("exponential", M(rate=0.4)), ("beta", B1), ("gamma", G1)]:
+    for qf, q in [
+        ("uniform", M(low=0, high=2)),
+        ("uniform", M(low=1, high=3)),
+        ("uniform", M(low=2, high=2)),
+        ("normal", N1),
+        ("exponential", M(rate=0.4)),
+        ("beta", B1),
+        ("gamma", G1),
+    ]:
         assert cf.kl("uniform", point, qf, q) == cf.INF, qf
     assert cf.kl("uniform", U1, "uniform", M(low=0.5, high=0.5)) == cf.INF
     assert cf.kl("uniform", M(low=1.5, high=1), "uniform", point) == cf.INF  # an inverted probe: no exception
@@ -128,8 +169,11 @@ def test_boundary_corpus_matches_direct_summation_element_by_element():
             for index in np.ndindex(*case.batch):
                 p = cf.element_params(case.p.family, case.p.params, case.batch, index)
                 q = cf.element_params(case.q.family, case.q.params, case.batch, index)
-                summed = (numeric.kl_categorical(p["probs"], q["probs"]) if case.p.family == "categorical"
-                          else numeric.kl(case.p.family, p, case.q.family, q))
+                summed = (
+                    numeric.kl_categorical(p["probs"], q["probs"])
+                    if case.p.family == "categorical"
+                    else numeric.kl(case.p.family, p, case.q.family, q)
+                )
                 stored_value = np.asarray(case.expected["kl"], np.float64)[index]
                 if summed == cf.INF:
                     assert stored_value == np.inf, (case.id, index)
@@ -158,14 +202,23 @@ def test_multivariate_normal_matches_gauss_hermite_on_covariances():
 
 def test_diagonal_normal_is_the_sum_of_univariate_kls_and_matches_its_tril_form():
     loc_p, sd_p, loc_q, sd_q = [0.0, 1.0, -1.0], [1.0, 0.5, 2.0], [0.5, 0.5, 0.0], [2.0, 0.5, 1.0]
-    diag = cf.kl("mvn_diag", {"loc": [mpf(x) for x in loc_p], "scale_diag": [mpf(x) for x in sd_p]},
-                 "mvn_diag", {"loc": [mpf(x) for x in loc_q], "scale_diag": [mpf(x) for x in sd_q]})
-    parts = mpmath.fsum(cf.kl("normal", M(loc=a, scale=b), "normal", M(loc=c, scale=d))
-                        for a, b, c, d in zip(loc_p, sd_p, loc_q, sd_q))
+    diag = cf.kl(
+        "mvn_diag",
+        {"loc": [mpf(x) for x in loc_p], "scale_diag": [mpf(x) for x in sd_p]},
+        "mvn_diag",
+        {"loc": [mpf(x) for x in loc_q], "scale_diag": [mpf(x) for x in sd_q]},
+    )
+    parts = mpmath.fsum(
+        cf.kl("normal", M(loc=a, scale=b), "normal", M(loc=c, scale=d)) for a, b, c, d in zip(loc_p, sd_p, loc_q, sd_q)
+    )
     assert abs(diag - parts) < mpf(10) ** -40
     tril_q = [[sd_q[i] if i == j else 0 for j in range(3)] for i in range(3)]
-    mixed = cf.kl("mvn_diag", {"loc": [mpf(x) for x in loc_p], "scale_diag": [mpf(x) for x in sd_p]},
-                  "mvn_tril", _mvn(loc_q, tril_q))
+    mixed = cf.kl(
+        "mvn_diag",
+        {"loc": [mpf(x) for x in loc_p], "scale_diag": [mpf(x) for x in sd_p]},
+        "mvn_tril",
+        _mvn(loc_q, tril_q),
+    )
     assert abs(mixed - diag) < mpf(10) ** -40
 
 
@@ -173,7 +226,9 @@ def test_dirichlet_matches_simplex_quadrature_and_reduces_to_beta():
     p, q = [mpf(2), mpf(3.5), mpf(1.5)], [mpf(1.2), mpf(4), mpf(2.5)]
     closed = cf.kl("dirichlet", {"concentration": p}, "dirichlet", {"concentration": q})
     assert abs(closed - numeric.kl_dirichlet3(p, q)) < 1e-10
-    two = cf.kl("dirichlet", {"concentration": [mpf(2.5), mpf(1.5)]}, "dirichlet", {"concentration": [mpf(0.8), mpf(3)]})
+    two = cf.kl(
+        "dirichlet", {"concentration": [mpf(2.5), mpf(1.5)]}, "dirichlet", {"concentration": [mpf(0.8), mpf(3)]}
+    )
     assert abs(two - cf.kl("beta", B1, "beta", B2)) < mpf(10) ** -40
 
 
@@ -185,12 +240,23 @@ def test_categorical_normalises_and_handles_zeros():
     assert cf.kl("categorical", {"probs": q}, "categorical", {"probs": p}) == cf.INF
 
 
-@pytest.mark.parametrize("special,general", [
-    (("exponential", M(rate=1.5), "exponential", M(rate=0.4)),
-     ("gamma", M(concentration=1, rate=1.5), "gamma", M(concentration=1, rate=0.4))),
-    (("chi2", M(df=3), "chi2", M(df=5)), ("gamma", M(concentration=1.5, rate=0.5), "gamma", M(concentration=2.5, rate=0.5))),
-    (("half_normal", M(scale=1.2), "half_normal", M(scale=0.7)), ("normal", M(loc=0, scale=1.2), "normal", M(loc=0, scale=0.7))),
-])
+@pytest.mark.parametrize(
+    "special,general",
+    [
+        (
+            ("exponential", M(rate=1.5), "exponential", M(rate=0.4)),
+            ("gamma", M(concentration=1, rate=1.5), "gamma", M(concentration=1, rate=0.4)),
+        ),
+        (
+            ("chi2", M(df=3), "chi2", M(df=5)),
+            ("gamma", M(concentration=1.5, rate=0.5), "gamma", M(concentration=2.5, rate=0.5)),
+        ),
+        (
+            ("half_normal", M(scale=1.2), "half_normal", M(scale=0.7)),
+            ("normal", M(loc=0, scale=1.2), "normal", M(loc=0, scale=0.7)),
+        ),
+    ],
+)
 def test_special_cases_agree_with_their_general_family(special, general):
     assert abs(cf.kl(*special) - cf.kl(*general)) < mpf(10) ** -40
 

@@ -1,4 +1,5 @@
 """The distribution runner on fake NumPy libraries with known behaviour and planted bugs (no framework needed)."""
+
 import importlib.util
 import textwrap
 from types import SimpleNamespace
@@ -36,20 +37,31 @@ def fake(name, kl=_normal_kl, registry=((Normal, Normal),)):
     table = {(a, b): kl for a, b in registry}
     handle = SimpleNamespace(
         dist=SimpleNamespace(Normal=Normal, Laplace=Laplace, Exponential=Exponential),
-        kl=lambda p, q: table[type(p), type(q)](p, q), lookup=lambda a, b: table.get((a, b)),
-        registry=lambda: dict(table), diag_embed=None)
+        kl=lambda p, q: table[type(p), type(q)](p, q),
+        lookup=lambda a, b: table.get((a, b)),
+        registry=lambda: dict(table),
+        diag_embed=None,
+    )
     return libraries.Library(
-        name=name, key="fake", framework="numpy", modules=("numpy",), load=lambda: handle,
+        name=name,
+        key="fake",
+        framework="numpy",
+        modules=("numpy",),
+        load=lambda: handle,
         versions=lambda h: {"fake": "1.0"},
-        constructors={"normal": Constructor("Normal", {"loc": "loc", "scale": "scale"}),
-                      "laplace": Constructor("Laplace", {"loc": "loc", "scale": "scale"}),
-                      "exponential": Constructor("Exponential", {"rate": "rate"})})
+        constructors={
+            "normal": Constructor("Normal", {"loc": "loc", "scale": "scale"}),
+            "laplace": Constructor("Laplace", {"loc": "loc", "scale": "scale"}),
+            "exponential": Constructor("Exponential", {"rate": "rate"}),
+        },
+    )
 
 
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory):
     path = tmp_path_factory.mktemp("cases") / "fake.yaml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         distribution_cases:
           - id: normal
             description: normals, batch of 3 with Q broadcast
@@ -63,7 +75,8 @@ def cases(tmp_path_factory):
             description: a family the fake does not have
             p: {family: gamma, concentration: [1.0, 2.0], rate: 1.0}
             q: {family: gamma, concentration: 1.0, rate: 2.0}
-        """))
+        """)
+    )
     return {c.id: c for c in load_cases(path)}
 
 
@@ -124,22 +137,32 @@ def test_an_unimportable_library_is_a_skip_with_its_reason(cases):
     def load():
         raise Unavailable("fakelib 2.0 does not work with numpy 9")
 
-    lib = libraries.Library(name="fake.unimportable", key="fake", framework="numpy", modules=("numpy",), load=load,
-                            versions=lambda h: {}, constructors=fake("x").constructors)
+    lib = libraries.Library(
+        name="fake.unimportable",
+        key="fake",
+        framework="numpy",
+        modules=("numpy",),
+        load=load,
+        versions=lambda h: {},
+        constructors=fake("x").constructors,
+    )
     rec = run(cases["normal"], lib)
     assert rec.verdict == "skip" and rec.reason == "fakelib 2.0 does not work with numpy 9"
 
 
 def test_the_plan_covers_case_library_device_dtype_and_drops_half_precision(cases):
-    checks = runner.plan(cases.values(), [fake("a"), fake("b")], devices=("cpu", "cuda"),
-                         dtypes=("float16", "float32", "float64"))
+    checks = runner.plan(
+        cases.values(), [fake("a"), fake("b")], devices=("cpu", "cuda"), dtypes=("float16", "float32", "float64")
+    )
     assert len(checks) == 3 * 2 * 2 * 2 and {c.dtype for c in checks} == {"float32", "float64"}
 
 
 def test_sensitivity_is_the_sum_of_relative_parameter_derivatives(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("distribution_cases:\n  - {id: s, description: s, p: {family: normal, loc: 0.0, scale: [1.0]},"
-                    " q: {family: normal, loc: 0.0, scale: 2.0}}\n")
+    path.write_text(
+        "distribution_cases:\n  - {id: s, description: s, p: {family: normal, loc: 0.0, scale: [1.0]},"
+        " q: {family: normal, loc: 0.0, scale: 2.0}}\n"
+    )
     case = load_cases(path)[0]
     # KL = log(sq/sp) + sp^2/(2 sq^2) - 1/2: sp dKL/dsp = -1 + 1/4, sq dKL/dsq = 1 - 1/4; zero locations skipped
     assert runner.sensitivity(case) == pytest.approx([1.5], rel=1e-12)
@@ -151,8 +174,12 @@ def test_tolerance_overrides_need_a_reason_and_are_recorded(cases):
     with pytest.raises(ValueError):
         Tolerance(10.0, " ")
     lib = fake("fake.override", kl=lambda p, q: _normal_kl(p, q, 1.00001))
-    lib = libraries.Library(**{**lib.__dict__, "tolerances": {("normal", "normal", "float32"): Tolerance(
-        1000.0, "a documented float32 shortcut")}})
+    lib = libraries.Library(
+        **{
+            **lib.__dict__,
+            "tolerances": {("normal", "normal", "float32"): Tolerance(1000.0, "a documented float32 shortcut")},
+        }
+    )
     rec = run(cases["normal"], lib, "float32")
     assert rec.verdict == "pass" and rec.tolerance_override == "x1000: a documented float32 shortcut"
 

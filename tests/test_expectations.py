@@ -1,4 +1,5 @@
 """Expectations manifests: exact-id matching, kind changes, stale entries, and clear problems."""
+
 import textwrap
 
 import pytest
@@ -35,8 +36,19 @@ ID = "canonical-2x3::fake.exact[reduction=sum]::cpu::float32"
 
 
 def record(verdict, kind=None, check_id=ID):
-    return Record(check_id=check_id, case_id="canonical-2x3", case_hash="", api="fake.exact", framework="numpy",
-                  device="cpu", dtype="float32", options={"reduction": "sum"}, verdict=verdict, kind=kind, message="m")
+    return Record(
+        check_id=check_id,
+        case_id="canonical-2x3",
+        case_hash="",
+        api="fake.exact",
+        framework="numpy",
+        device="cpu",
+        dtype="float32",
+        options={"reduction": "sum"},
+        verdict=verdict,
+        kind=kind,
+        message="m",
+    )
 
 
 def test_matching_failure_becomes_xfail_with_reason_and_link(tmp_path, corpus):
@@ -64,14 +76,20 @@ def test_matching_is_by_exact_id_never_substring(tmp_path, corpus):
     assert m.apply(longer).verdict == "fail"
 
 
-@pytest.mark.parametrize("change, words", [
-    ("case: canonical-2x3", "unknown case 'no-such-case'"),
-    ("api: fake.exact", "unknown api 'fake.nope'"),
-    ("options: {reduction: [sum]}", "has no option combination {'reduction': 'median'}"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ("case: canonical-2x3", "unknown case 'no-such-case'"),
+        ("api: fake.exact", "unknown api 'fake.nope'"),
+        ("options: {reduction: [sum]}", "has no option combination {'reduction': 'median'}"),
+    ],
+)
 def test_entry_matching_no_check_is_a_problem(tmp_path, corpus, change, words):
-    replacement = {"case: canonical-2x3": "case: no-such-case", "api: fake.exact": "api: fake.nope",
-                   "options: {reduction: [sum]}": "options: {reduction: [median]}"}[change]
+    replacement = {
+        "case: canonical-2x3": "case: no-such-case",
+        "api: fake.exact": "api: fake.nope",
+        "options: {reduction: [sum]}": "options: {reduction: [median]}",
+    }[change]
     m = manifest(tmp_path, corpus, ENTRY.replace(change, replacement))
     assert any(words in p.message and p.line == 2 and p.file.endswith("fake.yaml") for p in m.problems), m.problems
 
@@ -151,8 +169,9 @@ def test_a_check_claimed_twice_outside_porting_case_lists_is_a_problem(tmp_path,
     assert any("already claimed by fake-nan" in p.message for p in m.problems), m.problems
 
 
-VERSIONED = ENTRY.replace("    link: https://example.org/issue/1\n",
-                          "    link: https://example.org/issue/1\n    versions: {numpy: \"<2.0\"}\n")
+VERSIONED = ENTRY.replace(
+    "    link: https://example.org/issue/1\n", '    link: https://example.org/issue/1\n    versions: {numpy: "<2.0"}\n'
+)
 
 
 def _made_with(verdict, kind, numpy_version):

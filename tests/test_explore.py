@@ -1,4 +1,5 @@
 """`klconf explore` on plug-in fakes with bugs confined to narrow input regions (no framework needed)."""
+
 import json
 import subprocess
 import sys
@@ -40,16 +41,21 @@ def _fake(name: str, bug=None, delay: float = 0.0) -> Api:
         wrong = bug(logits_q, p, kl) if bug else None
         return np.asarray(kl if wrong is None else wrong, dtype=p.dtype)
 
-    return Api(name=name, framework="numpy", call=call, devices=("cpu",), dtypes=("float32", "float64"),
-               convention=lambda o: Convention(arguments=("logits", "target"), p_argument="target",
-                                               input_space=("logits", "prob"), reduction="per_row"))
+    return Api(
+        name=name,
+        framework="numpy",
+        call=call,
+        devices=("cpu",),
+        dtypes=("float32", "float64"),
+        convention=lambda o: Convention(
+            arguments=("logits", "target"), p_argument="target", input_space=("logits", "prob"), reduction="per_row"
+        ),
+    )
 
 
 CORRECT = _fake("fake.softmax_kl")
-WIDE_ROWS = _fake("fake.wrong_for_wide_rows",
-                  lambda z, p, kl: kl * 1.01 + 0.01 if z.shape[-1] > WIDTH_LIMIT else None)
-LARGE_LOGIT = _fake("fake.wrong_past_a_logit",
-                    lambda z, p, kl: np.where((z > LOGIT_LIMIT).any(axis=-1), kl + 0.5, kl))
+WIDE_ROWS = _fake("fake.wrong_for_wide_rows", lambda z, p, kl: kl * 1.01 + 0.01 if z.shape[-1] > WIDTH_LIMIT else None)
+LARGE_LOGIT = _fake("fake.wrong_past_a_logit", lambda z, p, kl: np.where((z > LOGIT_LIMIT).any(axis=-1), kl + 0.5, kl))
 SLOW_CORRECT = _fake("fake.slow_but_correct", delay=0.3)
 
 
@@ -102,20 +108,42 @@ def test_budget_parsing():
 
 
 def klconf(*args):
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**__import__("os").environ, "KLCONF_CACHE_DIR": "off"})
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "KLCONF_CACHE_DIR": "off"},
+    )
 
 
 def test_saved_findings_pass_cases_check_and_klconf_run_reproduces_them(tmp_path):
     cases_dir, out = tmp_path / "cases" / "explored", tmp_path / "out"
-    proc = klconf("explore", "--api", "tests.test_explore:WIDE_ROWS", "--only-api", "--examples", "12",
-                  "--seed", "5", "--save-to", str(cases_dir), "--out", str(out), "--expectations", "none", "-q")
+    proc = klconf(
+        "explore",
+        "--api",
+        "tests.test_explore:WIDE_ROWS",
+        "--only-api",
+        "--examples",
+        "12",
+        "--seed",
+        "5",
+        "--save-to",
+        str(cases_dir),
+        "--out",
+        str(out),
+        "--expectations",
+        "none",
+        "-q",
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr  # something was found
     summary = json.loads((out / "explore.json").read_text())
     assert summary["type"] == "explore" and summary["seed"] == 5 and summary["budget"] == "12 examples per target"
     assert summary["targets"][0]["examples"] >= 12 and summary["targets"][0]["api"] == WIDE_ROWS.name
     (finding,) = summary["findings"]
-    assert finding["saved"] and np.shape(finding["input"]["p"].get("probs", finding["input"]["p"].get("logits")))[-1] == 13
+    assert (
+        finding["saved"] and np.shape(finding["input"]["p"].get("probs", finding["input"]["p"].get("logits")))[-1] == 13
+    )
 
     saved = yaml.safe_load((cases_dir / "tensor.yaml").read_text())["cases"]
     (case,) = saved
@@ -127,9 +155,25 @@ def test_saved_findings_pass_cases_check_and_klconf_run_reproduces_them(tmp_path
     assert check.returncode == 0, check.stdout + check.stderr
     assert "1 cases loaded, 1 confirmed" in check.stdout
 
-    run = klconf("run", "--cases", str(tmp_path / "cases"), "--api", "tests.test_explore:WIDE_ROWS", "--only-api",
-                 "--check", "value", "-k", case["id"], "--expectations", "none", "-n", "0", "--no-report",
-                 "--out", str(tmp_path / "run"))
+    run = klconf(
+        "run",
+        "--cases",
+        str(tmp_path / "cases"),
+        "--api",
+        "tests.test_explore:WIDE_ROWS",
+        "--only-api",
+        "--check",
+        "value",
+        "-k",
+        case["id"],
+        "--expectations",
+        "none",
+        "-n",
+        "0",
+        "--no-report",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert run.returncode == 1, run.stdout + run.stderr
     records = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
     failed = {r["check_id"]: r for r in records if r.get("type") == "check" and r["verdict"] == "fail"}
@@ -138,8 +182,21 @@ def test_saved_findings_pass_cases_check_and_klconf_run_reproduces_them(tmp_path
 
 
 def test_no_finding_exits_zero_and_writes_no_case(tmp_path):
-    proc = klconf("explore", "--api", "tests.test_explore:CORRECT", "--only-api", "--examples", "10",
-                  "--save-to", str(tmp_path / "explored"), "--out", str(tmp_path), "--expectations", "none", "-q")
+    proc = klconf(
+        "explore",
+        "--api",
+        "tests.test_explore:CORRECT",
+        "--only-api",
+        "--examples",
+        "10",
+        "--save-to",
+        str(tmp_path / "explored"),
+        "--out",
+        str(tmp_path),
+        "--expectations",
+        "none",
+        "-q",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (tmp_path / "explored").exists()
     assert json.loads((tmp_path / "explore.json").read_text())["findings"] == []
@@ -152,18 +209,33 @@ def test_the_html_report_shows_an_exploration_summary_next_to_the_results_escape
     path = write_results(tmp_path / "results.jsonl", [record()])
     plain = write_report([path], tmp_path / "plain").read_text()
     assert 'id="exploration"' not in plain  # no explore.json: no section
-    summary = {"type": "explore", "budget": "600 s", "seed": 7, "seconds": 601.5, "rounds": 2, "examples": 1234,
-               "targets": [{"kind": "value", "target": f"value {HOSTILE}", "api": HOSTILE, "examples": 99,
-                            "failing": 3}],
-               "findings": [{"case_id": "explored-value-x-1234abcd", "kind": "value", "mechanism": HOSTILE_IMG,
-                             "dtype": "float16", "examples": 3, "message": HOSTILE_CLOSE, "saved": True,
-                             "input": {"p": {"probs": [[0.0, 1.0]]}, "q": {"logits": [[HOSTILE, 1.0]]}}}]}
+    summary = {
+        "type": "explore",
+        "budget": "600 s",
+        "seed": 7,
+        "seconds": 601.5,
+        "rounds": 2,
+        "examples": 1234,
+        "targets": [{"kind": "value", "target": f"value {HOSTILE}", "api": HOSTILE, "examples": 99, "failing": 3}],
+        "findings": [
+            {
+                "case_id": "explored-value-x-1234abcd",
+                "kind": "value",
+                "mechanism": HOSTILE_IMG,
+                "dtype": "float16",
+                "examples": 3,
+                "message": HOSTILE_CLOSE,
+                "saved": True,
+                "input": {"p": {"probs": [[0.0, 1.0]]}, "q": {"logits": [[HOSTILE, 1.0]]}},
+            }
+        ],
+    }
     (tmp_path / "explore.json").write_text(json.dumps(summary))
     page = write_report([path], tmp_path / "out").read_text()
     section = page.split('<section id="exploration">')[1].split("</section>")[0]
     assert "budget 600 s, seed 7, 1234 examples over 1 targets" in section
     assert "explored-value-x-1234abcd" in section and "float16" in section and "[[0.0, 1.0]]" in section
-    assert "<img" not in page and page.count("<script") == 2 and "onerror=\"" not in page
+    assert "<img" not in page and page.count("<script") == 2 and 'onerror="' not in page
     (tmp_path / "explore.json").write_text('{"type": "something else"}')  # a foreign or broken file: nothing shown
     assert 'id="exploration"' not in write_report([path], tmp_path / "again").read_text()
 

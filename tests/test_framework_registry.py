@@ -37,21 +37,31 @@ def _fake_module(name="fakefw", **parts) -> types.ModuleType:
 
 
 def _binding(name: str) -> Binding:
-    return Binding(name=name, modules=("numpy",), load=lambda: None, version=lambda fw: {},
-                   devices=lambda fw: ["cpu"], to_native=lambda *a: None, to_numpy=lambda *a: None)
+    return Binding(
+        name=name,
+        modules=("numpy",),
+        load=lambda: None,
+        version=lambda fw: {},
+        devices=lambda fw: ["cpu"],
+        to_native=lambda *a: None,
+        to_numpy=lambda *a: None,
+    )
 
 
-@pytest.mark.parametrize("parts, complaint", [
-    ({"APIS": []}, "BINDING is missing"),
-    ({"BINDING": "torch", "APIS": []}, "BINDING is missing or not a Binding"),
-    ({"BINDING": _binding("other"), "APIS": []}, "BINDING.name is 'other'"),
-    ({"BINDING": _binding("fakefw")}, "APIS is missing"),
-    ({"BINDING": _binding("fakefw"), "APIS": [object()]}, "not a list of Api entries"),
-    ({"BINDING": _binding("fakefw"), "APIS": frameworks._module("torch").APIS[:1]}, "declares framework 'torch'"),
-    ({"BINDING": _binding("fakefw"), "APIS": [], "ORDER": "first"}, "ORDER is not an int"),
-    ({"BINDING": _binding("fakefw"), "APIS": [], "VOCABULARY": vocabulary.vocabulary("torch")}, "VOCABULARY"),
-    ({"BINDING": _binding("fakefw"), "APIS": [], "distribution_libraries": []}, "not a function"),
-])
+@pytest.mark.parametrize(
+    "parts, complaint",
+    [
+        ({"APIS": []}, "BINDING is missing"),
+        ({"BINDING": "torch", "APIS": []}, "BINDING is missing or not a Binding"),
+        ({"BINDING": _binding("other"), "APIS": []}, "BINDING.name is 'other'"),
+        ({"BINDING": _binding("fakefw")}, "APIS is missing"),
+        ({"BINDING": _binding("fakefw"), "APIS": [object()]}, "not a list of Api entries"),
+        ({"BINDING": _binding("fakefw"), "APIS": frameworks._module("torch").APIS[:1]}, "declares framework 'torch'"),
+        ({"BINDING": _binding("fakefw"), "APIS": [], "ORDER": "first"}, "ORDER is not an int"),
+        ({"BINDING": _binding("fakefw"), "APIS": [], "VOCABULARY": vocabulary.vocabulary("torch")}, "VOCABULARY"),
+        ({"BINDING": _binding("fakefw"), "APIS": [], "distribution_libraries": []}, "not a function"),
+    ],
+)
 def test_an_incomplete_framework_module_is_named_with_what_it_lacks(parts, complaint):
     found = frameworks.problems(_fake_module(**parts))
     assert len(found) == 1 and complaint in found[0], found
@@ -101,8 +111,7 @@ VOCABULARY = Vocabulary(framework="newfw", imports=(), native="np.asarray({x})",
 
 
 def test_a_new_framework_module_is_picked_up_with_no_other_edit(tmp_path):
-    shutil.copytree(ROOT / "conformance", tmp_path / "conformance",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "conformance", tmp_path / "conformance", ignore=shutil.ignore_patterns("__pycache__"))
     (tmp_path / "conformance" / "frameworks" / "newfw.py").write_text(NEW_FRAMEWORK)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     probe = textwrap.dedent("""
@@ -115,8 +124,9 @@ def test_a_new_framework_module_is_picked_up_with_no_other_edit(tmp_path):
                           "marker": "newfw" in plugin.MARKERS, "targets": TARGETS,
                           "first": sorted(frameworks.FRAMEWORKS, key=framework_order)[0]}))
     """)
-    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     seen = json.loads(out.stdout)
     assert seen["file"].startswith(str(tmp_path))
     assert "newfw" in seen["frameworks"] and seen["marker"] and "newfw" in seen["targets"]
@@ -124,17 +134,44 @@ def test_a_new_framework_module_is_picked_up_with_no_other_edit(tmp_path):
 
     results = tmp_path / "out"
     run = subprocess.run(
-        [sys.executable, "-m", "conformance", "run", "--framework", "newfw", "--cases", str(ROOT / "cases"),
-         "--check", "value", "-k", "forum-example", "-n", "0", "--out", str(results)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "run",
+            "--framework",
+            "newfw",
+            "--cases",
+            str(ROOT / "cases"),
+            "--check",
+            "value",
+            "-k",
+            "forum-example",
+            "-n",
+            "0",
+            "--out",
+            str(results),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     records = [json.loads(line) for line in (results / "results.jsonl").read_text().splitlines()]
     checks = [r for r in records if r.get("api") == "newfw.rel_entr_sum"]
     verdicts = {r["dtype"]: r["verdict"] for r in checks}
     assert verdicts.pop("float64") == "pass", run.stdout[-2000:] + run.stderr[-2000:]
     assert set(verdicts.values()) == {"unsupported"}  # the dtypes it does not declare
 
-    rejected = subprocess.run([sys.executable, "-m", "conformance", "apis", "--framework", "nosuchfw"],
-                              env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+    rejected = subprocess.run(
+        [sys.executable, "-m", "conformance", "apis", "--framework", "nosuchfw"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert rejected.returncode != 0
 
 

@@ -3,6 +3,7 @@
 These pin the behaviours klconf exists to show (each must come out with the right verdict and an
 explanation, from the declared conventions and the expectations manifests, not from this file).
 """
+
 import importlib.util
 
 import numpy as np
@@ -47,8 +48,9 @@ def check(corpus, manifest, case, name, dtype="float32", **options):
 def test_every_api_passes_the_forum_and_canonical_cases(corpus, manifest, framework):
     _importable(framework)
     apis = [a for a in frameworks.builtin_apis([framework]) if not a.missing()]
-    planned = runner.plan([corpus["forum-example"], corpus["dirichlet-8x5"]], apis, devices=["cpu"],
-                          dtypes=["float32", "float64"])
+    planned = runner.plan(
+        [corpus["forum-example"], corpus["dirichlet-8x5"]], apis, devices=["cpu"], dtypes=["float32", "float64"]
+    )
     records = [manifest.apply(runner.run_check(c)) for c in planned]
     # a failure explained by cases/expectations (e.g. MLX's float64 exp) is an xfail; anything else is new
     bad = [(r.check_id, r.verdict, r.message) for r in records if r.verdict not in ("pass", "unsupported", "xfail")]
@@ -57,31 +59,36 @@ def test_every_api_passes_the_forum_and_canonical_cases(corpus, manifest, framew
 
 
 def test_torch_mean_is_a_quarter_of_the_kl_on_the_forum_example(corpus, manifest):
-    rec = check(corpus, manifest, "forum-example", "torch.nn.functional.kl_div", "float64", reduction="mean",
-                log_target=False)
+    rec = check(
+        corpus, manifest, "forum-example", "torch.nn.functional.kl_div", "float64", reduction="mean", log_target=False
+    )
     assert rec.verdict == "pass"
     assert rec.observed == pytest.approx(0.07161558603020723 / 4, rel=1e-12)
     assert any("'mean' divides the total loss by both the batch size and the support size" in w for w in rec.warnings)
 
 
 def test_torch_batchmean_on_1d_input_divides_by_the_classes(corpus, manifest):
-    rec = check(corpus, manifest, "one-row-1d", "torch.nn.functional.kl_div", "float64", reduction="batchmean",
-                log_target=False)
+    rec = check(
+        corpus, manifest, "one-row-1d", "torch.nn.functional.kl_div", "float64", reduction="batchmean", log_target=False
+    )
     kl = corpus["one-row-1d"].expected["kl_per_row"]
     assert rec.verdict == "pass" and rec.observed == pytest.approx(kl / 3, rel=1e-12)
 
 
-@pytest.mark.parametrize("name, options, verdict", [
-    ("torch.nn.functional.kl_div", {"log_target": False, "reduction": "none"}, "xfail"),
-    ("optax.kl_divergence", {}, "xfail"),
-    ("keras.losses.kl_divergence", {}, "pass"),
-    ("jax.scipy.special.rel_entr", {}, "pass"),
-    ("scipy.special.rel_entr", {}, "pass"),
-    ("paddle.nn.functional.kl_div", {"log_target": False, "reduction": "none"}, "pass"),  # target <= 0 gives 0
-    ("mlx.nn.losses.kl_div_loss", {"reduction": "none"}, "xfail"),  # log-probability targets: exp(-inf) * -inf
-    ("keras.losses.kl_divergence[jax]", {}, "pass"),
-    ("keras.losses.kl_divergence[torch]", {}, "pass"),
-])
+@pytest.mark.parametrize(
+    "name, options, verdict",
+    [
+        ("torch.nn.functional.kl_div", {"log_target": False, "reduction": "none"}, "xfail"),
+        ("optax.kl_divergence", {}, "xfail"),
+        ("keras.losses.kl_divergence", {}, "pass"),
+        ("jax.scipy.special.rel_entr", {}, "pass"),
+        ("scipy.special.rel_entr", {}, "pass"),
+        ("paddle.nn.functional.kl_div", {"log_target": False, "reduction": "none"}, "pass"),  # target <= 0 gives 0
+        ("mlx.nn.losses.kl_div_loss", {"reduction": "none"}, "xfail"),  # log-probability targets: exp(-inf) * -inf
+        ("keras.losses.kl_divergence[jax]", {}, "pass"),
+        ("keras.losses.kl_divergence[torch]", {}, "pass"),
+    ],
+)
 def test_zero_in_both_p_and_q(corpus, manifest, name, options, verdict):
     rec = check(corpus, manifest, "zero-both", name, **options)
     assert rec.verdict == verdict, rec.message
@@ -89,12 +96,15 @@ def test_zero_in_both_p_and_q(corpus, manifest, name, options, verdict):
         assert rec.extra["failed_as"] == "fail" and rec.kind == "nan" and rec.reason
 
 
-@pytest.mark.parametrize("name, options", [
-    ("torch.nn.functional.kl_div", {"log_target": True, "reduction": "sum"}),
-    ("optax.losses.kl_divergence_with_log_targets", {}),
-    ("paddle.nn.functional.kl_div", {"log_target": True, "reduction": "sum"}),
-    ("mlx.nn.losses.kl_div_loss", {"reduction": "sum"}),
-])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("torch.nn.functional.kl_div", {"log_target": True, "reduction": "sum"}),
+        ("optax.losses.kl_divergence_with_log_targets", {}),
+        ("paddle.nn.functional.kl_div", {"log_target": True, "reduction": "sum"}),
+        ("mlx.nn.losses.kl_div_loss", {"reduction": "sum"}),
+    ],
+)
 def test_log_targets_are_nan_wherever_p_has_a_zero(corpus, manifest, name, options):
     rec = check(corpus, manifest, "zeros-in-p", name, **options)
     assert rec.verdict == "xfail" and rec.kind == "nan"
@@ -120,8 +130,15 @@ def test_gradients_run_on_every_framework_with_autodiff(corpus):
 
 
 def test_paddle_batchmean_divides_by_the_first_dimension_like_torch(corpus, manifest):
-    rec = check(corpus, manifest, "one-row-1d", "paddle.nn.functional.kl_div", "float64", reduction="batchmean",
-                log_target=False)
+    rec = check(
+        corpus,
+        manifest,
+        "one-row-1d",
+        "paddle.nn.functional.kl_div",
+        "float64",
+        reduction="batchmean",
+        log_target=False,
+    )
     kl = corpus["one-row-1d"].expected["kl_per_row"]
     assert rec.verdict == "pass" and rec.observed == pytest.approx(kl / 3, rel=1e-12)
 
@@ -130,8 +147,10 @@ def test_mlx_float64_carries_a_float32_sized_error_and_float32_passes(corpus, ma
     rec = check(corpus, manifest, "dirichlet-8x5", "mlx.nn.losses.kl_div_loss", "float64", reduction="sum")
     assert rec.verdict == "xfail" and rec.extra["expectation"]["id"].startswith("mlx-cpu-exp-is-float32-accurate")
     assert 1e-9 < rec.rel_error < 1e-6  # float32-sized, far above float64's tolerance
-    assert check(corpus, manifest, "dirichlet-8x5", "mlx.nn.losses.kl_div_loss", "float32",
-                 reduction="sum").verdict == "pass"
+    assert (
+        check(corpus, manifest, "dirichlet-8x5", "mlx.nn.losses.kl_div_loss", "float32", reduction="sum").verdict
+        == "pass"
+    )
 
 
 def test_paddle_refuses_a_process_that_imported_tensorflow_first():
@@ -142,7 +161,9 @@ def test_paddle_refuses_a_process_that_imported_tensorflow_first():
     for module in ("paddle", "tensorflow"):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"{module} is not installed")
-    probe = ("import tensorflow\nfrom conformance import frameworks\n"
-             "try:\n    frameworks.binding('paddle').handle()\nexcept frameworks.Unavailable as exc:\n    print(exc)")
+    probe = (
+        "import tensorflow\nfrom conformance import frameworks\n"
+        "try:\n    frameworks.binding('paddle').handle()\nexcept frameworks.Unavailable as exc:\n    print(exc)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0 and "cannot be imported after tensorflow" in out.stdout, out.stderr[-2000:]

@@ -1,5 +1,6 @@
 """Convention inference recovers every field of NumPy black boxes with known conventions, and says
 `unknown`, naming the probe, for implementations no candidate describes. No framework needed."""
+
 import math
 
 import pytest
@@ -12,48 +13,126 @@ WEIGHTED = ({"sample_weight": "per_row"},)
 
 # (id, truth, options, the fields it must report). Every value of every field appears at least once.
 CASES = [
-    ("torch-kl_div-batchmean", dict(), ({},),
-     dict(p_argument="second", input_space={"first": "log_prob", "second": "prob"}, elementwise="p*log(p/q)",
-          reduction="mean_batch", class_axis=None, batch_divisor="dim0", batch_divisor_1d="classes",
-          normalizes=False, zero_p="0", zero_both="0", zero_q="inf", clip_epsilon=None)),
-    ("p-first-prob-logprob", dict(p_index=0, spaces=("prob", "log_prob"), reduction="sum", class_axis=None), ({},),
-     dict(p_argument="first", input_space={"first": "prob", "second": "log_prob"}, reduction="sum",
-          batch_divisor_1d="n/a")),
-    ("logits-q", dict(spaces=("logits", "prob"), reduction="mean_batch", batch_divisor="rows"), ({},),
-     dict(input_space={"first": "logits", "second": "prob"}, class_axis=-1, batch_divisor="rows",
-          batch_divisor_1d="1")),
-    ("logits-p", dict(p_index=0, spaces=("logits", "prob"), reduction="per_row"), ({},),
-     dict(p_argument="first", input_space={"first": "logits", "second": "prob"}, reduction="per_row")),
-    ("both-log", dict(spaces=("log_prob", "log_prob"), reduction="none", class_axis=None), ({},),
-     dict(input_space={"first": "log_prob", "second": "log_prob"}, reduction="none", class_axis=None)),
-    ("generalized", dict(p_index=0, spaces=("prob", "prob"), elementwise="p*log(p/q)-p+q", reduction="per_row"),
-     ({},), dict(elementwise="p*log(p/q)-p+q", reduction="per_row", class_axis=-1)),
-    ("mean_all", dict(reduction="mean_all", class_axis=None), ({},),
-     dict(reduction="mean_all", batch_divisor="n/a", batch_divisor_1d="classes")),
-    ("mean_batch-batch", dict(reduction="mean_batch", batch_divisor="batch"), ({},),
-     dict(batch_divisor="batch", batch_divisor_1d="1", class_axis=None)),
-    ("class-axis-1", dict(spaces=("logits", "prob"), reduction="per_row", class_axis=1), ({},),
-     dict(class_axis=1)),
-    ("scipy-entropy", dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", class_axis=0, normalizes=True),
-     ({},), dict(class_axis=0, normalizes=True, reduction="per_row", elementwise="p*log(p/q)")),
-    ("weighted-mean", dict(p_index=0, spaces=("prob", "prob"), reduction="mean_weighted", batch_divisor="weights"),
-     WEIGHTED, dict(reduction="mean_weighted", batch_divisor="weights", batch_divisor_1d="weights")),
-    ("weighted-mean-keras", dict(p_index=0, spaces=("prob", "prob"), reduction="mean_weighted", batch_divisor="batch"),
-     WEIGHTED, dict(reduction="mean_weighted", batch_divisor="batch", batch_divisor_1d="1")),
-    ("weights-ignored", dict(p_index=0, spaces=("prob", "prob"), reduction="mean_batch", batch_divisor="rows",
-                             uses_weights=False),
-     WEIGHTED, dict(reduction="mean_batch, weights ignored", batch_divisor="rows")),
-    ("zero-p-nan", dict(spaces=("log_prob", "log_prob"), zero_p="nan", zero_both="nan"), ({},),
-     dict(zero_p="nan", zero_both="nan", zero_q="inf")),
+    (
+        "torch-kl_div-batchmean",
+        dict(),
+        ({},),
+        dict(
+            p_argument="second",
+            input_space={"first": "log_prob", "second": "prob"},
+            elementwise="p*log(p/q)",
+            reduction="mean_batch",
+            class_axis=None,
+            batch_divisor="dim0",
+            batch_divisor_1d="classes",
+            normalizes=False,
+            zero_p="0",
+            zero_both="0",
+            zero_q="inf",
+            clip_epsilon=None,
+        ),
+    ),
+    (
+        "p-first-prob-logprob",
+        dict(p_index=0, spaces=("prob", "log_prob"), reduction="sum", class_axis=None),
+        ({},),
+        dict(
+            p_argument="first",
+            input_space={"first": "prob", "second": "log_prob"},
+            reduction="sum",
+            batch_divisor_1d="n/a",
+        ),
+    ),
+    (
+        "logits-q",
+        dict(spaces=("logits", "prob"), reduction="mean_batch", batch_divisor="rows"),
+        ({},),
+        dict(
+            input_space={"first": "logits", "second": "prob"}, class_axis=-1, batch_divisor="rows", batch_divisor_1d="1"
+        ),
+    ),
+    (
+        "logits-p",
+        dict(p_index=0, spaces=("logits", "prob"), reduction="per_row"),
+        ({},),
+        dict(p_argument="first", input_space={"first": "logits", "second": "prob"}, reduction="per_row"),
+    ),
+    (
+        "both-log",
+        dict(spaces=("log_prob", "log_prob"), reduction="none", class_axis=None),
+        ({},),
+        dict(input_space={"first": "log_prob", "second": "log_prob"}, reduction="none", class_axis=None),
+    ),
+    (
+        "generalized",
+        dict(p_index=0, spaces=("prob", "prob"), elementwise="p*log(p/q)-p+q", reduction="per_row"),
+        ({},),
+        dict(elementwise="p*log(p/q)-p+q", reduction="per_row", class_axis=-1),
+    ),
+    (
+        "mean_all",
+        dict(reduction="mean_all", class_axis=None),
+        ({},),
+        dict(reduction="mean_all", batch_divisor="n/a", batch_divisor_1d="classes"),
+    ),
+    (
+        "mean_batch-batch",
+        dict(reduction="mean_batch", batch_divisor="batch"),
+        ({},),
+        dict(batch_divisor="batch", batch_divisor_1d="1", class_axis=None),
+    ),
+    ("class-axis-1", dict(spaces=("logits", "prob"), reduction="per_row", class_axis=1), ({},), dict(class_axis=1)),
+    (
+        "scipy-entropy",
+        dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", class_axis=0, normalizes=True),
+        ({},),
+        dict(class_axis=0, normalizes=True, reduction="per_row", elementwise="p*log(p/q)"),
+    ),
+    (
+        "weighted-mean",
+        dict(p_index=0, spaces=("prob", "prob"), reduction="mean_weighted", batch_divisor="weights"),
+        WEIGHTED,
+        dict(reduction="mean_weighted", batch_divisor="weights", batch_divisor_1d="weights"),
+    ),
+    (
+        "weighted-mean-keras",
+        dict(p_index=0, spaces=("prob", "prob"), reduction="mean_weighted", batch_divisor="batch"),
+        WEIGHTED,
+        dict(reduction="mean_weighted", batch_divisor="batch", batch_divisor_1d="1"),
+    ),
+    (
+        "weights-ignored",
+        dict(p_index=0, spaces=("prob", "prob"), reduction="mean_batch", batch_divisor="rows", uses_weights=False),
+        WEIGHTED,
+        dict(reduction="mean_batch, weights ignored", batch_divisor="rows"),
+    ),
+    (
+        "zero-p-nan",
+        dict(spaces=("log_prob", "log_prob"), zero_p="nan", zero_both="nan"),
+        ({},),
+        dict(zero_p="nan", zero_both="nan", zero_q="inf"),
+    ),
     ("zero-both-nan", dict(zero_both="nan"), ({},), dict(zero_p="0", zero_both="nan", zero_q="inf")),
-    ("zero-q-nan", dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_q="nan"), ({},),
-     dict(zero_p="0", zero_both="0", zero_q="nan")),
-    ("keras-clip", dict(p_index=0, spaces=("prob", "prob"), reduction="mean_batch", batch_divisor="rows",
-                        clip=1e-7, zero_q="finite"), ({},),
-     dict(clip_epsilon=1e-7, zero_p="0", zero_both="0", zero_q="finite")),
-    ("clip-1e-4", dict(p_index=0, spaces=("prob", "prob"), reduction="none", class_axis=None, clip=1e-4,
-                       zero_q="finite"), ({},),
-     dict(clip_epsilon=1e-4, zero_q="finite", reduction="none")),
+    (
+        "zero-q-nan",
+        dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_q="nan"),
+        ({},),
+        dict(zero_p="0", zero_both="0", zero_q="nan"),
+    ),
+    (
+        "keras-clip",
+        dict(
+            p_index=0, spaces=("prob", "prob"), reduction="mean_batch", batch_divisor="rows", clip=1e-7, zero_q="finite"
+        ),
+        ({},),
+        dict(clip_epsilon=1e-7, zero_p="0", zero_both="0", zero_q="finite"),
+    ),
+    (
+        "clip-1e-4",
+        dict(p_index=0, spaces=("prob", "prob"), reduction="none", class_axis=None, clip=1e-4, zero_q="finite"),
+        ({},),
+        dict(clip_epsilon=1e-4, zero_q="finite", reduction="none"),
+    ),
 ]
 
 UNDECLARABLE = {"weighted-mean-keras": ["batch_divisor", "batch_divisor_1d"], "weights-ignored": ["reduction"]}
@@ -89,8 +168,16 @@ def test_output_dtype_and_accumulation():
 
 def test_misfit_is_unknown_with_the_probe_that_broke_every_candidate():
     inference = infer(fc.MISFIT, {})
-    structural = ("p_argument", "input_space", "elementwise", "reduction", "class_axis", "batch_divisor",
-                  "batch_divisor_1d", "normalizes")
+    structural = (
+        "p_argument",
+        "input_space",
+        "elementwise",
+        "reduction",
+        "class_axis",
+        "batch_divisor",
+        "batch_divisor_1d",
+        "normalizes",
+    )
     for field in structural:
         assert inference.fields[field] == UNKNOWN
         assert inference.evidence[field].startswith("no candidate fits: probe 2d[3x4]")
@@ -112,8 +199,14 @@ def test_zero_misfit_keeps_the_structure_and_names_the_zero_probe():
 
 
 def test_clip_of_one_argument_only_is_unknown():
-    api = fc.make("fake.clips_p_only", declared=fc.Truth(p_index=0, spaces=("prob", "prob"), clip=1e-7),
-                  p_index=0, spaces=("prob", "prob"), clip=1e-7, misfit="clip_p_only")
+    api = fc.make(
+        "fake.clips_p_only",
+        declared=fc.Truth(p_index=0, spaces=("prob", "prob"), clip=1e-7),
+        p_index=0,
+        spaces=("prob", "prob"),
+        clip=1e-7,
+        misfit="clip_p_only",
+    )
     inference = infer(api, {})
     assert inference.fields["reduction"] == "mean_batch"
     assert inference.fields["clip_epsilon"] == UNKNOWN
@@ -142,15 +235,15 @@ def test_candidates_are_canonical_and_distinct():
     assert len(set(plain)) == len(plain) and len(set(weighted)) == len(weighted)
     assert not any(c.reduction == "mean_weighted" for c in plain)
     # a sum over every element reads no class axis; a logits argument does (softmax runs along it)
-    assert all(c.class_axis is None for c in plain if c.reduction == "sum" and not c.normalizes
-               and "logits" not in c.spaces)
+    assert all(
+        c.class_axis is None for c in plain if c.reduction == "sum" and not c.normalizes and "logits" not in c.spaces
+    )
     assert any(c.class_axis == 1 for c in plain if c.reduction == "sum" and "logits" in c.spaces)
 
 
 def test_clip_epsilon_is_measured_not_picked_from_a_list():
     eps = 3.5e-6
-    api = fc.make("fake.clip_odd", p_index=0, spaces=("prob", "prob"), reduction="per_row", clip=eps,
-                  zero_q="finite")
+    api = fc.make("fake.clip_odd", p_index=0, spaces=("prob", "prob"), reduction="per_row", clip=eps, zero_q="finite")
     inference = infer(api, {})
     assert math.isclose(inference.fields["clip_epsilon"], eps, rel_tol=1e-12)
     assert "bisection" in inference.evidence["clip_epsilon"]
@@ -160,11 +253,19 @@ def test_an_api_that_always_raises_tells_nothing():
     def refuses(fw, a, b, o, w):
         raise ValueError("inputs must sum to one")
 
-    api = fc.Api(name="fake.refuses", framework="numpy", call=refuses, convention=lambda o: fc.Truth().convention(),
-                 dtypes=("float32", "float64"), devices=("cpu",))
+    api = fc.Api(
+        name="fake.refuses",
+        framework="numpy",
+        call=refuses,
+        convention=lambda o: fc.Truth().convention(),
+        dtypes=("float32", "float64"),
+        devices=("cpu",),
+    )
     inference = infer(api, {})
     assert all(inference.fields[f] == UNKNOWN for f in FIELDS if f not in ("output_dtype", "accumulation"))
     assert inference.evidence["reduction"].startswith("no probe could be run: 2d[3x4] raised ValueError")
-    assert inference.fields["output_dtype"] == {"float32": "error (ValueError: inputs must sum to one)",
-                                                "float64": "error (ValueError: inputs must sum to one)"}
+    assert inference.fields["output_dtype"] == {
+        "float32": "error (ValueError: inputs must sum to one)",
+        "float64": "error (ValueError: inputs must sum to one)",
+    }
     assert inference.final is None

@@ -1,4 +1,5 @@
 """Convention records (the results contract), the pytest runner module and `klconf conventions`."""
+
 import json
 import subprocess
 import sys
@@ -14,8 +15,13 @@ ENV = {**__import__("os").environ, "KLCONF_CACHE_DIR": "off", "PYTHONPATH": str(
 
 def test_agreeing_declaration_is_a_pass_record():
     rec = convention_record(fc.TORCH_MEAN, {}, "cpu")
-    assert (rec.verdict, rec.check, rec.case_id, rec.dtype, rec.kind) == ("pass", "convention", "conventions",
-                                                                           "float64", None)
+    assert (rec.verdict, rec.check, rec.case_id, rec.dtype, rec.kind) == (
+        "pass",
+        "convention",
+        "conventions",
+        "float64",
+        None,
+    )
     assert rec.check_id == "conventions::fake.kl_div_mean[]::cpu::float64"
     assert set(rec.extra) == {"inferred", "declared", "evidence", "disagreements"}
     assert list(rec.extra["inferred"]) == list(FIELDS) and list(rec.extra["declared"]) == list(FIELDS)
@@ -40,21 +46,44 @@ def test_missing_device_is_not_a_failure():
 def test_pytest_module_writes_convention_records(tmp_path):
     results = tmp_path / "results.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "conformance.checks.test_conventions", "-p", "no:cacheprovider",
-         "-q", "--klconf-only-plugins", "--klconf-api", "tests.fakes_conventions:plugin_apis",
-         "--klconf-device", "cpu", f"--klconf-results={results}"],
-        cwd=ROOT, capture_output=True, text=True, env=ENV)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "conformance.checks.test_conventions",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--klconf-only-plugins",
+            "--klconf-api",
+            "tests.fakes_conventions:plugin_apis",
+            "--klconf-device",
+            "cpu",
+            f"--klconf-results={results}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the planted wrong declaration fails
     checks = [json.loads(line) for line in results.read_text().splitlines() if '"type":"check"' in line]
     assert {c["api"]: c["verdict"] for c in checks} == {
-        "fake.kl_div_mean": "pass", "fake.cross_entropy_mean": "pass", "fake.declares_batchmean": "fail"}
-    assert all(c["check"] == "convention" and set(c["extra"]) >= {"inferred", "declared", "evidence",
-                                                                   "disagreements"} for c in checks)
+        "fake.kl_div_mean": "pass",
+        "fake.cross_entropy_mean": "pass",
+        "fake.declares_batchmean": "fail",
+    }
+    assert all(
+        c["check"] == "convention" and set(c["extra"]) >= {"inferred", "declared", "evidence", "disagreements"}
+        for c in checks
+    )
 
 
 def klconf(*args):
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=ENV)
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args], cwd=ROOT, capture_output=True, text=True, env=ENV
+    )
 
 
 def test_conventions_command_json_has_exactly_the_fields():

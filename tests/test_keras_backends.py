@@ -46,8 +46,9 @@ def test_values_and_gradients_come_back_from_the_child(corpus, backend):
     rec = runner.run_check(runner.Check(corpus["dirichlet-8x5"], api, options, "cpu", "float64"))
     assert rec.verdict == "pass", rec.message
     assert rec.output_dtype == "float64" and rec.settings == ({"jax_enable_x64": True} if backend == "jax" else {})
-    grad = gradients.run_gradient_check(gradients.GradientCheck(corpus["dirichlet-8x5"], api, options, "cpu",
-                                                                "float32", "y_pred"))
+    grad = gradients.run_gradient_check(
+        gradients.GradientCheck(corpus["dirichlet-8x5"], api, options, "cpu", "float32", "y_pred")
+    )
     assert grad.verdict == "pass", grad.message
 
 
@@ -70,8 +71,9 @@ def test_a_child_that_dies_is_replaced_and_the_call_in_flight_is_an_error(corpus
 def test_an_exception_in_the_child_carries_its_type_and_message(backend):
     fw = _handle(backend)
     carrier = _keras.Remote(np.array([[0.5, 0.5]]), "float32", "cpu")
-    bad = _keras.Pending("losses.KLDivergence", {"reduction": "no-such-reduction", "sample_weight": None},
-                         (carrier, carrier), None)
+    bad = _keras.Pending(
+        "losses.KLDivergence", {"reduction": "no-such-reduction", "sample_weight": None}, (carrier, carrier), None
+    )
     with pytest.raises(_keras.RemoteError, match=r"^ValueError: .*no-such-reduction"):
         fw.child.request("value", bad)
     ok = _keras.Pending("losses.kl_divergence", {}, (carrier, carrier), None)
@@ -79,9 +81,14 @@ def test_an_exception_in_the_child_carries_its_type_and_message(backend):
 
 
 def test_every_keras_api_on_tensorflow_has_a_counterpart_on_each_backend():
-    tensorflow = {a.name.removeprefix("tf.").removeprefix("keras.") for a in frameworks.builtin_apis(["tensorflow"])
-                  if a.name.startswith(("keras.", "tf.keras."))}
+    tensorflow = {
+        a.name.removeprefix("tf.").removeprefix("keras.")
+        for a in frameworks.builtin_apis(["tensorflow"])
+        if a.name.startswith(("keras.", "tf.keras."))
+    }
     for backend in BACKENDS:
-        names = {a.name.removeprefix("keras.").removesuffix(f"[{backend}]")
-                 for a in frameworks.builtin_apis([f"keras_{backend}"])}
+        names = {
+            a.name.removeprefix("keras.").removesuffix(f"[{backend}]")
+            for a in frameworks.builtin_apis([f"keras_{backend}"])
+        }
         assert {n.removeprefix("keras.") for n in tensorflow} == names

@@ -1,5 +1,6 @@
 """The registry of kinds of check (conformance/kinds.py): every consumer derives from it, so a new kind of
 check is one module plus one registry entry, and no module spells the set of kinds itself."""
+
 from __future__ import annotations
 
 import ast
@@ -43,18 +44,40 @@ class ToyCheck:
         return check_id(self.case_id, self.api.name, "toy", self.device, self.dtype)
 
     def record(self) -> Record:
-        return Record(check_id=self.id, case_id=self.case_id, case_hash="", api=self.api.name,
-                      framework=self.api.framework, device=self.device, dtype=self.dtype, options={},
-                      verdict="pass", check="toy")
+        return Record(
+            check_id=self.id,
+            case_id=self.case_id,
+            case_hash="",
+            api=self.api.name,
+            framework=self.api.framework,
+            device=self.device,
+            dtype=self.dtype,
+            options={},
+            verdict="pass",
+            check="toy",
+        )
 
 
 def _plan_toys(scope: kinds.Scope) -> list:
-    return [ToyCheck(case.id, api, device) for case in scope.cases for api in scope.apis for device in scope.devices
-            if "float64" in scope.dtypes]
+    return [
+        ToyCheck(case.id, api, device)
+        for case in scope.cases
+        for api in scope.apis
+        for device in scope.devices
+        if "float64" in scope.dtypes
+    ]
 
 
-TOY = kinds.Kind("toy", "klconf_toy_check", "toys", "test_toy", _plan_toys, "tests.test_kinds:_run_toy",
-                 "nothing beyond the common fields", 0.01)
+TOY = kinds.Kind(
+    "toy",
+    "klconf_toy_check",
+    "toys",
+    "test_toy",
+    _plan_toys,
+    "tests.test_kinds:_run_toy",
+    "nothing beyond the common fields",
+    0.01,
+)
 
 
 def _run_toy(check: ToyCheck) -> Record:
@@ -83,12 +106,14 @@ def test_the_registry_is_the_outcomes_vocabulary_and_well_formed():
 
 def test_a_registered_kind_is_planned_run_selected_and_merged(with_toy, tmp_path):
     (tmp_path / "cases.yaml").write_text(CASES)
-    config = _Config(klconf_cases=str(tmp_path / "cases.yaml"), klconf_api=["tests.fakes:plugin_apis"],
-                     klconf_only_plugins=True)
+    config = _Config(
+        klconf_cases=str(tmp_path / "cases.yaml"), klconf_api=["tests.fakes:plugin_apis"], klconf_only_plugins=True
+    )
     # the plugin plans it from its options, and finds the check behind a node id of its test
     planned = plugin.selected_checks(config, TOY.fixture)
     assert sorted(c.id for c in planned) == sorted(
-        check_id(case, api.name, "toy", "cpu", "float64") for case in ("toy-a", "toy-b") for api in fakes.plugin_apis())
+        check_id(case, api.name, "toy", "cpu", "float64") for case in ("toy-a", "toy-b") for api in fakes.plugin_apis()
+    )
     writer = plugin.ResultsFile(str(tmp_path / "results.jsonl"), "", config)
     nodeid = f"conformance/checks/test_toys.py::test_toy[{plugin._pytest_id(planned[0])}]"
     assert writer._check_of(nodeid) is planned[0]

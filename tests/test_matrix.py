@@ -1,6 +1,7 @@
 """The release matrix: the release table, environments keyed by their pins, install failures kept with
 the installer's reason, each release's results and summary; and the bisection's search logic against a
 fake installer and runner (it finds the planted release and installs no more than a binary search needs)."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_release_table_covers_the_ranges_asked_for():
     jax = releases.FAMILIES["jax"]
     assert jax.versions[0] == "0.4.25" and jax.versions[-1] == "0.10.2" and len(jax.versions) >= 10
-    for name, first, last in (("optax", "0.2.2", "0.2.8"), ("scipy", "1.13", "1.17"), ("keras", "3.10", "3.15"),
-                              ("tensorflow", "2.19", "2.21"), ("tfp", "0.24", "0.25"), ("torch", "2.13", "2.15")):
+    for name, first, last in (
+        ("optax", "0.2.2", "0.2.8"),
+        ("scipy", "1.13", "1.17"),
+        ("keras", "3.10", "3.15"),
+        ("tensorflow", "2.19", "2.21"),
+        ("tfp", "0.24", "0.25"),
+        ("torch", "2.13", "2.15"),
+    ):
         family = releases.FAMILIES[name]
         assert family.versions[0].startswith(first) and family.versions[-1].startswith(last), name
     for family in releases.FAMILIES.values():
@@ -84,9 +91,12 @@ def test_environments_are_keyed_by_their_pins(tmp_path):
 
 
 def test_install_failure_keeps_the_installers_reason(tmp_path, monkeypatch):
-    uv = _fake_uv(tmp_path, 'case "$1" in venv) mkdir -p "$5/bin"; exit 0;; esac\n'
-                            'echo "  x No solution found when resolving dependencies:" >&2\n'
-                            'echo "  jaxlib==9.9.9 has no wheels for cp311" >&2\nexit 1\n')
+    uv = _fake_uv(
+        tmp_path,
+        'case "$1" in venv) mkdir -p "$5/bin"; exit 0;; esac\n'
+        'echo "  x No solution found when resolving dependencies:" >&2\n'
+        'echo "  jaxlib==9.9.9 has no wheels for cp311" >&2\nexit 1\n',
+    )
     monkeypatch.setattr(envs, "uv_binary", lambda: str(uv))
     release = releases.FAMILIES["jax"].release("0.4.25")
     outcome = UvInstaller(ROOT, tmp_path / "envs").install(release)
@@ -133,8 +143,13 @@ def test_default_selection_is_the_familys_apis_without_the_largest_cases():
 
 def test_a_release_that_does_not_install_is_a_summary_entry_not_a_gap(tmp_path, capsys):
     release = releases.FAMILIES["jax"].release("0.4.25")
-    outcome = run_release(release, FakeInstaller({release.label}), Selection(), tmp_path,
-                          runner=lambda argv, env: pytest.fail("nothing to run"))
+    outcome = run_release(
+        release,
+        FakeInstaller({release.label}),
+        Selection(),
+        tmp_path,
+        runner=lambda argv, env: pytest.fail("nothing to run"),
+    )
     assert not outcome.installed
     entries = load_summary(tmp_path / "summary.json")
     assert [(e["label"], e["installed"]) for e in entries] == [("jax-0.4.25", False)]
@@ -149,8 +164,10 @@ def test_run_passes_the_selection_and_reads_the_results_back(tmp_path):
     def runner(argv, environ):
         seen.update(argv=argv, cache=environ.get("KLCONF_CACHE_DIR"))
         out = Path(argv[argv.index("--out") + 1])
-        write_results(out / "results.jsonl", [record(case="a", framework="scipy"), record(case="b", verdict="skip",
-                                                                                         framework="scipy")])
+        write_results(
+            out / "results.jsonl",
+            [record(case="a", framework="scipy"), record(case="b", verdict="skip", framework="scipy")],
+        )
         return 0
 
     selection = Selection(dtypes=("float64",), keyword="zeros")
@@ -230,11 +247,16 @@ def test_signature_sees_verdict_value_class_and_inferred_convention():
     summarized = {"shape": [2, 100], "sample": [0.1, "nan"], "at_worst": "inf"}
     assert bisect.value_classes(summarized) == ("finite", "nan", "+inf")
     assert bisect.signature(_rec("v", inferred={"reduction": "sum"})) != bisect.signature(
-        _rec("v", inferred={"reduction": "mean"}))
+        _rec("v", inferred={"reduction": "mean"})
+    )
     assert bisect.signature(None) == bisect.ABSENT
     assert "1 finite, 1 +inf" in bisect.describe(bisect.signature(base))
-    change = bisect.difference(bisect.signature(_rec("v", inferred={"reduction": "sum", "axis": -1})),
-                               bisect.signature(_rec("v", verdict="fail", inferred={"reduction": "mean", "axis": -1})))
+    change = bisect.difference(
+        bisect.signature(_rec("v", inferred={"reduction": "sum", "axis": -1})),
+        bisect.signature(_rec("v", verdict="fail", inferred={"reduction": "mean", "axis": -1})),
+    )
     assert change == "verdict pass → fail; inferred reduction 'sum' → 'mean'"
-    assert bisect.difference(bisect.signature(base), bisect.signature(_rec("c", observed=[1.0, "nan"]))) == \
-        "value class [1] +inf → nan"
+    assert (
+        bisect.difference(bisect.signature(base), bisect.signature(_rec("c", observed=[1.0, "nan"])))
+        == "value class [1] +inf → nan"
+    )

@@ -1,5 +1,6 @@
 """`klconf merge`: shards from a CPU and a GPU machine become one results file; duplicates and
 conflicting run information are reported; completeness is measured against the case corpus."""
+
 from __future__ import annotations
 
 import pytest
@@ -30,13 +31,21 @@ def _header(corpus="c0ffee", **extra):
 
 @pytest.fixture
 def shards(tmp_path):
-    cpu = write_results(tmp_path / "cpu.jsonl", [record(), record(dtype="float64"), failing(dtype="float16")],
-                        header=_header(), frameworks=[framework_event()])
-    gpu_header = _header(gpus=[{"index": 0, "name": "NVIDIA H100 80GB HBM3", "driver": "550.54.15",
-                                "memory": "81559 MiB"}])
-    gpu = write_results(tmp_path / "gpu.jsonl", [record(device="cuda"), record(device="cuda", dtype="float64")],
-                        header=gpu_header,
-                        frameworks=[{**framework_event("torch", "2.13.0+cu126"), "devices": ["cpu", "cuda"]}])
+    cpu = write_results(
+        tmp_path / "cpu.jsonl",
+        [record(), record(dtype="float64"), failing(dtype="float16")],
+        header=_header(),
+        frameworks=[framework_event()],
+    )
+    gpu_header = _header(
+        gpus=[{"index": 0, "name": "NVIDIA H100 80GB HBM3", "driver": "550.54.15", "memory": "81559 MiB"}]
+    )
+    gpu = write_results(
+        tmp_path / "gpu.jsonl",
+        [record(device="cuda"), record(device="cuda", dtype="float64")],
+        header=gpu_header,
+        frameworks=[{**framework_event("torch", "2.13.0+cu126"), "devices": ["cpu", "cuda"]}],
+    )
     return cpu, gpu
 
 
@@ -95,8 +104,9 @@ def test_the_same_file_twice_is_a_conflict(shards, tmp_path, capsys):
 
 def test_an_incomplete_shard_marks_the_merged_file(shards, tmp_path):
     cpu, _ = shards
-    cut = write_results(tmp_path / "cut.jsonl", [record(case="late"), record(case="later")], header=_header(),
-                        torn=True)
+    cut = write_results(
+        tmp_path / "cut.jsonl", [record(case="late"), record(case="later")], header=_header(), torn=True
+    )
     out = tmp_path / "merged.jsonl"
     assert main(["merge", str(cpu), str(cut), "-o", str(out), "--no-completeness"]) == 1  # written, and said so
     assert read(out).end["interrupted"]
@@ -125,17 +135,30 @@ def test_completeness_lists_exactly_the_planned_checks_no_shard_ran(tmp_path, ca
     planned = runner.plan(corpus, [fakes.EXACT])
     ran = [c for c in planned if c.dtype in ("float32", "float64")]
     dropped = [c for c in ran if c.case.id == "small-b" and c.api.option_label(c.options) == "reduction=mean"]
-    shard_records = [record(c.case.id, c.api.name, "numpy", c.device, c.dtype, c.options) for c in ran if c not in dropped]
+    shard_records = [
+        record(c.case.id, c.api.name, "numpy", c.device, c.dtype, c.options) for c in ran if c not in dropped
+    ]
     header = _header(corpus=cases.corpus_hash(corpus))
     half = len(shard_records) // 2
     a = write_results(tmp_path / "a.jsonl", shard_records[:half], header=header)
     b = write_results(tmp_path / "b.jsonl", shard_records[half:], header=_header(corpus=header["corpus_hash"]))
-    argv = ["merge", str(a), str(b), "-o", str(tmp_path / "m.jsonl"), "--cases", str(tmp_path / "cases.yaml"),
-            "--api", "tests.fakes:plugin_apis"]
+    argv = [
+        "merge",
+        str(a),
+        str(b),
+        "-o",
+        str(tmp_path / "m.jsonl"),
+        "--cases",
+        str(tmp_path / "cases.yaml"),
+        "--api",
+        "tests.fakes:plugin_apis",
+    ]
     assert main(argv) == 1  # incomplete: written, reported, and a failure unless allowed
     out = capsys.readouterr().out
     missing = sorted(line.split("missing: ", 1)[1] for line in out.splitlines() if line.strip().startswith("missing: "))
-    assert missing == sorted(c.id for c in dropped) and len(dropped) == 2  # float32 and float64 only: the shards' dtypes
+    assert (
+        missing == sorted(c.id for c in dropped) and len(dropped) == 2
+    )  # float32 and float64 only: the shards' dtypes
     assert f"{len(ran) - 2} of {len(ran)} planned checks ran, 2 missing" in out
     assert "missing per API: fake.exact 2" in out and "missing checks may be expected" not in out
     assert main(argv + ["--allow-incomplete"]) == 0

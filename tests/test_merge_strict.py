@@ -1,5 +1,6 @@
 """Strict merging: every problem a set of shards can have is reported precisely, for every kind of check,
 and makes `klconf merge` fail unless told otherwise."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,10 @@ def _records(kinds=KINDS, per_kind: int = 3, device: str = "cpu") -> list:
 
 
 def _plan(records, shards: int) -> sharding.Plan:
-    checks = [PlannedCheck(r.check_id, r.check_id, r.check, r.framework, r.device, r.dtype, 1.0 + i % 3, False)
-              for i, r in enumerate(records)]
+    checks = [
+        PlannedCheck(r.check_id, r.check_id, r.check, r.framework, r.device, r.dtype, 1.0 + i % 3, False)
+        for i, r in enumerate(records)
+    ]
     return sharding.split(checks, shards)
 
 
@@ -27,12 +30,24 @@ def _shard(path, plan: sharding.Plan, records, shard: int, ran=None, header=None
     """The results file of one shard: its records (or `ran`), and the plan in its footer."""
     shard_of = {c.check_id: c.shard for c in plan.checks}
     mine = ran if ran is not None else [r for r in records if shard_of[r.check_id] == shard]
-    write_results(path, mine, header=header or run_header(argv=["klconf", "run"], corpus_hash="c0ffee",
-                                                          shard={"index": shard, "count": plan.count}),
-                  frameworks=frameworks if frameworks is not None else [framework_event()], end=False)
+    write_results(
+        path,
+        mine,
+        header=header
+        or run_header(argv=["klconf", "run"], corpus_hash="c0ffee", shard={"index": shard, "count": plan.count}),
+        frameworks=frameworks if frameworks is not None else [framework_event()],
+        end=False,
+    )
     with Writer(path, mode="a") as writer:
-        writer.write({"type": "end", "counts": {"pass": len(mine)}, "exitstatus": 0, "interrupted": False,
-                      "plan": plan.record_form(shard)})
+        writer.write(
+            {
+                "type": "end",
+                "counts": {"pass": len(mine)},
+                "exitstatus": 0,
+                "interrupted": False,
+                "plan": plan.record_form(shard),
+            }
+        )
     return path
 
 
@@ -81,9 +96,16 @@ def test_a_planned_check_no_shard_ran_is_named_for_every_kind_of_check(planned, 
     records, plan, _ = planned
     dropped = {kind: next(r for r in records if r.check == kind).check_id for kind in KINDS}
     shard_of = {c.check_id: c.shard for c in plan.checks}
-    paths = [_shard(tmp_path / f"s{k}.jsonl", plan, records, k,
-                    ran=[r for r in records if shard_of[r.check_id] == k and r.check_id not in dropped.values()])
-             for k in (1, 2, 3)]
+    paths = [
+        _shard(
+            tmp_path / f"s{k}.jsonl",
+            plan,
+            records,
+            k,
+            ran=[r for r in records if shard_of[r.check_id] == k and r.check_id not in dropped.values()],
+        )
+        for k in (1, 2, 3)
+    ]
     code, text = _merge(capsys, *paths, "-o", tmp_path / "m.jsonl")
     assert code == 1
     assert f"{len(records) - 6} of {len(records)} planned checks ran, 6 missing" in text
@@ -96,8 +118,9 @@ def test_a_check_in_two_shards_is_refused_as_a_duplicate(planned, tmp_path, caps
     records, plan, paths = planned
     stray = next(r for r in records if next(c.shard for c in plan.checks if c.check_id == r.check_id) == 1)
     shard_of = {c.check_id: c.shard for c in plan.checks}
-    second = _shard(tmp_path / "s2dup.jsonl", plan, records, 2,
-                    ran=[r for r in records if shard_of[r.check_id] == 2] + [stray])
+    second = _shard(
+        tmp_path / "s2dup.jsonl", plan, records, 2, ran=[r for r in records if shard_of[r.check_id] == 2] + [stray]
+    )
     out = tmp_path / "m.jsonl"
     code, text = _merge(capsys, paths[0], second, paths[2], "-o", out)
     assert code == 1 and not out.exists()
@@ -135,8 +158,13 @@ def test_two_plans_holding_one_check_are_a_conflict(tmp_path, capsys):
 def test_plans_that_share_no_check_merge_freely(tmp_path, capsys):
     cpu, gpu = _records(), _records(device="cuda")
     a = _shard(tmp_path / "cpu.jsonl", _plan(cpu, 1), cpu, 1)
-    b = _shard(tmp_path / "gpu.jsonl", _plan(gpu, 1), gpu, 1,
-               frameworks=[{**framework_event("torch", "2.13.0+cu126"), "devices": ["cpu", "cuda"]}])
+    b = _shard(
+        tmp_path / "gpu.jsonl",
+        _plan(gpu, 1),
+        gpu,
+        1,
+        frameworks=[{**framework_event("torch", "2.13.0+cu126"), "devices": ["cpu", "cuda"]}],
+    )
     code, text = _merge(capsys, a, b, "-o", tmp_path / "m.jsonl")
     assert code == 0, text
     assert "note: torch versions differ" in text  # one release, a CPU and a CUDA build: a note, not a conflict
@@ -152,10 +180,13 @@ def test_a_record_outside_every_plan_is_reported(planned, tmp_path, capsys):
     assert code == 1 and f"unplanned: 1 record(s) in no input's plan, e.g. {extra.check_id}" in text
 
 
-@pytest.mark.parametrize("field, first, second, message", [
-    ("klconf", "0.1.0", "0.2.0", "conflict: klconf version differs: 0.1.0 in"),
-    ("corpus_hash", "c0ffee", "beef", "conflict: case corpus hash differs: c0ffee in"),
-])
+@pytest.mark.parametrize(
+    "field, first, second, message",
+    [
+        ("klconf", "0.1.0", "0.2.0", "conflict: klconf version differs: 0.1.0 in"),
+        ("corpus_hash", "c0ffee", "beef", "conflict: case corpus hash differs: c0ffee in"),
+    ],
+)
 def test_conflicting_run_information_is_refused(planned, tmp_path, capsys, field, first, second, message):
     records, plan, _ = planned
     headers = [{**run_header(argv=["klconf"], corpus_hash="c0ffee"), field: value} for value in (first, second)]
@@ -189,10 +220,24 @@ def test_without_recorded_plans_the_corpus_plans_convention_and_porting_checks_t
     from tests import fakes
 
     api = fakes.EXACT
-    conventions = [record(case=CASE_ID, api=api.name, framework="numpy", dtype=structural_dtype(api), options=o,
-                          check="convention") for o in api.options]
-    ports = [record(case=case_id("torch"), api=api.name, framework="numpy", dtype=DTYPE_LABEL, options=o,
-                    check="porting", extra={"target_framework": "torch"}) for o in api.options]
+    conventions = [
+        record(
+            case=CASE_ID, api=api.name, framework="numpy", dtype=structural_dtype(api), options=o, check="convention"
+        )
+        for o in api.options
+    ]
+    ports = [
+        record(
+            case=case_id("torch"),
+            api=api.name,
+            framework="numpy",
+            dtype=DTYPE_LABEL,
+            options=o,
+            check="porting",
+            extra={"target_framework": "torch"},
+        )
+        for o in api.options
+    ]
     path = write_results(tmp_path / "old.jsonl", conventions[1:] + ports[:-1])  # no plan in its footer
     code, text = _merge(capsys, path, "-o", tmp_path / "m.jsonl", "--api", "tests.fakes:plugin_apis")
     assert code == 1 and "completeness (from the case corpus)" in text
@@ -200,13 +245,16 @@ def test_without_recorded_plans_the_corpus_plans_convention_and_porting_checks_t
     assert f"{len(api.options) * 2 - 2} of {len(api.options) * 2} planned checks ran" in text
 
 
-@pytest.mark.parametrize("broken", [
-    {"plan_hash": "h", "shards": 2, "ran_shards": [1], "checks": [["only-an-id"]]},
-    {"plan_hash": "h", "shards": "2", "ran_shards": [1], "checks": []},
-    {"plan_hash": "h", "shards": 2, "ran_shards": [3], "checks": []},
-    {"plan_hash": "", "shards": 1, "ran_shards": [1], "checks": []},
-    ["not", "a", "plan"],
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"plan_hash": "h", "shards": 2, "ran_shards": [1], "checks": [["only-an-id"]]},
+        {"plan_hash": "h", "shards": "2", "ran_shards": [1], "checks": []},
+        {"plan_hash": "h", "shards": 2, "ran_shards": [3], "checks": []},
+        {"plan_hash": "", "shards": 1, "ran_shards": [1], "checks": []},
+        ["not", "a", "plan"],
+    ],
+)
 def test_a_malformed_plan_is_left_out_not_half_read(tmp_path, capsys, broken):
     path = write_results(tmp_path / "r.jsonl", [record()], end=False)
     with Writer(path, mode="a") as writer:

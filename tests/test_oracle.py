@@ -1,4 +1,5 @@
 """The oracle: exact values from the fed bits, under each convention."""
+
 import math
 
 import mpmath
@@ -33,7 +34,9 @@ def test_batch_divisors_for_1d_and_3d_inputs():
     p1, q1 = P[0], Q[0]
     kl = exact_row(p1, q1)
     for divisor, want in (("dim0", kl / 3), ("rows", kl), ("batch", kl)):
-        assert math.isclose(float(oracle.expected(p1, q1, oracle.Spec(reduction="mean_batch", batch_divisor=divisor)).value), want)
+        assert math.isclose(
+            float(oracle.expected(p1, q1, oracle.Spec(reduction="mean_batch", batch_divisor=divisor)).value), want
+        )
     p3, q3 = np.stack([P, P, P]), np.stack([Q, Q, Q])  # (3, 2, 3): batch 3, time 2
     total = 3 * (exact_row(P[0], Q[0]) + exact_row(P[1], Q[1]))
     for divisor, n in (("dim0", 3), ("rows", 6), ("batch", 3)):
@@ -45,8 +48,10 @@ def test_log_space_and_logits_inputs_are_read_exactly():
     log_q = np.log(Q)  # float64 logs: the oracle must use exp(fed), not Q
     got = oracle.expected(P, log_q, oracle.Spec(q_space="log_prob")).value
     with mpmath.workdps(60):
-        want = [float(mpmath.fsum(mpmath.mpf(a) * (mpmath.log(a) - mpmath.mpf(lb)) for a, lb in zip(pr, lq) if a))
-                for pr, lq in zip(P, log_q)]
+        want = [
+            float(mpmath.fsum(mpmath.mpf(a) * (mpmath.log(a) - mpmath.mpf(lb)) for a, lb in zip(pr, lq) if a))
+            for pr, lq in zip(P, log_q)
+        ]
     assert got.tolist() == want
     logits = np.log(Q) + 3.0  # shifted logits: same distribution
     assert np.allclose(oracle.expected(P, logits, oracle.Spec(q_space="logits")).value, want, rtol=1e-15, atol=0)
@@ -84,7 +89,9 @@ def test_clipping_and_normalisation():
 def test_weights_multiply_rows_before_reduction():
     w = np.array([1.0, 3.0])
     rows = [exact_row(P[0], Q[0]), exact_row(P[1], Q[1])]
-    assert np.allclose(oracle.expected(P, Q, oracle.Spec(reduction="per_row"), w).value, [rows[0], 3 * rows[1]], rtol=1e-15)
+    assert np.allclose(
+        oracle.expected(P, Q, oracle.Spec(reduction="per_row"), w).value, [rows[0], 3 * rows[1]], rtol=1e-15
+    )
     got = float(oracle.expected(P, Q, oracle.Spec(reduction="mean_weighted"), w).value)
     assert math.isclose(got, (rows[0] + 3 * rows[1]) / 4, rel_tol=1e-15)
 

@@ -1,5 +1,6 @@
 """The oracle's bounds hold: every value lies within value + low +- bound of an independent computation
 in mpmath at 250 digits (log-softmax written with log1p here), and the bounds are small."""
+
 import math
 import os
 import subprocess
@@ -192,8 +193,9 @@ def test_refinement_meets_a_requested_bound_in_arb():
     assert misses(sharp, truth(p, q, spec)) == []
 
 
-@pytest.mark.parametrize("space, wrt", [("prob", "q"), ("prob", "p"), ("log_prob", "q"), ("log_prob", "p"),
-                                        ("logits", "q")])
+@pytest.mark.parametrize(
+    "space, wrt", [("prob", "q"), ("prob", "p"), ("log_prob", "q"), ("log_prob", "p"), ("logits", "q")]
+)
 def test_gradients_are_certified(space, wrt):
     rng = np.random.default_rng(11)
     prob = rng.dirichlet(np.ones(5), size=2)
@@ -201,8 +203,9 @@ def test_gradients_are_certified(space, wrt):
     other = rng.dirichlet(np.ones(5), size=2)
     fed = {"prob": other, "log_prob": np.log(other), "logits": np.log(other) * 250}[space]
     p, q = (fed, prob) if wrt == "p" else (prob, fed)
-    spec = oracle.Spec(p_space=space if wrt == "p" else "prob", q_space=space if wrt == "q" else "prob",
-                       reduction="mean_batch")
+    spec = oracle.Spec(
+        p_space=space if wrt == "p" else "prob", q_space=space if wrt == "q" else "prob", reduction="mean_batch"
+    )
     g = oracle.gradient(p, q, spec, wrt)
     want = _gradient_truth(p, q, spec, wrt)
     assert misses(g.expectation(), want) == []
@@ -279,8 +282,13 @@ def test_without_python_flint_the_bounds_stand_and_refinement_says_it_is_unavail
         sharp = exp.certified_to(np.zeros(1))
         print(repr(float(exp.value[0])), repr(float(exp.low[0])), float(exp.bound[0]), sharp.provenance)
     """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                         env={**os.environ, "KLCONF_CACHE_DIR": "off"}).stdout.split("\n")
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "KLCONF_CACHE_DIR": "off"},
+    ).stdout.split("\n")
     value, low, bound, *rest = out[0].split(" ")
     spec = oracle.Spec(p_space="logits", q_space="logits")
     here = oracle.expected(np.array([[0.0, 200.0]]), np.array([[0.0, 201.0]]), spec)
@@ -290,8 +298,11 @@ def test_without_python_flint_the_bounds_stand_and_refinement_says_it_is_unavail
 
 def test_equal_arguments_give_exact_zero_terms():
     p = np.array([[0.2, 0.3, 0.5]])
-    for spec in (oracle.Spec(reduction="none"), oracle.Spec(reduction="none", elementwise="p*log(p/q)-p+q"),
-                 oracle.Spec(p_space="log_prob", q_space="log_prob", reduction="none")):
+    for spec in (
+        oracle.Spec(reduction="none"),
+        oracle.Spec(reduction="none", elementwise="p*log(p/q)-p+q"),
+        oracle.Spec(p_space="log_prob", q_space="log_prob", reduction="none"),
+    ):
         exp = oracle.expected(p, p, spec)
         assert np.all(exp.value == 0) and np.all(exp.bound == 0)
     shifted = oracle.expected(p, p, oracle.Spec(p_space="logits", q_space="logits", reduction="none"))
@@ -302,6 +313,7 @@ def test_equal_arguments_give_exact_zero_terms():
 def test_a_record_carries_the_bound_its_verdict_was_given_with(case_id):
     from conformance import cases, conventions, runner
     from tests import fakes
+
     case = {c.id: c for c in cases.load_cases()}[case_id]
     for dtype in ("float32", "float64"):
         check = runner.Check(case, fakes.EXACT, (("reduction", "none"),), "cpu", dtype)

@@ -1,5 +1,6 @@
 """The outcomes vocabulary (conformance/outcomes.py) is the one list: the results schema, INTERPRETING.md and the
 code that makes records name exactly its members."""
+
 import ast
 import json
 import re
@@ -49,14 +50,21 @@ def test_the_code_uses_only_the_vocabulary():
             if isinstance(node, ast.Assign):
                 for target in node.targets:
                     targets = target.elts if isinstance(target, ast.Tuple) else [target]
-                    values = node.value.elts if isinstance(node.value, ast.Tuple) and len(node.value.elts) == len(
-                        targets) else [node.value] * len(targets)
+                    values = (
+                        node.value.elts
+                        if isinstance(node.value, ast.Tuple) and len(node.value.elts) == len(targets)
+                        else [node.value] * len(targets)
+                    )
                     pairs += list(zip(targets, values))
             elif isinstance(node, ast.keyword) and node.arg in assigned:
                 pairs.append((ast.Attribute(value=ast.Name("_"), attr=node.arg), node.value))
             for target, value in pairs:
-                if isinstance(target, ast.Attribute) and target.attr in assigned and isinstance(value, ast.Constant) \
-                        and isinstance(value.value, str):
+                if (
+                    isinstance(target, ast.Attribute)
+                    and target.attr in assigned
+                    and isinstance(value, ast.Constant)
+                    and isinstance(value.value, str)
+                ):
                     assigned[target.attr].add(value.value)
     assert assigned["verdict"] <= set(outcomes.VERDICT_NAMES), assigned["verdict"]
     assert assigned["kind"] - {""} <= set(outcomes.FAILURE_KIND_NAMES), assigned["kind"]

@@ -1,6 +1,7 @@
 """The CI pipeline, locally: an unsharded run, four shard processes balanced by its durations, a strict
 merge, the report, and a site with two runs of history, opened in a browser. The merged verdicts equal
 the unsharded run's."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,14 +20,34 @@ from tests import browser
 ROOT = Path(__file__).resolve().parent.parent
 SHARDS = 4
 # Value, property and convention checks of a plug-in API on a few cases: about fifty checks, seconds a shard.
-SELECT = ["--api", "tests.fakes:plugin_apis", "--only-api", "--check", "value", "--check", "property",
-          "--check", "convention", "-k", "canonical or forum or (conventions and sum)",
-          "--no-report", "--no-progress", "-n", "0"]
+SELECT = [
+    "--api",
+    "tests.fakes:plugin_apis",
+    "--only-api",
+    "--check",
+    "value",
+    "--check",
+    "property",
+    "--check",
+    "convention",
+    "-k",
+    "canonical or forum or (conventions and sum)",
+    "--no-report",
+    "--no-progress",
+    "-n",
+    "0",
+]
 
 
 def _klconf(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "conformance", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "KLCONF_CACHE_DIR": "off"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "conformance", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "KLCONF_CACHE_DIR": "off"},
+    )
 
 
 def _finish(proc: subprocess.Popen, allowed=(0,)) -> str:
@@ -51,19 +72,37 @@ def pipeline(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("pipeline")
     whole = tmp / "whole"
     _finish(_klconf("run", *SELECT, "--out", str(whole)))
-    shards = [_klconf("run", *SELECT, "--shard", f"{k}/{SHARDS}", "--durations", str(whole / "results.jsonl"),
-                      "--out", str(tmp / f"shard{k}")) for k in range(1, SHARDS + 1)]
+    shards = [
+        _klconf(
+            "run",
+            *SELECT,
+            "--shard",
+            f"{k}/{SHARDS}",
+            "--durations",
+            str(whole / "results.jsonl"),
+            "--out",
+            str(tmp / f"shard{k}"),
+        )
+        for k in range(1, SHARDS + 1)
+    ]
     for proc in shards:
         _finish(proc)
     merged = tmp / "merged.jsonl"
-    merge_out = _in_process("merge", *[str(tmp / f"shard{k}" / "results.jsonl") for k in range(1, SHARDS + 1)],
-                            "-o", str(merged))
+    merge_out = _in_process(
+        "merge", *[str(tmp / f"shard{k}" / "results.jsonl") for k in range(1, SHARDS + 1)], "-o", str(merged)
+    )
     _in_process("report", str(merged), "--out", str(tmp / "report"))
     site = tmp / "site"
     first = _in_process("site", str(whole / "results.jsonl"), "--site", str(site))
     second = _in_process("site", str(merged), "--site", str(site))
-    return {"tmp": tmp, "whole": whole / "results.jsonl", "merged": merged, "merge_out": merge_out, "site": site,
-            "site_out": first + second}
+    return {
+        "tmp": tmp,
+        "whole": whole / "results.jsonl",
+        "merged": merged,
+        "merge_out": merge_out,
+        "site": site,
+        "site_out": first + second,
+    }
 
 
 def test_shards_partition_the_plan_balanced_by_the_earlier_run(pipeline):
@@ -74,8 +113,11 @@ def test_shards_partition_the_plan_balanced_by_the_earlier_run(pipeline):
     assert [p.header["shard"] for p in parts] == [{"index": k, "count": SHARDS} for k in range(1, SHARDS + 1)]
     ids = [r.check_id for p in parts for r in p.records]
     assert len(ids) == len(set(ids)) == len(plans[0]["checks"]) > 40
-    assert all(r.check_id in {c[0] for c in plans[0]["checks"] if c[2] == k}
-               for k, p in enumerate(parts, start=1) for r in p.records)
+    assert all(
+        r.check_id in {c[0] for c in plans[0]["checks"] if c[2] == k}
+        for k, p in enumerate(parts, start=1)
+        for r in p.records
+    )
     kinds = {r.check for r in read(pipeline["whole"]).records}
     assert kinds == {"value", "property", "convention"}
 

@@ -3,6 +3,7 @@ without any per-API code; wrong recipes and sources that depart from their conve
 the field that explains it; records, the runner module, the report's table and `klconf port`.
 
 Needs NumPy and SciPy only (the SciPy target); tests/test_porting_frameworks.py covers the frameworks."""
+
 from __future__ import annotations
 
 import ast
@@ -33,8 +34,19 @@ pytest.importorskip("scipy")
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "KLCONF_CACHE_DIR": "off", "PYTHONPATH": str(ROOT)}
-SMALL = ("canonical-2x3", "zeros-in-p", "zeros-in-q", "zero-both", "one-row-1d", "sequence-2x3x5",
-         "unnormalized-rows", "broadcast-1-vs-4", "masked-logits", "empty-batch", "nan-entries")
+SMALL = (
+    "canonical-2x3",
+    "zeros-in-p",
+    "zeros-in-q",
+    "zero-both",
+    "one-row-1d",
+    "sequence-2x3x5",
+    "unnormalized-rows",
+    "broadcast-1-vs-4",
+    "masked-logits",
+    "empty-batch",
+    "nan-entries",
+)
 DTYPES = ("float32", "float64")
 WEIGHTED = ({"sample_weight": "per_row"},)
 
@@ -50,27 +62,63 @@ def _fake(name, options=({},), **truth) -> Api:
 
 # Each truth exercises convention fields; `shows` is what its SciPy equivalent must contain because of them.
 TRUTHS = [
-    ("batchmean-nan-at-zeros", dict(zero_both="nan"), ({},),
-     ["count = shape[0]", "scipy.special.xlogy(p, p) - p * np.log(q)"]),
-    ("log-both-nan-at-p-zero", dict(spaces=("log_prob", "log_prob"), zero_p="nan", zero_both="nan",
-                                    reduction="none", class_axis=None), ({},),
-     ["term = p * (np.log(p) - np.log(q))", "out = term"]),
-    ("logits-q-class-axis-1", dict(spaces=("logits", "prob"), reduction="mean_batch", batch_divisor="rows",
-                                   class_axis=1), ({},),
-     ["axis = 1 if len(shape) > 1 else 0", "q = q / np.sum(q, axis=axis, keepdims=True)",
-      "count = int(np.prod(shape[:axis] + shape[axis + 1:]))"]),
-    ("normalizing-axis-0", dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", class_axis=0,
-                                normalizes=True), ({},),
-     ["axis = 0", "p, q = p / np.sum(p, axis=axis, keepdims=True)", "rows = np.sum(term, axis=axis)"]),
-    ("clipped-weighted-keras-like", dict(p_index=0, spaces=("prob", "prob"), reduction="mean_weighted",
-                                         batch_divisor="batch", clip=1e-7, zero_q="finite"), WEIGHTED,
-     ["np.clip(p, 1e-07, 1.0), np.clip(q, 1e-07, 1.0)", "rows = rows * w",
-      "np.sum(rows) / np.sum(w) if len(shape) > 1 else np.sum(rows)"]),
-    ("nan-where-q-zero", dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_q="nan"), ({},),
-     ["np.where((p > 0) & (q == 0), np.nan, term)"]),
-    ("generalized-sum", dict(p_index=0, spaces=("prob", "prob"), elementwise="p*log(p/q)-p+q", reduction="sum",
-                             class_axis=None), ({},),
-     ["scipy.special.kl_div(p, q)", "out = np.sum(term)"]),
+    (
+        "batchmean-nan-at-zeros",
+        dict(zero_both="nan"),
+        ({},),
+        ["count = shape[0]", "scipy.special.xlogy(p, p) - p * np.log(q)"],
+    ),
+    (
+        "log-both-nan-at-p-zero",
+        dict(spaces=("log_prob", "log_prob"), zero_p="nan", zero_both="nan", reduction="none", class_axis=None),
+        ({},),
+        ["term = p * (np.log(p) - np.log(q))", "out = term"],
+    ),
+    (
+        "logits-q-class-axis-1",
+        dict(spaces=("logits", "prob"), reduction="mean_batch", batch_divisor="rows", class_axis=1),
+        ({},),
+        [
+            "axis = 1 if len(shape) > 1 else 0",
+            "q = q / np.sum(q, axis=axis, keepdims=True)",
+            "count = int(np.prod(shape[:axis] + shape[axis + 1:]))",
+        ],
+    ),
+    (
+        "normalizing-axis-0",
+        dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", class_axis=0, normalizes=True),
+        ({},),
+        ["axis = 0", "p, q = p / np.sum(p, axis=axis, keepdims=True)", "rows = np.sum(term, axis=axis)"],
+    ),
+    (
+        "clipped-weighted-keras-like",
+        dict(
+            p_index=0,
+            spaces=("prob", "prob"),
+            reduction="mean_weighted",
+            batch_divisor="batch",
+            clip=1e-7,
+            zero_q="finite",
+        ),
+        WEIGHTED,
+        [
+            "np.clip(p, 1e-07, 1.0), np.clip(q, 1e-07, 1.0)",
+            "rows = rows * w",
+            "np.sum(rows) / np.sum(w) if len(shape) > 1 else np.sum(rows)",
+        ],
+    ),
+    (
+        "nan-where-q-zero",
+        dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_q="nan"),
+        ({},),
+        ["np.where((p > 0) & (q == 0), np.nan, term)"],
+    ),
+    (
+        "generalized-sum",
+        dict(p_index=0, spaces=("prob", "prob"), elementwise="p*log(p/q)-p+q", reduction="sum", class_axis=None),
+        ({},),
+        ["scipy.special.kl_div(p, q)", "out = np.sum(term)"],
+    ),
 ]
 
 
@@ -86,8 +134,12 @@ def test_each_convention_gets_a_verified_scipy_equivalent(cases, name, truth, op
 
 
 def test_a_field_with_no_matching_spelling_is_masked_and_others_are_not(cases):
-    result = port(_fake("nan-where-q-zero", p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_q="nan"),
-                  {}, "scipy", cases)
+    result = port(
+        _fake("nan-where-q-zero", p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_q="nan"),
+        {},
+        "scipy",
+        cases,
+    )
     assert result.equivalent.masked == ["zero_q"]
     plain = port(_fake("plain", p_index=0, spaces=("prob", "prob"), reduction="per_row"), {}, "scipy", cases)
     assert plain.equivalent.masked == [] and "scipy.special.rel_entr(p, q)" in plain.code
@@ -109,11 +161,20 @@ def _body(code: str) -> list[str]:
     return [line for line in code.splitlines() if "fake.port." not in line]
 
 
-@pytest.mark.parametrize("name,truth,options,shows", TRUTHS + [
-    ("logits-p-mean-all", dict(p_index=0, spaces=("logits", "log_prob"), reduction="mean_all", class_axis=-1),
-     ({},), []),
-    ("dim0-weighted-ignored", dict(reduction="mean_batch", batch_divisor="dim0", uses_weights=False), WEIGHTED, []),
-], ids=[t[0] for t in TRUTHS] + ["logits-p-mean-all", "dim0-weighted-ignored"])
+@pytest.mark.parametrize(
+    "name,truth,options,shows",
+    TRUTHS
+    + [
+        (
+            "logits-p-mean-all",
+            dict(p_index=0, spaces=("logits", "log_prob"), reduction="mean_all", class_axis=-1),
+            ({},),
+            [],
+        ),
+        ("dim0-weighted-ignored", dict(reduction="mean_batch", batch_divisor="dim0", uses_weights=False), WEIGHTED, []),
+    ],
+    ids=[t[0] for t in TRUTHS] + ["logits-p-mean-all", "dim0-weighted-ignored"],
+)
 def test_tolerance_sizes_are_the_oracles(cases, name, truth, options, shows):
     """The float64 sizes a port's tolerance is built from equal the oracle's, on every case and dtype."""
     from conformance.porting.tolerance import sizes
@@ -161,8 +222,10 @@ def _composed_wrongly(api: Api, **wrong):
 def test_a_wrong_recipe_differs_with_the_field_that_explains_it(cases):
     """An equivalent built with one field changed is caught on the cases that field matters for, and the
     reason names the field."""
-    differs = {d["case"]: d["reason"] for d in verify(_composed_wrongly(_fake("nan", zero_both="nan"),
-                                                                        zero_both="0"), cases).differs()}
+    differs = {
+        d["case"]: d["reason"]
+        for d in verify(_composed_wrongly(_fake("nan", zero_both="nan"), zero_both="0"), cases).differs()
+    }
     assert set(differs) == {"zero-both", "masked-logits"}  # the cases with p = q = 0
     assert "the scipy expression departs from the source's convention" in differs["zero-both"]
     assert "zero_both=0 (inferred nan)" in differs["zero-both"]
@@ -185,8 +248,14 @@ def _flushing(fw, a, b, o, w):
     return fc.compute(_NAN_AT_ZEROS, *flush, w)
 
 
-FLUSHING = Api(name="fake.port.flushes_subnormals", framework="numpy", call=_flushing,
-               convention=lambda o: _NAN_AT_ZEROS.convention(), dtypes=DTYPES, devices=("cpu",))
+FLUSHING = Api(
+    name="fake.port.flushes_subnormals",
+    framework="numpy",
+    call=_flushing,
+    convention=lambda o: _NAN_AT_ZEROS.convention(),
+    dtypes=DTYPES,
+    devices=("cpu",),
+)
 # What the runner test (`--klconf-api tests.test_porting:FAKES`) ports.
 FAKES = [fc.make("fake.port.kl_div_batchmean", dtypes=DTYPES, zero_both="nan"), FLUSHING]
 
@@ -209,8 +278,14 @@ def _off_in_half(fw, a, b, o, w):
     return out * np.float16(1.5) if np.asarray(a).dtype == np.float16 else out
 
 
-OFF_IN_HALF = Api(name="fake.port.off_in_float16", framework="numpy", call=_off_in_half,
-                  convention=lambda o: fc.Truth().convention(), dtypes=("float16",) + DTYPES, devices=("cpu",))
+OFF_IN_HALF = Api(
+    name="fake.port.off_in_float16",
+    framework="numpy",
+    call=_off_in_half,
+    convention=lambda o: fc.Truth().convention(),
+    dtypes=("float16",) + DTYPES,
+    devices=("cpu",),
+)
 
 
 def test_float16_is_checked_apart_and_does_not_decide_the_verdict(cases):
@@ -279,8 +354,14 @@ def run_snippet(code: str, inputs: dict, tmp_path: Path, allowed: set) -> dict:
     np.savez(data, **{f"{key}/{name}": array for key, arrays in inputs.items() for name, array in arrays.items()})
     runner.write_text(_RUNNER.replace('{"numpy", "scipy"}', repr({"numpy"} | set(allowed))))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, str(runner), str(snippet), str(data)], capture_output=True, text=True,
-                          cwd=tmp_path, env=env, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(runner), str(snippet), str(data)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {k: (np.asarray(v["value"], np.float64), v["dtype"]) for k, v in json.loads(proc.stdout).items()}
 
@@ -299,8 +380,16 @@ def test_snippet_reproduces_the_source_in_a_fresh_interpreter(cases, tmp_path):
     """The weighted, clipped black box: its SciPy snippet, run alone, returns the source's values."""
     from conformance.porting.verify import compare, source_call
 
-    api = _fake("alone", WEIGHTED, p_index=0, spaces=("prob", "prob"), reduction="mean_weighted",
-                batch_divisor="batch", clip=1e-7, zero_q="finite")
+    api = _fake(
+        "alone",
+        WEIGHTED,
+        p_index=0,
+        spaces=("prob", "prob"),
+        reduction="mean_weighted",
+        batch_divisor="batch",
+        clip=1e-7,
+        zero_q="finite",
+    )
     result = port(api, WEIGHTED[0], "scipy", cases)
     assert imported_modules(result.code) == {"numpy", "scipy"}
     inputs, feds = {}, {}
@@ -324,34 +413,80 @@ def test_snippet_reproduces_the_source_in_a_fresh_interpreter(cases, tmp_path):
 def test_runner_module_writes_porting_records(tmp_path):
     out = tmp_path / "results.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", "conformance.checks.test_porting", "-p", "no:cacheprovider",
-         "-q", "--klconf-only-plugins", "--klconf-api", "tests.test_porting:FAKES", "--klconf-framework", "scipy",
-         "--klconf-cases", str(ROOT / "cases" / "pointwise" / "edges.yaml"), "--klconf-expectations", "none",
-         f"--klconf-results={out}"],
-        cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=900)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "conformance.checks.test_porting",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--klconf-only-plugins",
+            "--klconf-api",
+            "tests.test_porting:FAKES",
+            "--klconf-framework",
+            "scipy",
+            "--klconf-cases",
+            str(ROOT / "cases" / "pointwise" / "edges.yaml"),
+            "--klconf-expectations",
+            "none",
+            f"--klconf-results={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=900,
+    )
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # the flushing fake fails
     read = results.read(out, validate="all")
     assert read.problems == []
     verdicts = {(r.api, r.extra["target_framework"]): r.verdict for r in read.records}
-    assert verdicts == {("fake.port.kl_div_batchmean", "scipy"): "pass",
-                        ("fake.port.flushes_subnormals", "scipy"): "fail"}
+    assert verdicts == {
+        ("fake.port.kl_div_batchmean", "scipy"): "pass",
+        ("fake.port.flushes_subnormals", "scipy"): "fail",
+    }
     assert all(r.check == "porting" for r in read.records)
 
 
 def _record(api, target, verdict, **extra) -> results.Record:
     return results.Record(
-        check_id=f"porting-to-{target}::{api}[]::cpu::float64+float32", case_id=f"porting-to-{target}",
-        case_hash="h", api=api, framework="torch", device="cpu", dtype="float64+float32", options={},
-        verdict=verdict, check="porting", extra={"target_framework": target, **extra})
+        check_id=f"porting-to-{target}::{api}[]::cpu::float64+float32",
+        case_id=f"porting-to-{target}",
+        case_hash="h",
+        api=api,
+        framework="torch",
+        device="cpu",
+        dtype="float64+float32",
+        options={},
+        verdict=verdict,
+        check="porting",
+        extra={"target_framework": target, **extra},
+    )
 
 
 def test_report_table_from_records_alone_escapes_everything(tmp_path):
     hostile = "</script><script>alert(1)</script>"
     recs = [
-        _record("torch.x", "jax", "pass", code=f"# {hostile}\n", expression=f"term = {hostile}", verified_cases=26,
-                differs_on=[]),
-        _record("torch.x", "scipy", "fail", code="c", expression="e", verified_cases=20,
-                differs_on=[{"case": "tiny<probs>", "dtypes": ["float32"], "reason": f"because {hostile}"}]),
+        _record(
+            "torch.x",
+            "jax",
+            "pass",
+            code=f"# {hostile}\n",
+            expression=f"term = {hostile}",
+            verified_cases=26,
+            differs_on=[],
+        ),
+        _record(
+            "torch.x",
+            "scipy",
+            "fail",
+            code="c",
+            expression="e",
+            verified_cases=20,
+            differs_on=[{"case": "tiny<probs>", "dtypes": ["float32"], "reason": f"because {hostile}"}],
+        ),
         _record("torch.x", "tensorflow", "skip"),
     ]
     recs[2].reason = "tensorflow is not installed"
@@ -373,13 +508,23 @@ def test_report_table_from_records_alone_escapes_everything(tmp_path):
 
 
 def klconf(*args):
-    return subprocess.run([sys.executable, "-m", "conformance", *args], cwd=ROOT, capture_output=True, text=True,
-                          env=ENV, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args], cwd=ROOT, capture_output=True, text=True, env=ENV, timeout=600
+    )
 
 
 def test_port_command_json(tmp_path):
-    proc = klconf("port", "fake.port.kl_div_batchmean", "--api", "tests.test_porting:FAKES", "--to", "scipy",
-                  "--json", "--cases", str(ROOT / "cases" / "pointwise" / "basics.yaml"))
+    proc = klconf(
+        "port",
+        "fake.port.kl_div_batchmean",
+        "--api",
+        "tests.test_porting:FAKES",
+        "--to",
+        "scipy",
+        "--json",
+        "--cases",
+        str(ROOT / "cases" / "pointwise" / "basics.yaml"),
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert {"source", "target_framework", "code", "verified_cases", "differs_on"} <= set(data)
@@ -388,14 +533,38 @@ def test_port_command_json(tmp_path):
 
 
 def test_port_command_prints_the_snippet_and_rejects_bad_requests():
-    proc = klconf("port", "fake.port.kl_div_batchmean", "--api", "tests.test_porting:FAKES", "--to", "scipy",
-                  "--case", "canonical-2x3")
+    proc = klconf(
+        "port",
+        "fake.port.kl_div_batchmean",
+        "--api",
+        "tests.test_porting:FAKES",
+        "--to",
+        "scipy",
+        "--case",
+        "canonical-2x3",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith('"""fake.port.kl_div_batchmean in scipy') and "verified on 1 cases" in proc.stderr
     assert "import scipy.special" in proc.stdout
-    bad = klconf("port", "fake.port.kl_div_batchmean", "--api", "tests.test_porting:FAKES", "--to", "scipy",
-                 "--option", "reduction=sum")
+    bad = klconf(
+        "port",
+        "fake.port.kl_div_batchmean",
+        "--api",
+        "tests.test_porting:FAKES",
+        "--to",
+        "scipy",
+        "--option",
+        "reduction=sum",
+    )
     assert bad.returncode == 2 and "has no option 'reduction'" in bad.stderr
-    unknown = klconf("port", "fake.port.kl_div_batchmean", "--api", "tests.test_porting:FAKES", "--to", "scipy",
-                     "--case", "no-such-case")
+    unknown = klconf(
+        "port",
+        "fake.port.kl_div_batchmean",
+        "--api",
+        "tests.test_porting:FAKES",
+        "--to",
+        "scipy",
+        "--case",
+        "no-such-case",
+    )
     assert unknown.returncode == 2 and "no case 'no-such-case'" in unknown.stderr

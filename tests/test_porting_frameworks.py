@@ -2,6 +2,7 @@
 snippets, run in a fresh interpreter where only NumPy and the target framework can be imported,
 reproduce the source call on a representative set of cases; the differences the full corpus shows
 (subnormals flushed by XLA and TensorFlow, Keras' empty batch) come with their computed reasons."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,10 +14,25 @@ from conformance.porting.port import port, unavailable
 from conformance.porting.verify import compare, source_call
 from tests.test_porting import imported_modules, run_snippet
 
-REPRESENTATIVE_CASES = ("canonical-2x3", "zeros-in-p", "zeros-in-q", "zero-both", "one-row-1d", "sequence-2x3x5",
-                        "unnormalized-rows", "broadcast-1-vs-4", "masked-logits", "extreme-logits", "dirichlet-8x5")
-TARGET_MODULES = {"torch": {"torch"}, "jax": {"jax", "jaxlib"}, "tensorflow": {"tensorflow", "keras"},
-                  "scipy": {"scipy"}}
+REPRESENTATIVE_CASES = (
+    "canonical-2x3",
+    "zeros-in-p",
+    "zeros-in-q",
+    "zero-both",
+    "one-row-1d",
+    "sequence-2x3x5",
+    "unnormalized-rows",
+    "broadcast-1-vs-4",
+    "masked-logits",
+    "extreme-logits",
+    "dirichlet-8x5",
+)
+TARGET_MODULES = {
+    "torch": {"torch"},
+    "jax": {"jax", "jaxlib"},
+    "tensorflow": {"tensorflow", "keras"},
+    "scipy": {"scipy"},
+}
 
 # (source, options, target): each convention trap once at least
 PORTS = [
@@ -77,8 +93,9 @@ def test_snippet_alone_reproduces_the_source(representative, tmp_path, name, opt
 def test_torch_nan_at_zeros_is_reproduced_not_patched(representative):
     """torch's kl_div returns NaN where p = q = 0 (0 * log 0); the JAX port spells the term so that JAX's
     arithmetic gives the same NaN, with no mask."""
-    result = _port_or_skip("torch.nn.functional.kl_div", {"reduction": "sum", "log_target": False}, "jax",
-                           representative)
+    result = _port_or_skip(
+        "torch.nn.functional.kl_div", {"reduction": "sum", "log_target": False}, "jax", representative
+    )
     assert result.equivalent.masked == []
     assert "jax.scipy.special.xlogy(p, p) - p * jnp.log(q)" in result.code
     zero_both = next(c for c in representative if c.id == "zero-both")
@@ -93,9 +110,12 @@ def test_the_frameworks_own_kl_function_is_used_where_its_zeros_match(representa
 
 
 def test_keras_single_weighted_row_is_left_undivided(representative):
-    result = _port_or_skip("tf.keras.losses.KLDivergence",
-                           {"reduction": "mean_with_sample_weight", "sample_weight": "per_row"}, "torch",
-                           representative)
+    result = _port_or_skip(
+        "tf.keras.losses.KLDivergence",
+        {"reduction": "mean_with_sample_weight", "sample_weight": "per_row"},
+        "torch",
+        representative,
+    )
     assert "torch.sum(rows) / torch.sum(w) if len(shape) > 1 else torch.sum(rows)" in result.code
     one_row = next(c for c in representative if c.id == "one-row-1d")
     assert "one-row-1d" in result.verification.verified()
@@ -106,8 +126,17 @@ def test_keras_single_weighted_row_is_left_undivided(representative):
 
 MASKED = [  # conventions no spelling of the term has by itself: each vocabulary's mask is exercised
     ("nan-where-q-zero", dict(p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_q="nan")),
-    ("generalized-nan-where-p-zero", dict(p_index=0, spaces=("prob", "prob"), elementwise="p*log(p/q)-p+q",
-                                          reduction="none", class_axis=None, zero_p="nan")),
+    (
+        "generalized-nan-where-p-zero",
+        dict(
+            p_index=0,
+            spaces=("prob", "prob"),
+            elementwise="p*log(p/q)-p+q",
+            reduction="none",
+            class_axis=None,
+            zero_p="nan",
+        ),
+    ),
 ]
 
 
@@ -133,8 +162,11 @@ def test_masks_in_every_vocabulary(representative, target, name, truth):
 def test_differences_on_the_corpus_come_with_computed_reasons(case_id, target):
     """Where a port cannot follow the source, the record says which side departs and why."""
     source = "tf.keras.losses.KLDivergence" if case_id == "empty-batch" else "torch.nn.functional.kl_div"
-    options = ({"reduction": "sum_over_batch_size", "sample_weight": None} if case_id == "empty-batch"
-               else {"reduction": "sum", "log_target": False})
+    options = (
+        {"reduction": "sum_over_batch_size", "sample_weight": None}
+        if case_id == "empty-batch"
+        else {"reduction": "sum", "log_target": False}
+    )
     cases = [c for c in load_cases() if c.id in (case_id, "canonical-2x3")]
     result = _port_or_skip(source, options, target, cases)
     (entry,) = result.differs_on

@@ -1,4 +1,5 @@
 """The progress display of `klconf run`: counts, ETA and the slowest work, plain where not a terminal."""
+
 import io
 import json
 from types import SimpleNamespace
@@ -34,8 +35,9 @@ def test_plain_mode_writes_a_line_per_tenth_not_per_check():
     for i in range(100):
         now[0] += 0.1
         record = json.dumps({"verdict": "pass" if i % 10 else "xfail"})
-        report = SimpleNamespace(when="call", nodeid=f"t[{i}]", outcome="passed", passed=True,
-                                 user_properties=[("klconf_record", record)])
+        report = SimpleNamespace(
+            when="call", nodeid=f"t[{i}]", outcome="passed", passed=True, user_properties=[("klconf_record", record)]
+        )
         progress.pytest_runtest_logreport(report)
     progress.pytest_sessionfinish(None, 0)
     lines = out.getvalue().splitlines()
@@ -45,8 +47,9 @@ def test_plain_mode_writes_a_line_per_tenth_not_per_check():
 
 def test_a_dead_worker_counts_as_a_crash():
     progress = Progress(live=False, stream=io.StringIO(), clock=lambda: 0.0)
-    progress.pytest_runtest_logreport(SimpleNamespace(when="???", nodeid="t[0]", outcome="failed", passed=False,
-                                                      user_properties=[]))
+    progress.pytest_runtest_logreport(
+        SimpleNamespace(when="???", nodeid="t[0]", outcome="failed", passed=False, user_properties=[])
+    )
     assert progress.state.verdicts == {"crash": 1}
 
 
@@ -57,8 +60,19 @@ def test_helpers_format_durations_and_ids():
 
 
 def test_klconf_run_reports_progress_on_standard_error(tmp_path):
-    proc = klconf("run", "--api", "tests.fakes:plugin_apis", "--only-api", "--out", str(tmp_path), "--no-report",
-                  "-k", "test_value and (one-row-1d or sequence)", "-n", "0")
+    proc = klconf(
+        "run",
+        "--api",
+        "tests.fakes:plugin_apis",
+        "--only-api",
+        "--out",
+        str(tmp_path),
+        "--no-report",
+        "-k",
+        "test_value and (one-row-1d or sequence)",
+        "-n",
+        "0",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     last = [line for line in proc.stderr.splitlines() if line.startswith("klconf: ")][-1]
     checks = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]

@@ -1,4 +1,5 @@
 """Declarative properties catch planted violations and pass a correct implementation."""
+
 import numpy as np
 import pytest
 
@@ -22,11 +23,14 @@ def test_exact_implementation_has_every_property(case, prop):
     assert rec.check == "property" and rec.options["property"] == prop and rec.check_id.endswith(prop)
 
 
-@pytest.mark.parametrize("api, prop", [
-    (fakes.POSITION_DEPENDENT, "permutation_invariance"),
-    (fakes.SELF_NONZERO, "self_zero"),
-    (fakes.INCONSISTENT_SUM, "reduction_consistency"),
-])
+@pytest.mark.parametrize(
+    "api, prop",
+    [
+        (fakes.POSITION_DEPENDENT, "permutation_invariance"),
+        (fakes.SELF_NONZERO, "self_zero"),
+        (fakes.INCONSISTENT_SUM, "reduction_consistency"),
+    ],
+)
 def test_planted_violation_is_caught(case, api, prop):
     rec = run(case, api, prop)
     assert rec.verdict == "fail" and rec.kind == "value", rec.message
@@ -38,20 +42,22 @@ def test_properties_are_planned_from_the_case_file(case):
     assert {p.prop for p in planned} == {"self_zero", "non_negative", "reduction_consistency", "permutation_invariance"}
 
 
-@pytest.mark.parametrize("spec, wrt", [
-    (oracle.Spec(q_space="log_prob", reduction="mean_batch"), "q"),
-    (oracle.Spec(q_space="log_prob", reduction="sum"), "p"),
-    (oracle.Spec(reduction="mean_all"), "q"),
-    (oracle.Spec(reduction="per_row", elementwise="p*log(p/q)-p+q"), "p"),
-    (oracle.Spec(q_space="logits", reduction="mean_batch", batch_divisor="rows"), "q"),
-    (oracle.Spec(p_space="log_prob", q_space="log_prob", reduction="sum"), "p"),
-])
+@pytest.mark.parametrize(
+    "spec, wrt",
+    [
+        (oracle.Spec(q_space="log_prob", reduction="mean_batch"), "q"),
+        (oracle.Spec(q_space="log_prob", reduction="sum"), "p"),
+        (oracle.Spec(reduction="mean_all"), "q"),
+        (oracle.Spec(reduction="per_row", elementwise="p*log(p/q)-p+q"), "p"),
+        (oracle.Spec(q_space="logits", reduction="mean_batch", batch_divisor="rows"), "q"),
+        (oracle.Spec(p_space="log_prob", q_space="log_prob", reduction="sum"), "p"),
+    ],
+)
 def test_analytic_gradient_matches_finite_differences(spec, wrt):
     rng = np.random.default_rng(0)
     p = rng.dirichlet(np.ones(4), size=3)
     q = rng.dirichlet(np.ones(4), size=3)
-    args = {"p": np.log(p) if spec.p_space == "log_prob" else p,
-            "q": np.log(q) if spec.q_space != "prob" else q}
+    args = {"p": np.log(p) if spec.p_space == "log_prob" else p, "q": np.log(q) if spec.q_space != "prob" else q}
     grad = oracle.gradient(args["p"], args["q"], spec, wrt).value
     h = 1e-7
     numeric = np.zeros_like(grad)

@@ -1,4 +1,5 @@
 """Faults in real processes: each becomes its own verdict, the run completes, nothing is lost."""
+
 import json
 import os
 import signal
@@ -15,16 +16,39 @@ ENV = {**os.environ, "KLCONF_CACHE_DIR": "off", "PYTHONFAULTHANDLER": ""}
 
 
 def klconf(*args, **kwargs):
-    return subprocess.Popen([sys.executable, "-m", "conformance", *args], cwd=ROOT, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "conformance", *args],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_every_fault_kind_gets_its_own_verdict_and_the_run_completes(tmp_path):
     # a crash and a hard hang in a convention check and in a porting check too: attributed to their own kind
     elsewhere = "conventions-faulty.segfaults or porting-to-scipy-faulty.exits or conventions-faulty.hangs_hard"
-    proc = klconf("run", "--api", "tests.faulty:ALL", "--only-api", "--out", str(tmp_path), "--no-report",
-                  "-k", f"canonical-2x3 or forum-example or {elsewhere}", "--dtype", "float64", "--device", "cpu",
-                  "--timeout", "2", "-n", "2")
+    proc = klconf(
+        "run",
+        "--api",
+        "tests.faulty:ALL",
+        "--only-api",
+        "--out",
+        str(tmp_path),
+        "--no-report",
+        "-k",
+        f"canonical-2x3 or forum-example or {elsewhere}",
+        "--dtype",
+        "float64",
+        "--device",
+        "cpu",
+        "--timeout",
+        "2",
+        "-n",
+        "2",
+    )
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, out
     run = results.read(tmp_path / "results.jsonl")
@@ -34,8 +58,13 @@ def test_every_fault_kind_gets_its_own_verdict_and_the_run_completes(tmp_path):
         by_api.setdefault(r.api, set()).add((r.verdict, r.kind))
     assert by_api == {api: {expected} for api, expected in faulty.EXPECTED.items()}
     chosen = [c for c in cases.load_cases() if c.id in ("canonical-2x3", "forum-example")]
-    started = sum(len(planner(chosen, faulty.ALL, devices=["cpu"], dtypes=["float64"]))
-                  for planner in (runner.plan, properties.plan, gradients.plan)) + 3
+    started = (
+        sum(
+            len(planner(chosen, faulty.ALL, devices=["cpu"], dtypes=["float64"]))
+            for planner in (runner.plan, properties.plan, gradients.plan)
+        )
+        + 3
+    )
     assert len(run.records) == started == run.end["planned"] == len({r.check_id for r in run.records})
     crash = next(r for r in run.records if r.api == "faulty.segfaults" and r.check == "value")
     assert "crashed" in crash.message and crash.case_id in ("canonical-2x3", "forum-example")
@@ -43,13 +72,27 @@ def test_every_fault_kind_gets_its_own_verdict_and_the_run_completes(tmp_path):
     assert {key: (r.verdict, r.case_id) for key, r in other.items()} == {
         ("convention", "faulty.segfaults"): ("crash", "conventions"),
         ("porting", "faulty.exits"): ("crash", "porting-to-scipy"),
-        ("convention", "faulty.hangs_hard"): ("timeout", "conventions")}
+        ("convention", "faulty.hangs_hard"): ("timeout", "conventions"),
+    }
 
 
 def test_interrupted_run_keeps_its_results(tmp_path):
     path = tmp_path / "results.jsonl"
-    proc = klconf("run", "--api", "tests.faulty:SLOW", "--only-api", "--out", str(tmp_path), "--no-report",
-                  "--dtype", "float64", "-n", "0", "-k", "test_value")
+    proc = klconf(
+        "run",
+        "--api",
+        "tests.faulty:SLOW",
+        "--only-api",
+        "--out",
+        str(tmp_path),
+        "--no-report",
+        "--dtype",
+        "float64",
+        "-n",
+        "0",
+        "-k",
+        "test_value",
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if path.exists() and path.read_text().count('"type":"check"') >= 3:
@@ -75,8 +118,18 @@ def test_interrupted_run_keeps_its_results(tmp_path):
 
 def test_reader_tolerates_a_torn_last_line(tmp_path):
     path = tmp_path / "results.jsonl"
-    good = {"type": "check", "check_id": "a", "case_id": "c", "case_hash": "h", "api": "x", "framework": "numpy",
-            "device": "cpu", "dtype": "float64", "options": {}, "verdict": "pass"}
+    good = {
+        "type": "check",
+        "check_id": "a",
+        "case_id": "c",
+        "case_hash": "h",
+        "api": "x",
+        "framework": "numpy",
+        "device": "cpu",
+        "dtype": "float64",
+        "options": {},
+        "verdict": "pass",
+    }
     path.write_text(json.dumps(results.run_header()) + "\n" + json.dumps(good) + "\n" + json.dumps(good)[:40])
     run = results.read(path)
     assert len(run.records) == 1 and not run.complete

@@ -1,6 +1,7 @@
 """Every planted fault (tests/faulty.py) in a real `klconf run`: one record each, the right verdict, a message
 that names the cause, the run completes, and the terminal summary, the results file and the report agree
 with each other and with the plan."""
+
 import importlib.util
 import re
 from types import SimpleNamespace
@@ -19,10 +20,15 @@ from tests.test_reliability import klconf
 # There an Exception is a probe the API refuses (evidence: the inference fails), any other BaseException is the
 # check's error.
 RAISING = [f.api.name for f in faulty.BASE_EXCEPTIONS]
-NOT_EXCEPTIONS = ("faulty.keyboard_interrupt", "faulty.sys_exit", "faulty.generator_exit",
-                  "faulty.custom_base_exception")
-SELECTION = " or ".join(["canonical-2x3"] + [f"conventions-{n}" for n in RAISING]
-                        + [f"porting-to-scipy-{n}" for n in RAISING])
+NOT_EXCEPTIONS = (
+    "faulty.keyboard_interrupt",
+    "faulty.sys_exit",
+    "faulty.generator_exit",
+    "faulty.custom_base_exception",
+)
+SELECTION = " or ".join(
+    ["canonical-2x3"] + [f"conventions-{n}" for n in RAISING] + [f"porting-to-scipy-{n}" for n in RAISING]
+)
 
 
 def _run(tmp_path, *args):
@@ -53,16 +59,33 @@ def _agree(out: str, run: results.Results, tmp_path) -> None:
 def _holds(fault: faulty.Fault, record) -> str:
     """'' when the record is what the fault must give, else what is wrong."""
     if (record.verdict, record.kind) != (fault.verdict, fault.kind):
-        return (f"{record.check_id}: {record.verdict}/{record.kind}, expected {fault.verdict}/{fault.kind}: "
-                f"{record.message}")
+        return (
+            f"{record.check_id}: {record.verdict}/{record.kind}, expected {fault.verdict}/{fault.kind}: "
+            f"{record.message}"
+        )
     if fault.says.lower() not in record.message.lower():
         return f"{record.check_id}: message {record.message[:300]!r} does not say {fault.says!r}"
     return ""
 
 
 def test_every_numpy_fault_is_one_record_with_its_verdict_and_cause(tmp_path):
-    code, out, run = _run(tmp_path, "--api", "tests.faulty:NUMPY_APIS", "-k", SELECTION, "-n", "2",
-                          "--check", "value", "--check", "property", "--check", "convention", "--check", "porting")
+    code, out, run = _run(
+        tmp_path,
+        "--api",
+        "tests.faulty:NUMPY_APIS",
+        "-k",
+        SELECTION,
+        "-n",
+        "2",
+        "--check",
+        "value",
+        "--check",
+        "property",
+        "--check",
+        "convention",
+        "--check",
+        "porting",
+    )
     assert code == 1, out[-3000:]
     _agree(out, run, tmp_path)
     by_api = {}
@@ -84,11 +107,25 @@ def test_every_numpy_fault_is_one_record_with_its_verdict_and_cause(tmp_path):
     assert len(faulty.NUMPY_FAULTS) + len(faulty.FRAMEWORK_STATE) - 4 >= 25  # kinds of fault planted (less probes)
 
 
-@pytest.mark.skipif(any(importlib.util.find_spec(m) is None for m in ("torch", "jax", "tensorflow")),
-                    reason="needs torch, JAX and TensorFlow")
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("torch", "jax", "tensorflow")),
+    reason="needs torch, JAX and TensorFlow",
+)
 def test_framework_state_an_api_changes_is_named_and_restored(tmp_path):
-    code, out, run = _run(tmp_path, "--api", "tests.faulty:FRAMEWORK_APIS", "-k", "canonical-2x3", "-n", "0",
-                          "--check", "value", "--check", "gradient", "--no-report")
+    code, out, run = _run(
+        tmp_path,
+        "--api",
+        "tests.faulty:FRAMEWORK_APIS",
+        "-k",
+        "canonical-2x3",
+        "-n",
+        "0",
+        "--check",
+        "value",
+        "--check",
+        "gradient",
+        "--no-report",
+    )
     _agree(out, run, tmp_path)
     values = {r.api: r for r in run.records if r.check == "value"}
     assert [w for w in (_holds(f, values[f.api.name]) for f in faulty.FRAMEWORK_STATE) if w] == []
@@ -105,11 +142,22 @@ def _library(name, kl):
         def __init__(self, loc, scale):
             self.loc, self.scale = loc, scale
 
-    handle = SimpleNamespace(dist=SimpleNamespace(Normal=Normal), kl=kl, lookup=lambda a, b: kl,
-                             registry=lambda: {(Normal, Normal): kl}, diag_embed=None)
-    return libraries.Library(name=name, key="fake", framework="numpy", modules=("numpy",), load=lambda: handle,
-                             versions=lambda h: {"fake": "1.0"},
-                             constructors={"normal": Constructor("Normal", {"loc": "loc", "scale": "scale"})})
+    handle = SimpleNamespace(
+        dist=SimpleNamespace(Normal=Normal),
+        kl=kl,
+        lookup=lambda a, b: kl,
+        registry=lambda: {(Normal, Normal): kl},
+        diag_embed=None,
+    )
+    return libraries.Library(
+        name=name,
+        key="fake",
+        framework="numpy",
+        modules=("numpy",),
+        load=lambda: handle,
+        versions=lambda h: {"fake": "1.0"},
+        constructors={"normal": Constructor("Normal", {"loc": "loc", "scale": "scale"})},
+    )
 
 
 def _normal_kl(p, q):
@@ -126,20 +174,25 @@ def _raise(exc):
     return kl
 
 
-@pytest.mark.parametrize("kl, verdict, kind, says", [
-    (_raise(KeyboardInterrupt("from the library")), "error", "exception", "KeyboardInterrupt: from the library"),
-    (_raise(SystemExit(2)), "error", "exception", "SystemExit: 2"),
-    (_raise(faulty.FaultyBaseException("odd")), "error", "exception", "FaultyBaseException: odd"),
-    (lambda p, q: _normal_kl(p, q) + 0j, "fail", "complex", "out.dtype=complex128"),
-    (lambda p, q: (_normal_kl(p, q) * 100).astype("int64"), "fail", "integer", "out.dtype=int64"),
-])
+@pytest.mark.parametrize(
+    "kl, verdict, kind, says",
+    [
+        (_raise(KeyboardInterrupt("from the library")), "error", "exception", "KeyboardInterrupt: from the library"),
+        (_raise(SystemExit(2)), "error", "exception", "SystemExit: 2"),
+        (_raise(faulty.FaultyBaseException("odd")), "error", "exception", "FaultyBaseException: odd"),
+        (lambda p, q: _normal_kl(p, q) + 0j, "fail", "complex", "out.dtype=complex128"),
+        (lambda p, q: (_normal_kl(p, q) * 100).astype("int64"), "fail", "integer", "out.dtype=int64"),
+    ],
+)
 def test_distribution_checks_have_the_same_guard(tmp_path, kl, verdict, kind, says):
     from conformance.distributions.cases import load_cases
 
     path = tmp_path / "normal.yaml"
-    path.write_text("distribution_cases:\n  - id: normal\n    description: two normals\n"
-                    "    p: {family: normal, loc: [0.0, 1.5], scale: [1.0, 0.5]}\n"
-                    "    q: {family: normal, loc: 0.5, scale: [2.0, 0.5]}\n")
+    path.write_text(
+        "distribution_cases:\n  - id: normal\n    description: two normals\n"
+        "    p: {family: normal, loc: [0.0, 1.5], scale: [1.0, 0.5]}\n"
+        "    q: {family: normal, loc: 0.5, scale: [2.0, 0.5]}\n"
+    )
     (case,) = load_cases(path)
     library = _library(f"fake.lib.{id(kl)}", kl)  # (libraries are loaded once per name)
     rec = distribution_runner.run_check(distribution_runner.DistributionCheck(case, library, "cpu", "float64"))
@@ -150,9 +203,17 @@ class _Config:
     """Just what the plugin's planners read from a pytest config."""
 
     def __init__(self, **options):
-        self.options = {"klconf_cases": None, "klconf_framework": [], "klconf_api": [], "klconf_only_plugins": False,
-                        "klconf_device": ["cpu"], "klconf_dtype": ["float64"], "klconf_expectations": "none",
-                        "klconf_timeout": 2.0, **options}
+        self.options = {
+            "klconf_cases": None,
+            "klconf_framework": [],
+            "klconf_api": [],
+            "klconf_only_plugins": False,
+            "klconf_device": ["cpu"],
+            "klconf_dtype": ["float64"],
+            "klconf_expectations": "none",
+            "klconf_timeout": 2.0,
+            **options,
+        }
 
     def getoption(self, name, default=None):
         return self.options.get(name, default)
@@ -174,23 +235,34 @@ def test_every_kind_of_check_is_planned_attributed_and_recorded_by_one_path(tmp_
         assert writer._check_of(nodeid) is check
         crashed = writer._planned_record(nodeid, "crash", "worker 'gw0' crashed while running it")
         assert (crashed["check"], crashed["check_id"], crashed["verdict"], crashed["kind"]) == (
-            kind.name, check.id, "crash", "crash")
+            kind.name,
+            check.id,
+            "crash",
+            "crash",
+        )
         assert results.schema_errors(crashed) == []
         start = check.record()
         assert (start.check, start.check_id, start.case_id, start.api) == (
-            kind.name, crashed["check_id"], crashed["case_id"], crashed["api"])
+            kind.name,
+            crashed["check_id"],
+            crashed["case_id"],
+            crashed["api"],
+        )
         nodeids.append(nodeid)
     # a test that ends without its record, a dead worker, and four checks that never ran
     writer.pytest_collection_finish(SimpleNamespace(items=[SimpleNamespace(nodeid=n) for n in nodeids]))
-    report = dict(user_properties=[], longrepr="AssertionError: boom", outcome="failed", skipped=False, failed=True,
-                  passed=False)
+    report = dict(
+        user_properties=[], longrepr="AssertionError: boom", outcome="failed", skipped=False, failed=True, passed=False
+    )
     writer.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeids[0], when="call", **report))
     writer.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeids[1], when="???", **report))
     writer.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeids[1], when="teardown", **report))
     writer.pytest_sessionfinish(None, 1)
     run = results.read(tmp_path / "results.jsonl", validate="all")
     assert run.problems == [] and [(r.check, r.verdict, r.kind) for r in run.records] == [
-        (plugin.KINDS[0].name, "error", "internal"), (plugin.KINDS[1].name, "crash", "crash")]
+        (plugin.KINDS[0].name, "error", "internal"),
+        (plugin.KINDS[1].name, "crash", "crash"),
+    ]
     assert "ended without a record (call): AssertionError: boom" in run.records[0].message
     assert run.end["planned"] == 6 and not run.end["complete"] and not run.end["interrupted"]
     assert run.end["not_run"] == [writer._check_of(n).id for n in nodeids[2:]]

@@ -1,4 +1,5 @@
 """The HTML report, JUnit XML and the results schema, from records built directly (no framework needed)."""
+
 from __future__ import annotations
 
 import array
@@ -41,25 +42,64 @@ def mixed(tmp_path):
         record(dtype="float64"),
         failing(dtype="float16"),
         record(api="scipy.special.rel_entr", framework="scipy", options={}, verdict="pass", ulp_error=3.0),
-        record(api="optax.kl_divergence", framework="jax", options={}, verdict="error", kind="exception",
-               message="TypeError: bad dtype", extra={"traceback": "Traceback ...", "repro": "import jax\n"}),
-        record(api="optax.kl_divergence", framework="jax", device="cuda", options={}, verdict="skip",
-               reason="jax sees no cuda device"),
-        record(api="optax.kl_divergence", framework="jax", dtype="bfloat16", options={}, verdict="xfail",
-               reason="known: optax#1786"),
-        record(api="tf.keras.losses.KLDivergence", framework="tensorflow", options={"reduction": "sum"},
-               verdict="timeout", message="no result after 60 s"),
-        record(api="tf.keras.losses.KLDivergence", framework="tensorflow", dtype="float16", verdict="crash",
-               message="worker died: SIGSEGV"),
-        record(api="scipy.stats.entropy", framework="scipy", dtype="bfloat16", options={"axis": -1},
-               verdict="unsupported", reason="SciPy has no bfloat16"),
+        record(
+            api="optax.kl_divergence",
+            framework="jax",
+            options={},
+            verdict="error",
+            kind="exception",
+            message="TypeError: bad dtype",
+            extra={"traceback": "Traceback ...", "repro": "import jax\n"},
+        ),
+        record(
+            api="optax.kl_divergence",
+            framework="jax",
+            device="cuda",
+            options={},
+            verdict="skip",
+            reason="jax sees no cuda device",
+        ),
+        record(
+            api="optax.kl_divergence",
+            framework="jax",
+            dtype="bfloat16",
+            options={},
+            verdict="xfail",
+            reason="known: optax#1786",
+        ),
+        record(
+            api="tf.keras.losses.KLDivergence",
+            framework="tensorflow",
+            options={"reduction": "sum"},
+            verdict="timeout",
+            message="no result after 60 s",
+        ),
+        record(
+            api="tf.keras.losses.KLDivergence",
+            framework="tensorflow",
+            dtype="float16",
+            verdict="crash",
+            message="worker died: SIGSEGV",
+        ),
+        record(
+            api="scipy.stats.entropy",
+            framework="scipy",
+            dtype="bfloat16",
+            options={"axis": -1},
+            verdict="unsupported",
+            reason="SciPy has no bfloat16",
+        ),
         record(api="scipy.stats.entropy", framework="scipy", dtype="float16", options={"axis": -1}, verdict="flaky"),
     ]
     header = run_header(argv=["klconf", "run"], corpus_hash="c0ffee")
     header["gpus"] = [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "driver": "550.54.15", "memory": "81559 MiB"}]
     header["env"] = {"TF_ENABLE_ONEDNN_OPTS": "0"}
-    path = write_results(tmp_path / "results.jsonl", records, header=header,
-                         frameworks=[framework_event(), framework_event("jax", "0.10.2", **{"jax_default_matmul_precision": "highest"})])
+    path = write_results(
+        tmp_path / "results.jsonl",
+        records,
+        header=header,
+        frameworks=[framework_event(), framework_event("jax", "0.10.2", **{"jax_default_matmul_precision": "highest"})],
+    )
     return path, records
 
 
@@ -69,8 +109,14 @@ def test_report_shows_every_section(mixed, tmp_path):
     assert index == tmp_path / "out" / "index.html"
     page = index.read_text()
     text = html.unescape(re.sub(r"<[^>]+>", " ", page.split('<script type="application/json"')[0]))
-    for section in ("Overview", "Which convention each API uses", "Conformance matrix",
-                    "Accuracy against the oracle", "Failing checks", "Run information"):
+    for section in (
+        "Overview",
+        "Which convention each API uses",
+        "Conformance matrix",
+        "Accuracy against the oracle",
+        "Failing checks",
+        "Run information",
+    ):
         assert section in text
     # every verdict present gets a summary column, unknown ones included, in canonical order
     header_row = re.search(r'<table class="summary">.*?</thead>', page, re.S).group(0)
@@ -92,15 +138,19 @@ def test_summary_counts_per_framework_and_device(mixed):
     rows = {(r["framework"], r["device"]): dict(zip(summary["verdicts"], r["counts"])) for r in summary["rows"]}
     assert rows[("torch", "cpu")] == {**dict.fromkeys(summary["verdicts"], 0), "pass": 2, "fail": 1}
     assert rows[("jax", "cuda")]["skip"] == 1 and rows[("jax", "cpu")]["error"] == 1
-    assert [r["framework"] for r in summary["rows"]][:2] == ["torch", "jax"]  # report order: torch, jax, tensorflow, scipy
+    assert [r["framework"] for r in summary["rows"]][:2] == [
+        "torch",
+        "jax",
+    ]  # report order: torch, jax, tensorflow, scipy
     assert summary["total"]["total"] == len(records) and summary["total"]["failing"] == 4
 
 
 def _texts(data: dict) -> list[dict]:
     """The failure details with their text indices resolved, as the page's script reads them."""
     texts = data["texts"]
-    return [{k: (texts[v] if isinstance(v, int) and k not in ("r",) else v) for k, v in f.items()}
-            for f in data["failures"]]
+    return [
+        {k: (texts[v] if isinstance(v, int) and k not in ("r",) else v) for k, v in f.items()} for f in data["failures"]
+    ]
 
 
 def _column(data: dict, name: str) -> list:
@@ -134,12 +184,27 @@ def test_conventions_table_from_convention_records(tmp_path):
     records = [
         convention(),
         convention(dtype="float32"),
-        convention(options={"reduction": "mean"}, inferred={"reduction": "mean_all"},
-                   declared={"p_argument": "target", "reduction": "mean_batch"}),
-        convention(api="optax.kl_divergence", framework="jax", options={}, device="cpu", dtype="float64",
-                   inferred={"zero_both": "nan"}),
-        convention(api="optax.kl_divergence", framework="jax", options={}, device="cuda", dtype="float64",
-                   inferred={"zero_both": "0"}),
+        convention(
+            options={"reduction": "mean"},
+            inferred={"reduction": "mean_all"},
+            declared={"p_argument": "target", "reduction": "mean_batch"},
+        ),
+        convention(
+            api="optax.kl_divergence",
+            framework="jax",
+            options={},
+            device="cpu",
+            dtype="float64",
+            inferred={"zero_both": "nan"},
+        ),
+        convention(
+            api="optax.kl_divergence",
+            framework="jax",
+            options={},
+            device="cuda",
+            dtype="float64",
+            inferred={"zero_both": "0"},
+        ),
         record(),
     ]
     table = aggregate.build(model.combine([model.Source("r", _results(records))]))["conventions"]
@@ -177,17 +242,30 @@ def test_incomplete_run_banner_for_a_torn_last_line(tmp_path):
 
 
 def test_hostile_strings_are_escaped_everywhere(tmp_path):
-    records = [failing(case=HOSTILE, api=f"plugin.{HOSTILE_CLOSE}", framework="numpy", message=HOSTILE_IMG,
-                       diagnosis=HOSTILE_CLOSE, options={"mode": HOSTILE}, reason=HOSTILE,
-                       extra={"repro": f"print('{HOSTILE_CLOSE}')"}),
-               convention(api=HOSTILE, framework="numpy", inferred={"reduction": HOSTILE_IMG})]
+    records = [
+        failing(
+            case=HOSTILE,
+            api=f"plugin.{HOSTILE_CLOSE}",
+            framework="numpy",
+            message=HOSTILE_IMG,
+            diagnosis=HOSTILE_CLOSE,
+            options={"mode": HOSTILE},
+            reason=HOSTILE,
+            extra={"repro": f"print('{HOSTILE_CLOSE}')"},
+        ),
+        convention(api=HOSTILE, framework="numpy", inferred={"reduction": HOSTILE_IMG}),
+    ]
     header = run_header(argv=["klconf", HOSTILE_CLOSE], corpus_hash=HOSTILE)
-    path = write_results(tmp_path / "r.jsonl", records, header=header,
-                         frameworks=[framework_event("numpy", HOSTILE, **{HOSTILE: HOSTILE_IMG})])
+    path = write_results(
+        tmp_path / "r.jsonl",
+        records,
+        header=header,
+        frameworks=[framework_event("numpy", HOSTILE, **{HOSTILE: HOSTILE_IMG})],
+    )
     page = write_report([path], tmp_path / "out").read_text()
     # no markup from the data survives as markup: the only <script> tags are the report's own two
     assert page.count("<script") == 2 and page.count("</script>") == 2
-    assert "<img" not in page and "<!--" not in page and "onerror=\"" not in page
+    assert "<img" not in page and "<!--" not in page and 'onerror="' not in page
     data = _payload(page)  # and the embedded JSON still round-trips every string
     assert data["m"]["cases"] == [HOSTILE, "convention-probes"]
     value = next(f for f in _texts(data) if f["check"] == "value")
@@ -196,8 +274,10 @@ def test_hostile_strings_are_escaped_everywhere(tmp_path):
 
 
 def test_large_run_embeds_compact_data_not_dom_rows(tmp_path):
-    records = [record(case=f"case-{i // 40}", dtype=("float32", "float64")[i % 2], options={"reduction": f"r{i % 40}"})
-               for i in range(20000)]
+    records = [
+        record(case=f"case-{i // 40}", dtype=("float32", "float64")[i % 2], options={"reduction": f"r{i % 40}"})
+        for i in range(20000)
+    ]
     path = write_results(tmp_path / "r.jsonl", records)
     page = write_report([path], tmp_path / "out").read_text()
     assert page.count("<tr") < 100  # the matrix is built in the browser, one page at a time
@@ -312,8 +392,10 @@ def test_run_header_records_gpus_and_numerics_environment(monkeypatch):
 
 def test_gpus_are_read_from_nvidia_smi(monkeypatch, tmp_path):
     tool = tmp_path / "nvidia-smi"
-    tool.write_text("#!/bin/sh\necho '0, NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB, 9.0'\n"
-                    "echo '1, NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB, 9.0'\n")
+    tool.write_text(
+        "#!/bin/sh\necho '0, NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB, 9.0'\n"
+        "echo '1, NVIDIA H100 80GB HBM3, 550.54.15, 81559 MiB, 9.0'\n"
+    )
     tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     results.gpus.cache_clear()
@@ -321,8 +403,16 @@ def test_gpus_are_read_from_nvidia_smi(monkeypatch, tmp_path):
         found = results.gpus()
     finally:
         results.gpus.cache_clear()
-    assert found == [{"index": i, "name": "NVIDIA H100 80GB HBM3", "driver": "550.54.15", "memory": "81559 MiB",
-                      "compute_capability": "9.0"} for i in (0, 1)]
+    assert found == [
+        {
+            "index": i,
+            "name": "NVIDIA H100 80GB HBM3",
+            "driver": "550.54.15",
+            "memory": "81559 MiB",
+            "compute_capability": "9.0",
+        }
+        for i in (0, 1)
+    ]
 
 
 def test_record_round_trip_keeps_fields():
@@ -332,12 +422,23 @@ def test_record_round_trip_keeps_fields():
 
 
 def test_convention_checks_that_inferred_nothing_are_listed_not_tabled(tmp_path):
-    skipped = record("conventions", "optax.kl_divergence", "jax", options={}, verdict="skip", check="convention",
-                     reason="optax is not installed")
+    skipped = record(
+        "conventions",
+        "optax.kl_divergence",
+        "jax",
+        options={},
+        verdict="skip",
+        check="convention",
+        reason="optax is not installed",
+    )
     page = write_report([write_results(tmp_path / "r.jsonl", [skipped, record()])], tmp_path / "out").read_text()
     assert "the convention checks inferred nothing" in page and "1 × skip: optax is not installed" in page
     table = aggregate.build(model.load([tmp_path / "r.jsonl"]))["conventions"]
-    assert table["rows"] == [] and table["declared"] == [] and table["not_inferred"] == [("skip: optax is not installed", 1)]
+    assert (
+        table["rows"] == []
+        and table["declared"] == []
+        and table["not_inferred"] == [("skip: optax is not installed", 1)]
+    )
 
 
 def test_schema_accepts_a_skipped_convention_check_without_inference():
@@ -346,13 +447,18 @@ def test_schema_accepts_a_skipped_convention_check_without_inference():
     assert results.schema_errors({**skipped, "verdict": "pass"})  # a decided one must say what it inferred
 
 
-@pytest.mark.parametrize("value, text", [
-    ({"float16": "float16", "float32": "float32"}, "same as input"),
-    ({"float16": "higher", "bfloat16": "higher"}, "higher (every dtype)"),
-    ({"float16": "float32", "float64": "float64"}, "float16 → float32, float64 → float64"),
-    ({"input": "log_prob", "target": "prob"}, "input: log_prob, target: prob"),
-    ({"input": "log_prob", "target": "log_prob"}, "input: log_prob, target: log_prob"),
-    (1e-07, "1e-07"), (None, "—"), (["log_prob", "prob"], "log_prob, prob"),
-])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        ({"float16": "float16", "float32": "float32"}, "same as input"),
+        ({"float16": "higher", "bfloat16": "higher"}, "higher (every dtype)"),
+        ({"float16": "float32", "float64": "float64"}, "float16 → float32, float64 → float64"),
+        ({"input": "log_prob", "target": "prob"}, "input: log_prob, target: prob"),
+        ({"input": "log_prob", "target": "log_prob"}, "input: log_prob, target: log_prob"),
+        (1e-07, "1e-07"),
+        (None, "—"),
+        (["log_prob", "prob"], "log_prob, prob"),
+    ],
+)
 def test_convention_values_read_compactly(value, text):
     assert aggregate.fmt_field(value) == text

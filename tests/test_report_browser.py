@@ -6,6 +6,7 @@ case files and plug-ins show as text and never run, take a screenshot, and hold 
 layout: no horizontal overflow at 1,280 px, each reason stated once, chart axes spanning the
 values they plot. Skipped with the reason where Chromium or Playwright is missing.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,23 +50,49 @@ def report(tmp_path_factory):
     records = []
     for case in ("canonical-2x3", "dirichlet-8x5", HOSTILE):
         for dtype in ("float32", "float64"):
-            records += [record(case, dtype=dtype), record(case, dtype=dtype, options={"reduction": "none"}),
-                        record(case, "jax.scipy.special.rel_entr", "jax", dtype=dtype, options={}),
-                        record(case, "scipy.special.kl_div", "scipy", dtype=dtype, options={})]
-        records.append(failing(case, dtype="float16", message=HOSTILE_IMG, diagnosis=HOSTILE_CLOSE,
-                               extra={"repro": f"print({HOSTILE_CLOSE!r})\n"}))
-        records.append(record(case, "jax.scipy.special.rel_entr", "jax", "cuda", options={}, verdict="skip",
-                              reason=HOSTILE))
+            records += [
+                record(case, dtype=dtype),
+                record(case, dtype=dtype, options={"reduction": "none"}),
+                record(case, "jax.scipy.special.rel_entr", "jax", dtype=dtype, options={}),
+                record(case, "scipy.special.kl_div", "scipy", dtype=dtype, options={}),
+            ]
+        records.append(
+            failing(
+                case,
+                dtype="float16",
+                message=HOSTILE_IMG,
+                diagnosis=HOSTILE_CLOSE,
+                extra={"repro": f"print({HOSTILE_CLOSE!r})\n"},
+            )
+        )
+        records.append(
+            record(case, "jax.scipy.special.rel_entr", "jax", "cuda", options={}, verdict="skip", reason=HOSTILE)
+        )
     records.append(failing("dirichlet-8x5", "scipy.special.kl_div", "scipy", dtype="float16", options={}))
-    records += [record(case, "scipy.stats.entropy", "scipy", "cuda", options={}, verdict="unsupported",
-                       reason=NOT_ON_CUDA) for case in ("canonical-2x3", "dirichlet-8x5")]
+    records += [
+        record(case, "scipy.stats.entropy", "scipy", "cuda", options={}, verdict="unsupported", reason=NOT_ON_CUDA)
+        for case in ("canonical-2x3", "dirichlet-8x5")
+    ]
     records.append(convention(api=f"plugin.{HOSTILE}", framework="numpy", inferred={"reduction": HOSTILE_IMG}))
     # an exact 0 measured with a tiny error: its ULP error (1e-17 / 5e-324) must not stretch the chart's axis
-    records.append(record("zeros-both", dtype="float64", expected=0.0, observed=1e-17, abs_error=1e-17,
-                          rel_error="inf", ulp_error=2.0e306, headroom=1e-3))
+    records.append(
+        record(
+            "zeros-both",
+            dtype="float64",
+            expected=0.0,
+            observed=1e-17,
+            abs_error=1e-17,
+            rel_error="inf",
+            ulp_error=2.0e306,
+            headroom=1e-3,
+        )
+    )
     records += porting_records()
-    path = write_results(tmp / "results.jsonl", records,
-                         frameworks=[framework_event(), framework_event("numpy", HOSTILE, **{HOSTILE: HOSTILE_CLOSE})])
+    path = write_results(
+        tmp / "results.jsonl",
+        records,
+        frameworks=[framework_event(), framework_event("numpy", HOSTILE, **{HOSTILE: HOSTILE_CLOSE})],
+    )
     return write_report([path], tmp / "out"), records
 
 
@@ -82,13 +109,28 @@ def porting_records() -> list:
                 differs = [{"case": f"case-{n}", "dtypes": ["float32"], "reason": SHARED_REASON}]
             if target == "scipy" and n < 2:
                 differs = [{"case": "tiny", "dtypes": ["float64"], "reason": "scipy clips at 1e-7"}]
-            out.append(Record(
-                check_id=f"porting-to-{target}::{api}[reduction=r{n}]::cpu::float64+float32",
-                case_id=f"porting-to-{target}", case_hash="h", api=api, framework="torch", device="cpu",
-                dtype="float64+float32", options=options, verdict="fail" if differs else "pass", check="porting",
-                extra={"target_framework": target, "expression": f"{target}.kl(p, q) * {n}", "verified_cases": 30,
-                       "differs_on": differs, "code": f"def equivalent(p, q):\n    return {n}\n",
-                       "notes": ["float16 is checked apart"]}))
+            out.append(
+                Record(
+                    check_id=f"porting-to-{target}::{api}[reduction=r{n}]::cpu::float64+float32",
+                    case_id=f"porting-to-{target}",
+                    case_hash="h",
+                    api=api,
+                    framework="torch",
+                    device="cpu",
+                    dtype="float64+float32",
+                    options=options,
+                    verdict="fail" if differs else "pass",
+                    check="porting",
+                    extra={
+                        "target_framework": target,
+                        "expression": f"{target}.kl(p, q) * {n}",
+                        "verified_cases": 30,
+                        "differs_on": differs,
+                        "code": f"def equivalent(p, q):\n    return {n}\n",
+                        "notes": ["float16 is checked apart"],
+                    },
+                )
+            )
     return out
 
 
@@ -138,8 +180,9 @@ def test_matrix_cell_leads_to_failure_details(report):
         page.click("td.cell.c-fail[data-case='dirichlet-8x5'][data-api='scipy.special.kl_div']")
         assert page.locator("#cell-detail tbody tr").count() == 3  # two passing dtypes and the failing float16
         page.click("#cell-detail a")
-        opened = page.evaluate("() => Array.from(document.querySelectorAll('details.failure[open] code'))"
-                               ".map(e => e.textContent)")
+        opened = page.evaluate(
+            "() => Array.from(document.querySelectorAll('details.failure[open] code')).map(e => e.textContent)"
+        )
         assert opened == ["dirichlet-8x5::scipy.special.kl_div[]::cpu::float16"]
         repro = page.locator("details.failure[open] pre.repro").text_content()
         assert "print('observed:'" in repro
@@ -182,8 +225,10 @@ def test_layout_fits_1280_px_states_reasons_once_and_axes_span_the_data(report, 
                          && !e.closest('.scroll'))
             .map(e => e.tagName + '.' + e.className)""")
         assert wide == [], "elements reach past the right edge"
-        page.screenshot(path=str(_screenshot_path(tmp_path, f"layout-{'expanded' if expanded else 'collapsed'}.png")),
-                        full_page=True)
+        page.screenshot(
+            path=str(_screenshot_path(tmp_path, f"layout-{'expanded' if expanded else 'collapsed'}.png")),
+            full_page=True,
+        )
 
         text = page.evaluate("() => document.body.innerText")
         html = page.content()

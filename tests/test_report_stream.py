@@ -1,6 +1,7 @@
 """The report streams its input: the page built from a file read check by check equals the one built from
 Records in memory, duplicates are found without keeping records, memory stays bounded, and the accuracy
 figures leave out what is undefined (the ULP error of an exact 0)."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,18 @@ def _mixed_records(n: int) -> list[Record]:
         if i % 13 == 0:
             out.append(failing(case, dtype=dtype, options=options, headroom=float(i % 97 + 2)))
         elif i % 7 == 0:
-            out.append(record(case, "jax.scipy.special.rel_entr", "jax", "cuda", dtype, options={}, verdict="skip",
-                              reason="jax sees no cuda device"))
+            out.append(
+                record(
+                    case,
+                    "jax.scipy.special.rel_entr",
+                    "jax",
+                    "cuda",
+                    dtype,
+                    options={},
+                    verdict="skip",
+                    reason="jax sees no cuda device",
+                )
+            )
         else:
             out.append(record(case, dtype=dtype, options=options, ulp_error=float(i % 50) / 10))
     out.append(convention())
@@ -65,10 +76,13 @@ def test_scan_reports_duplicates_across_and_within_files(tmp_path):
     runset = model.scan([first, second], seen.append)
     assert [e["dtype"] for e in seen] == ["float32", "float64", "float16"]  # first occurrence of each id only
     assert [(d.first, d.second, d.first_verdict, d.second_verdict) for d in runset.duplicates] == [
-        (str(first), str(first), "pass", "pass"), (str(first), str(second), "pass", "fail")]
+        (str(first), str(first), "pass", "pass"),
+        (str(first), str(second), "pass", "fail"),
+    ]
     loaded = model.load([first, second])
-    assert [(d.check_id, d.second_verdict) for d in loaded.duplicates] == \
-        [(d.check_id, d.second_verdict) for d in runset.duplicates]
+    assert [(d.check_id, d.second_verdict) for d in loaded.duplicates] == [
+        (d.check_id, d.second_verdict) for d in runset.duplicates
+    ]
     with pytest.raises(FileNotFoundError):
         model.scan([tmp_path / "missing.jsonl"], seen.append)
 
@@ -88,8 +102,10 @@ def test_streaming_memory_does_not_grow_with_records_kept(tmp_path):
     small = write_results(tmp_path / "small.jsonl", _mixed_records(5000))
     large = write_results(tmp_path / "large.jsonl", _mixed_records(20000))
     # (failure details are kept up to twice the limit: a small limit takes them out of the comparison)
-    streamed = {path: _peak(lambda path=path: model.scan([path], aggregate.Aggregator(detail_limit=20).add))
-                for path in (small, large)}
+    streamed = {
+        path: _peak(lambda path=path: model.scan([path], aggregate.Aggregator(detail_limit=20).add))
+        for path in (small, large)
+    }
     loaded = _peak(lambda: model.load([large]))
     assert streamed[large] < loaded / 4, f"{streamed[large] / 2**20:.1f} MiB streamed, {loaded / 2**20:.1f} MiB loaded"
     per_check = (streamed[large] - streamed[small]) / 15000
@@ -97,10 +113,21 @@ def test_streaming_memory_does_not_grow_with_records_kept(tmp_path):
 
 
 def test_ulp_error_of_an_exact_zero_is_undefined_not_charted(tmp_path):
-    records = [record(ulp_error=0.7), record(dtype="float64", ulp_error=3.0),
-               record(case="zeros", dtype="float64", expected=0.0, observed=1e-17, abs_error=1e-17, rel_error="inf",
-                      ulp_error=2.0e306, headroom=1e-3),
-               record(device="cuda", dtype="float16", verdict="skip", reason="no cuda")]  # measured nothing
+    records = [
+        record(ulp_error=0.7),
+        record(dtype="float64", ulp_error=3.0),
+        record(
+            case="zeros",
+            dtype="float64",
+            expected=0.0,
+            observed=1e-17,
+            abs_error=1e-17,
+            rel_error="inf",
+            ulp_error=2.0e306,
+            headroom=1e-3,
+        ),
+        record(device="cuda", dtype="float16", verdict="skip", reason="no cuda"),
+    ]  # measured nothing
     path = write_results(tmp_path / "r.jsonl", records)
     rows = {r["dtype"]: r for r in aggregate.build(model.load([path]))["accuracy"]["rows"]}
     assert sorted(rows) == ["float32", "float64"]  # a row per API and dtype that measured an error, no other
@@ -124,8 +151,9 @@ def test_reader_accepts_what_json_accepts_and_reports_the_rest(tmp_path):
     good = json.dumps(record().to_json())
     nan_literal = re.sub(r'"abs_error": ?2e-08', '"abs_error": NaN', good)
     assert nan_literal != good
-    path.write_text("\n".join([good, "", "   ", nan_literal.replace("canonical", "other"), "{not json",
-                               '["a list"]', good[:30]]))
+    path.write_text(
+        "\n".join([good, "", "   ", nan_literal.replace("canonical", "other"), "{not json", '["a list"]', good[:30]])
+    )
     read = results.read(path, validate="none")
     assert len(read.records) == 2  # the NaN literal parses as json does, blank lines are skipped
     assert [p.split(":")[0] for p in read.problems] == ["line 5", "line 6", "line 7"]
@@ -146,8 +174,9 @@ def test_a_check_event_the_aggregation_cannot_use_is_a_problem_not_a_crash(tmp_p
 
 
 def test_unvalidated_events_missing_fields_are_problems_and_never_counted(tmp_path):
-    path = write_results(tmp_path / "r.jsonl", [record(), record(dtype="float64"), failing(dtype="float16"),
-                                                convention()])
+    path = write_results(
+        tmp_path / "r.jsonl", [record(), record(dtype="float64"), failing(dtype="float16"), convention()]
+    )
     lines = path.read_text().splitlines()
     for at, field in ((1, "api"), (3, "check_id"), (4, "case_hash")):
         event = json.loads(lines[at])

@@ -1,6 +1,7 @@
 """Reproduction snippets: every API renders one, and a failing check's snippet, run on its own,
 returns exactly the value the check observed (torch, SciPy, JAX and TensorFlow where installed;
 NumPy plug-ins always)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,10 +45,18 @@ def _execute(snippet: str, tmp_path: Path, plugin: bool = False) -> np.ndarray:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     if plugin:
         env["PYTHONPATH"] = str(ROOT)
-    probe = ("import json, runpy, sys; ns = runpy.run_path(sys.argv[1]); "
-             "print('KLCONF_OBSERVED=' + json.dumps(ns['observed'].tolist()))")
-    proc = subprocess.run([sys.executable, "-c", probe, str(script)], capture_output=True, text=True,
-                          cwd=ROOT if plugin else tmp_path, env=env, timeout=300)
+    probe = (
+        "import json, runpy, sys; ns = runpy.run_path(sys.argv[1]); "
+        "print('KLCONF_OBSERVED=' + json.dumps(ns['observed'].tolist()))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT if plugin else tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "observed:" in proc.stdout
     line = next(text for text in proc.stdout.splitlines() if text.startswith("KLCONF_OBSERVED="))
@@ -88,8 +97,12 @@ def test_every_builtin_api_renders_a_snippet_for_every_option(corpus, api):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
 def test_literals_hold_the_fed_values_exactly(dtype):
     rng = np.random.default_rng(7)
-    values = np.concatenate([rng.standard_normal(40) * 10.0 ** rng.integers(-30, 30, 40),
-                             [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, 1e-40, 6.1e-5]])
+    values = np.concatenate(
+        [
+            rng.standard_normal(40) * 10.0 ** rng.integers(-30, 30, 40),
+            [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, 1e-40, 6.1e-5],
+        ]
+    )
     fed = round_to(values, dtype).reshape(4, 12)
     back = eval(repro.literal(fed, "x"), {"np": np})
     assert back.dtype == fed.dtype
@@ -100,7 +113,9 @@ def test_literals_hold_the_fed_values_exactly(dtype):
 def test_only_failing_and_erroring_checks_store_a_snippet(corpus):
     assert "repro" not in _run(_check(corpus, "canonical-2x3", fakes.EXACT, "float64", reduction="sum")).extra
     failed = _run(_check(corpus, "canonical-2x3", fakes.SCALED, "float64", reduction="sum"))
-    assert failed.verdict == "fail" and "api.call(fw, input, target, {'reduction': 'sum'}, None)" in failed.extra["repro"]
+    assert (
+        failed.verdict == "fail" and "api.call(fw, input, target, {'reduction': 'sum'}, None)" in failed.extra["repro"]
+    )
     errored = _run(_check(corpus, "canonical-2x3", RAISES, "float64"))
     assert errored.verdict == "error" and "from tests.test_repro import RAISES as entry" in errored.extra["repro"]
 
@@ -109,8 +124,14 @@ def _raise(fw, a, b, o, w):
     raise RuntimeError("kernel exploded")
 
 
-RAISES = Api(name="fake.raises", framework="numpy", call=_raise, convention=fakes.EXACT.convention,
-             options=fakes.EXACT.options[:1], devices=("cpu",))
+RAISES = Api(
+    name="fake.raises",
+    framework="numpy",
+    call=_raise,
+    convention=fakes.EXACT.convention,
+    options=fakes.EXACT.options[:1],
+    devices=("cpu",),
+)
 
 
 def test_a_snippet_problem_never_changes_the_verdict(corpus, monkeypatch):
@@ -129,8 +150,14 @@ def test_plugin_snippet_that_raises_raises_the_same(corpus, tmp_path):
     rec = _run(_check(corpus, "canonical-2x3", RAISES, "float64"))
     script = tmp_path / "repro.py"
     script.write_text(rec.extra["repro"])
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
     assert proc.returncode != 0 and "RuntimeError: kernel exploded" in proc.stderr
 
 
@@ -195,9 +222,17 @@ def test_scipy_failure_reproduces(corpus, tmp_path):
     from conformance.frameworks import scipy as adapter
 
     rel_entr = adapter.APIS[0]
-    wrong = dataclasses.replace(rel_entr, convention=lambda o: Convention(
-        arguments=("x", "y"), p_argument="x", input_space=("prob", "prob"), reduction="none", class_axis=None,
-        elementwise="p*log(p/q)-p+q"))
+    wrong = dataclasses.replace(
+        rel_entr,
+        convention=lambda o: Convention(
+            arguments=("x", "y"),
+            p_argument="x",
+            input_space=("prob", "prob"),
+            reduction="none",
+            class_axis=None,
+            elementwise="p*log(p/q)-p+q",
+        ),
+    )
     rec = _run(_check(corpus, "dirichlet-8x5", wrong, "float32"))
     assert rec.verdict == "fail" and rec.kind == "value"
     assert "result = scipy.special.rel_entr(x, y)" in rec.extra["repro"]
@@ -220,7 +255,9 @@ def test_tensorflow_failure_reproduces(corpus, tmp_path):
     from conformance.frameworks import tensorflow as adapter
 
     wrong = _declaring(adapter.APIS[0], reduction="sum")  # declared sum, computes the mean over the batch
-    rec = _run(_check(corpus, "dirichlet-8x5", wrong, "float32", reduction="sum_over_batch_size", sample_weight="per_row"))
+    rec = _run(
+        _check(corpus, "dirichlet-8x5", wrong, "float32", reduction="sum_over_batch_size", sample_weight="per_row")
+    )
     assert rec.verdict == "fail"
     assert "with tf.device('/CPU:0'):" in rec.extra["repro"] and "sample_weight=weights" in rec.extra["repro"]
     _assert_reproduces(rec, _execute(rec.extra["repro"], tmp_path))
@@ -233,8 +270,14 @@ def _sleep(fw, a, b, o, w):
     return a
 
 
-SLEEPS = Api(name="fake.sleeps", framework="numpy", call=_sleep, convention=fakes.EXACT.convention,
-             options=fakes.EXACT.options[:1], devices=("cpu",))
+SLEEPS = Api(
+    name="fake.sleeps",
+    framework="numpy",
+    call=_sleep,
+    convention=fakes.EXACT.convention,
+    options=fakes.EXACT.options[:1],
+    devices=("cpu",),
+)
 
 
 def test_a_timed_out_check_stores_a_snippet(corpus, monkeypatch):

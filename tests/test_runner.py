@@ -1,4 +1,5 @@
 """The runner and judge catch planted bugs and name the convention that explains them."""
+
 import numpy as np
 import pytest
 
@@ -42,8 +43,14 @@ def test_api_that_raises_is_an_error_record(corpus):
     def boom(fw, a, b, o, w):
         raise RuntimeError("kernel exploded")
 
-    api = fakes.Api(name="fake.raises", framework="numpy", call=boom, convention=fakes.EXACT.convention,
-                    options=fakes.EXACT.options[:1], devices=("cpu",))
+    api = fakes.Api(
+        name="fake.raises",
+        framework="numpy",
+        call=boom,
+        convention=fakes.EXACT.convention,
+        options=fakes.EXACT.options[:1],
+        devices=("cpu",),
+    )
     rec = _run(corpus["canonical-2x3"], api)
     assert rec.verdict == "error" and rec.kind == "exception"
     assert "RuntimeError: kernel exploded" in rec.message
@@ -52,9 +59,14 @@ def test_api_that_raises_is_an_error_record(corpus):
 def test_unsupported_dtype_and_missing_module_are_not_errors(corpus):
     rec = _run(corpus["canonical-2x3"], fakes.EXACT, "bfloat16")
     assert rec.verdict == "unsupported" and "bfloat16" in rec.reason
-    missing = fakes.Api(name="fake.needs_module", framework="numpy", call=fakes.EXACT.call,
-                        convention=fakes.EXACT.convention, options=fakes.EXACT.options[:1],
-                        requires=("klconf_no_such_module",))
+    missing = fakes.Api(
+        name="fake.needs_module",
+        framework="numpy",
+        call=fakes.EXACT.call,
+        convention=fakes.EXACT.convention,
+        options=fakes.EXACT.options[:1],
+        requires=("klconf_no_such_module",),
+    )
     rec = _run(corpus["canonical-2x3"], missing)
     assert rec.verdict == "skip" and "klconf_no_such_module is not installed" in rec.reason
 

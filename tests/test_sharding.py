@@ -1,4 +1,5 @@
 """Sharding: a deterministic, disjoint, cost-balanced split of the plan, for every kind of check."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,10 @@ KINDS = {"value", "gradient", "property", "distribution", "convention", "porting
 
 
 def _checks(costs: list[float]) -> list[PlannedCheck]:
-    return [PlannedCheck(f"node{i}", f"case{i}::api[x]::cpu::float32", "value", "numpy", "cpu", "float32", c, False)
-            for i, c in enumerate(costs)]
+    return [
+        PlannedCheck(f"node{i}", f"case{i}::api[x]::cpu::float32", "value", "numpy", "cpu", "float32", c, False)
+        for i, c in enumerate(costs)
+    ]
 
 
 @pytest.mark.parametrize("text", ["0/4", "5/4", "4", "a/b", "1/0", "", "-1/3", "2/3/4"])
@@ -85,8 +88,21 @@ def test_measured_durations_replace_estimates_and_rescale_the_rest(tmp_path):
 
 def test_checks_that_share_the_oracles_work_stay_together_and_it_counts_once():
     """Checks of one case in one dtype share the oracle's work: split apart, each shard would pay it again."""
-    big = [PlannedCheck(f"n{i}", f"big::api{i}::float32", "value", "numpy", "cpu", "float32", 0.1, False,
-                        group="big::float32::value", elements=100_000) for i in range(8)]
+    big = [
+        PlannedCheck(
+            f"n{i}",
+            f"big::api{i}::float32",
+            "value",
+            "numpy",
+            "cpu",
+            "float32",
+            0.1,
+            False,
+            group="big::float32::value",
+            elements=100_000,
+        )
+        for i in range(8)
+    ]
     small = _checks([1.0] * 8)
     plan = sharding.split(big + small, 2)
     assert len({c.shard for c in big}) == 1
@@ -105,8 +121,17 @@ def test_estimates_grow_with_elements_and_differ_by_kind():
 
 
 def _plan(*args) -> dict:
-    proc = klconf("plan", "--api", "tests.fakes:plugin_apis", "--framework", "torch", "--json",
-                  "-k", "canonical-2x3 or conventions-fake or porting-to-torch-fake or test_distribution and normal", *args)
+    proc = klconf(
+        "plan",
+        "--api",
+        "tests.fakes:plugin_apis",
+        "--framework",
+        "torch",
+        "--json",
+        "-k",
+        "canonical-2x3 or conventions-fake or porting-to-torch-fake or test_distribution and normal",
+        *args,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout)
 
@@ -131,17 +156,34 @@ def test_plan_covers_every_kind_of_check_and_its_shards_partition_it():
 
 def test_plan_and_run_refuse_a_bad_shard_in_one_line(tmp_path):
     for command in ("plan", "run"):
-        proc = klconf(command, "--api", "tests.fakes:plugin_apis", "--only-api", "--shard", "5/4",
-                      "--out", str(tmp_path)) if command == "run" else klconf(command, "--shard", "5/4")
+        proc = (
+            klconf(command, "--api", "tests.fakes:plugin_apis", "--only-api", "--shard", "5/4", "--out", str(tmp_path))
+            if command == "run"
+            else klconf(command, "--shard", "5/4")
+        )
         assert proc.returncode == 2 and "--shard: a shard is K/N" in proc.stderr and "Traceback" not in proc.stderr
     proc = klconf("run", "--only-api", "--api", "tests.fakes:plugin_apis", "--durations", str(tmp_path / "x.jsonl"))
     assert proc.returncode == 2 and "no such results file" in proc.stderr
 
 
 def test_an_empty_shard_is_a_successful_run_that_still_records_the_plan(tmp_path):
-    proc = klconf("run", "--api", "tests.fakes:plugin_apis", "--only-api", "--check", "value", "-k",
-                  "canonical-2x3 and batchmean and float64", "--shard", "2/2", "-n", "0", "--no-report",
-                  "--out", str(tmp_path))
+    proc = klconf(
+        "run",
+        "--api",
+        "tests.fakes:plugin_apis",
+        "--only-api",
+        "--check",
+        "value",
+        "-k",
+        "canonical-2x3 and batchmean and float64",
+        "--shard",
+        "2/2",
+        "-n",
+        "0",
+        "--no-report",
+        "--out",
+        str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "shard 2/2 holds no checks of this plan" in proc.stderr
     events = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
@@ -152,10 +194,25 @@ def test_an_empty_shard_is_a_successful_run_that_still_records_the_plan(tmp_path
 
 def test_items_run_costliest_group_first_with_each_group_kept_together_in_order():
     """Workers take the expensive work first, so none is left alone with it at the end."""
-    grouped = [PlannedCheck(f"g{i}", f"mid::api{i}::float32", "value", "numpy", "cpu", "float32", 1.0, False,
-                            group="mid::float32::value") for i in range(3)]
-    checks = _checks([0.5, 9.0]) + grouped + [
-        PlannedCheck("last", "tiny::api::float32", "value", "numpy", "cpu", "float32", 0.1, False)]
+    grouped = [
+        PlannedCheck(
+            f"g{i}",
+            f"mid::api{i}::float32",
+            "value",
+            "numpy",
+            "cpu",
+            "float32",
+            1.0,
+            False,
+            group="mid::float32::value",
+        )
+        for i in range(3)
+    ]
+    checks = (
+        _checks([0.5, 9.0])
+        + grouped
+        + [PlannedCheck("last", "tiny::api::float32", "value", "numpy", "cpu", "float32", 0.1, False)]
+    )
     plan = sharding.split(checks, 1)
     items = [type("Item", (), {"nodeid": c.nodeid})() for c in checks[-1:] + checks[:-1]]  # as collected
     sharding.costliest_first(items, plan)

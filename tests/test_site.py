@@ -1,4 +1,5 @@
 """`klconf site`: the history grows by one entry per run, strings are escaped, the pages are self-contained."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ def _run(tmp_path, name: str, records, run_id: str | None = None, version: str =
     header = run_header(argv=["klconf", "run"], corpus_hash="c0ffee")
     if run_id is not None:
         header["run_id"] = run_id
-    return write_results(tmp_path / f"{name}.jsonl", records, header=header,
-                         frameworks=[framework_event("torch", version)])
+    return write_results(
+        tmp_path / f"{name}.jsonl", records, header=header, frameworks=[framework_event("torch", version)]
+    )
 
 
 def _publish(capsys, results, where, *extra) -> str:
@@ -31,8 +33,9 @@ def _publish(capsys, results, where, *extra) -> str:
 def test_each_run_adds_one_entry_with_totals_and_a_diff_against_the_previous(tmp_path, capsys):
     where = tmp_path / "site"
     first = _run(tmp_path, "first", [record(), record(dtype="float64")])
-    second = _run(tmp_path, "second", [failing(), record(dtype="float64"), record(case="new-case")],
-                  version="2.14.1+cpu")
+    second = _run(
+        tmp_path, "second", [failing(), record(dtype="float64"), record(case="new-case")], version="2.14.1+cpu"
+    )
     assert "first run" in _publish(capsys, first, where)
     assert "1 regression(s), 0 improvement(s), 1 added, 0 removed" in _publish(capsys, second, where)
     runs = json.loads((where / "history.json").read_text())["runs"]
@@ -45,7 +48,7 @@ def test_each_run_adds_one_entry_with_totals_and_a_diff_against_the_previous(tmp
     assert runs[0]["report"] in index and runs[1]["diff"] in index
     assert "torch 2.14.1+cpu" in index and "1 fail" in index
     # the pass rate is 100 % then 2 of 3: both points are plotted within the axis
-    chart = index[index.index('<svg class="trend"'):]
+    chart = index[index.index('<svg class="trend"') :]
     assert "torch: 100.00%" in chart and "torch: 66.67%" in chart and ">60%<" in chart and ">100%<" in chart
 
 
@@ -94,8 +97,14 @@ def test_the_trend_axis_spans_every_plotted_rate(values, low):
     assert all(f"torch: {v * 100:.2f}%" in chart for v in values)
 
 
-@pytest.mark.parametrize("entry", [{"run_id": "a", "totals": {"torch": {"pass": "many"}}},
-                                   {"run_id": "a", "apis": ["x"]}, {"run_id": "a", "report": 3}])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"run_id": "a", "totals": {"torch": {"pass": "many"}}},
+        {"run_id": "a", "apis": ["x"]},
+        {"run_id": "a", "report": 3},
+    ],
+)
 def test_a_history_entry_of_the_wrong_shape_is_refused_with_its_place(tmp_path, capsys, entry):
     where = tmp_path / "site"
     where.mkdir()

@@ -1,4 +1,5 @@
 """`klconf cases check` recomputes every stored value; `klconf cases fill` writes them, keeping comments."""
+
 import shutil
 import textwrap
 from pathlib import Path
@@ -29,14 +30,17 @@ def test_value_altered_in_its_10th_significant_digit_is_caught(tmp_path, capsys)
 def test_changed_generator_output_is_caught(tmp_path, capsys):
     shutil.copy(BASICS.parent / "batches.yaml", tmp_path / "b.yaml")
     path = tmp_path / "b.yaml"
-    path.write_text(path.read_text().replace("seed: 11, sha256: fbf170ab25ececc1", "seed: 13, sha256: fbf170ab25ececc1"))
+    path.write_text(
+        path.read_text().replace("seed: 11, sha256: fbf170ab25ececc1", "seed: 13, sha256: fbf170ab25ececc1")
+    )
     assert main(["cases", "check", "--cases", str(path)]) == 1
     assert "dirichlet-8x5.p.sha256" in capsys.readouterr().out
 
 
 def test_fill_inserts_values_and_keeps_comments(tmp_path):
     path = tmp_path / "new.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         # a comment that must survive
         cases:
           - id: fresh
@@ -47,7 +51,8 @@ def test_fill_inserts_values_and_keeps_comments(tmp_path):
             description: a generator without its fingerprint
             p: {generator: dirichlet, shape: [2, 3], seed: 3}
             q: {generator: uniform, shape: [2, 3], seed: 0}
-        """))
+        """)
+    )
     changes, problems = stored.fill(path)
     assert problems == [] and len(changes) == 4
     text = path.read_text()
@@ -62,7 +67,8 @@ def test_fill_inserts_values_and_keeps_comments(tmp_path):
 def test_fill_update_rewrites_a_wrongly_signed_zero_and_states_the_bound(tmp_path):
     """The exact KL of logits [0, 1e4, 0] against [0, 9999, 0] is positive (about e^-9999): +0.0."""
     path = tmp_path / "c.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         cases:
           - id: dominant
             description: a dominant class on both sides
@@ -71,7 +77,8 @@ def test_fill_update_rewrites_a_wrongly_signed_zero_and_states_the_bound(tmp_pat
             expected:
               kl_per_row: [-0.0]
               provenance: "mpmath 1.3.0, 50 digits"
-        """))
+        """)
+    )
     changes, problems = stored.fill(path, update=True)
     assert problems == [] and changes == [f"{path}: dominant: expected values replaced"]
     case = cases.load_cases(path)[0]

@@ -1,5 +1,6 @@
 """The GitHub Actions workflows: actionlint finds nothing, and the conformance workflow's matrix is coherent
 (every shard of every suite runs, each uploads its results, one job merges, reports and publishes)."""
+
 from __future__ import annotations
 
 import re
@@ -23,8 +24,9 @@ def _actionlint() -> str:
 
 
 def _lint(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([_actionlint(), str(path)], cwd=path.parent.parent.parent, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [_actionlint(), str(path)], cwd=path.parent.parent.parent, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=[w.name for w in WORKFLOWS])

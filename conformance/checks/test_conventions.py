@@ -6,6 +6,7 @@ Planned by the plugin (conformance/kinds.py, KINDS) over API x options x device 
 the dtypes itself. A disagreement is a failed record of kind "convention" whose `extra` holds the
 inferred and declared fields, the evidence and the disagreeing fields.
 """
+
 from conformance.kinds import by_name
 
 KIND = by_name("convention")  # its planner and runner: conformance/kinds.py

@@ -6,6 +6,7 @@ tensorflow, jax: the framework whose arrays the library takes), --klconf-device,
 (float32 and float64 only: no library computes these closed forms in half precision). Each check
 becomes a Record with check="distribution" through the plugin's `klconf_record` fixture.
 """
+
 from conformance.kinds import by_name
 
 KIND = by_name("distribution")  # its planner and runner: conformance/kinds.py

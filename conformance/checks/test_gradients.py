@@ -1,4 +1,5 @@
 """Every differentiable argument of every API: autodiff against the oracle's analytic gradient."""
+
 from conformance.kinds import by_name
 
 KIND = by_name("gradient")  # its planner and runner: conformance/kinds.py

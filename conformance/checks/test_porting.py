@@ -8,6 +8,7 @@ APIs are ported to every selected framework), --klconf-api, --klconf-only-plugin
 through the plugin's `klconf_record` fixture; a port whose source or target framework is not installed
 is a skip with the reason.
 """
+
 from conformance.kinds import by_name
 
 KIND = by_name("porting")  # its planner and runner: conformance/kinds.py

@@ -1,4 +1,5 @@
 """The properties each case lists (KL(P||P) = 0, non-negativity, ...), for every API."""
+
 from conformance.kinds import by_name
 
 KIND = by_name("property")  # its planner and runner: conformance/kinds.py

@@ -8,6 +8,7 @@ going on so that `klconf cases check` lists all of them at once. The JSON Schema
 module checks what it cannot: known families, each family's parameters, their domains,
 batch shapes that broadcast, matching event sizes, and a pair the oracle covers.
 """
+
 from __future__ import annotations
 
 import functools
@@ -87,8 +88,14 @@ def load_corpus(root: Path | str | None = None) -> tuple[list[DistributionCase],
         for case in file_cases:
             if case.id in first:
                 other = first[case.id]
-                problems.append(Problem(case.file, case.line, "id", f"duplicate case id {case.id!r} "
-                                                                    f"(first defined at {other.file}:{other.line})"))
+                problems.append(
+                    Problem(
+                        case.file,
+                        case.line,
+                        "id",
+                        f"duplicate case id {case.id!r} (first defined at {other.file}:{other.line})",
+                    )
+                )
                 continue
             first[case.id] = case
             cases.append(case)
@@ -129,9 +136,19 @@ def load_file(path: Path) -> tuple[list[DistributionCase], list[Problem]]:
 def _build(entry: dict, file: str, line: int | None) -> DistributionCase:
     p, q = _side(entry["p"]), _side(entry["q"])
     return DistributionCase(
-        id=entry["id"], description=entry["description"], tags=tuple(entry.get("tags", ())), p=p, q=q,
-        batch=_pair_batch(entry["p"], entry["q"]), expected=entry.get("expected"), file=file, line=line,
-        hash=case_content_hash(entry), dtypes=tuple(entry.get("dtypes", DTYPES)), source=entry.get("source"))
+        id=entry["id"],
+        description=entry["description"],
+        tags=tuple(entry.get("tags", ())),
+        p=p,
+        q=q,
+        batch=_pair_batch(entry["p"], entry["q"]),
+        expected=entry.get("expected"),
+        file=file,
+        line=line,
+        hash=case_content_hash(entry),
+        dtypes=tuple(entry.get("dtypes", DTYPES)),
+        source=entry.get("source"),
+    )
 
 
 def _side(spec: dict) -> Side:
@@ -183,8 +200,11 @@ def _number_hint(value: Any) -> str:
             float(value)
         except ValueError:
             return ""
-        return f" (YAML reads it as a string: write {value.lower().replace('e', 'e+', 1)} with a signed exponent)" \
-            if "e" in value.lower() and "e+" not in value.lower() and "e-" not in value.lower() else ""
+        return (
+            f" (YAML reads it as a string: write {value.lower().replace('e', 'e+', 1)} with a signed exponent)"
+            if "e" in value.lower() and "e+" not in value.lower() and "e-" not in value.lower()
+            else ""
+        )
     return ""
 
 
@@ -230,8 +250,10 @@ def _not_covered_here(p: dict, q: dict, batch: tuple) -> str | None:
         summed = q["family"] != "binomial" or np.any(counts != np.asarray(q["total_count"], np.float64))
         terms = float(np.sum(counts + 1))
         if summed and terms > closed_forms.FINITE_SUM_LIMIT:
-            return (f"the exact sums over P's support would take {terms:,.0f} terms "
-                    f"(more than {closed_forms.FINITE_SUM_LIMIT:,} in one case)")
+            return (
+                f"the exact sums over P's support would take {terms:,.0f} terms "
+                f"(more than {closed_forms.FINITE_SUM_LIMIT:,} in one case)"
+            )
     try:
         closed_forms.evaluate(p["family"], _side(p).params, q["family"], _side(q).params, batch)
     except closed_forms.NotCovered as exc:
@@ -248,8 +270,12 @@ def _side_errors(spec: dict) -> list[tuple[tuple, str]]:
     errors: list[tuple[tuple, str]] = []
     unknown = sorted(given - set(family.param_names))
     if unknown:
-        errors.append(((unknown[0],), f"unknown parameter(s) {', '.join(unknown)} for {name} "
-                                      f"(it takes {', '.join(family.param_names)})"))
+        errors.append(
+            (
+                (unknown[0],),
+                f"unknown parameter(s) {', '.join(unknown)} for {name} (it takes {', '.join(family.param_names)})",
+            )
+        )
     for prm in family.params:
         if prm.name not in given:
             errors.append(((), f"{name} needs parameter {prm.name!r}"))
@@ -299,15 +325,19 @@ def _domain_error(domain: str, values: np.ndarray, shape: tuple) -> str | None:
 def _family_errors(family: Family, spec: dict) -> list[tuple[tuple, str]]:
     shapes = _shapes(spec)
     if batch_shape(family, shapes) is None:
-        batches = {p.name: list(shapes[p.name][:len(shapes[p.name]) - p.event_rank]) for p in family.params}
+        batches = {p.name: list(shapes[p.name][: len(shapes[p.name]) - p.event_rank]) for p in family.params}
         return [((), f"parameters' batch shapes do not broadcast: {batches}")]
     if family.name == "uniform":
         low, high = np.broadcast_arrays(np.asarray(spec["low"], float), np.asarray(spec["high"], float))
         if np.any(low > high):  # low == high is the zero-width Uniform: the point mass at low
             return [(("high",), "must not be below low in any batch element")]
     if family.name == "mvn_tril" and shapes["scale_tril"][-1] != shapes["loc"][-1]:
-        return [(("scale_tril",), f"is {shapes['scale_tril'][-1]}x{shapes['scale_tril'][-1]} "
-                                  f"but loc has {shapes['loc'][-1]} dimensions")]
+        return [
+            (
+                ("scale_tril",),
+                f"is {shapes['scale_tril'][-1]}x{shapes['scale_tril'][-1]} but loc has {shapes['loc'][-1]} dimensions",
+            )
+        ]
     if family.name == "mvn_diag" and shapes["scale_diag"][-1] != shapes["loc"][-1]:
         return [(("scale_diag",), f"has {shapes['scale_diag'][-1]} entries but loc has {shapes['loc'][-1]} dimensions")]
     return []

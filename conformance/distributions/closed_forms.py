@@ -24,6 +24,7 @@ tolerances (see runner.py). A pair is resolved in this order:
 Notation: psi = digamma, lnG = log-gamma, gamma_E = Euler's constant. This module never
 imports a framework; klconf's tests check every formula against numeric.py's quadrature.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -71,8 +72,10 @@ def _alias(family: str, p: Params) -> tuple[str, Params]:
         return "gamma", {"concentration": p["df"] / 2, "rate": mpf(1) / 2}
     if family == "mvn_diag":
         d = p["scale_diag"]
-        return "mvn_tril", {"loc": p["loc"], "scale_tril": [[d[i] if i == j else mpf(0) for j in range(len(d))]
-                                                            for i in range(len(d))]}
+        return "mvn_tril", {
+            "loc": p["loc"],
+            "scale_tril": [[d[i] if i == j else mpf(0) for j in range(len(d))] for i in range(len(d))],
+        }
     if family == "one_hot_categorical":
         return "categorical", p
     return family, p
@@ -87,10 +90,21 @@ def support(family: str, p: Params) -> tuple | None:
     point = _point_mass(family, p)
     if point is not None:
         return point, point
-    fixed = {"normal": (-INF, INF), "laplace": (-INF, INF), "gumbel": (-INF, INF), "cauchy": (-INF, INF),
-             "gamma": (0, INF), "exponential": (0, INF), "half_normal": (0, INF), "log_normal": (0, INF),
-             "beta": (0, 1), "continuous_bernoulli": (0, 1),
-             "bernoulli": (0, 1), "poisson": (0, INF), "geometric": (0, INF)}
+    fixed = {
+        "normal": (-INF, INF),
+        "laplace": (-INF, INF),
+        "gumbel": (-INF, INF),
+        "cauchy": (-INF, INF),
+        "gamma": (0, INF),
+        "exponential": (0, INF),
+        "half_normal": (0, INF),
+        "log_normal": (0, INF),
+        "beta": (0, 1),
+        "continuous_bernoulli": (0, 1),
+        "bernoulli": (0, 1),
+        "poisson": (0, INF),
+        "geometric": (0, INF),
+    }
     if family in fixed:
         return fixed[family]
     if family == "uniform":
@@ -120,8 +134,13 @@ def _point_mass(family: str, p: Params):
 
 def _normal(p, q):
     """log(sq/sp) + sp^2/(2 sq^2) + (mp - mq)^2/(2 sq^2) - 1/2."""
-    return [mpmath.log(q["scale"]), -mpmath.log(p["scale"]), p["scale"] ** 2 / (2 * q["scale"] ** 2),
-            (p["loc"] - q["loc"]) ** 2 / (2 * q["scale"] ** 2), mpf(-1) / 2]
+    return [
+        mpmath.log(q["scale"]),
+        -mpmath.log(p["scale"]),
+        p["scale"] ** 2 / (2 * q["scale"] ** 2),
+        (p["loc"] - q["loc"]) ** 2 / (2 * q["scale"] ** 2),
+        mpf(-1) / 2,
+    ]
 
 
 def _mvn(p, q):
@@ -137,11 +156,15 @@ def _mvn(p, q):
         return x
 
     columns = [solve([lp[i][j] for i in range(k)]) for j in range(k)]
-    trace = mpmath.fsum(v ** 2 for col in columns for v in col)
+    trace = mpmath.fsum(v**2 for col in columns for v in col)
     z = solve([q["loc"][i] - p["loc"][i] for i in range(k)])
-    return [mpmath.fsum(mpmath.log(abs(lq[i][i])) for i in range(k)),
-            -mpmath.fsum(mpmath.log(abs(lp[i][i])) for i in range(k)),
-            trace / 2, mpmath.fsum(v ** 2 for v in z) / 2, mpf(-k) / 2]
+    return [
+        mpmath.fsum(mpmath.log(abs(lq[i][i])) for i in range(k)),
+        -mpmath.fsum(mpmath.log(abs(lp[i][i])) for i in range(k)),
+        trace / 2,
+        mpmath.fsum(v**2 for v in z) / 2,
+        mpf(-k) / 2,
+    ]
 
 
 def _categorical(p, q):
@@ -176,26 +199,43 @@ def _binomial(p, q):
 def _beta(p, q):
     """lnB(aq, bq) - lnB(ap, bp) + (ap - aq) psi(ap) + (bp - bq) psi(bp) + (aq - ap + bq - bp) psi(ap + bp)."""
     ap, bp, aq, bq = p["concentration1"], p["concentration0"], q["concentration1"], q["concentration0"]
-    return [mpmath.loggamma(aq), mpmath.loggamma(bq), -mpmath.loggamma(aq + bq),
-            -mpmath.loggamma(ap), -mpmath.loggamma(bp), mpmath.loggamma(ap + bp),
-            (ap - aq) * mpmath.digamma(ap), (bp - bq) * mpmath.digamma(bp),
-            (aq - ap + bq - bp) * mpmath.digamma(ap + bp)]
+    return [
+        mpmath.loggamma(aq),
+        mpmath.loggamma(bq),
+        -mpmath.loggamma(aq + bq),
+        -mpmath.loggamma(ap),
+        -mpmath.loggamma(bp),
+        mpmath.loggamma(ap + bp),
+        (ap - aq) * mpmath.digamma(ap),
+        (bp - bq) * mpmath.digamma(bp),
+        (aq - ap + bq - bp) * mpmath.digamma(ap + bp),
+    ]
 
 
 def _gamma(p, q):
     """(ap - aq) psi(ap) - lnG(ap) + lnG(aq) + aq (log bp - log bq) + ap (bq - bp)/bp  (rate parametrisation)."""
     ap, bp, aq, bq = p["concentration"], p["rate"], q["concentration"], q["rate"]
-    return [(ap - aq) * mpmath.digamma(ap), -mpmath.loggamma(ap), mpmath.loggamma(aq),
-            aq * mpmath.log(bp), -aq * mpmath.log(bq), ap * bq / bp, -ap]
+    return [
+        (ap - aq) * mpmath.digamma(ap),
+        -mpmath.loggamma(ap),
+        mpmath.loggamma(aq),
+        aq * mpmath.log(bp),
+        -aq * mpmath.log(bq),
+        ap * bq / bp,
+        -ap,
+    ]
 
 
 def _dirichlet(p, q):
     """lnG(sum ap) - sum lnG(ap_i) - lnG(sum aq) + sum lnG(aq_i) + sum (ap_i - aq_i)(psi(ap_i) - psi(sum ap))."""
     ap, aq = p["concentration"], q["concentration"]
     sp, sq = mpmath.fsum(ap), mpmath.fsum(aq)
-    return ([mpmath.loggamma(sp), -mpmath.loggamma(sq)]
-            + [-mpmath.loggamma(a) for a in ap] + [mpmath.loggamma(a) for a in aq]
-            + [(a - b) * (mpmath.digamma(a) - mpmath.digamma(sp)) for a, b in zip(ap, aq)])
+    return (
+        [mpmath.loggamma(sp), -mpmath.loggamma(sq)]
+        + [-mpmath.loggamma(a) for a in ap]
+        + [mpmath.loggamma(a) for a in aq]
+        + [(a - b) * (mpmath.digamma(a) - mpmath.digamma(sp)) for a, b in zip(ap, aq)]
+    )
 
 
 def _exponential(p, q):
@@ -206,8 +246,13 @@ def _exponential(p, q):
 def _laplace(p, q):
     """log(bq/bp) + |mp - mq|/bq + (bp/bq) exp(-|mp - mq|/bp) - 1."""
     d = abs(p["loc"] - q["loc"])
-    return [mpmath.log(q["scale"]), -mpmath.log(p["scale"]), d / q["scale"],
-            p["scale"] / q["scale"] * mpmath.exp(-d / p["scale"]), mpf(-1)]
+    return [
+        mpmath.log(q["scale"]),
+        -mpmath.log(p["scale"]),
+        d / q["scale"],
+        p["scale"] / q["scale"] * mpmath.exp(-d / p["scale"]),
+        mpf(-1),
+    ]
 
 
 def _poisson(p, q):
@@ -237,8 +282,15 @@ def _gumbel(p, q):
     exp((mq - mp)/bq) G(1 + bp/bq) (the standard Gumbel has E exp(sZ) = G(1 - s))."""
     mp_, bp, mq, bq = p["loc"], p["scale"], q["loc"], q["scale"]
     r = bp / bq
-    return [mpmath.log(bq), -mpmath.log(bp), mpmath.euler * r, -mpmath.euler, (mp_ - mq) / bq,
-            mpmath.exp((mq - mp_) / bq + mpmath.loggamma(1 + r)), mpf(-1)]
+    return [
+        mpmath.log(bq),
+        -mpmath.log(bp),
+        mpmath.euler * r,
+        -mpmath.euler,
+        (mp_ - mq) / bq,
+        mpmath.exp((mq - mp_) / bq + mpmath.loggamma(1 + r)),
+        mpf(-1),
+    ]
 
 
 def _cauchy(p, q):
@@ -281,16 +333,36 @@ def _continuous_bernoulli(p, q):
     + log C(lp) - log C(lq) + log(1 - lp) - log(1 - lq)."""
     a, b = p["probs"], q["probs"]
     logit = lambda x: mpmath.log(x) - mpmath.log(1 - x)
-    return [_cb_mean(a) * logit(a), -_cb_mean(a) * logit(b), _cb_log_norm(a), -_cb_log_norm(b),
-            mpmath.log(1 - a), -mpmath.log(1 - b)]
+    return [
+        _cb_mean(a) * logit(a),
+        -_cb_mean(a) * logit(b),
+        _cb_log_norm(a),
+        -_cb_log_norm(b),
+        mpmath.log(1 - a),
+        -mpmath.log(1 - b),
+    ]
 
 
 SAME_FAMILY: dict[str, Callable] = {
-    "normal": _normal, "mvn_tril": _mvn, "categorical": _categorical, "bernoulli": _bernoulli,
-    "binomial": _binomial, "beta": _beta, "gamma": _gamma, "dirichlet": _dirichlet,
-    "exponential": _exponential, "laplace": _laplace, "poisson": _poisson, "uniform": _uniform,
-    "geometric": _geometric, "gumbel": _gumbel, "cauchy": _cauchy, "half_normal": _half_normal,
-    "log_normal": _log_normal, "pareto": _pareto, "continuous_bernoulli": _continuous_bernoulli,
+    "normal": _normal,
+    "mvn_tril": _mvn,
+    "categorical": _categorical,
+    "bernoulli": _bernoulli,
+    "binomial": _binomial,
+    "beta": _beta,
+    "gamma": _gamma,
+    "dirichlet": _dirichlet,
+    "exponential": _exponential,
+    "laplace": _laplace,
+    "poisson": _poisson,
+    "uniform": _uniform,
+    "geometric": _geometric,
+    "gumbel": _gumbel,
+    "cauchy": _cauchy,
+    "half_normal": _half_normal,
+    "log_normal": _log_normal,
+    "pareto": _pareto,
+    "continuous_bernoulli": _continuous_bernoulli,
 }
 
 
@@ -301,36 +373,67 @@ def _moments(family: str, p: Params) -> dict | None:
     """Entropy (as terms) and the expectations cross-entropies need, for a univariate continuous P."""
     if family == "normal":
         m, s = p["loc"], p["scale"]
-        return {"entropy": [mpmath.log(s), (1 + mpmath.log(2 * mpmath.pi)) / 2], "mean": m, "var": s ** 2,
-                "abs": lambda c: s * mpmath.sqrt(2 / mpmath.pi) * mpmath.exp(-(m - c) ** 2 / (2 * s ** 2))
-                + (m - c) * mpmath.erf((m - c) / (s * mpmath.sqrt(2))),
-                "mgf": lambda t: mpmath.exp(m * t + s ** 2 * t ** 2 / 2)}
+        return {
+            "entropy": [mpmath.log(s), (1 + mpmath.log(2 * mpmath.pi)) / 2],
+            "mean": m,
+            "var": s**2,
+            "abs": lambda c: (
+                s * mpmath.sqrt(2 / mpmath.pi) * mpmath.exp(-((m - c) ** 2) / (2 * s**2))
+                + (m - c) * mpmath.erf((m - c) / (s * mpmath.sqrt(2)))
+            ),
+            "mgf": lambda t: mpmath.exp(m * t + s**2 * t**2 / 2),
+        }
     if family == "laplace":
         m, b = p["loc"], p["scale"]
-        return {"entropy": [mpf(1), mpmath.log(2 * b)], "mean": m, "var": 2 * b ** 2,
-                "abs": lambda c: abs(m - c) + b * mpmath.exp(-abs(m - c) / b),
-                "mgf": lambda t: mpmath.exp(m * t) / (1 - b ** 2 * t ** 2) if abs(b * t) < 1 else INF}
+        return {
+            "entropy": [mpf(1), mpmath.log(2 * b)],
+            "mean": m,
+            "var": 2 * b**2,
+            "abs": lambda c: abs(m - c) + b * mpmath.exp(-abs(m - c) / b),
+            "mgf": lambda t: mpmath.exp(m * t) / (1 - b**2 * t**2) if abs(b * t) < 1 else INF,
+        }
     if family == "gumbel":
         m, b = p["loc"], p["scale"]
-        return {"entropy": [mpmath.log(b), mpmath.euler, mpf(1)], "mean": m + mpmath.euler * b,
-                "var": mpmath.pi ** 2 * b ** 2 / 6,
-                "mgf": lambda t: mpmath.exp(m * t) * mpmath.gamma(1 - b * t) if b * t < 1 else INF}
+        return {
+            "entropy": [mpmath.log(b), mpmath.euler, mpf(1)],
+            "mean": m + mpmath.euler * b,
+            "var": mpmath.pi**2 * b**2 / 6,
+            "mgf": lambda t: mpmath.exp(m * t) * mpmath.gamma(1 - b * t) if b * t < 1 else INF,
+        }
     if family == "exponential":
         r = p["rate"]
-        return {"entropy": [mpf(1), -mpmath.log(r)], "mean": 1 / r, "var": 1 / r ** 2,
-                "log": -mpmath.euler - mpmath.log(r), "mgf": lambda t: r / (r - t) if t < r else INF}
+        return {
+            "entropy": [mpf(1), -mpmath.log(r)],
+            "mean": 1 / r,
+            "var": 1 / r**2,
+            "log": -mpmath.euler - mpmath.log(r),
+            "mgf": lambda t: r / (r - t) if t < r else INF,
+        }
     if family == "gamma":
         a, r = p["concentration"], p["rate"]
-        return {"entropy": [a, -mpmath.log(r), mpmath.loggamma(a), (1 - a) * mpmath.digamma(a)],
-                "mean": a / r, "var": a / r ** 2, "log": mpmath.digamma(a) - mpmath.log(r),
-                "mgf": lambda t: (1 - t / r) ** -a if t < r else INF}
+        return {
+            "entropy": [a, -mpmath.log(r), mpmath.loggamma(a), (1 - a) * mpmath.digamma(a)],
+            "mean": a / r,
+            "var": a / r**2,
+            "log": mpmath.digamma(a) - mpmath.log(r),
+            "mgf": lambda t: (1 - t / r) ** -a if t < r else INF,
+        }
     if family == "uniform":
         lo, hi = p["low"], p["high"]
         width = hi - lo
-        moments = {"entropy": [mpmath.log(width)], "mean": (lo + hi) / 2, "var": width ** 2 / 12,
-                   "abs": lambda c: (lo + hi) / 2 - c if c <= lo else c - (lo + hi) / 2 if c >= hi
-                   else ((c - lo) ** 2 + (hi - c) ** 2) / (2 * width),
-                   "mgf": lambda t: (mpmath.exp(t * hi) - mpmath.exp(t * lo)) / (t * width) if t else mpf(1)}
+        moments = {
+            "entropy": [mpmath.log(width)],
+            "mean": (lo + hi) / 2,
+            "var": width**2 / 12,
+            "abs": lambda c: (
+                (lo + hi) / 2 - c
+                if c <= lo
+                else c - (lo + hi) / 2
+                if c >= hi
+                else ((c - lo) ** 2 + (hi - c) ** 2) / (2 * width)
+            ),
+            "mgf": lambda t: (mpmath.exp(t * hi) - mpmath.exp(t * lo)) / (t * width) if t else mpf(1),
+        }
         if lo >= 0:  # E log X = (hi log hi - lo log lo)/(hi - lo) - 1
             moments["log"] = (_xlogy(hi, hi) - _xlogy(lo, lo)) / width - 1
         if hi <= 1:  # 1 - X is uniform on [1 - hi, 1 - lo]
@@ -338,24 +441,43 @@ def _moments(family: str, p: Params) -> dict | None:
         return moments
     if family == "beta":
         a, b = p["concentration1"], p["concentration0"]
-        return {"entropy": [_lnbeta(a, b), -(a - 1) * mpmath.digamma(a), -(b - 1) * mpmath.digamma(b),
-                            (a + b - 2) * mpmath.digamma(a + b)],
-                "mean": a / (a + b), "var": a * b / ((a + b) ** 2 * (a + b + 1)),
-                "log": mpmath.digamma(a) - mpmath.digamma(a + b), "log1m": mpmath.digamma(b) - mpmath.digamma(a + b),
-                "mgf": lambda t: mpmath.hyp1f1(a, a + b, t)}
+        return {
+            "entropy": [
+                _lnbeta(a, b),
+                -(a - 1) * mpmath.digamma(a),
+                -(b - 1) * mpmath.digamma(b),
+                (a + b - 2) * mpmath.digamma(a + b),
+            ],
+            "mean": a / (a + b),
+            "var": a * b / ((a + b) ** 2 * (a + b + 1)),
+            "log": mpmath.digamma(a) - mpmath.digamma(a + b),
+            "log1m": mpmath.digamma(b) - mpmath.digamma(a + b),
+            "mgf": lambda t: mpmath.hyp1f1(a, a + b, t),
+        }
     return None
 
 
 def _cross_entropy(family: str, q: Params, m: dict) -> list | None:
     """-E_P[log q(X)] as terms, from P's moments `m`; None when P lacks a moment this Q needs."""
-    need = {"normal": ("mean", "var"), "laplace": ("abs",), "gumbel": ("mean", "mgf"),
-            "exponential": ("mean",), "gamma": ("mean", "log"), "uniform": (), "beta": ("log", "log1m")}
+    need = {
+        "normal": ("mean", "var"),
+        "laplace": ("abs",),
+        "gumbel": ("mean", "mgf"),
+        "exponential": ("mean",),
+        "gamma": ("mean", "log"),
+        "uniform": (),
+        "beta": ("log", "log1m"),
+    }
     if family not in need or any(k not in m for k in need[family]):
         return None
     if family == "normal":  # log(s sqrt(2 pi)) + (var + (mean - loc)^2)/(2 s^2)
         s = q["scale"]
-        return [mpmath.log(s), mpmath.log(2 * mpmath.pi) / 2, m["var"] / (2 * s ** 2),
-                (m["mean"] - q["loc"]) ** 2 / (2 * s ** 2)]
+        return [
+            mpmath.log(s),
+            mpmath.log(2 * mpmath.pi) / 2,
+            m["var"] / (2 * s**2),
+            (m["mean"] - q["loc"]) ** 2 / (2 * s**2),
+        ]
     if family == "laplace":  # log(2b) + E|X - loc|/b
         return [mpmath.log(2 * q["scale"]), m["abs"](q["loc"]) / q["scale"]]
     if family == "gumbel":  # log b + (E X - loc)/b + E exp(-(X - loc)/b)
@@ -391,7 +513,7 @@ def _log_pmf(family: str, p: Params, k: int):
         n, r = p["total_count"], p["probs"]
         if k > n:
             return -INF
-        prob = mpmath.binomial(n, k) * r ** k * (1 - r) ** (n - k)
+        prob = mpmath.binomial(n, k) * r**k * (1 - r) ** (n - k)
         return _log_or_minus_inf(prob)
     if family == "poisson":
         lam = p["rate"]
@@ -412,8 +534,9 @@ def _finite_sum(pf: str, p: Params, qf: str, q: Params) -> list:
     assert bounds is not None, f"{pf}: an exact finite sum is taken only over a bounded support"
     lo, hi = (int(x) for x in bounds)
     if hi - lo >= FINITE_SUM_LIMIT:
-        raise NotCovered(f"the exact sum over {pf}'s support would take {hi - lo + 1:,} terms "
-                         f"(more than {FINITE_SUM_LIMIT:,})")
+        raise NotCovered(
+            f"the exact sum over {pf}'s support would take {hi - lo + 1:,} terms (more than {FINITE_SUM_LIMIT:,})"
+        )
     terms = []
     for k in range(lo, hi + 1):
         lp = _log_pmf(pf, p, k)
@@ -466,16 +589,24 @@ def covered(p_family: str, q_family: str) -> bool:
 def _probe(family: str, role: str) -> Params:
     h = mpf(1) / 2
     probes = {
-        "normal": {"loc": mpf(0), "scale": mpf(1)}, "laplace": {"loc": mpf(0), "scale": mpf(1)},
-        "gumbel": {"loc": mpf(0), "scale": mpf(1)}, "cauchy": {"loc": mpf(0), "scale": mpf(1)},
-        "log_normal": {"loc": mpf(0), "scale": mpf(1)}, "half_normal": {"scale": mpf(1)},
+        "normal": {"loc": mpf(0), "scale": mpf(1)},
+        "laplace": {"loc": mpf(0), "scale": mpf(1)},
+        "gumbel": {"loc": mpf(0), "scale": mpf(1)},
+        "cauchy": {"loc": mpf(0), "scale": mpf(1)},
+        "log_normal": {"loc": mpf(0), "scale": mpf(1)},
+        "half_normal": {"scale": mpf(1)},
         "mvn_tril": {"loc": [mpf(0)] * 2, "scale_tril": [[mpf(1), mpf(0)], [h, mpf(1)]]},
         "mvn_diag": {"loc": [mpf(0)] * 2, "scale_diag": [mpf(1), mpf(2)]},
-        "categorical": {"probs": [h, h]}, "one_hot_categorical": {"probs": [h, h]},
+        "categorical": {"probs": [h, h]},
+        "one_hot_categorical": {"probs": [h, h]},
         "dirichlet": {"concentration": [mpf(1), mpf(2)]},
-        "bernoulli": {"probs": h}, "geometric": {"probs": h}, "continuous_bernoulli": {"probs": mpf(1) / 3},
+        "bernoulli": {"probs": h},
+        "geometric": {"probs": h},
+        "continuous_bernoulli": {"probs": mpf(1) / 3},
         "binomial": {"total_count": mpf(1 if role == "p" else 2), "probs": h},
-        "poisson": {"rate": mpf(1)}, "exponential": {"rate": mpf(1)}, "chi2": {"df": mpf(3)},
+        "poisson": {"rate": mpf(1)},
+        "exponential": {"rate": mpf(1)},
+        "chi2": {"df": mpf(3)},
         "gamma": {"concentration": mpf(2), "rate": mpf(1)},
         "beta": {"concentration1": mpf(2), "concentration0": mpf(3)},
         "uniform": {"low": mpf(1) / 4, "high": mpf(3) / 4} if role == "p" else {"low": mpf(-10), "high": mpf(10)},
@@ -499,7 +630,7 @@ def element_params(family: str, arrays: dict[str, np.ndarray], batch: tuple, ind
     out = {}
     for prm in FAMILIES[family].params:
         arr = np.asarray(arrays[prm.name], np.float64)
-        event = arr.shape[arr.ndim - prm.event_rank:] if prm.event_rank else ()
+        event = arr.shape[arr.ndim - prm.event_rank :] if prm.event_rank else ()
         value = np.broadcast_to(arr, batch + event)[index]
         out[prm.name] = _to_mp(value)
     return out

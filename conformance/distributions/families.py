@@ -24,6 +24,7 @@ such difference is written down here, as data, and nowhere else:
 * Categorical, OneHotCategorical: `probs`, normalised by every library (torch divides by the
   sum, TFP and distrax take log_softmax of log(probs)), so the canonical value is probs/sum.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,8 +33,19 @@ from dataclasses import dataclass, field
 #   real, positive, nonnegative, unit (0 <= x <= 1), open_unit (0 < x < 1), half_open_unit (0 < x <= 1),
 #   count (integer >= 0), weights (vector of x >= 0 with a positive sum), positive_vector,
 #   vector, tril (square, lower triangular, positive diagonal)
-DOMAINS = ("real", "positive", "nonnegative", "unit", "open_unit", "half_open_unit", "count", "weights",
-           "positive_vector", "vector", "tril")
+DOMAINS = (
+    "real",
+    "positive",
+    "nonnegative",
+    "unit",
+    "open_unit",
+    "half_open_unit",
+    "count",
+    "weights",
+    "positive_vector",
+    "vector",
+    "tril",
+)
 EVENT_RANK = {"weights": 1, "positive_vector": 1, "vector": 1, "tril": 2}
 
 
@@ -69,31 +81,39 @@ def _f(name, kind, *params, notes=""):
     return Family(name, tuple(Param(*p) for p in params), kind, notes)
 
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (
-    _f("normal", "continuous", ("loc", "real"), ("scale", "positive")),
-    _f("mvn_tril", "vector", ("loc", "vector"), ("scale_tril", "tril")),
-    _f("mvn_diag", "vector", ("loc", "vector"), ("scale_diag", "positive_vector")),
-    _f("categorical", "categorical", ("probs", "weights")),
-    _f("one_hot_categorical", "categorical", ("probs", "weights")),
-    _f("bernoulli", "discrete", ("probs", "unit")),
-    _f("binomial", "discrete", ("total_count", "count"), ("probs", "unit")),
-    _f("beta", "continuous", ("concentration1", "positive"), ("concentration0", "positive")),
-    _f("gamma", "continuous", ("concentration", "positive"), ("rate", "positive")),
-    _f("chi2", "continuous", ("df", "positive")),
-    _f("dirichlet", "simplex", ("concentration", "positive_vector")),
-    _f("exponential", "continuous", ("rate", "positive")),
-    _f("laplace", "continuous", ("loc", "real"), ("scale", "positive")),
-    _f("poisson", "discrete", ("rate", "nonnegative"), notes="rate 0 is the point mass at 0"),
-    _f("uniform", "continuous", ("low", "real"), ("high", "real"),
-       notes="low <= high; low = high is the point mass at low (zero width: no density)"),
-    _f("geometric", "discrete", ("probs", "half_open_unit"), notes="failures before the first success, k >= 0"),
-    _f("gumbel", "continuous", ("loc", "real"), ("scale", "positive")),
-    _f("cauchy", "continuous", ("loc", "real"), ("scale", "positive")),
-    _f("half_normal", "continuous", ("scale", "positive")),
-    _f("log_normal", "continuous", ("loc", "real"), ("scale", "positive")),
-    _f("pareto", "continuous", ("scale", "positive"), ("concentration", "positive")),
-    _f("continuous_bernoulli", "continuous", ("probs", "open_unit")),
-)}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        _f("normal", "continuous", ("loc", "real"), ("scale", "positive")),
+        _f("mvn_tril", "vector", ("loc", "vector"), ("scale_tril", "tril")),
+        _f("mvn_diag", "vector", ("loc", "vector"), ("scale_diag", "positive_vector")),
+        _f("categorical", "categorical", ("probs", "weights")),
+        _f("one_hot_categorical", "categorical", ("probs", "weights")),
+        _f("bernoulli", "discrete", ("probs", "unit")),
+        _f("binomial", "discrete", ("total_count", "count"), ("probs", "unit")),
+        _f("beta", "continuous", ("concentration1", "positive"), ("concentration0", "positive")),
+        _f("gamma", "continuous", ("concentration", "positive"), ("rate", "positive")),
+        _f("chi2", "continuous", ("df", "positive")),
+        _f("dirichlet", "simplex", ("concentration", "positive_vector")),
+        _f("exponential", "continuous", ("rate", "positive")),
+        _f("laplace", "continuous", ("loc", "real"), ("scale", "positive")),
+        _f("poisson", "discrete", ("rate", "nonnegative"), notes="rate 0 is the point mass at 0"),
+        _f(
+            "uniform",
+            "continuous",
+            ("low", "real"),
+            ("high", "real"),
+            notes="low <= high; low = high is the point mass at low (zero width: no density)",
+        ),
+        _f("geometric", "discrete", ("probs", "half_open_unit"), notes="failures before the first success, k >= 0"),
+        _f("gumbel", "continuous", ("loc", "real"), ("scale", "positive")),
+        _f("cauchy", "continuous", ("loc", "real"), ("scale", "positive")),
+        _f("half_normal", "continuous", ("scale", "positive")),
+        _f("log_normal", "continuous", ("loc", "real"), ("scale", "positive")),
+        _f("pareto", "continuous", ("scale", "positive"), ("concentration", "positive")),
+        _f("continuous_bernoulli", "continuous", ("probs", "open_unit")),
+    )
+}
 
 
 # --------------------------------------------------------------------------- libraries' spellings
@@ -142,8 +162,11 @@ CONSTRUCTORS: dict[str, dict[str, Constructor]] = {
     "torch": {
         **_COMMON,
         "mvn_tril": _same("MultivariateNormal", "mvn_tril"),
-        "mvn_diag": Constructor("MultivariateNormal", {"loc": "loc", "scale_tril": ("diag_embed", "scale_diag")},
-                                notes="torch has no diagonal class: scale_tril = diag_embed(scale_diag)"),
+        "mvn_diag": Constructor(
+            "MultivariateNormal",
+            {"loc": "loc", "scale_tril": ("diag_embed", "scale_diag")},
+            notes="torch has no diagonal class: scale_tril = diag_embed(scale_diag)",
+        ),
         "pareto": _same("Pareto", "pareto", alpha="concentration"),
     },
     "tfp": {
@@ -154,8 +177,9 @@ CONSTRUCTORS: dict[str, dict[str, Constructor]] = {
     },
     "distrax": {
         "normal": _same("Normal", "normal"),
-        "mvn_tril": Constructor("MultivariateNormalTri",
-                                {"loc": "loc", "scale_tri": "scale_tril", "is_lower": ("const", True)}),
+        "mvn_tril": Constructor(
+            "MultivariateNormalTri", {"loc": "loc", "scale_tri": "scale_tril", "is_lower": ("const", True)}
+        ),
         "mvn_diag": _same("MultivariateNormalDiag", "mvn_diag"),
         "categorical": _same("Categorical", "categorical"),
         "one_hot_categorical": _same("OneHotCategorical", "one_hot_categorical"),
@@ -175,7 +199,7 @@ def batch_shape(family: Family, shapes: dict[str, tuple]) -> tuple | None:
     """The broadcast batch shape of a family's parameters (None if they do not broadcast)."""
     import numpy as np
 
-    batches = [shapes[p.name][:len(shapes[p.name]) - p.event_rank] for p in family.params]
+    batches = [shapes[p.name][: len(shapes[p.name]) - p.event_rank] for p in family.params]
     try:
         return tuple(np.broadcast_shapes(*batches))
     except ValueError:

@@ -8,11 +8,13 @@ family lives in families.CONSTRUCTORS, not here.
 
 TFP's JAX substrate (and distrax, which is built on it) fails with newer JAX:
 tensorflow-probability 0.25 touches `jax.interpreters.xla.pytype_aval_mappings`, which JAX
-deprecated in 0.5.0 and removed in 0.7.0 (jax 0.4.35 to 0.6.x work with it; 0.7 and later do not). That failure is an `Unavailable` (a skip)
+deprecated in 0.5.0 and removed in 0.7.0 (jax 0.4.35 to 0.6.x work with it; 0.7 and later do not).
+That failure is an `Unavailable` (a skip)
 whose reason names both versions; the JAX side runs in tox.ini's jaxdist environment.
 distrax 0.1.7 and later require jax >= 0.7 and tfp-nightly, so that environment pins
 distrax 0.1.5, the last release that works with tensorflow-probability 0.25.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -105,7 +107,9 @@ def _load_torch():
     from torch.distributions import kl
 
     return SimpleNamespace(
-        torch=torch, dist=dist, kl=kl.kl_divergence,
+        torch=torch,
+        dist=dist,
+        kl=kl.kl_divergence,
         # _dispatch_kl is the lookup kl_divergence itself uses (most specific registered superclasses)
         lookup=lambda tp, tq: None if kl._dispatch_kl(tp, tq) is NotImplemented else kl._dispatch_kl(tp, tq),
         registry=lambda: dict(kl._KL_REGISTRY),
@@ -125,7 +129,9 @@ def _load_tfp():
     from tensorflow_probability.python.distributions import kullback_leibler
 
     return SimpleNamespace(
-        tf=tf, dist=tfp.distributions, kl=tfp.distributions.kl_divergence,
+        tf=tf,
+        dist=tfp.distributions,
+        kl=tfp.distributions.kl_divergence,
         # _registered_kl is the lookup kl_divergence itself uses (nearest pair along both MROs)
         lookup=kullback_leibler._registered_kl,
         registry=lambda: dict(kullback_leibler._DIVERGENCES),
@@ -145,14 +151,18 @@ def _import_tfp_jax():
     except Exception as exc:
         raise Unavailable(
             f"tensorflow-probability {_version('tensorflow-probability')}'s JAX substrate does not work with "
-            f"jax {jax.__version__} ({type(exc).__name__}: {exc}); {JAXDIST_HINT}") from exc
+            f"jax {jax.__version__} ({type(exc).__name__}: {exc}); {JAXDIST_HINT}"
+        ) from exc
     return jax, jnp, tfp, kullback_leibler
 
 
 def _load_tfp_jax():
     jax, jnp, tfp, kullback_leibler = _import_tfp_jax()
     return SimpleNamespace(
-        jax=jax, jnp=jnp, dist=tfp.distributions, kl=tfp.distributions.kl_divergence,
+        jax=jax,
+        jnp=jnp,
+        dist=tfp.distributions,
+        kl=tfp.distributions.kl_divergence,
         lookup=kullback_leibler._registered_kl,
         registry=lambda: dict(kullback_leibler._DIVERGENCES),
         diag_embed=lambda x: x[..., None] * jnp.eye(x.shape[-1], dtype=x.dtype),
@@ -166,41 +176,70 @@ def _load_distrax():
     # distrax registers its closed forms in the substrate's registry, and Distribution.kl_divergence
     # dispatches through it (distrax/_src/distributions/distribution.py, kl_divergence)
     return SimpleNamespace(
-        jax=jax, jnp=jnp, dist=distrax, kl=lambda p, q: p.kl_divergence(q),
+        jax=jax,
+        jnp=jnp,
+        dist=distrax,
+        kl=lambda p, q: p.kl_divergence(q),
         lookup=kullback_leibler._registered_kl,
-        registry=lambda: {(a, b): fn for (a, b), fn in kullback_leibler._DIVERGENCES.items()
-                          if a.__module__.startswith("distrax") or b.__module__.startswith("distrax")},
+        registry=lambda: {
+            (a, b): fn
+            for (a, b), fn in kullback_leibler._DIVERGENCES.items()
+            if a.__module__.startswith("distrax") or b.__module__.startswith("distrax")
+        },
         diag_embed=lambda x: x[..., None] * jnp.eye(x.shape[-1], dtype=x.dtype),
     )
 
 
 def _jax_versions(extra: str):
     def versions(h) -> dict:
-        out = {"jax": h.jax.__version__, "jaxlib": _version("jaxlib"),
-               "tensorflow-probability": _version("tensorflow-probability")}
+        out = {
+            "jax": h.jax.__version__,
+            "jaxlib": _version("jaxlib"),
+            "tensorflow-probability": _version("tensorflow-probability"),
+        }
         if extra:
             out[extra] = _version(extra)
         return out
+
     return versions
 
 
 LIBRARIES: list[Library] = [
     Library(
-        name="torch.distributions.kl.kl_divergence", key="torch", framework="torch", modules=("torch",),
-        load=_load_torch, versions=lambda h: {"torch": h.torch.__version__},
+        name="torch.distributions.kl.kl_divergence",
+        key="torch",
+        framework="torch",
+        modules=("torch",),
+        load=_load_torch,
+        versions=lambda h: {"torch": h.torch.__version__},
     ),
     Library(
-        name="tfp.distributions.kl_divergence", key="tfp", framework="tensorflow",
-        modules=("tensorflow", "tensorflow_probability"), load=_load_tfp,
-        versions=lambda h: {"tensorflow": h.tf.__version__, "tensorflow-probability": _version("tensorflow-probability")},
+        name="tfp.distributions.kl_divergence",
+        key="tfp",
+        framework="tensorflow",
+        modules=("tensorflow", "tensorflow_probability"),
+        load=_load_tfp,
+        versions=lambda h: {
+            "tensorflow": h.tf.__version__,
+            "tensorflow-probability": _version("tensorflow-probability"),
+        },
     ),
     Library(
-        name="tfp.substrates.jax.distributions.kl_divergence", key="tfp_jax", framework="jax",
-        modules=("jax", "tensorflow_probability"), load=_load_tfp_jax, versions=_jax_versions(""), x64_context=True,
+        name="tfp.substrates.jax.distributions.kl_divergence",
+        key="tfp_jax",
+        framework="jax",
+        modules=("jax", "tensorflow_probability"),
+        load=_load_tfp_jax,
+        versions=_jax_versions(""),
+        x64_context=True,
     ),
     Library(
-        name="distrax.Distribution.kl_divergence", key="distrax", framework="jax",
-        modules=("jax", "tensorflow_probability", "distrax"), load=_load_distrax, versions=_jax_versions("distrax"),
+        name="distrax.Distribution.kl_divergence",
+        key="distrax",
+        framework="jax",
+        modules=("jax", "tensorflow_probability", "distrax"),
+        load=_load_distrax,
+        versions=_jax_versions("distrax"),
         x64_context=True,
     ),
 ]

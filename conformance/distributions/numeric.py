@@ -6,6 +6,7 @@ lower than the oracle's (30 working digits; quadrature near an integrable singul
 x^(a-1) log x at 0 keeps 12 to 15 of them) and the routines are meant for small
 parameter sets: they are slow by design, and never used to produce expected values.
 """
+
 from __future__ import annotations
 
 import mpmath
@@ -13,31 +14,38 @@ import numpy as np
 from mpmath import mpf
 
 INF = mpf("inf")
-UNDERFLOW = 10 ** 4
+UNDERFLOW = 10**4
 
 
 def log_density(family: str, p: dict, x):
     """log p(x) for univariate families (a pmf for the discrete ones); -inf off the support."""
+
     def outside(lo, hi):
         return x < lo or x > hi
+
     if family == "normal":
         return -mpmath.log(p["scale"] * mpmath.sqrt(2 * mpmath.pi)) - (x - p["loc"]) ** 2 / (2 * p["scale"] ** 2)
     if family == "half_normal":
-        return -INF if x < 0 else mpmath.log(mpmath.sqrt(2 / mpmath.pi) / p["scale"]) - x ** 2 / (2 * p["scale"] ** 2)
+        return -INF if x < 0 else mpmath.log(mpmath.sqrt(2 / mpmath.pi) / p["scale"]) - x**2 / (2 * p["scale"] ** 2)
     if family == "log_normal":
         if x <= 0:
             return -INF
-        return -mpmath.log(x * p["scale"] * mpmath.sqrt(2 * mpmath.pi)) - (mpmath.log(x) - p["loc"]) ** 2 / (2 * p["scale"] ** 2)
+        return -mpmath.log(x * p["scale"] * mpmath.sqrt(2 * mpmath.pi)) - (mpmath.log(x) - p["loc"]) ** 2 / (
+            2 * p["scale"] ** 2
+        )
     if family == "laplace":
         return -mpmath.log(2 * p["scale"]) - abs(x - p["loc"]) / p["scale"]
     if family == "cauchy":
         return -mpmath.log(mpmath.pi * p["scale"] * (1 + ((x - p["loc"]) / p["scale"]) ** 2))
     if family == "gumbel":
-        z = max((x - p["loc"]) / p["scale"], -mpf(10) ** 4)  # beyond, e^-z overflows and p is 0 anyway
+        z = max((x - p["loc"]) / p["scale"], -(mpf(10) ** 4))  # beyond, e^-z overflows and p is 0 anyway
         return -mpmath.log(p["scale"]) - z - mpmath.exp(-z)
     if family in ("gamma", "exponential", "chi2"):
-        a, r = {"gamma": lambda: (p["concentration"], p["rate"]), "exponential": lambda: (mpf(1), p["rate"]),
-                "chi2": lambda: (p["df"] / 2, mpf(1) / 2)}[family]()
+        a, r = {
+            "gamma": lambda: (p["concentration"], p["rate"]),
+            "exponential": lambda: (mpf(1), p["rate"]),
+            "chi2": lambda: (p["df"] / 2, mpf(1) / 2),
+        }[family]()
         return -INF if x <= 0 else a * mpmath.log(r) - mpmath.loggamma(a) + (a - 1) * mpmath.log(x) - r * x
     if family == "beta":
         a, b = p["concentration1"], p["concentration0"]
@@ -60,7 +68,7 @@ def log_density(family: str, p: dict, x):
         return _log(p["probs"] if x == 1 else 1 - p["probs"]) if x in (0, 1) else -INF
     if family == "binomial":
         n, r = p["total_count"], p["probs"]
-        return -INF if x > n else _log(mpmath.binomial(n, x) * r ** x * (1 - r) ** (n - x))
+        return -INF if x > n else _log(mpmath.binomial(n, x) * r**x * (1 - r) ** (n - x))
     if family == "poisson":
         if p["rate"] == 0:
             return mpf(0) if x == 0 else -INF
@@ -123,8 +131,7 @@ def kl(p_family: str, p: dict, q_family: str, q: dict, dps: int = 30):
         if p_family in DISCRETE:
             return _sum(p_family, p, q_family, q)
         lo, hi = _support(p_family, p)
-        points = sorted({lo, hi, *[b for b in _breakpoints(p_family, p) + _breakpoints(q_family, q)
-                                   if lo < b < hi]})
+        points = sorted({lo, hi, *[b for b in _breakpoints(p_family, p) + _breakpoints(q_family, q) if lo < b < hi]})
         for x in _probe_points(lo, hi):
             if log_density(p_family, p, x) > -INF and log_density(q_family, q, x) == -INF:
                 return INF  # P has mass where Q has none
@@ -197,9 +204,13 @@ def kl_mvn(p_loc, p_cov, q_loc, q_cov, nodes: int = 6):
 def kl_dirichlet3(p: list, q: list, dps: int = 15):
     """Three-class Dirichlet KL by 2-D quadrature over the simplex (x1 = u, x2 = (1 - u) v)."""
     with mpmath.workdps(dps):
+
         def log_density_(a, x):
-            return (mpmath.loggamma(mpmath.fsum(a)) - mpmath.fsum(mpmath.loggamma(c) for c in a)
-                    + mpmath.fsum((c - 1) * mpmath.log(xi) for c, xi in zip(a, x)))
+            return (
+                mpmath.loggamma(mpmath.fsum(a))
+                - mpmath.fsum(mpmath.loggamma(c) for c in a)
+                + mpmath.fsum((c - 1) * mpmath.log(xi) for c, xi in zip(a, x))
+            )
 
         def integrand(u, v):
             x = [u, (1 - u) * v, (1 - u) * (1 - v)]

@@ -11,6 +11,7 @@ apart from those that resolve only to a generic entry; which of them klconf's cl
 cover; and the registry entries no covered family pair reaches -- the library's KLs that
 klconf does not check.
 """
+
 from __future__ import annotations
 
 import sys
@@ -23,8 +24,16 @@ from .libraries import Library, all_libraries, handle
 # Registry entries on abstract or wrapper classes: they resolve a lookup for many pairs but compute
 # only some (torch's ExponentialFamily pair needs one family on both sides, TransformedDistribution
 # equal transforms; TFP's Distribution/_TensorCoercible/JitPublicMethods entries unwrap and look up again).
-GENERIC = {"ExponentialFamily", "TransformedDistribution", "_TransformedDistribution", "Distribution",
-           "_TensorCoercible", "JitPublicMethods", "Independent", "_Independent"}
+GENERIC = {
+    "ExponentialFamily",
+    "TransformedDistribution",
+    "_TransformedDistribution",
+    "Distribution",
+    "_TensorCoercible",
+    "JitPublicMethods",
+    "Independent",
+    "_Independent",
+}
 
 
 @dataclass
@@ -94,13 +103,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {lib.name}")
         print(f"registry entries ({len(cov.entries)}): {_pairs(cov.entries)}")
         specific_covered = [p for p in cov.specific if p in cov.covered]
-        print(f"family pairs resolved to a specific entry ({len(cov.specific)}), "
-              f"of which the oracle covers {len(specific_covered)}: {_pairs(specific_covered)}")
+        print(
+            f"family pairs resolved to a specific entry ({len(cov.specific)}), "
+            f"of which the oracle covers {len(specific_covered)}: {_pairs(specific_covered)}"
+        )
         print(f"  not covered: {_pairs([p for p in cov.specific if p not in cov.covered])}")
-        print(f"family pairs resolved only through a generic entry ({len(cov.generic)}; they compute where the "
-              f"generic rule applies), covered: {_pairs([p for p in cov.generic if p in cov.covered])}")
-        print(f"registry entries no covered family pair reaches ({len(cov.uncovered_entries)}): "
-              f"{_pairs(cov.uncovered_entries)}\n")
+        print(
+            f"family pairs resolved only through a generic entry ({len(cov.generic)}; they compute where the "
+            f"generic rule applies), covered: {_pairs([p for p in cov.generic if p in cov.covered])}"
+        )
+        print(
+            f"registry entries no covered family pair reaches ({len(cov.uncovered_entries)}): "
+            f"{_pairs(cov.uncovered_entries)}\n"
+        )
     if "torch" in found and "tfp" in found:
         both = in_both(found["torch"], found["tfp"])
         print(f"== registered in both torch and TFP ({len(both)}): {_pairs(both)}")

@@ -21,6 +21,7 @@ and must name its reason; the reason is written into the record.
 declines with NotImplementedError) is `unsupported`, any other exception of any kind is `error`,
 a non-real output fails with its kind (conformance/outputs.py).
 """
+
 from __future__ import annotations
 
 import functools
@@ -61,20 +62,38 @@ class DistributionCheck:
         """The check's record before it runs (also what a crash of its process is recorded as)."""
         case, lib = self.case, self.library
         return Record(
-            check_id=self.id, case_id=case.id, case_hash=case.hash, api=lib.name, framework=lib.framework,
-            device=self.device, dtype=self.dtype, options={}, verdict="skip", shape=list(case.batch),
-            tags=list(case.tags), check=CHECK,
+            check_id=self.id,
+            case_id=case.id,
+            case_hash=case.hash,
+            api=lib.name,
+            framework=lib.framework,
+            device=self.device,
+            dtype=self.dtype,
+            options={},
+            verdict="skip",
+            shape=list(case.batch),
+            tags=list(case.tags),
+            check=CHECK,
             convention=f"KL({case.p.family} || {case.q.family}), batch {list(case.batch)}",
             extra={"pair": case.pair},
         )
 
 
-def plan(cases: Iterable[DistributionCase], libraries: Iterable[Library], devices: Iterable[str] = DEVICES,
-         dtypes: Iterable[str] = DTYPES) -> list[DistributionCheck]:
+def plan(
+    cases: Iterable[DistributionCase],
+    libraries: Iterable[Library],
+    devices: Iterable[str] = DEVICES,
+    dtypes: Iterable[str] = DTYPES,
+) -> list[DistributionCheck]:
     libraries, devices, dtypes = list(libraries), tuple(devices), [d for d in dtypes if d in DTYPES]
-    return [DistributionCheck(case, lib, device, dtype)
-            for case in cases for lib in libraries for device in devices for dtype in dtypes
-            if dtype in case.dtypes]
+    return [
+        DistributionCheck(case, lib, device, dtype)
+        for case in cases
+        for lib in libraries
+        for device in devices
+        for dtype in dtypes
+        if dtype in case.dtypes
+    ]
 
 
 # --------------------------------------------------------------------------- expected values
@@ -142,6 +161,7 @@ def _paths(value, prefix=()):
 
 def _derivative(pf, p, qf, q, side, name, path, base):
     """theta * dKL/dtheta for one parameter element."""
+
     def at(scale):
         params = {"p": _copy(p), "q": _copy(q)}
         target = params[side]
@@ -232,8 +252,10 @@ def _run(check: DistributionCheck, record: Record) -> None:
             if not isinstance(exc.original, NotImplementedError):
                 raise
             record.verdict = "unsupported"  # registered, but declined for these parameters
-            record.reason = (f"{type(p).__name__} || {type(q).__name__} is registered but raises "
-                             f"NotImplementedError for these parameters: {exc.original}")
+            record.reason = (
+                f"{type(p).__name__} || {type(q).__name__} is registered but raises "
+                f"NotImplementedError for these parameters: {exc.original}"
+            )
             return
     record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     if observed is None:
@@ -272,5 +294,7 @@ def _short(value) -> str:
 
 
 def reproduction(check: DistributionCheck) -> str:
-    return (f"pytest --pyargs conformance.checks.test_distributions -k '{check.case.id} and {check.dtype}' "
-            f"--klconf-framework {check.library.framework} --klconf-device {check.device}")
+    return (
+        f"pytest --pyargs conformance.checks.test_distributions -k '{check.case.id} and {check.dtype}' "
+        f"--klconf-framework {check.library.framework} --klconf-device {check.device}"
+    )

@@ -5,6 +5,7 @@ parameters (within one ulp), and +inf exactly where the closed form is infinite.
 edits the file's text in place, as conformance/stored.py does for tensor cases, so
 comments and layout survive.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,7 +32,9 @@ def expected_block(case: DistributionCase) -> dict:
 
 def verify(case: DistributionCase) -> list[Problem]:
     if not case.expected:
-        return [Problem(case.file, case.line, f"{case.id}.expected", "no stored expected values (run `klconf cases fill`)")]
+        return [
+            Problem(case.file, case.line, f"{case.id}.expected", "no stored expected values (run `klconf cases fill`)")
+        ]
     stored = np.asarray(case.expected["kl"], np.float64)
     truth = oracle_values(case)
     with np.errstate(invalid="ignore"):
@@ -39,9 +42,15 @@ def verify(case: DistributionCase) -> list[Problem]:
     if close.all():
         return []
     i = tuple(int(x) for x in np.argwhere(~close)[0])
-    return [Problem(case.file, case.line, f"{case.id}.expected.kl{list(i) if i else ''}",
-                    f"stored {stored[i]!r} but the closed form gives {truth[i]!r} "
-                    f"({int((~close).sum())} of {close.size} values differ)")]
+    return [
+        Problem(
+            case.file,
+            case.line,
+            f"{case.id}.expected.kl{list(i) if i else ''}",
+            f"stored {stored[i]!r} but the closed form gives {truth[i]!r} "
+            f"({int((~close).sum())} of {close.size} values differ)",
+        )
+    ]
 
 
 def check(root: Path | str | None = None) -> tuple[str, list[Problem]]:
@@ -53,8 +62,10 @@ def check(root: Path | str | None = None) -> tuple[str, list[Problem]]:
         problems += case_problems
         confirmed += not case_problems
         values += int(np.size(case.expected["kl"])) if case.expected else 0
-    return (f"{len(cases)} distribution cases loaded, {confirmed} confirmed "
-            f"({values} stored KL values recomputed from closed forms)"), problems
+    return (
+        f"{len(cases)} distribution cases loaded, {confirmed} confirmed "
+        f"({values} stored KL values recomputed from closed forms)"
+    ), problems
 
 
 def fill(root: Path | str | None = None, update: bool = False) -> tuple[list[str], list[Problem]]:

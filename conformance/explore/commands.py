@@ -8,6 +8,7 @@ Prints one line per target and round, then the findings; writes out/explore.json
 it when it lies next to the results). Exits 1 when something was found, 0 otherwise. Hypothesis and
 the frameworks are imported only when the command runs.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,28 +21,60 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 
 def add_commands(sub) -> None:
     cmd = sub.add_parser("explore", help="search for inputs that fail a check, and save each as a case")
-    cmd.add_argument("--budget", default=None, metavar="TIME",
-                     help="wall-clock budget, e.g. 10m, 90s, 1h (default: 5m unless --examples is given)")
-    cmd.add_argument("--examples", type=int, default=None, metavar="N",
-                     help="instead of a time budget: N examples per target, one round, every failure shrunk fully")
-    cmd.add_argument("--seed", type=int, default=0, help="seed of the search (default 0); saved cases are tagged with it")
-    cmd.add_argument("--framework", action="append", default=[], metavar="NAME",
-                     help="only this framework (see `klconf apis` for their names); repeatable")
-    cmd.add_argument("--api", action="append", default=[], metavar="MODULE:OBJECT",
-                     help="also explore a third-party implementation (an Api entry); repeatable")
+    cmd.add_argument(
+        "--budget",
+        default=None,
+        metavar="TIME",
+        help="wall-clock budget, e.g. 10m, 90s, 1h (default: 5m unless --examples is given)",
+    )
+    cmd.add_argument(
+        "--examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead of a time budget: N examples per target, one round, every failure shrunk fully",
+    )
+    cmd.add_argument(
+        "--seed", type=int, default=0, help="seed of the search (default 0); saved cases are tagged with it"
+    )
+    cmd.add_argument(
+        "--framework",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="only this framework (see `klconf apis` for their names); repeatable",
+    )
+    cmd.add_argument(
+        "--api",
+        action="append",
+        default=[],
+        metavar="MODULE:OBJECT",
+        help="also explore a third-party implementation (an Api entry); repeatable",
+    )
     cmd.add_argument("--only-api", action="store_true", help="explore only the --api entries")
-    cmd.add_argument("--check", action="append", default=[],
-                     choices=("value", "gradient", "distribution", "cross-framework"),
-                     help="only these kinds of check (default: all four); repeatable")
+    cmd.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        choices=("value", "gradient", "distribution", "cross-framework"),
+        help="only these kinds of check (default: all four); repeatable",
+    )
     cmd.add_argument("--device", action="append", default=[], choices=("cpu", "cuda"), help="default: cpu")
     cmd.add_argument("--dtype", action="append", default=[], choices=("float16", "bfloat16", "float32", "float64"))
     cmd.add_argument("--out", default="reports", help="where explore.json goes (default: reports/)")
-    cmd.add_argument("--save-to", default=None, metavar="DIR", help="case folder for findings (default: cases/explored)")
-    cmd.add_argument("--expectations", default=None, metavar="FILE",
-                     help="manifest for draft entries (default: cases/expectations/explored.yaml; 'none': no drafts)")
+    cmd.add_argument(
+        "--save-to", default=None, metavar="DIR", help="case folder for findings (default: cases/explored)"
+    )
+    cmd.add_argument(
+        "--expectations",
+        default=None,
+        metavar="FILE",
+        help="manifest for draft entries (default: cases/expectations/explored.yaml; 'none': no drafts)",
+    )
     cmd.add_argument("--no-save", action="store_true", help="report findings, write no case files")
-    cmd.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                     help="time limit for one framework call (default 60)")
+    cmd.add_argument(
+        "--timeout", type=float, default=60.0, metavar="SECONDS", help="time limit for one framework call (default 60)"
+    )
     cmd.add_argument("--quiet", "-q", action="store_true", help="no line per target")
     cmd.set_defaults(func=cmd_explore)
 
@@ -110,7 +143,9 @@ def _warm_up(targets) -> None:
     """Import each framework before the clock starts, so that no target's share is spent importing."""
     from ..frameworks import Unavailable, binding
 
-    for framework in sorted({t.framework.split("/")[0] for t in targets} | {t.framework.split("/")[-1] for t in targets}):
+    for framework in sorted(
+        {t.framework.split("/")[0] for t in targets} | {t.framework.split("/")[-1] for t in targets}
+    ):
         try:
             binding(framework).handle()
         except (Unavailable, KeyError):
@@ -118,8 +153,10 @@ def _warm_up(targets) -> None:
 
 
 def _print(summary: dict, out: Path) -> None:
-    print(f"klconf explore: {summary['examples']} examples over {len(summary['targets'])} targets in "
-          f"{summary['seconds']:g} s ({summary['rounds']} round(s)); {len(summary['findings'])} finding(s)")
+    print(
+        f"klconf explore: {summary['examples']} examples over {len(summary['targets'])} targets in "
+        f"{summary['seconds']:g} s ({summary['rounds']} round(s)); {len(summary['findings'])} finding(s)"
+    )
     for finding in summary["findings"]:
         state = "saved" if finding.get("saved") else finding.get("note", "not saved")
         print(f"  {finding['case_id']}: {finding['mechanism']} [{finding['dtype']}; {state}]")

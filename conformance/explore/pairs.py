@@ -1,4 +1,5 @@
 """Targets over pairs: a distribution family pair in one library, and two frameworks' equivalent calls."""
+
 from __future__ import annotations
 
 import itertools
@@ -36,18 +37,31 @@ class DistributionTarget(Target):
         self.label = f"{self.kind} {self.api} {self.p_family}||{self.q_family}"
 
     def strategy(self) -> st.SearchStrategy[dict]:
-        return st.fixed_dictionaries({"pair": strategies.distribution_pair(self.p_family, self.q_family),
-                                      "dtype": st.sampled_from(self.dtypes), "device": st.sampled_from(self.devices)})
+        return st.fixed_dictionaries(
+            {
+                "pair": strategies.distribution_pair(self.p_family, self.q_family),
+                "dtype": st.sampled_from(self.dtypes),
+                "device": st.sampled_from(self.devices),
+            }
+        )
 
     def entry(self, example: dict, case_id: str) -> dict:
         """The parameters rounded to the dtype first: the case states exactly the values the library is fed."""
         dtype = example["dtype"]
 
         def rounded(side: dict) -> dict:
-            return {k: (v if k == "family" else round_to(np.asarray(v, np.float64), dtype).astype(np.float64).tolist())
-                    for k, v in side.items()}
-        return {"id": case_id, "description": "explored parameters", "dtypes": [dtype],
-                "p": rounded(example["pair"]["p"]), "q": rounded(example["pair"]["q"])}
+            return {
+                k: (v if k == "family" else round_to(np.asarray(v, np.float64), dtype).astype(np.float64).tolist())
+                for k, v in side.items()
+            }
+
+        return {
+            "id": case_id,
+            "description": "explored parameters",
+            "dtypes": [dtype],
+            "p": rounded(example["pair"]["p"]),
+            "q": rounded(example["pair"]["q"]),
+        }
 
     def evaluate(self, example: dict, case_id: str) -> Failure | None:
         entry = self.entry(example, case_id)
@@ -60,8 +74,9 @@ class DistributionTarget(Target):
             return None
         detail = "" if record.verdict == "fail" else _normalized(record.message)[:160]
         key = (self.label, record.verdict, record.kind or "", detail)
-        mechanism = _describe([f"{self.api} KL({self.p_family} || {self.q_family}): {record.kind or record.verdict}",
-                               detail])
+        mechanism = _describe(
+            [f"{self.api} KL({self.p_family} || {self.q_family}): {record.kind or record.verdict}", detail]
+        )
         return Failure(key, mechanism, [record.to_json()], check.dtype)
 
 
@@ -99,16 +114,23 @@ class CrossTarget(Target):
         self.label = f"{self.kind} {a.name}[{a.option_label(oa)}] vs {b.name}[{b.option_label(ob)}]"
 
     def strategy(self) -> st.SearchStrategy[dict]:
-        return st.fixed_dictionaries({"input": strategies.tensor_inputs(), "dtype": st.sampled_from(self.dtypes),
-                                      "device": st.sampled_from(self.devices)})
+        return st.fixed_dictionaries(
+            {
+                "input": strategies.tensor_inputs(),
+                "dtype": st.sampled_from(self.dtypes),
+                "device": st.sampled_from(self.devices),
+            }
+        )
 
     def entry(self, example: dict, case_id: str) -> dict:
         return tensor_entry(example, case_id)
 
     def evaluate(self, example: dict, case_id: str) -> Failure | None:
         case = build_case(self.entry(example, case_id))
-        outcomes = [runner.execute(runner.Check(case, api, tuple(options.items()), example["device"], example["dtype"]))
-                    for api, options in (self.first, self.second)]
+        outcomes = [
+            runner.execute(runner.Check(case, api, tuple(options.items()), example["device"], example["dtype"]))
+            for api, options in (self.first, self.second)
+        ]
         records = [o.record for o in outcomes]
         if any(r.verdict in ("skip", "unsupported") for r in records):
             return None
@@ -138,11 +160,16 @@ def _disagreement(outcomes, dtype: str, device: str) -> str:
     if np.any(np.isinf(x[both]) != np.isinf(y[both])) or np.any((np.isinf(x) & np.isinf(y)) & (x != y)):
         return "infinite in one, finite (or the other sign) in the other"
     finite = np.isfinite(x) & np.isfinite(y)
-    tol = judge.tolerance(a.expectation, dtype, device, _factor(a)) + judge.tolerance(b.expectation, dtype, device,
-                                                                                        _factor(b))
+    tol = judge.tolerance(a.expectation, dtype, device, _factor(a)) + judge.tolerance(
+        b.expectation, dtype, device, _factor(b)
+    )
     with np.errstate(invalid="ignore", over="ignore"):
-        fed_difference = np.abs(np.asarray(a.expectation.value, np.float64) - np.asarray(b.expectation.value, np.float64))
-        excess = np.abs(x - y) - np.broadcast_to(tol, x.shape) - np.where(np.isfinite(fed_difference), fed_difference, 0)
+        fed_difference = np.abs(
+            np.asarray(a.expectation.value, np.float64) - np.asarray(b.expectation.value, np.float64)
+        )
+        excess = (
+            np.abs(x - y) - np.broadcast_to(tol, x.shape) - np.where(np.isfinite(fed_difference), fed_difference, 0)
+        )
     return "values differ beyond both tolerances" if np.any(finite & (excess > 0)) else ""
 
 
@@ -155,8 +182,17 @@ def signature(api: Api, options: dict) -> tuple:
     """What must match for two calls to be equivalent: the declared convention apart from the input spaces
     (the case's truth is fed to each in its own space) and whether sample weights are fed."""
     spec = api.convention(options).spec()
-    return (spec.elementwise, spec.reduction, spec.batch_divisor, spec.clip_epsilon, spec.normalize, spec.zero_p,
-            spec.zero_both, spec.zero_q, bool(options.get("sample_weight")))
+    return (
+        spec.elementwise,
+        spec.reduction,
+        spec.batch_divisor,
+        spec.clip_epsilon,
+        spec.normalize,
+        spec.zero_p,
+        spec.zero_both,
+        spec.zero_q,
+        bool(options.get("sample_weight")),
+    )
 
 
 def cross_targets(apis: list[Api], dtypes: list[str], devices: list[str]) -> list[CrossTarget]:

@@ -1,4 +1,5 @@
 """The targets a selection of APIs, libraries, kinds of check, dtypes and devices allows."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,8 +10,9 @@ from .pairs import cross_targets, distribution_targets
 from .targets import GradientTarget, Target, ValueTarget, _dtypes
 
 
-def plan(apis: list[Api], libraries: list[Library], kinds: list[str], dtypes: list[str],
-         devices: list[str]) -> list[Target]:
+def plan(
+    apis: list[Api], libraries: list[Library], kinds: list[str], dtypes: list[str], devices: list[str]
+) -> list[Target]:
     """Every target the selection allows: per API its values and each differentiable argument, per library
     its covered family pairs, per declared convention one call pair per two frameworks."""
     usable = [a for a in apis if not (binding(a.framework).available() or a.missing())]

@@ -9,6 +9,7 @@ The expected values come from the same functions `klconf cases fill` uses. Draft
 reason say what was observed, and a person confirms the mechanism before committing them.
 Plug-in APIs get no draft entry (the shipped manifests describe the built-in APIs only).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,13 @@ def save(search: Search, cases_dir: Path, expectations_file: Path | None, out: P
         try:
             failure = found.target.evaluate(found.example, cid)  # the check exactly as `klconf run` will run it
         except Exception as exc:  # one finding klconf cannot replay must not lose the others
-            findings.append({**_finding(found, cid, found.target.entry(found.example, cid), None), "saved": False,
-                             "note": f"klconf could not replay it: {type(exc).__name__}: {exc}"[:300]})
+            findings.append(
+                {
+                    **_finding(found, cid, found.target.entry(found.example, cid), None),
+                    "saved": False,
+                    "note": f"klconf could not replay it: {type(exc).__name__}: {exc}"[:300],
+                }
+            )
             continue
         entry = found.target.entry(found.example, cid)
         summary = _finding(found, cid, entry, failure)
@@ -58,9 +64,12 @@ def save(search: Search, cases_dir: Path, expectations_file: Path | None, out: P
         if failure is None:
             summary["saved"], summary["note"] = False, "did not fail again under its final case id: not saved"
             continue
-        entry = {"id": cid, "description": _description(found, failure, search.base_seed),
-                 "tags": ["explored", f"seed-{search.base_seed}", found.target.kind.replace("cross-framework", "cross")],
-                 **{k: v for k, v in entry.items() if k not in ("id", "description")}}
+        entry = {
+            "id": cid,
+            "description": _description(found, failure, search.base_seed),
+            "tags": ["explored", f"seed-{search.base_seed}", found.target.kind.replace("cross-framework", "cross")],
+            **{k: v for k, v in entry.items() if k not in ("id", "description")},
+        }
         if found.target.kind == "distribution":
             entry["expected"] = distribution_stored.expected_block(distribution_cases._build(entry, "<explored>", None))
             distribution.append(entry)
@@ -70,15 +79,20 @@ def save(search: Search, cases_dir: Path, expectations_file: Path | None, out: P
         failing = [r for r in failure.records if r["verdict"] in FAILING]
         summary["drafts"] = [d["id"] for d in (_draft(cid, r, found) for r in failing if r["api"] in builtin)]
         drafts += [_draft(cid, r, found) for r in failing if r["api"] in builtin]
-        summary["repro"] = _write_repro(cases_dir / "repro", cid, failing[0] if failing else failure.records[0],
-                                        _distribution_repro(found, entry, failing))
+        summary["repro"] = _write_repro(
+            cases_dir / "repro",
+            cid,
+            failing[0] if failing else failure.records[0],
+            _distribution_repro(found, entry, failing),
+        )
         summary["saved"] = True
     written = []
     if tensor:
         written.append(str(_append(cases_dir / TENSOR_FILE, "cases", tensor, _HEADER_TENSOR)))
     if distribution:
-        written.append(str(_append(cases_dir / DISTRIBUTION_FILE, "distribution_cases", distribution,
-                                   _HEADER_DISTRIBUTION)))
+        written.append(
+            str(_append(cases_dir / DISTRIBUTION_FILE, "distribution_cases", distribution, _HEADER_DISTRIBUTION))
+        )
     if drafts and expectations_file is not None:
         written.append(str(_append(expectations_file, "expectations", drafts, _HEADER_EXPECTATIONS)))
     return _write_summary(_summary(search, findings, written), out)
@@ -95,28 +109,40 @@ def summarize(search: Search, out: Path) -> dict:
 
 def _write_summary(summary: dict, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "explore.json").write_text(json.dumps(jsonable(summary), indent=1, allow_nan=False, default=str) + "\n",
-                                      encoding="utf-8")
+    (out / "explore.json").write_text(
+        json.dumps(jsonable(summary), indent=1, allow_nan=False, default=str) + "\n", encoding="utf-8"
+    )
     return summary
 
 
 def _finding(found: Found, cid: str, entry: dict, failure) -> dict:
     first = (failure.records if failure else found.failure.records)[0]
     return {
-        "case_id": cid, "kind": found.target.kind, "target": found.target.label, "api": found.target.api,
-        "framework": found.target.framework, "mechanism": (failure or found.failure).mechanism,
-        "examples": found.examples, "dtypes": sorted(found.dtypes), "options": found.options[:8],
+        "case_id": cid,
+        "kind": found.target.kind,
+        "target": found.target.label,
+        "api": found.target.api,
+        "framework": found.target.framework,
+        "mechanism": (failure or found.failure).mechanism,
+        "examples": found.examples,
+        "dtypes": sorted(found.dtypes),
+        "options": found.options[:8],
         "check_ids": [r["check_id"] for r in (failure or found.failure).records],
-        "verdict": first["verdict"], "failure_kind": first.get("kind"), "message": first.get("message", ""),
-        "diagnosis": first.get("diagnosis", ""), "input": {k: entry[k] for k in ("p", "q")},
+        "verdict": first["verdict"],
+        "failure_kind": first.get("kind"),
+        "message": first.get("message", ""),
+        "diagnosis": first.get("diagnosis", ""),
+        "input": {k: entry[k] for k in ("p", "q")},
         "dtype": entry["dtypes"][0],
     }
 
 
 def _description(found: Found, failure, seed: int) -> str:
     seen = ", ".join(sorted(found.dtypes))
-    return (f"Found by klconf explore (seed {seed}), shrunk by Hypothesis: {failure.mechanism}. "
-            f"{found.examples} failing example(s) of this mechanism were seen, in {seen}.")
+    return (
+        f"Found by klconf explore (seed {seed}), shrunk by Hypothesis: {failure.mechanism}. "
+        f"{found.examples} failing example(s) of this mechanism were seen, in {seen}."
+    )
 
 
 def _draft(cid: str, record: dict, found: Found) -> dict:
@@ -129,11 +155,14 @@ def _draft(cid: str, record: dict, found: Found) -> dict:
     checks.update(device=[record["device"]], dtype=[record["dtype"]])
     evidence = "; ".join(x for x in (record.get("message", ""), record.get("diagnosis", "")) if x)
     kind = record.get("kind") or record["verdict"]
-    return {"id": f"{cid}-{re.sub(r'[^a-z0-9]+', '-', record['api'].lower()).strip('-')}"[:120],
-            "status": "bug", "kind": kind if kind != "internal" else "exception",
-            "reason": f"Draft from klconf explore, mechanism to be confirmed: {found.failure.mechanism}. "
-                      f"Observed: {evidence}"[:1500],
-            "checks": checks}
+    return {
+        "id": f"{cid}-{re.sub(r'[^a-z0-9]+', '-', record['api'].lower()).strip('-')}"[:120],
+        "status": "bug",
+        "kind": kind if kind != "internal" else "exception",
+        "reason": f"Draft from klconf explore, mechanism to be confirmed: {found.failure.mechanism}. "
+        f"Observed: {evidence}"[:1500],
+        "checks": checks,
+    }
 
 
 def _distribution_repro(found: Found, entry: dict, failing: list[dict]) -> str | None:
@@ -142,8 +171,9 @@ def _distribution_repro(found: Found, entry: dict, failing: list[dict]) -> str |
     target = found.target
     assert isinstance(target, DistributionTarget), f"{target.label}: a distribution finding comes from a family pair"
     record = failing[0]
-    return distribution_snippet(target.library, entry, record["check_id"], record.get("message", ""),
-                                entry["expected"]["kl"])
+    return distribution_snippet(
+        target.library, entry, record["check_id"], record.get("message", ""), entry["expected"]["kl"]
+    )
 
 
 def _write_repro(folder: Path, cid: str, record: dict, snippet: str | None = None) -> str:
@@ -151,22 +181,30 @@ def _write_repro(folder: Path, cid: str, record: dict, snippet: str | None = Non
     distribution finding's (snippets.py); otherwise the klconf command that replays the check."""
     snippet = snippet or record.get("extra", {}).get("repro")
     if not snippet:
-        snippet = (f"# klconf reproduction of {record['check_id']}\n# {record.get('message', '')[:300]}\n"
-                   "import subprocess\nimport sys\n\n"
-                   f"sys.exit(subprocess.call([sys.executable, '-m', 'conformance', 'run', '-k', {cid!r}, "
-                   f"'--framework', {record['framework'].split('/')[0]!r}, '--expectations', 'none', '-n', '0']))\n")
+        snippet = (
+            f"# klconf reproduction of {record['check_id']}\n# {record.get('message', '')[:300]}\n"
+            "import subprocess\nimport sys\n\n"
+            f"sys.exit(subprocess.call([sys.executable, '-m', 'conformance', 'run', '-k', {cid!r}, "
+            f"'--framework', {record['framework'].split('/')[0]!r}, '--expectations', 'none', '-n', '0']))\n"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{cid}.py"
     path.write_text(snippet, encoding="utf-8")
     return str(path)
 
 
-_HEADER_TENSOR = ("# Tensor-level cases found by `klconf explore`: each is a shrunk input on which a check failed.\n"
-                  "# Written by conformance/explore/save.py; the description says what failed and how.\n")
-_HEADER_DISTRIBUTION = ("# Distribution cases found by `klconf explore`: each is a shrunk parameter set on which a\n"
-                        "# library's KL disagreed with the closed form. Written by conformance/explore/save.py.\n")
-_HEADER_EXPECTATIONS = ("# Expectations for the cases in cases/explored/, drafted by `klconf explore` from what it\n"
-                        "# observed. Format: conformance/schema/expectations.schema.json.\n")
+_HEADER_TENSOR = (
+    "# Tensor-level cases found by `klconf explore`: each is a shrunk input on which a check failed.\n"
+    "# Written by conformance/explore/save.py; the description says what failed and how.\n"
+)
+_HEADER_DISTRIBUTION = (
+    "# Distribution cases found by `klconf explore`: each is a shrunk parameter set on which a\n"
+    "# library's KL disagreed with the closed form. Written by conformance/explore/save.py.\n"
+)
+_HEADER_EXPECTATIONS = (
+    "# Expectations for the cases in cases/explored/, drafted by `klconf explore` from what it\n"
+    "# observed. Format: conformance/schema/expectations.schema.json.\n"
+)
 
 
 def _append(path: Path, key: str, entries: list[dict], header: str) -> Path:
@@ -185,11 +223,26 @@ def _append(path: Path, key: str, entries: list[dict], header: str) -> Path:
 
 def _summary(search: Search, findings: list[dict], written: list[str]) -> dict:
     return {
-        "type": "explore", "budget": search.budget.describe(), "seed": search.base_seed,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "seconds": round(search.seconds, 1),
-        "rounds": search.rounds, "examples": sum(s.examples for s in search.stats.values()),
-        "targets": [{"target": s.label, "kind": s.kind, "api": s.api, "framework": s.framework,
-                     "examples": s.examples, "failing": s.failing, "seconds": round(s.seconds, 2), "errors": s.errors}
-                    for s in search.stats.values()],
-        "findings": findings, "files": written,
+        "type": "explore",
+        "budget": search.budget.describe(),
+        "seed": search.base_seed,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "seconds": round(search.seconds, 1),
+        "rounds": search.rounds,
+        "examples": sum(s.examples for s in search.stats.values()),
+        "targets": [
+            {
+                "target": s.label,
+                "kind": s.kind,
+                "api": s.api,
+                "framework": s.framework,
+                "examples": s.examples,
+                "failing": s.failing,
+                "seconds": round(s.seconds, 2),
+                "errors": s.errors,
+            }
+            for s in search.stats.values()
+        ],
+        "findings": findings,
+        "files": written,
     }

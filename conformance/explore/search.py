@@ -13,6 +13,7 @@ again. Results are memoised per run: Hypothesis replays its shrunk example at th
 sees the same outcome even when the time budget has run out in between (a new example after the
 deadline passes without being run).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -84,9 +85,17 @@ def _exception_for(key: tuple) -> type:
 
 
 def _settings(max_examples: int) -> settings:
-    return settings(max_examples=max_examples, deadline=None, database=None, derandomize=False,
-                    phases=(Phase.explicit, Phase.generate, Phase.shrink), suppress_health_check=list(HealthCheck),
-                    report_multiple_bugs=True, verbosity=Verbosity.quiet, print_blob=False)
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=True,
+        verbosity=Verbosity.quiet,
+        print_blob=False,
+    )
 
 
 def run_seed(base: int, label: str, round_: int) -> int:
@@ -119,8 +128,10 @@ class Search:
                 before = len(self.found)
                 self._run_target(target, examples, share, deadline)
                 new = len(self.found) - before
-                self.progress(f"[{time.monotonic() - started:6.1f}s] round {self.rounds + 1} {target.label}: "
-                              f"{self.stats[target.label].examples} examples" + (f", {new} new finding(s)" if new else ""))
+                self.progress(
+                    f"[{time.monotonic() - started:6.1f}s] round {self.rounds + 1} {target.label}: "
+                    f"{self.stats[target.label].examples} examples" + (f", {new} new finding(s)" if new else "")
+                )
             self.rounds += 1
             if deadline is None or time.monotonic() >= deadline:
                 break
@@ -157,7 +168,9 @@ class Search:
                 first_new.append(time.monotonic())
             raise _exception_for(failure.key)(failure, example)
 
-        test = _settings(max_examples)(seed(run_seed(self.base_seed, target.label, round_))(given(target.strategy())(body)))
+        test = _settings(max_examples)(
+            seed(run_seed(self.base_seed, target.label, round_))(given(target.strategy())(body))
+        )
         try:
             with _shrink_limit(SHRINK_SECONDS if share is not None else None):
                 test()

@@ -6,6 +6,7 @@ case feeds later. Magnitudes are drawn as a decimal exponent and a mantissa, so 
 covers every scale of a parameter while Hypothesis still shrinks each value towards 1 (or 0):
 a failure that needs a large logit shrinks to the smallest simple value that still fails.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,6 +29,7 @@ MAX_EVENT = 5  # classes of a categorical, dimensions of a multivariate normal
 
 def shapes() -> st.SearchStrategy[list[int]]:
     """Class counts first (they shrink towards 1), then 2-D (the common case), 1-D and 3-D."""
+
     @st.composite
     def draw(draw_) -> list[int]:
         classes = draw_(st.integers(1, MAX_CLASSES))
@@ -38,13 +40,15 @@ def shapes() -> st.SearchStrategy[list[int]]:
         if ndim == 3:
             batch.append(draw_(st.integers(1, MAX_INNER)))
         return batch + [classes]
+
     return draw()
 
 
 def _scaled(exponent_max: int) -> st.SearchStrategy[float]:
     """A real number of any decimal magnitude up to 10**exponent_max, shrinking towards 0."""
     return st.integers(0, exponent_max).flatmap(
-        lambda e: st.floats(-(10.0 ** e), 10.0 ** e, allow_nan=False, allow_infinity=False))
+        lambda e: st.floats(-(10.0**e), 10.0**e, allow_nan=False, allow_infinity=False)
+    )
 
 
 def side(shape: list[int]) -> st.SearchStrategy[dict]:
@@ -58,9 +62,15 @@ def side(shape: list[int]) -> st.SearchStrategy[dict]:
         masked = draw_(st.lists(st.integers(0, size - 1), max_size=min(size, MAX_MASKED), unique=True))
         if space == "logits":
             exponent = draw_(st.integers(0, 6))
-            bound = 10.0 ** exponent
-            values = np.array(draw_(st.lists(st.floats(-bound, bound, allow_nan=False, allow_infinity=False),
-                                             min_size=size, max_size=size)), np.float64)
+            bound = 10.0**exponent
+            values = np.array(
+                draw_(
+                    st.lists(
+                        st.floats(-bound, bound, allow_nan=False, allow_infinity=False), min_size=size, max_size=size
+                    )
+                ),
+                np.float64,
+            )
             values[masked] = -np.inf
             values = values.reshape(shape)
             rows = values.reshape(-1, shape[-1])
@@ -73,13 +83,15 @@ def side(shape: list[int]) -> st.SearchStrategy[dict]:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             probs = np.where(totals > 0, rows / np.where(totals > 0, totals, 1.0), 1.0 / shape[-1])
         return {"probs": np.clip(probs, 0.0, 1.0).reshape(shape).tolist()}
+
     return draw()
 
 
 def tensor_inputs() -> st.SearchStrategy[dict]:
     """{"shape", "p", "q"}: the numbers of a tensor-level case."""
-    return shapes().flatmap(lambda shape: st.fixed_dictionaries({
-        "shape": st.just(shape), "p": side(shape), "q": side(shape)}))
+    return shapes().flatmap(
+        lambda shape: st.fixed_dictionaries({"shape": st.just(shape), "p": side(shape), "q": side(shape)})
+    )
 
 
 # --------------------------------------------------------------------------- distribution parameters
@@ -88,7 +100,8 @@ def tensor_inputs() -> st.SearchStrategy[dict]:
 def _positive(exponent_max: int = MAX_EXPONENT) -> st.SearchStrategy[float]:
     """Log-uniform over 10**-e .. 10**e: every scale, shrinking towards 1."""
     return st.tuples(st.integers(-exponent_max, exponent_max), st.floats(1.0, 10.0, exclude_max=True)).map(
-        lambda em: float(em[1] * 10.0 ** em[0]))
+        lambda em: float(em[1] * 10.0 ** em[0])
+    )
 
 
 def _real() -> st.SearchStrategy[float]:
@@ -98,7 +111,7 @@ def _real() -> st.SearchStrategy[float]:
 def _unit(low_open: bool, high_open: bool) -> st.SearchStrategy[float]:
     """Probabilities: the closed ends where legal, values near 0 and 1 at every scale, and any in between."""
     ends = [x for x, open_ in ((0.0, low_open), (1.0, high_open)) if not open_]
-    tiny = st.integers(1, MAX_EXPONENT).map(lambda e: 10.0 ** -e)
+    tiny = st.integers(1, MAX_EXPONENT).map(lambda e: 10.0**-e)
     near_one = tiny.map(lambda t: 1.0 - t).filter(lambda x: x < 1.0)
     middle = st.floats(0.0, 1.0, exclude_min=True, exclude_max=True)
     return st.one_of(middle, *(st.just(x) for x in ends), tiny, near_one)
@@ -125,8 +138,14 @@ def parameter(domain: str, event: int) -> st.SearchStrategy:
         return vector(_real())
     if domain == "tril":
         return st.lists(st.tuples(_positive(6), _real()), min_size=event * event, max_size=event * event).map(
-            lambda cells: [[cells[i * event + j][0] if i == j else (cells[i * event + j][1] if j < i else 0.0)
-                            for j in range(event)] for i in range(event)])
+            lambda cells: [
+                [
+                    cells[i * event + j][0] if i == j else (cells[i * event + j][1] if j < i else 0.0)
+                    for j in range(event)
+                ]
+                for i in range(event)
+            ]
+        )
     raise ValueError(f"no strategy for parameter domain {domain!r}")
 
 
@@ -142,5 +161,8 @@ def family_parameters(family: str, event: int) -> st.SearchStrategy[dict]:
 
 def distribution_pair(p_family: str, q_family: str) -> st.SearchStrategy[dict]:
     """{"event", "p", "q"}: both sides of a distribution case, with one event size."""
-    return st.integers(2, MAX_EVENT).flatmap(lambda k: st.fixed_dictionaries({
-        "event": st.just(k), "p": family_parameters(p_family, k), "q": family_parameters(q_family, k)}))
+    return st.integers(2, MAX_EVENT).flatmap(
+        lambda k: st.fixed_dictionaries(
+            {"event": st.just(k), "p": family_parameters(p_family, k), "q": family_parameters(q_family, k)}
+        )
+    )

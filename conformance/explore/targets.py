@@ -6,6 +6,7 @@ would from that entry, and runs the suite's own check on it (runner.run_check,
 gradients.run_gradient_check, distributions.runner.run_check): a failure found here is the record
 `klconf run` writes for the saved case, verdict, message and diagnosis alike.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,8 +62,13 @@ def example_digest(example: dict) -> str:
 
 
 def tensor_entry(example: dict, case_id: str) -> dict:
-    return {"id": case_id, "description": "explored input", "dtypes": [example["dtype"]],
-            "p": example["input"]["p"], "q": example["input"]["q"]}
+    return {
+        "id": case_id,
+        "description": "explored input",
+        "dtypes": [example["dtype"]],
+        "p": example["input"]["p"],
+        "q": example["input"]["q"],
+    }
 
 
 def smaller_inputs(example: dict):
@@ -86,10 +92,11 @@ def smaller_inputs(example: dict):
                 rows[np.all(rows == -np.inf, axis=-1), 0] = 0.0
             out[side] = {space: values.tolist()}
         return {**example, "input": {"shape": list(np.shape(next(iter(out["p"].values())))), **out}}
+
     if len(shape) == 3:
         yield from (made(lambda a, i=i: a[:, i]) for i in range(shape[1]))
     if len(shape) >= 2 and shape[0] > 1:
-        yield from (made(lambda a, i=i: a[i:i + 1]) for i in range(shape[0]))
+        yield from (made(lambda a, i=i: a[i : i + 1]) for i in range(shape[0]))
     if len(shape) == 2 and shape[0] == 1:
         yield made(lambda a: a[0])
     if shape[-1] > 1:
@@ -122,8 +129,18 @@ def _normalized(text: str) -> str:
 _MATCH = re.compile(r"observed values match the declared convention with (.*)$")
 # When several single changes explain a failure, which one names the mechanism: the zero handling first
 # (it is the most specific), then clipping, reduction, argument order; input-space reads last.
-_PRIORITY = ("zero_both", "zero_q", "zero_p", "no clipping", "clip_epsilon", "reduction", "batch_divisor",
-             "arguments swapped", "elementwise", "normalizes")
+_PRIORITY = (
+    "zero_both",
+    "zero_q",
+    "zero_p",
+    "no clipping",
+    "clip_epsilon",
+    "reduction",
+    "batch_divisor",
+    "arguments swapped",
+    "elementwise",
+    "normalizes",
+)
 
 
 def mechanism_detail(diagnosis: str, normalize: bool = True) -> str:
@@ -136,10 +153,11 @@ def mechanism_detail(diagnosis: str, normalize: bool = True) -> str:
     if not found:
         return clean(diagnosis)
     labels = found.group(1).split(" or ")
-    rank = [next((i for i, prefix in enumerate(_PRIORITY) if label.startswith(prefix)), len(_PRIORITY))
-            for label in labels]
+    rank = [
+        next((i for i, prefix in enumerate(_PRIORITY) if label.startswith(prefix)), len(_PRIORITY)) for label in labels
+    ]
     primary = labels[rank.index(min(rank))]
-    return clean(f"{diagnosis[:found.start()]}explained by {primary}")
+    return clean(f"{diagnosis[: found.start()]}explained by {primary}")
 
 
 def _zero(values: np.ndarray, space: str) -> np.ndarray:
@@ -162,8 +180,13 @@ def regime(args, conv, dtype: str, index: list[int] | None) -> str:
     def small(values, space):
         with np.errstate(divide="ignore"):
             return (values > 0) & (values < tiny) if space == "prob" else (values > -np.inf) & (values < np.log(tiny))
-    for label, mask in (("P=0 and Q=0", pz & qz), ("Q=0 where P>0", qz & ~pz), ("P=0", pz & ~qz),
-                        ("subnormal probability", small(p, conv.p_space) | small(q, conv.q_space))):
+
+    for label, mask in (
+        ("P=0 and Q=0", pz & qz),
+        ("Q=0 where P>0", qz & ~pz),
+        ("P=0", pz & ~qz),
+        ("subnormal probability", small(p, conv.p_space) | small(q, conv.q_space)),
+    ):
         if np.any(mask):
             return label
     return ""
@@ -190,9 +213,14 @@ class ValueTarget(Target):
         self.label = f"{self.kind} {self.api}"
 
     def strategy(self) -> st.SearchStrategy[dict]:
-        return st.fixed_dictionaries({
-            "input": strategies.tensor_inputs(), "dtype": st.sampled_from(self.dtypes),
-            "option": st.integers(0, len(self.api_entry.options) - 1), "device": st.sampled_from(self.devices)})
+        return st.fixed_dictionaries(
+            {
+                "input": strategies.tensor_inputs(),
+                "dtype": st.sampled_from(self.dtypes),
+                "option": st.integers(0, len(self.api_entry.options) - 1),
+                "device": st.sampled_from(self.devices),
+            }
+        )
 
     def entry(self, example: dict, case_id: str) -> dict:
         return tensor_entry(example, case_id)
@@ -202,8 +230,9 @@ class ValueTarget(Target):
 
     def check(self, example: dict, case_id: str):
         case = build_case(self.entry(example, case_id))
-        return runner.Check(case, self.api_entry, tuple(self.options(example).items()), example["device"],
-                            example["dtype"])
+        return runner.Check(
+            case, self.api_entry, tuple(self.options(example).items()), example["device"], example["dtype"]
+        )
 
     def evaluate(self, example: dict, case_id: str) -> Failure | None:
         check = self.check(example, case_id)
@@ -211,8 +240,7 @@ class ValueTarget(Target):
         if record.verdict not in FAILING:
             return None
         conv = runner.declared(check)
-        where = regime(runner.fed_arguments(check.case, conv, check.dtype), conv, check.dtype,
-                       _worst(record))
+        where = regime(runner.fed_arguments(check.case, conv, check.dtype), conv, check.dtype, _worst(record))
         detail = mechanism_detail(record.diagnosis) if record.verdict == "fail" else _normalized(record.message)[:160]
         key = (self.label, record.verdict, record.kind or "", detail, where)
         shown = mechanism_detail(record.diagnosis, normalize=False) if record.verdict == "fail" else detail
@@ -244,8 +272,9 @@ class GradientTarget(ValueTarget):
 
     def check(self, example: dict, case_id: str):
         case = build_case(self.entry(example, case_id))
-        return gradients.GradientCheck(case, self.api_entry, tuple(self.options(example).items()),
-                                       example["device"], example["dtype"], self.wrt)
+        return gradients.GradientCheck(
+            case, self.api_entry, tuple(self.options(example).items()), example["device"], example["dtype"], self.wrt
+        )
 
     def evaluate(self, example: dict, case_id: str) -> Failure | None:
         check = self.check(example, case_id)
@@ -256,6 +285,7 @@ class GradientTarget(ValueTarget):
         where = regime(runner.fed_arguments(check.case, conv, check.dtype), conv, check.dtype, _worst(record))
         detail = "" if record.verdict == "fail" else _normalized(record.message)[:160]
         key = (self.label, record.verdict, record.kind or "", detail, where)
-        mechanism = _describe([f"{self.api} d/d{self.wrt}: {record.kind or record.verdict}",
-                               where and f"at {where}", detail])
+        mechanism = _describe(
+            [f"{self.api} d/d{self.wrt}: {record.kind or record.verdict}", where and f"at {where}", detail]
+        )
         return Failure(key, mechanism, [record.to_json()], check.dtype, {**self.options(example), "wrt": self.wrt})

@@ -19,6 +19,7 @@ APIs costs nothing, and a run that selects one framework never imports another. 
 is one declarative `Api` entry; a third-party implementation is an `Api` (or a list of
 them) loaded with `--api module:object`.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -110,15 +110,28 @@ CALLS = {
 def _keras_convention(reduction: str):
     from ..conventions import Convention
 
-    return Convention(arguments=("y_true", "y_pred"), p_argument="y_true", input_space=("prob", "prob"),
-                      reduction=reduction, class_axis=-1, batch_divisor="rows", clip_epsilon=KERAS_EPSILON)
+    return Convention(
+        arguments=("y_true", "y_pred"),
+        p_argument="y_true",
+        input_space=("prob", "prob"),
+        reduction=reduction,
+        class_axis=-1,
+        batch_divisor="rows",
+        clip_epsilon=KERAS_EPSILON,
+    )
 
 
 # keras/src/losses/loss.py, reduce_values: "sum_over_batch_size" and "mean" divide the summed
 # per-sample losses by their count; "mean_with_sample_weight" by the sum of the weights (by the
 # count without them); None/"none" returns one loss per sample. Weights multiply first.
-_REDUCTION = {"sum_over_batch_size": "mean_batch", "sum": "sum", None: "per_row", "none": "per_row",
-              "mean": "mean_batch", "mean_with_sample_weight": "mean_weighted"}
+_REDUCTION = {
+    "sum_over_batch_size": "mean_batch",
+    "sum": "sum",
+    None: "per_row",
+    "none": "per_row",
+    "mean": "mean_batch",
+    "mean_with_sample_weight": "mean_weighted",
+}
 _WEIGHTS = (None, "per_row")
 
 
@@ -133,19 +146,25 @@ def apis(backend: str) -> list[Api]:
 
     return [
         Api(
-            name=f"keras.losses.KLDivergence[{backend}]", framework=framework, call=call("losses.KLDivergence"),
+            name=f"keras.losses.KLDivergence[{backend}]",
+            framework=framework,
+            call=call("losses.KLDivergence"),
             convention=lambda o: _keras_convention(_REDUCTION[o["reduction"]]),
-            options=grid(reduction=("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"),
-                         sample_weight=_WEIGHTS),
+            options=grid(
+                reduction=("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"),
+                sample_weight=_WEIGHTS,
+            ),
             differentiable=("y_true", "y_pred"),
             snippet="keras.losses.KLDivergence(reduction={o[reduction]!r}, dtype={dtype!r})"
-                    "({a}, {b}, sample_weight={w})",
+            "({a}, {b}, sample_weight={w})",
             notes=f"Keras 3 on the {backend} backend. Probabilities in (y_true=P, y_pred=Q) order; both clipped to "
-                  "[1e-7, 1].",
+            "[1e-7, 1].",
             doc_url="https://keras.io/api/losses/probabilistic_losses/#kldivergence-class",
         ),
         Api(
-            name=f"keras.losses.kl_divergence[{backend}]", framework=framework, call=call("losses.kl_divergence"),
+            name=f"keras.losses.kl_divergence[{backend}]",
+            framework=framework,
+            call=call("losses.kl_divergence"),
             convention=lambda o: _keras_convention("per_row"),
             differentiable=("y_true", "y_pred"),
             snippet="keras.losses.kl_divergence({a}, {b})",
@@ -153,28 +172,36 @@ def apis(backend: str) -> list[Api]:
             doc_url="https://keras.io/api/losses/probabilistic_losses/#kl_divergence-function",
         ),
         Api(
-            name=f"keras.metrics.KLDivergence[{backend}]", framework=framework, call=call("metrics.KLDivergence"),
+            name=f"keras.metrics.KLDivergence[{backend}]",
+            framework=framework,
+            call=call("metrics.KLDivergence"),
             # keras/src/metrics/reduction_metrics.py: the mean over rows, or the weighted mean
             convention=lambda o: _keras_convention("mean_weighted" if o["sample_weight"] else "mean_batch"),
             options=grid(sample_weight=_WEIGHTS),
             snippet="metric = keras.metrics.KLDivergence(dtype={dtype!r})\n"
-                    "metric.update_state({a}, {b}, sample_weight={w})\nmetric.result()",
+            "metric.update_state({a}, {b}, sample_weight={w})\nmetric.result()",
             notes=f"Keras 3 on the {backend} backend.",
             doc_url="https://keras.io/api/metrics/probabilistic_metrics/#kldivergence-class",
         ),
         Api(
-            name=f"keras.losses.categorical_crossentropy-entropy[{backend}]", framework=framework,
+            name=f"keras.losses.categorical_crossentropy-entropy[{backend}]",
+            framework=framework,
             call=call("losses.categorical_crossentropy-entropy"),
             snippet="p = {a}\nentropy = -keras.ops.sum(keras.ops.where(p == 0, 0, p * keras.ops.log("
-                    "keras.ops.where(p == 0, 1, p))), axis=-1)\n"
-                    "keras.losses.categorical_crossentropy(p, {b}, from_logits=True) - entropy",
-            convention=lambda o: Convention(arguments=("y_true", "y_pred"), p_argument="y_true",
-                                            input_space=("prob", "logits"), reduction="per_row", class_axis=-1),
+            "keras.ops.where(p == 0, 1, p))), axis=-1)\n"
+            "keras.losses.categorical_crossentropy(p, {b}, from_logits=True) - entropy",
+            convention=lambda o: Convention(
+                arguments=("y_true", "y_pred"),
+                p_argument="y_true",
+                input_space=("prob", "logits"),
+                reduction="per_row",
+                class_axis=-1,
+            ),
             differentiable=("y_pred",),
             identity="cross_entropy",
             broadcasts=False,
             notes=f"Keras 3 on the {backend} backend: categorical_crossentropy(p, logits_q, from_logits=True) "
-                  "minus the entropy of p.",
+            "minus the entropy of p.",
             doc_url="https://keras.io/api/losses/probabilistic_losses/#categorical_crossentropy-function",
         ),
     ]
@@ -209,9 +236,16 @@ def binding(backend: str, snippet: Snippet, check_settings=None) -> Binding:
         return SimpleNamespace(child=child, info=child.start())
 
     return Binding(
-        name=name, modules=("keras", backend), load=load, version=lambda fw: fw.info["versions"],
-        devices=lambda fw: fw.info["devices"], to_native=to_native, to_numpy=to_numpy,
-        settings=lambda fw: fw.info["settings"], gradient=gradient, snippet=snippet,
+        name=name,
+        modules=("keras", backend),
+        load=load,
+        version=lambda fw: fw.info["versions"],
+        devices=lambda fw: fw.info["devices"],
+        to_native=to_native,
+        to_numpy=to_numpy,
+        settings=lambda fw: fw.info["settings"],
+        gradient=gradient,
+        snippet=snippet,
         check_settings=check_settings or (lambda fw, dtype, device: {}),
     )
 
@@ -242,10 +276,19 @@ class Child:
         self.log = tempfile.TemporaryFile()  # the child's stderr, open for the child's lifetime
 
     def start(self) -> dict:
-        env = {**os.environ, "KERAS_BACKEND": self.backend, "TF_CPP_MIN_LOG_LEVEL": "2",
-               "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        self.process = subprocess.Popen([sys.executable, "-m", __name__, self.backend], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=self.log, env=env)
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": self.backend,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", __name__, self.backend],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+        )
         status, info = self._exchange(None)
         if status != "ready":
             self.stop()
@@ -285,7 +328,8 @@ class Child:
         except (EOFError, BrokenPipeError) as exc:
             code = self._reap()
             raise RuntimeError(
-                f"the Keras {self.backend} process died (exit code {code}): {self._last_words()}") from exc
+                f"the Keras {self.backend} process died (exit code {code}): {self._last_words()}"
+            ) from exc
         except BaseException:  # a time limit or an interrupt mid-call: the child's state is unknown
             self.stop()
             raise
@@ -311,8 +355,12 @@ def _serve(backend: str) -> None:
         bind = importlib.import_module(f"{__package__}.{backend}").BINDING
         fw = bind.handle()
         versions = {"keras": keras.__version__, **bind.version(fw)}
-        settings = {"keras.backend": keras.backend.backend(), "keras.config.epsilon": keras.config.epsilon(),
-                    "keras.config.floatx": keras.config.floatx(), **bind.settings(fw)}
+        settings = {
+            "keras.backend": keras.backend.backend(),
+            "keras.config.epsilon": keras.config.epsilon(),
+            "keras.config.floatx": keras.config.floatx(),
+            **bind.settings(fw),
+        }
         _send(replies, ("ready", {"versions": versions, "devices": bind.devices(fw), "settings": settings}))
     except Exception as exc:  # any failure to start is the parent's skip reason
         _send(replies, ("failed", f"{type(exc).__name__}: {exc}"))
@@ -343,7 +391,9 @@ def _run(keras, bind: Binding, fw, kind: str, call: Pending, index: int | None) 
         if kind == "value":
             out = fn(*native)
         else:  # the parent asks for a gradient only through Binding.gradient, which passes the argument's index
-            assert bind.gradient is not None and index is not None, f"{bind.name}: a gradient needs its binding and index"
+            assert bind.gradient is not None and index is not None, (
+                f"{bind.name}: a gradient needs its binding and index"
+            )
             out = bind.gradient(fw, fn, native, index)
         values, dtype = bind.to_numpy(fw, out)
     return Computed(values, dtype)

@@ -29,8 +29,14 @@ def _load():
         except NotImplementedError:
             return None
 
-    return SimpleNamespace(paddle=paddle, dist=dist, kl=dist.kl_divergence, lookup=lookup,
-                           registry=lambda: dict(kl._REGISTER_TABLE), diag_embed=paddle.diag_embed)
+    return SimpleNamespace(
+        paddle=paddle,
+        dist=dist,
+        kl=dist.kl_divergence,
+        lookup=lookup,
+        registry=lambda: dict(kl._REGISTER_TABLE),
+        diag_embed=paddle.diag_embed,
+    )
 
 
 def _same(cls: str, *names: str, **renamed: str) -> Constructor:
@@ -40,8 +46,11 @@ def _same(cls: str, *names: str, **renamed: str) -> Constructor:
 CONSTRUCTORS = {
     "normal": _same("Normal", "loc", "scale"),
     "mvn_tril": _same("MultivariateNormal", "loc", "scale_tril"),
-    "mvn_diag": Constructor("MultivariateNormal", {"loc": "loc", "scale_tril": ("diag_embed", "scale_diag")},
-                            notes="one class: scale_tril = diag_embed(scale_diag)"),
+    "mvn_diag": Constructor(
+        "MultivariateNormal",
+        {"loc": "loc", "scale_tril": ("diag_embed", "scale_diag")},
+        notes="one class: scale_tril = diag_embed(scale_diag)",
+    ),
     "bernoulli": _same("Bernoulli", "probs"),
     "binomial": _same("Binomial", "total_count", "probs"),
     "beta": Constructor("Beta", {"alpha": "concentration1", "beta": "concentration0"}),
@@ -58,7 +67,12 @@ CONSTRUCTORS = {
 }
 
 LIBRARY = Library(
-    name="paddle.distribution.kl_divergence", key="paddle", framework="paddle", modules=("paddle",),
-    load=_load, versions=lambda h: {"paddle": h.paddle.__version__}, constructors=CONSTRUCTORS,
+    name="paddle.distribution.kl_divergence",
+    key="paddle",
+    framework="paddle",
+    modules=("paddle",),
+    load=_load,
+    versions=lambda h: {"paddle": h.paddle.__version__},
+    constructors=CONSTRUCTORS,
     notes="Distribution objects take the default dtype unless given tensors; klconf passes tensors.",
 )

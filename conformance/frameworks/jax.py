@@ -3,6 +3,7 @@
 float64 needs x64: checks in float64 run inside `jax.enable_x64(True)` and their records
 say so; every other dtype runs with JAX's default (x64 off).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,6 +16,7 @@ from ..porting.vocabulary import Vocabulary
 from . import Api, Binding, Snippet, Unavailable
 
 ORDER = 20  # place in reports
+
 
 def _load():
     import jax
@@ -56,8 +58,9 @@ def _to_native(fw, values: np.ndarray, dtype: str, device: str):
 def _to_numpy(fw, out):
     if not isinstance(out, fw.jax.Array):
         raise TypeError(f"output is a {type(out).__name__}, not a jax.Array")
-    return np.asarray(out.astype(fw.jnp.float32) if out.dtype == fw.jnp.bfloat16 else out).astype(np.float64), \
-        str(out.dtype)
+    return np.asarray(out.astype(fw.jnp.float32) if out.dtype == fw.jnp.bfloat16 else out).astype(np.float64), str(
+        out.dtype
+    )
 
 
 def _call_context(fw, dtype: str, device: str):
@@ -97,9 +100,18 @@ def _versions(fw) -> dict:
 
 # Configuration a call could change that later checks depend on (read as set globally, and as in effect
 # inside klconf's own `enable_x64` context for the flags a context can override).
-_CONFIG = ("jax_enable_x64", "jax_default_device", "jax_default_matmul_precision", "jax_debug_nans", "jax_debug_infs",
-           "jax_disable_jit", "jax_numpy_rank_promotion", "jax_numpy_dtype_promotion", "jax_default_prng_impl",
-           "jax_enable_checks")
+_CONFIG = (
+    "jax_enable_x64",
+    "jax_default_device",
+    "jax_default_matmul_precision",
+    "jax_debug_nans",
+    "jax_debug_infs",
+    "jax_disable_jit",
+    "jax_numpy_rank_promotion",
+    "jax_numpy_dtype_promotion",
+    "jax_default_prng_impl",
+    "jax_enable_checks",
+)
 _IN_EFFECT = ("jax_enable_x64", "jax_default_device")
 
 
@@ -108,9 +120,9 @@ def _state(fw) -> dict:
     holders = getattr(config, "_value_holders", {})
     out = {}
     for name in _CONFIG:
-        holder = holders.get(name)
+        get_global = getattr(holders.get(name), "get_global", None)
         try:
-            out[f"jax.config.{name}"] = holder.get_global() if hasattr(holder, "get_global") else getattr(config, name)
+            out[f"jax.config.{name}"] = get_global() if get_global is not None else getattr(config, name)
         except (AttributeError, KeyError):  # an option this release does not have
             continue
         if name in _IN_EFFECT:
@@ -133,6 +145,7 @@ def _gradient(fw, fn, args, index):
     0.35 s a call), a jitted one traces and compiles the whole function once (about 0.02 s). An API that
     cannot be traced (it reads concrete values) gets eager jax.grad, so its outcome is the one eager
     code shows."""
+
     def total(*inputs):
         return fn(*inputs).sum()
 
@@ -148,14 +161,18 @@ def _snippet_native(values: str, dtype: str, device: str) -> str:
 
 
 def _snippet_prelude(dtype: str, device: str) -> str:
-    return 'jax.config.update("jax_enable_x64", True)  # klconf runs float64 checks with x64' if dtype == "float64" else ""
+    return (
+        'jax.config.update("jax_enable_x64", True)  # klconf runs float64 checks with x64' if dtype == "float64" else ""
+    )
 
 
 SNIPPET = Snippet(  # mirrors _call_context, _to_native and _to_numpy
     imports="import jax\nimport jax.numpy as jnp\nimport jax.scipy.special",
     prelude=_snippet_prelude,
     native=_snippet_native,
-    to_numpy="np.asarray({result}.astype(jnp.float32) if {result}.dtype == jnp.bfloat16 else {result}).astype(np.float64)",
+    to_numpy=(
+        "np.asarray({result}.astype(jnp.float32) if {result}.dtype == jnp.bfloat16 else {result}).astype(np.float64)"
+    ),
 )
 
 BINDING = Binding(
@@ -182,16 +199,28 @@ def _elementwise(name: str, formula: str) -> Api:
         name=f"jax.scipy.special.{name}",
         framework="jax",
         call=lambda fw, p, q, o, w: getattr(fw.special, name)(p, q),
-        convention=lambda o: Convention(arguments=("p", "q"), p_argument="p", input_space=("prob", "prob"),
-                                        reduction="none", class_axis=None, elementwise=formula),
+        convention=lambda o: Convention(
+            arguments=("p", "q"),
+            p_argument="p",
+            input_space=("prob", "prob"),
+            reduction="none",
+            class_axis=None,
+            elementwise=formula,
+        ),
         differentiable=("p", "q"),
         doc_url=f"https://docs.jax.dev/en/latest/_autosummary/jax.scipy.special.{name}.html",
         snippet=f"jax.scipy.special.{name}({{a}}, {{b}})",
     )
 
 
-def _optax(name: str, target_space: str, formula: str = "p*log(p/q)", attribute: str | None = None,
-           notes: str = "", since: str = "") -> Api:
+def _optax(
+    name: str,
+    target_space: str,
+    formula: str = "p*log(p/q)",
+    attribute: str | None = None,
+    notes: str = "",
+    since: str = "",
+) -> Api:
     """optax losses take (log_predictions = log Q, targets = P) and sum over axis -1."""
     path = (attribute or name).split(".")
 
@@ -207,8 +236,13 @@ def _optax(name: str, target_space: str, formula: str = "p*log(p/q)", attribute:
         framework="jax",
         call=call,
         convention=lambda o: Convention(
-            arguments=("log_predictions", p_name), p_argument=p_name,
-            input_space=("log_prob", target_space), reduction="per_row", class_axis=-1, elementwise=formula),
+            arguments=("log_predictions", p_name),
+            p_argument=p_name,
+            input_space=("log_prob", target_space),
+            reduction="per_row",
+            class_axis=-1,
+            elementwise=formula,
+        ),
         requires=("optax",),
         snippet=f"import optax\noptax.{attribute or name}({{a}}, {{b}})",
         differentiable=("log_predictions", p_name),
@@ -234,8 +268,13 @@ APIS = [
         framework="jax",
         call=_softmax_cross_entropy_minus_entropy,
         snippet="import optax\noptax.softmax_cross_entropy({a}, {b}) - jax.scipy.special.entr({b}).sum(axis=-1)",
-        convention=lambda o: Convention(arguments=("logits", "labels"), p_argument="labels",
-                                        input_space=("logits", "prob"), reduction="per_row", class_axis=-1),
+        convention=lambda o: Convention(
+            arguments=("logits", "labels"),
+            p_argument="labels",
+            input_space=("logits", "prob"),
+            reduction="per_row",
+            class_axis=-1,
+        ),
         requires=("optax",),
         differentiable=("logits",),
         identity="cross_entropy",

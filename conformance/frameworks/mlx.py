@@ -66,10 +66,11 @@ BINDING = Binding(
     gradient=_gradient,
     snippet=Snippet(  # mirrors _to_native, _to_numpy and the call context
         imports="import mlx.core as mx\nimport mlx.nn",
-        native=lambda values, dtype, device: f"mx.array(np.asarray({values}, dtype=np.{_CARRIER[dtype]}), "
-                                             f"dtype=mx.{_CARRIER[dtype]}).astype(mx.{dtype})",
+        native=lambda values, dtype, device: (
+            f"mx.array(np.asarray({values}, dtype=np.{_CARRIER[dtype]}), dtype=mx.{_CARRIER[dtype]}).astype(mx.{dtype})"
+        ),
         to_numpy="np.array({result}.astype(mx.float32) if {result}.dtype == mx.bfloat16 else {result})"
-                 ".astype(np.float64)",
+        ".astype(np.float64)",
         context=lambda dtype, device: f"with mx.stream({'mx.cpu' if device == 'cpu' else 'mx.gpu'}):",
     ),
 )
@@ -84,14 +85,19 @@ APIS = [
         framework="mlx",
         call=lambda fw, log_q, log_p, o, w: fw.nn.losses.kl_div_loss(log_q, log_p, reduction=o["reduction"]),
         convention=lambda o: Convention(
-            arguments=("inputs", "targets"), p_argument="targets", input_space=("log_prob", "log_prob"),
-            reduction=_REDUCTION[o["reduction"]], class_axis=-1, batch_divisor="rows"),
+            arguments=("inputs", "targets"),
+            p_argument="targets",
+            input_space=("log_prob", "log_prob"),
+            reduction=_REDUCTION[o["reduction"]],
+            class_axis=-1,
+            batch_divisor="rows",
+        ),
         options=grid(reduction=("none", "mean", "sum")),
         snippet="mlx.nn.losses.kl_div_loss({a}, {b}, reduction={o[reduction]!r})",
         differentiable=("inputs", "targets"),
         notes="Both arguments are log-probabilities (inputs = log Q, targets = log P); sums over axis -1.",
         doc_url="https://ml-explore.github.io/mlx/build/html/python/nn/_autosummary_functions/"
-                "mlx.nn.losses.kl_div_loss.html",
+        "mlx.nn.losses.kl_div_loss.html",
     ),
 ]
 

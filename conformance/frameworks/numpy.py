@@ -1,4 +1,5 @@
 """NumPy binding: the framework for plug-in adapters written against NumPy (and klconf's fakes)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace

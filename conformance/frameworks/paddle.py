@@ -28,8 +28,10 @@ def _load():
     import sys
 
     if "tensorflow" in sys.modules:  # measured: paddle 3.3.1 after tensorflow 2.21 in one process segfaults
-        raise Unavailable("paddle cannot be imported after tensorflow in one process (it crashes); "
-                          "run paddle's checks on their own: klconf run --framework paddle, or tox -e paddle")
+        raise Unavailable(
+            "paddle cannot be imported after tensorflow in one process (it crashes); "
+            "run paddle's checks on their own: klconf run --framework paddle, or tox -e paddle"
+        )
     import paddle
     import paddle.nn.functional
 
@@ -78,8 +80,10 @@ def _gradient(fw, fn, args, index):
 
 
 def _settings(fw) -> dict:
-    return {"paddle.get_device": fw.paddle.get_device(),
-            "paddle.is_compiled_with_cuda": bool(fw.paddle.device.is_compiled_with_cuda())}
+    return {
+        "paddle.get_device": fw.paddle.get_device(),
+        "paddle.is_compiled_with_cuda": bool(fw.paddle.device.is_compiled_with_cuda()),
+    }
 
 
 BINDING = Binding(
@@ -109,16 +113,21 @@ _KL_DIV_REDUCTION = {"mean": "mean_all", "none": "none", "sum": "sum", "batchmea
 
 def _kl_div_convention(o: dict) -> Convention:
     return Convention(
-        arguments=("input", "label"), p_argument="label",
+        arguments=("input", "label"),
+        p_argument="label",
         input_space=("log_prob", "log_prob" if o["log_target"] else "prob"),
-        reduction=_KL_DIV_REDUCTION[o["reduction"]], class_axis=None, batch_divisor="dim0",
+        reduction=_KL_DIV_REDUCTION[o["reduction"]],
+        class_axis=None,
+        batch_divisor="dim0",
     )
 
 
 _KL_DIV_OPTIONS = grid(reduction=("mean", "none", "sum", "batchmean"), log_target=(False, True))
 _DTYPES = ("float32", "float64")  # the CPU kernel kldiv_loss is registered for these two only
-_NOTES = ("The label gets no gradient: kldiv_loss has no backward for it (paddle.grad reports that it "
-          "'does not appear in the backward graph'). On CPU the kernel takes float32 and float64 only.")
+_NOTES = (
+    "The label gets no gradient: kldiv_loss has no backward for it (paddle.grad reports that it "
+    "'does not appear in the backward graph'). On CPU the kernel takes float32 and float64 only."
+)
 
 APIS = [
     Api(

@@ -1,4 +1,5 @@
 """SciPy's KL functions: a reference family users port from (CPU, NumPy arrays)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -9,6 +10,7 @@ from . import Api, Binding, Snippet, grid
 from .numpy import as_float64, cpu_only
 
 ORDER = 40  # place in reports
+
 
 def _load():
     import numpy
@@ -54,8 +56,9 @@ APIS = [
         framework="scipy",
         call=lambda fw, x, y, o, w: fw.special.rel_entr(x, y),
         snippet="scipy.special.rel_entr({a}, {b})",
-        convention=lambda o: Convention(arguments=("x", "y"), p_argument="x", input_space=("prob", "prob"),
-                                        reduction="none", class_axis=None),
+        convention=lambda o: Convention(
+            arguments=("x", "y"), p_argument="x", input_space=("prob", "prob"), reduction="none", class_axis=None
+        ),
         dtypes=_CPU_DTYPES,
         devices=("cpu",),
         doc_url="https://docs.scipy.org/doc/scipy/reference/generated/scipy.special.rel_entr.html",
@@ -65,8 +68,14 @@ APIS = [
         framework="scipy",
         call=lambda fw, x, y, o, w: fw.special.kl_div(x, y),
         snippet="scipy.special.kl_div({a}, {b})",
-        convention=lambda o: Convention(arguments=("x", "y"), p_argument="x", input_space=("prob", "prob"),
-                                        reduction="none", class_axis=None, elementwise="p*log(p/q)-p+q"),
+        convention=lambda o: Convention(
+            arguments=("x", "y"),
+            p_argument="x",
+            input_space=("prob", "prob"),
+            reduction="none",
+            class_axis=None,
+            elementwise="p*log(p/q)-p+q",
+        ),
         dtypes=_CPU_DTYPES,
         devices=("cpu",),
         doc_url="https://docs.scipy.org/doc/scipy/reference/generated/scipy.special.kl_div.html",
@@ -74,12 +83,23 @@ APIS = [
     Api(
         name="scipy.stats.entropy",
         framework="scipy",
-        call=lambda fw, pk, qk, o, w: fw.stats.entropy(pk, qk, **({} if o["axis"] == "default" else {"axis": o["axis"]})),
-        convention=lambda o: Convention(arguments=("pk", "qk"), p_argument="pk", input_space=("prob", "prob"),
-                                        reduction="per_row", class_axis=0 if o["axis"] in ("default", 0) else -1,
-                                        normalizes=True),
+        call=lambda fw, pk, qk, o, w: fw.stats.entropy(
+            pk, qk, **({} if o["axis"] == "default" else {"axis": o["axis"]})
+        ),
+        convention=lambda o: Convention(
+            arguments=("pk", "qk"),
+            p_argument="pk",
+            input_space=("prob", "prob"),
+            reduction="per_row",
+            class_axis=0 if o["axis"] in ("default", 0) else -1,
+            normalizes=True,
+        ),
         options=grid(axis=("default", -1)),
-        snippet=lambda o: "scipy.stats.entropy({a}, {b})" if o["axis"] == "default" else "scipy.stats.entropy({a}, {b}, axis={o[axis]})",
+        snippet=lambda o: (
+            "scipy.stats.entropy({a}, {b})"
+            if o["axis"] == "default"
+            else "scipy.stats.entropy({a}, {b}, axis={o[axis]})"
+        ),
         dtypes=_CPU_DTYPES,
         devices=("cpu",),
         notes="Normalises both arguments and sums over axis 0 unless told otherwise.",

@@ -4,6 +4,7 @@ Keras 2 package tf_keras. The only module that imports TensorFlow or Keras.
 Keras computes in the loss's `dtype` (floatx by default), so klconf passes the input dtype
 explicitly: the check measures the dtype it names.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,6 +20,7 @@ KERAS_EPSILON = 1e-7  # keras.config.epsilon(): both arguments are clipped to [e
 
 
 ORDER = 30  # place in reports
+
 
 def _load():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -67,19 +69,33 @@ def _settings(fw) -> dict:
 # Settings a call could change that later checks depend on: (name, read, write). Thread counts are fixed once
 # TensorFlow has started (setting them raises), so a call cannot change them.
 _STATE = (
-    ("tf.config.experimental.tensor_float_32_execution_enabled",
-     lambda fw: fw.tf.config.experimental.tensor_float_32_execution_enabled(),
-     lambda fw, v: fw.tf.config.experimental.enable_tensor_float_32_execution(v)),
-    ("tf.config.soft_device_placement", lambda fw: fw.tf.config.get_soft_device_placement(),
-     lambda fw, v: fw.tf.config.set_soft_device_placement(v)),
-    ("tf.config.functions_run_eagerly", lambda fw: fw.tf.config.functions_run_eagerly(),
-     lambda fw, v: fw.tf.config.run_functions_eagerly(v)),
+    (
+        "tf.config.experimental.tensor_float_32_execution_enabled",
+        lambda fw: fw.tf.config.experimental.tensor_float_32_execution_enabled(),
+        lambda fw, v: fw.tf.config.experimental.enable_tensor_float_32_execution(v),
+    ),
+    (
+        "tf.config.soft_device_placement",
+        lambda fw: fw.tf.config.get_soft_device_placement(),
+        lambda fw, v: fw.tf.config.set_soft_device_placement(v),
+    ),
+    (
+        "tf.config.functions_run_eagerly",
+        lambda fw: fw.tf.config.functions_run_eagerly(),
+        lambda fw, v: fw.tf.config.run_functions_eagerly(v),
+    ),
     ("keras.config.floatx", lambda fw: fw.keras.config.floatx(), lambda fw, v: fw.keras.config.set_floatx(v)),
     ("keras.config.epsilon", lambda fw: fw.keras.config.epsilon(), lambda fw, v: fw.keras.config.set_epsilon(v)),
-    ("keras.config.image_data_format", lambda fw: fw.keras.config.image_data_format(),
-     lambda fw, v: fw.keras.config.set_image_data_format(v)),
-    ("keras.config.dtype_policy", lambda fw: fw.keras.config.dtype_policy().name,
-     lambda fw, v: fw.keras.config.set_dtype_policy(v)),
+    (
+        "keras.config.image_data_format",
+        lambda fw: fw.keras.config.image_data_format(),
+        lambda fw, v: fw.keras.config.set_image_data_format(v),
+    ),
+    (
+        "keras.config.dtype_policy",
+        lambda fw: fw.keras.config.dtype_policy().name,
+        lambda fw, v: fw.keras.config.set_dtype_policy(v),
+    ),
 )
 
 
@@ -144,13 +160,26 @@ BINDING = Binding(
 # summed per-sample losses by their count (N, or N*T for 3-D input); "mean_with_sample_weight"
 # divides by the sum of the weights (by the count without them); None/"none" returns one loss
 # per sample. Weights multiply the per-sample losses first.
-_KERAS3_REDUCTION = {"sum_over_batch_size": "mean_batch", "sum": "sum", None: "per_row", "none": "per_row",
-                     "mean": "mean_batch", "mean_with_sample_weight": "mean_weighted"}
+_KERAS3_REDUCTION = {
+    "sum_over_batch_size": "mean_batch",
+    "sum": "sum",
+    None: "per_row",
+    "none": "per_row",
+    "mean": "mean_batch",
+    "mean_with_sample_weight": "mean_weighted",
+}
 
 
 def _keras_convention(reduction: str) -> Convention:
-    return Convention(arguments=("y_true", "y_pred"), p_argument="y_true", input_space=("prob", "prob"),
-                      reduction=reduction, class_axis=-1, batch_divisor="rows", clip_epsilon=KERAS_EPSILON)
+    return Convention(
+        arguments=("y_true", "y_pred"),
+        p_argument="y_true",
+        input_space=("prob", "prob"),
+        reduction=reduction,
+        class_axis=-1,
+        batch_divisor="rows",
+        clip_epsilon=KERAS_EPSILON,
+    )
 
 
 def _dtype_of(fw, tensor) -> str:
@@ -186,10 +215,13 @@ APIS = [
         framework="tensorflow",
         call=_keras3_loss,
         convention=lambda o: _keras_convention(_KERAS3_REDUCTION[o["reduction"]]),
-        options=grid(reduction=("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"),
-                     sample_weight=_WEIGHTS),
+        options=grid(
+            reduction=("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"), sample_weight=_WEIGHTS
+        ),
         differentiable=("y_true", "y_pred"),
-        snippet="tf.keras.losses.KLDivergence(reduction={o[reduction]!r}, dtype={dtype!r})({a}, {b}, sample_weight={w})",
+        snippet=(
+            "tf.keras.losses.KLDivergence(reduction={o[reduction]!r}, dtype={dtype!r})({a}, {b}, sample_weight={w})"
+        ),
         notes="Probabilities in (y_true=P, y_pred=Q) order; both clipped to [1e-7, 1].",
         doc_url="https://keras.io/api/losses/probabilistic_losses/#kldivergence-class",
     ),
@@ -212,7 +244,7 @@ APIS = [
         convention=lambda o: _keras_convention("mean_weighted" if o["sample_weight"] else "mean_batch"),
         options=grid(sample_weight=_WEIGHTS),
         snippet="metric = tf.keras.metrics.KLDivergence(dtype={dtype!r})\n"
-                "metric.update_state({a}, {b}, sample_weight={w})\nmetric.result()",
+        "metric.update_state({a}, {b}, sample_weight={w})\nmetric.result()",
         doc_url="https://keras.io/api/metrics/probabilistic_metrics/#kldivergence-class",
     ),
     Api(
@@ -220,10 +252,15 @@ APIS = [
         framework="tensorflow",
         call=_categorical_crossentropy_minus_entropy,
         snippet="keras.losses.categorical_crossentropy({a}, {b}, from_logits=True) - "
-                "tf.reduce_sum(-tf.math.xlogy({a}, {a}), axis=-1)",
+        "tf.reduce_sum(-tf.math.xlogy({a}, {a}), axis=-1)",
         # from_logits=True goes to tf.nn.softmax_cross_entropy_with_logits: no clipping, no renormalising
-        convention=lambda o: Convention(arguments=("y_true", "y_pred"), p_argument="y_true",
-                                        input_space=("prob", "logits"), reduction="per_row", class_axis=-1),
+        convention=lambda o: Convention(
+            arguments=("y_true", "y_pred"),
+            p_argument="y_true",
+            input_space=("prob", "logits"),
+            reduction="per_row",
+            class_axis=-1,
+        ),
         differentiable=("y_pred",),
         identity="cross_entropy",
         broadcasts=False,  # softmax_cross_entropy_with_logits wants labels and logits of one shape
@@ -235,11 +272,14 @@ APIS = [
         framework="tensorflow",
         call=_tf_keras_loss,
         convention=lambda o: _keras_convention(
-            {"auto": "mean_batch", "sum_over_batch_size": "mean_batch", "sum": "sum", "none": "per_row"}[o["reduction"]]),
+            {"auto": "mean_batch", "sum_over_batch_size": "mean_batch", "sum": "sum", "none": "per_row"}[o["reduction"]]
+        ),
         options=grid(reduction=("auto", "sum_over_batch_size", "sum", "none"), sample_weight=_WEIGHTS),
         requires=("tf_keras",),
         differentiable=("y_true", "y_pred"),
-        snippet="import tf_keras\ntf_keras.losses.KLDivergence(reduction={o[reduction]!r})({a}, {b}, sample_weight={w})",
+        snippet=(
+            "import tf_keras\ntf_keras.losses.KLDivergence(reduction={o[reduction]!r})({a}, {b}, sample_weight={w})"
+        ),
         notes="Legacy Keras 2 (tf.keras in TensorFlow <= 2.15, or TF_USE_LEGACY_KERAS=1).",
         doc_url="https://www.tensorflow.org/api_docs/python/tf/keras/losses/KLDivergence",
     ),

@@ -1,4 +1,5 @@
 """PyTorch's KL entry points (the only module that imports torch)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -10,6 +11,7 @@ from ..porting.vocabulary import Vocabulary
 from . import Api, Binding, Snippet, Unavailable, grid
 
 ORDER = 10  # place in reports
+
 
 def _load():
     import torch
@@ -59,22 +61,41 @@ _STATE = (
     ("torch.get_num_interop_threads", lambda t: t.get_num_interop_threads(), None),
     ("torch.is_grad_enabled", lambda t: t.is_grad_enabled(), lambda t, v: t.set_grad_enabled(v)),
     ("torch.is_anomaly_enabled", lambda t: t.is_anomaly_enabled(), lambda t, v: t.set_anomaly_enabled(v)),
-    ("torch.are_deterministic_algorithms_enabled",
-     lambda t: (t.are_deterministic_algorithms_enabled(), t.is_deterministic_algorithms_warn_only_enabled()),
-     lambda t, v: t.use_deterministic_algorithms(v[0], warn_only=v[1])),
-    ("torch.get_float32_matmul_precision", lambda t: t.get_float32_matmul_precision(),
-     lambda t, v: t.set_float32_matmul_precision(v)),
-    ("torch.backends.cuda.matmul.allow_tf32", lambda t: t.backends.cuda.matmul.allow_tf32,
-     lambda t, v: setattr(t.backends.cuda.matmul, "allow_tf32", v)),
-    ("torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction",
-     lambda t: t.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
-     lambda t, v: setattr(t.backends.cuda.matmul, "allow_fp16_reduced_precision_reduction", v)),
-    ("torch.backends.cudnn.allow_tf32", lambda t: t.backends.cudnn.allow_tf32,
-     lambda t, v: setattr(t.backends.cudnn, "allow_tf32", v)),
-    ("torch.backends.cudnn.deterministic", lambda t: t.backends.cudnn.deterministic,
-     lambda t, v: setattr(t.backends.cudnn, "deterministic", v)),
-    ("torch.backends.cudnn.benchmark", lambda t: t.backends.cudnn.benchmark,
-     lambda t, v: setattr(t.backends.cudnn, "benchmark", v)),
+    (
+        "torch.are_deterministic_algorithms_enabled",
+        lambda t: (t.are_deterministic_algorithms_enabled(), t.is_deterministic_algorithms_warn_only_enabled()),
+        lambda t, v: t.use_deterministic_algorithms(v[0], warn_only=v[1]),
+    ),
+    (
+        "torch.get_float32_matmul_precision",
+        lambda t: t.get_float32_matmul_precision(),
+        lambda t, v: t.set_float32_matmul_precision(v),
+    ),
+    (
+        "torch.backends.cuda.matmul.allow_tf32",
+        lambda t: t.backends.cuda.matmul.allow_tf32,
+        lambda t, v: setattr(t.backends.cuda.matmul, "allow_tf32", v),
+    ),
+    (
+        "torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction",
+        lambda t: t.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+        lambda t, v: setattr(t.backends.cuda.matmul, "allow_fp16_reduced_precision_reduction", v),
+    ),
+    (
+        "torch.backends.cudnn.allow_tf32",
+        lambda t: t.backends.cudnn.allow_tf32,
+        lambda t, v: setattr(t.backends.cudnn, "allow_tf32", v),
+    ),
+    (
+        "torch.backends.cudnn.deterministic",
+        lambda t: t.backends.cudnn.deterministic,
+        lambda t, v: setattr(t.backends.cudnn, "deterministic", v),
+    ),
+    (
+        "torch.backends.cudnn.benchmark",
+        lambda t: t.backends.cudnn.benchmark,
+        lambda t, v: setattr(t.backends.cudnn, "benchmark", v),
+    ),
 )
 
 
@@ -146,9 +167,12 @@ _KL_DIV_REDUCTION = {"mean": "mean_all", "none": "none", "sum": "sum", "batchmea
 
 def _kl_div_convention(o: dict) -> Convention:
     return Convention(
-        arguments=("input", "target"), p_argument="target",
+        arguments=("input", "target"),
+        p_argument="target",
         input_space=("log_prob", "log_prob" if o["log_target"] else "prob"),
-        reduction=_KL_DIV_REDUCTION[o["reduction"]], class_axis=None, batch_divisor="dim0",
+        reduction=_KL_DIV_REDUCTION[o["reduction"]],
+        class_axis=None,
+        batch_divisor="dim0",
     )
 
 
@@ -172,8 +196,11 @@ _CE_REDUCTION = {"mean": "mean_batch", "none": "per_row", "sum": "sum"}
 
 def _cross_entropy_snippet(o: dict) -> str:
     entropy = {"mean": "entropy.mean()", "sum": "entropy.sum()", "none": "entropy"}[o["reduction"]]
-    return ("entropy = torch.special.entr({b}).sum(1 if {a}.dim() > 1 else 0)\n"
-            "torch.nn.functional.cross_entropy({a}, {b}, reduction={o[reduction]!r}) - " + entropy)
+    return (
+        "entropy = torch.special.entr({b}).sum(1 if {a}.dim() > 1 else 0)\n"
+        "torch.nn.functional.cross_entropy({a}, {b}, reduction={o[reduction]!r}) - " + entropy
+    )
+
 
 APIS = [
     Api(
@@ -202,15 +229,19 @@ APIS = [
         call=_cross_entropy_minus_entropy,
         snippet=_cross_entropy_snippet,
         convention=lambda o: Convention(
-            arguments=("input", "target"), p_argument="target", input_space=("logits", "prob"),
-            reduction=_CE_REDUCTION[o["reduction"]], class_axis=1, batch_divisor="rows",
+            arguments=("input", "target"),
+            p_argument="target",
+            input_space=("logits", "prob"),
+            reduction=_CE_REDUCTION[o["reduction"]],
+            class_axis=1,
+            batch_divisor="rows",
         ),
         options=grid(reduction=("mean", "none", "sum")),
         differentiable=("input",),
         broadcasts=False,  # "Expected input batch_size (2) to match target batch_size (1)"
         identity="cross_entropy",
         notes="F.cross_entropy(logits_q, p) minus torch.special.entr(p) summed over classes: "
-              "cross-entropy with probability targets equals KL(P||Q) + H(P).",
+        "cross-entropy with probability targets equals KL(P||Q) + H(P).",
         doc_url="https://pytorch.org/docs/stable/generated/torch.nn.functional.cross_entropy.html",
     ),
 ]

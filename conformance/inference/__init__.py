@@ -17,6 +17,7 @@ The declared convention (`Api.convention`) is read only afterwards, by `compare`
 Results are cached per process: the same probes serve every API, so the oracle's caches
 make every inference after the first cheap.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -93,8 +94,11 @@ def infer(api: Api, options: dict, device: str = "cpu") -> Inference:
         if missing:
             raise Unavailable(missing)
         if device not in api.devices or device not in b.devices(b.handle()):
-            raise Unavailable(f"{api.name} does not run on {device}" if device not in api.devices
-                              else f"{api.framework} sees no {device} device")
+            raise Unavailable(
+                f"{api.name} does not run on {device}"
+                if device not in api.devices
+                else f"{api.framework} sees no {device} device"
+            )
         started = time.perf_counter()
         box = BlackBox(api, options, device)
         hit = _infer(api, box)
@@ -131,14 +135,20 @@ def _infer(api: Api, box: BlackBox) -> Inference:
     final = None
     if structure.failed or not structure.informative:
         for name in ZEROS:
-            values[name], evidence[name] = UNKNOWN, "not probed: the structure is unknown (" + evidence["reduction"] + ")"
+            values[name], evidence[name] = (
+                UNKNOWN,
+                "not probed: the structure is unknown (" + evidence["reduction"] + ")",
+            )
     else:
         base = structure.survivors[0]
         layouts = list(dict.fromkeys(_layout(c) for c in structure.survivors))
         eps, eps_text = _measure_clip(box, base, _layout(base), weights_fed, dtype, device, factor)
         candidates = list(dict.fromkeys(z for s in structure.survivors for z in zero_variants(s, eps, weights_fed)))
-        zero_probes = [p for lay in layouts for p in probes.zero_probes(lay, weights_fed) +
-                       [probes.clip_check_probe(lay, weights_fed)]]
+        zero_probes = [
+            p
+            for lay in layouts
+            for p in probes.zero_probes(lay, weights_fed) + [probes.clip_check_probe(lay, weights_fed)]
+        ]
         zeros = run(candidates, zero_probes)
         v, e = read_fields(ZEROS, zeros, fields_of, text)
         e["clip_epsilon"] = f"{eps_text}; {e['clip_epsilon']}"
@@ -146,8 +156,18 @@ def _infer(api: Api, box: BlackBox) -> Inference:
         final = zeros.survivors[0] if zeros.survivors else base
 
     _dtype_phase(api, box, final, weights_fed, values, evidence)
-    return Inference(api.name, api.framework, dict(options), device, dtype, arguments, values, evidence, final,
-                     weights_fed=weights_fed)
+    return Inference(
+        api.name,
+        api.framework,
+        dict(options),
+        device,
+        dtype,
+        arguments,
+        values,
+        evidence,
+        final,
+        weights_fed=weights_fed,
+    )
 
 
 def _in(probe: probes.Probe, dtype: str) -> probes.Probe:
@@ -161,8 +181,9 @@ def _layout(c: Candidate) -> Layout:
 # --------------------------------------------------------------------------- clipping
 
 
-def _measure_clip(box, structure: Candidate, layout: Layout, weights_fed: bool, dtype: str, device: str,
-                  factor: float) -> tuple[float | None, str]:
+def _measure_clip(
+    box, structure: Candidate, layout: Layout, weights_fed: bool, dtype: str, device: str, factor: float
+) -> tuple[float | None, str]:
     """Bisection on one q value: below a clip's epsilon the output stops following q."""
     carrier = np.dtype(FORMATS[dtype].carrier)
     as_int = np.int64 if carrier.itemsize == 8 else np.int32
@@ -198,8 +219,10 @@ def _measure_clip(box, structure: Candidate, layout: Layout, weights_fed: bool, 
             continue
         clipped = canonical(structure.replace(clip_epsilon=eps), weights_fed)
         if judge_candidate(clipped, deep, deep_obs, device, factor).fits:
-            return eps, (f"clips at {eps:g}: bisection on one q value finds q = {x_lo:.17g} treated as larger, "
-                         f"q = {x_hi:.17g} not; q = {x_lo / 1024:.3g} gives the value of q = {eps:g}")
+            return eps, (
+                f"clips at {eps:g}: bisection on one q value finds q = {x_lo:.17g} treated as larger, "
+                f"q = {x_hi:.17g} not; q = {x_lo / 1024:.3g} gives the value of q = {eps:g}"
+            )
     return x_hi, f"clips near {x_hi:.17g} (bisection), but no nearby epsilon reproduces q = {x_lo / 1024:.3g}"
 
 
@@ -244,11 +267,15 @@ def compare(inference: Inference, api: Api, options: dict) -> Comparison:
     disagreements = [f for f in FIELDS if f not in DTYPE_FIELDS and not same(f, inference.fields[f], declared[f])]
     if not disagreements:
         return Comparison(declared, [], "the inferred convention agrees with the declared one on every field")
-    parts = [f"{f}: declared {_show(declared[f])}, inferred {_show(inference.fields[f])} ({inference.evidence[f]})"
-             for f in disagreements]
-    return Comparison(declared, disagreements,
-                      f"inferred convention differs from the declared one in {', '.join(disagreements)}: "
-                      + "; ".join(parts))
+    parts = [
+        f"{f}: declared {_show(declared[f])}, inferred {_show(inference.fields[f])} ({inference.evidence[f]})"
+        for f in disagreements
+    ]
+    return Comparison(
+        declared,
+        disagreements,
+        f"inferred convention differs from the declared one in {', '.join(disagreements)}: " + "; ".join(parts),
+    )
 
 
 def same(name: str, a, b) -> bool:
@@ -265,8 +292,11 @@ def _show(value) -> str:
 
 def describe(c: Candidate, arguments, weights_fed: bool) -> str:
     f = c.fields(arguments, weights_fed)
-    parts = [", ".join(f"{a}={'P' if a == f['p_argument'] else 'Q'} as {s}" for a, s in f["input_space"].items()),
-             f["elementwise"], f"reduction={f['reduction']}"]
+    parts = [
+        ", ".join(f"{a}={'P' if a == f['p_argument'] else 'Q'} as {s}" for a, s in f["input_space"].items()),
+        f["elementwise"],
+        f"reduction={f['reduction']}",
+    ]
     if f["batch_divisor"] != NA:
         parts.append(f"divisor={f['batch_divisor']}")
     if f["class_axis"] is not None:

@@ -11,6 +11,7 @@ a wider accumulator rounds nearly the same sum for both (at most one ulp apart),
 its terms' own errors. The simulation of 16 lanes in the input format checks that the
 probe separates the two (TensorFlow's float16 reduce_sum, blocked, loses about 7 ulp).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,15 @@ def probes(final: Candidate, layout: Layout, dtype: str, weights: bool) -> tuple
     out = []
     for order, sl in (("large first", slice(None)), ("small first", slice(None, None, -1))):
         args, w = layout.feed(p[:, sl], q[:, sl], dtype, weights)
-        out.append(Probe(f"accumulation[1x{CLASSES}, {order}] {dtype}",
-                         f"{BIG} large terms and {CLASSES - BIG - 1} under half an ulp of one, {order}", args, dtype, w))
+        out.append(
+            Probe(
+                f"accumulation[1x{CLASSES}, {order}] {dtype}",
+                f"{BIG} large terms and {CLASSES - BIG - 1} under half an ulp of one, {order}",
+                args,
+                dtype,
+                w,
+            )
+        )
     return out[0], out[1]
 
 
@@ -64,7 +72,9 @@ def _ratio_for(target, elementwise):
     return (lo + hi) / 2
 
 
-def judge(final: Candidate, pair: tuple[Probe, Probe], obs: tuple[Observation, Observation], dtype: str) -> tuple[str, str]:
+def judge(
+    final: Candidate, pair: tuple[Probe, Probe], obs: tuple[Observation, Observation], dtype: str
+) -> tuple[str, str]:
     """('higher' | 'input' | 'unknown' | 'n/a', evidence)."""
     if final.reduction == "none":
         return NA, "elementwise output: nothing is accumulated"
@@ -76,17 +86,25 @@ def judge(final: Candidate, pair: tuple[Probe, Probe], obs: tuple[Observation, O
         return UNKNOWN, "the inferred convention cannot take the accumulation probe's inputs"
     exact = np.asarray(predicted[0].value, np.float64)
     big_first, small_first = (np.asarray(o.value, np.float64) for o in obs)
-    if big_first.shape != exact.shape or small_first.shape != exact.shape or \
-            not (np.all(np.isfinite(big_first)) and np.all(np.isfinite(small_first))):
-        return UNKNOWN, f"accumulation probe: observed {show(big_first)} and {show(small_first)}, expected {show(exact)}"
+    if (
+        big_first.shape != exact.shape
+        or small_first.shape != exact.shape
+        or not (np.all(np.isfinite(big_first)) and np.all(np.isfinite(small_first)))
+    ):
+        return (
+            UNKNOWN,
+            f"accumulation probe: observed {show(big_first)} and {show(small_first)}, expected {show(exact)}",
+        )
     ulp = FORMATS[dtype].ulp(exact)
     spread = float(np.max(np.abs(big_first - small_first) / ulp))
     error = float(np.max(np.abs(big_first - exact) / ulp))
     sim_big, sim_small = (_lanes(final, pr, dtype, exact) for pr in pair)
     sim_spread = float(np.max(np.abs(sim_big - sim_small) / ulp))
-    text = (f"{pair[0].describe()} and reversed: the two orders differ by {spread:.3g} ulp of {dtype} "
-            f"(error against the oracle {error:.3g} ulp); a sum in {LANES} {dtype} lanes would differ by "
-            f"{sim_spread:.3g} ulp")
+    text = (
+        f"{pair[0].describe()} and reversed: the two orders differ by {spread:.3g} ulp of {dtype} "
+        f"(error against the oracle {error:.3g} ulp); a sum in {LANES} {dtype} lanes would differ by "
+        f"{sim_spread:.3g} ulp"
+    )
     if sim_spread < 16:
         return UNKNOWN, text + " (the probe cannot separate the two)"
     if spread <= 1.5:  # a wide accumulator rounds nearly the same sum: at most one ulp apart
@@ -102,8 +120,9 @@ def _lanes(final: Candidate, pr: Probe, dtype: str, exact: np.ndarray) -> np.nda
     p, q = pr.args[final.p_index], pr.args[1 - final.p_index]
     if axis is not None and axis != p.ndim - 1:
         p, q = np.moveaxis(p, axis, -1), np.moveaxis(q, axis, -1)
-    terms = oracle.expected(np.ascontiguousarray(p), np.ascontiguousarray(q),
-                            final.replace(reduction="none").spec()).value
+    terms = oracle.expected(
+        np.ascontiguousarray(p), np.ascontiguousarray(q), final.replace(reduction="none").spec()
+    ).value
     total = float(np.sum(terms))
     scale = float(np.sum(exact)) / total if total else 1.0  # what the reduction multiplies by (1/count, weight)
     rounded = round_to(terms, dtype).astype(np.float64).reshape(-1, terms.shape[-1])

@@ -8,6 +8,7 @@ fields (`declared_fields`), which is what makes "inferred == declared" a fair co
 Keras' clip makes its zero_q "finite" whatever the declaration's default says, and
 torch's kl_div with reduction "sum" has no class axis to declare.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,9 +21,22 @@ from .. import convention_fields as fields
 from .. import oracle
 from ..conventions import Convention
 
-FIELDS = ("p_argument", "input_space", "elementwise", "reduction", "class_axis", "batch_divisor",
-          "batch_divisor_1d", "normalizes", "zero_p", "zero_both", "zero_q", "clip_epsilon",
-          "output_dtype", "accumulation")
+FIELDS = (
+    "p_argument",
+    "input_space",
+    "elementwise",
+    "reduction",
+    "class_axis",
+    "batch_divisor",
+    "batch_divisor_1d",
+    "normalizes",
+    "zero_p",
+    "zero_both",
+    "zero_q",
+    "clip_epsilon",
+    "output_dtype",
+    "accumulation",
+)
 STRUCTURAL = FIELDS[:8]
 ZEROS = ("zero_p", "zero_both", "zero_q", "clip_epsilon")
 DTYPE_FIELDS = ("output_dtype", "accumulation")
@@ -50,7 +64,9 @@ class Candidate:
     elementwise: str = "p*log(p/q)"
     reduction: str = "per_row"
     class_axis: int | None = -1
-    batch_divisor: str = NA  # mean_batch: dim0, rows or batch (oracle.Spec.batch_divisor); mean_weighted: WEIGHT_DIVISORS
+    batch_divisor: str = (
+        NA  # mean_batch: dim0, rows or batch (oracle.Spec.batch_divisor); mean_weighted: WEIGHT_DIVISORS
+    )
     normalizes: bool = False
     weighted: bool = False  # the call's per-row weights multiply the rows
     zero_p: str = "0"
@@ -76,10 +92,11 @@ class Candidate:
         if reduction == "mean_weighted" and self.batch_divisor == "batch" and ndim == 1:
             reduction = "sum"  # one unbatched row: its weighted loss, undivided
         divisor = self.batch_divisor if self.batch_divisor in oracle.BATCH_DIVISORS else "dim0"
-        return fields.spec(self, self.spaces[self.p_index], self.spaces[1 - self.p_index], reduction=reduction,
-                           batch_divisor=divisor)
+        return fields.spec(
+            self, self.spaces[self.p_index], self.spaces[1 - self.p_index], reduction=reduction, batch_divisor=divisor
+        )
 
-    def replace(self, **changes) -> "Candidate":
+    def replace(self, **changes) -> Candidate:
         return dataclasses.replace(self, **changes)
 
     def predict(self, args: tuple[np.ndarray, np.ndarray], weights) -> tuple[oracle.Expectation, int | None] | None:
@@ -119,10 +136,13 @@ class Candidate:
     def convention(self, arguments: tuple[str, str]) -> Convention:
         shared = {name: getattr(self, name) for name in _SHARED if name != "zero_q"}
         return Convention(
-            arguments=(arguments[0], arguments[1]), p_argument=arguments[self.p_index],
+            arguments=(arguments[0], arguments[1]),
+            p_argument=arguments[self.p_index],
             input_space=(self.spaces[0], self.spaces[1]),
             batch_divisor=self.batch_divisor if self.batch_divisor in oracle.BATCH_DIVISORS else "dim0",
-            zero_q="inf" if self.zero_q == "finite" else self.zero_q, **shared)
+            zero_q="inf" if self.zero_q == "finite" else self.zero_q,
+            **shared,
+        )
 
 
 def divisor_1d(reduction: str, batch_divisor: str) -> str:
@@ -140,7 +160,10 @@ def canonical(c: Candidate, weights_fed: bool) -> Candidate:
     """The representative of every candidate that predicts the same outputs as `c` on any input."""
     spaces, normalizes = c.spaces, c.normalizes
     if normalizes:  # normalised exp(x) is softmax(x): log_prob reads as logits
-        spaces = ("logits" if spaces[0] == "log_prob" else spaces[0], "logits" if spaces[1] == "log_prob" else spaces[1])
+        spaces = (
+            "logits" if spaces[0] == "log_prob" else spaces[0],
+            "logits" if spaces[1] == "log_prob" else spaces[1],
+        )
         if spaces == ("logits", "logits"):
             normalizes = False  # softmax rows are normalised already
     reduction, divisor, weighted = c.reduction, c.batch_divisor, c.weighted and weights_fed
@@ -158,16 +181,33 @@ def canonical(c: Candidate, weights_fed: bool) -> Candidate:
     zero_p, zero_both, zero_q = c.zero_p, c.zero_both, c.zero_q
     if c.clip_epsilon is not None:  # clipped inputs never reach a zero: every term is finite
         zero_p, zero_both, zero_q = "0", "0", "finite"
-    return Candidate(c.p_index, spaces, elementwise, reduction, class_axis, divisor, normalizes, weighted,
-                     zero_p, zero_both, zero_q, c.clip_epsilon)
+    return Candidate(
+        c.p_index,
+        spaces,
+        elementwise,
+        reduction,
+        class_axis,
+        divisor,
+        normalizes,
+        weighted,
+        zero_p,
+        zero_both,
+        zero_q,
+        c.clip_epsilon,
+    )
 
 
 def _class_axis(axis, spaces, normalizes, reduction, divisor, weighted) -> int | None:
     """The class axis where it changes an output, else None. Softmax, normalisation, per-row sums,
     row weights and the 'rows' divisor read it; the dim0 and batch divisors read only whether
     classes are on axis 0 (that moves shape[0]); sums and means over everything never do."""
-    reads_rows = (normalizes or "logits" in spaces or reduction in ("per_row", "mean_weighted")
-                  or (reduction == "mean_batch" and divisor == "rows") or (weighted and reduction != "none"))
+    reads_rows = (
+        normalizes
+        or "logits" in spaces
+        or reduction in ("per_row", "mean_weighted")
+        or (reduction == "mean_batch" and divisor == "rows")
+        or (weighted and reduction != "none")
+    )
     if reads_rows:
         return axis if axis is not None else -1
     if reduction == "mean_batch":
@@ -180,8 +220,14 @@ def structural_candidates(weights_fed: bool) -> list[Candidate]:
     reductions = tuple(r for r in fields.values("reduction") if weights_fed or r != "mean_weighted")
     seen: dict[Candidate, None] = {}
     for p_index, spaces, normalizes, elementwise, reduction, axis, weighted in itertools.product(
-            (0, 1), list(itertools.product(SPACES, SPACES)), fields.values("normalizes"), fields.values("elementwise"),
-            reductions, CLASS_AXES, (True, False) if weights_fed else (False,)):
+        (0, 1),
+        list(itertools.product(SPACES, SPACES)),
+        fields.values("normalizes"),
+        fields.values("elementwise"),
+        reductions,
+        CLASS_AXES,
+        (True, False) if weights_fed else (False,),
+    ):
         for divisor in DIVISORS.get(reduction, (NA,)):
             c = Candidate(p_index, spaces, elementwise, reduction, axis, divisor, normalizes, weighted)
             seen.setdefault(canonical(c, weights_fed))
@@ -190,8 +236,12 @@ def structural_candidates(weights_fed: bool) -> list[Candidate]:
 
 def zero_variants(structure: Candidate, clip_epsilon: float | None, weights_fed: bool) -> list[Candidate]:
     """The zero conventions a structure may carry, unclipped, plus the clipped one when clipping was measured."""
-    out = [structure.replace(zero_p=zp, zero_both=zb, zero_q=zq, clip_epsilon=None) for zp, zb, zq in
-           itertools.product(fields.values("zero_p"), fields.values("zero_both"), fields.ZERO_Q_UNCLIPPED)]
+    out = [
+        structure.replace(zero_p=zp, zero_both=zb, zero_q=zq, clip_epsilon=None)
+        for zp, zb, zq in itertools.product(
+            fields.values("zero_p"), fields.values("zero_both"), fields.ZERO_Q_UNCLIPPED
+        )
+    ]
     if clip_epsilon is not None:
         out.append(canonical(structure.replace(clip_epsilon=clip_epsilon), weights_fed))
     return out
@@ -200,9 +250,13 @@ def zero_variants(structure: Candidate, clip_epsilon: float | None, weights_fed:
 def from_convention(conv: Convention, weights_fed: bool) -> Candidate:
     """The canonical candidate a declared convention stands for (the oracle's mean_weighted divides by
     the weights' sum even for one 1-D row)."""
-    c = Candidate(p_index=conv.p_index, spaces=conv.input_space,
-                  batch_divisor="weights" if conv.reduction == "mean_weighted" else conv.batch_divisor,
-                  weighted=weights_fed and conv.reduction != "none", **{name: getattr(conv, name) for name in _SHARED})
+    c = Candidate(
+        p_index=conv.p_index,
+        spaces=conv.input_space,
+        batch_divisor="weights" if conv.reduction == "mean_weighted" else conv.batch_divisor,
+        weighted=weights_fed and conv.reduction != "none",
+        **{name: getattr(conv, name) for name in _SHARED},
+    )
     return canonical(c, weights_fed)
 
 

@@ -6,6 +6,7 @@ only when every survivor agrees on it; otherwise it is `unknown`, and the eviden
 whether every candidate failed (naming the probe that broke the last of them and the
 closest miss) or the probes could not separate the survivors.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -77,8 +78,13 @@ def judged_dtype(fed: str, returned: str | None) -> str:
     return fed
 
 
-def eliminate(candidates: list[Candidate], probes: list[Probe], box: Callable[[Probe], Observation],
-              device: str, factor: float = 1.0) -> Elimination:
+def eliminate(
+    candidates: list[Candidate],
+    probes: list[Probe],
+    box: Callable[[Probe], Observation],
+    device: str,
+    factor: float = 1.0,
+) -> Elimination:
     alive = list(candidates)
     result = Elimination(alive)
     for probe in probes:
@@ -101,8 +107,12 @@ def eliminate(candidates: list[Candidate], probes: list[Probe], box: Callable[[P
     return result
 
 
-def read_fields(names: tuple[str, ...], elim: Elimination, fields_of: Callable[[Candidate], dict],
-                describe: Callable[[Candidate], str]) -> tuple[dict, dict]:
+def read_fields(
+    names: tuple[str, ...],
+    elim: Elimination,
+    fields_of: Callable[[Candidate], dict],
+    describe: Callable[[Candidate], str],
+) -> tuple[dict, dict]:
     """(values, evidence) for `names` from the survivors; `unknown` where they are not unanimous."""
     values, evidence = {}, {}
     if elim.failed:
@@ -111,8 +121,9 @@ def read_fields(names: tuple[str, ...], elim: Elimination, fields_of: Callable[[
             values[name], evidence[name] = UNKNOWN, text
         return values, evidence
     if not elim.informative:
-        text = "no probe could be run: " + "; ".join(f"{r.probe.name} raised {r.observation.error}"
-                                                     for r in elim.records[:4])
+        text = "no probe could be run: " + "; ".join(
+            f"{r.probe.name} raised {r.observation.error}" for r in elim.records[:4]
+        )
         return {name: UNKNOWN for name in names}, {name: text for name in names}
     survivor_fields = [fields_of(c) for c in elim.survivors]
     for name in names:
@@ -123,8 +134,10 @@ def read_fields(names: tuple[str, ...], elim: Elimination, fields_of: Callable[[
         else:
             values[name] = UNKNOWN
             tried = ", ".join(r.probe.name for r in elim.records)
-            evidence[name] = (f"undetermined: {len(elim.survivors)} candidates fit every probe ({tried}) but differ "
-                              f"here: {', '.join(_text(v) for v in seen.values())}")
+            evidence[name] = (
+                f"undetermined: {len(elim.survivors)} candidates fit every probe ({tried}) but differ "
+                f"here: {', '.join(_text(v) for v in seen.values())}"
+            )
     return values, evidence
 
 
@@ -133,8 +146,10 @@ def broken_text(elim: Elimination, describe: Callable[[Candidate], str]) -> str:
     assert v is not None, "broken_text describes an elimination that every candidate failed"
     obs = next(r.observation for r in elim.records if r.probe is v.probe)
     before = next(r.alive_before for r in elim.records if r.probe is v.probe)
-    return (f"no candidate fits: probe {v.probe.describe()} broke the last {before}; observed {show(obs.value)}, "
-            f"closest candidate [{describe(v.candidate)}] predicted {show(v.predicted)}")
+    return (
+        f"no candidate fits: probe {v.probe.describe()} broke the last {before}; observed {show(obs.value)}, "
+        f"closest candidate [{describe(v.candidate)}] predicted {show(v.predicted)}"
+    )
 
 
 def _support(name: str, value, elim: Elimination, fields_of) -> str:
@@ -152,8 +167,10 @@ def _support(name: str, value, elim: Elimination, fields_of) -> str:
     skipped = [f"{r.probe.name} raised {r.observation.error}" for r in elim.records if r.observation.error]
     parts = [f"{_text(value)} fits {', '.join(probes_run)}"]
     for verdict in list(rivals.values())[:6]:
-        parts.append(f"{_text(fields_of(verdict.candidate)[name])} ruled out by {verdict.probe.name}: "
-                     f"predicted {show(verdict.predicted)}, observed {show(observed[verdict.probe].value)}")
+        parts.append(
+            f"{_text(fields_of(verdict.candidate)[name])} ruled out by {verdict.probe.name}: "
+            f"predicted {show(verdict.predicted)}, observed {show(observed[verdict.probe].value)}"
+        )
     if len(rivals) > 6:
         parts.append(f"{len(rivals) - 6} more values ruled out")
     if skipped:

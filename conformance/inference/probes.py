@@ -9,6 +9,7 @@ numbers in [0.05, 0.95] (no clip at 1e-7 or at 1 can touch them, no zeros, unnor
 so that normalisation and the -p+q term show); zero probes put one zero in one row; clip
 probes put tiny values and values above 1 in otherwise ordinary rows.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,8 +70,15 @@ def structural(weights_fed: bool) -> list[Probe]:
     for i, shape in enumerate(((3, 4), (2, 3, 5), (6,), (5, 2))):
         args = (_uniform(shape, 100 + i), _uniform(shape, 200 + i))
         name = f"{len(shape)}d[{'x'.join(map(str, shape))}]"
-        probes.append(Probe(name, "values in [0.05, 0.95], rows not normalised", args, "float64",
-                            weights_for(shape[:-1]) if weights_fed else None))
+        probes.append(
+            Probe(
+                name,
+                "values in [0.05, 0.95], rows not normalised",
+                args,
+                "float64",
+                weights_for(shape[:-1]) if weights_fed else None,
+            )
+        )
     return probes
 
 
@@ -112,9 +120,10 @@ def zero_probes(layout: Layout, weights: bool) -> list[Probe]:
     """One zero situation per probe, in the first row only, so a NaN cannot hide another answer."""
     out = []
     for name, where_p, where_q, purpose in (
-            ("zero_p", 1, None, "p = 0 < q at [0, 1]"),
-            ("zero_both", 2, 2, "p = q = 0 at [0, 2]"),
-            ("zero_q", None, 3, "q = 0 < p at [0, 3]")):
+        ("zero_p", 1, None, "p = 0 < q at [0, 1]"),
+        ("zero_both", 2, 2, "p = q = 0 at [0, 2]"),
+        ("zero_q", None, 3, "q = 0 < p at [0, 3]"),
+    ):
         p, q = _P_BASE.copy(), _Q_BASE.copy()
         if where_p is not None:
             p[0, where_p] = 0.0

@@ -6,6 +6,7 @@ The record's `extra` is the contract the HTML report reads:
 with the field names of `candidates.FIELDS`. Declared dtype fields are null: adapters do
 not declare them, so they never disagree.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -43,15 +44,29 @@ class ConventionCheck:
     def record(self) -> Record:
         """The check's record before it runs (also what a crash of its process is recorded as)."""
         api = self.api
-        return Record(check_id=self.id, case_id=CASE_ID, case_hash=probes_hash(), api=api.name,
-                      framework=api.framework, device=self.device, dtype=self.dtype, options=self.options,
-                      verdict="skip", check="convention", tags=["conventions"])
+        return Record(
+            check_id=self.id,
+            case_id=CASE_ID,
+            case_hash=probes_hash(),
+            api=api.name,
+            framework=api.framework,
+            device=self.device,
+            dtype=self.dtype,
+            options=self.options,
+            verdict="skip",
+            check="convention",
+            tags=["conventions"],
+        )
 
 
 def plan(apis: Iterable[Api], devices: Iterable[str]) -> list[ConventionCheck]:
     devices = tuple(devices)
-    return [ConventionCheck(api, tuple(options.items()), device)
-            for api in apis for options in api.options for device in devices]
+    return [
+        ConventionCheck(api, tuple(options.items()), device)
+        for api in apis
+        for options in api.options
+        for device in devices
+    ]
 
 
 def run_convention_check(check: ConventionCheck) -> Record:
@@ -93,5 +108,9 @@ def _fill(rec: Record, api: Api, options: dict, device: str) -> None:
     rec.verdict = "pass" if not comparison.disagreements else "fail"
     rec.kind = "convention" if comparison.disagreements else None
     rec.message = comparison.message
-    rec.extra = {"inferred": inference.fields, "declared": comparison.declared, "evidence": inference.evidence,
-                 "disagreements": comparison.disagreements}
+    rec.extra = {
+        "inferred": inference.fields,
+        "declared": comparison.declared,
+        "evidence": inference.evidence,
+        "disagreements": comparison.disagreements,
+    }

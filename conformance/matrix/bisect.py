@@ -10,6 +10,7 @@ A change that is undone before the last release is invisible to it; the first an
 signatures are printed, so a reader sees what was compared. A release that does not install is
 set aside with its reason and the search takes its nearest neighbour inside the interval.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,8 +80,9 @@ def difference(old: Signature, new: Signature) -> str:
         parts.append(f"verdict {old[0]} → {new[0]}")
     if old[1] != new[1]:
         moved = [f"[{i}] {a} → {b}" for i, (a, b) in enumerate(zip(old[1], new[1])) if a != b]
-        parts.append("value class " + (", ".join(moved[:8]) if moved and len(old[1]) == len(new[1])
-                                         else f"{old[1]} → {new[1]}"))
+        parts.append(
+            "value class " + (", ".join(moved[:8]) if moved and len(old[1]) == len(new[1]) else f"{old[1]} → {new[1]}")
+        )
     before, after = dict(old[2]), dict(new[2])
     for name in sorted(set(before) | set(after)):
         if before.get(name) != after.get(name):
@@ -119,8 +121,9 @@ class Bisection:
         return n if n <= 2 else 2 + math.ceil(math.log2(n - 1))
 
 
-def search(labels: Sequence[str], evaluate: Callable[[str], Probe],
-           check_ids: Sequence[str] | None = None) -> Bisection:
+def search(
+    labels: Sequence[str], evaluate: Callable[[str], Probe], check_ids: Sequence[str] | None = None
+) -> Bisection:
     """Binary search for the first release whose signatures differ from the first release's.
 
     evaluate(label) installs and runs one release; check_ids fixes which checks are compared
@@ -148,8 +151,10 @@ def search(labels: Sequence[str], evaluate: Callable[[str], Probe],
         return result
     base = first.signatures(ids)
     if last.signatures(ids) == base:
-        result.note = (f"no change between {labels[0]} and {labels[-1]} in {len(ids)} check(s) "
-                       "(a change undone within the range would not show)")
+        result.note = (
+            f"no change between {labels[0]} and {labels[-1]} in {len(ids)} check(s) "
+            "(a change undone within the range would not show)"
+        )
         return result
     lo, hi = 0, len(labels) - 1
     while hi - lo > 1:
@@ -157,7 +162,8 @@ def search(labels: Sequence[str], evaluate: Callable[[str], Probe],
         mid = next((i for i in inside if probe(i).records is not None), None)
         if mid is None:
             result.note = "releases between these two could not be evaluated: " + "; ".join(
-                f"{result.probes[i].label}: {result.probes[i].reason}" for i in inside)
+                f"{result.probes[i].label}: {result.probes[i].reason}" for i in inside
+            )
             break
         if probe(mid).signatures(ids) == base:
             lo = mid

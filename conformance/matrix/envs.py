@@ -9,6 +9,7 @@ JAX or TensorFlow release cost little more than the packages that differ.
 An install that fails is an outcome, not an exception: its reason is the installer's own last
 lines, and the matrix records it.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -55,8 +56,14 @@ def uv_binary() -> str | None:
 class UvInstaller:
     """Creates and reuses release environments under `root` (git-ignored)."""
 
-    def __init__(self, checkout: Path, root: Path = DEFAULT_ROOT, python: str | None = None,
-                 find_links: tuple[str, ...] = LOCAL_WHEELS, timeout_s: float = 3600):
+    def __init__(
+        self,
+        checkout: Path,
+        root: Path = DEFAULT_ROOT,
+        python: str | None = None,
+        find_links: tuple[str, ...] = LOCAL_WHEELS,
+        timeout_s: float = 3600,
+    ):
         self.checkout = Path(checkout).resolve()
         self.root = Path(root)
         self.python = python or sys.executable
@@ -64,8 +71,14 @@ class UvInstaller:
         self.timeout_s = timeout_s
 
     def key(self, release: Release) -> str:
-        basis = json.dumps({"pins": sorted(release.requirements), "python": _python_version(self.python),
-                            "find_links": self.find_links}, sort_keys=True)
+        basis = json.dumps(
+            {
+                "pins": sorted(release.requirements),
+                "python": _python_version(self.python),
+                "find_links": self.find_links,
+            },
+            sort_keys=True,
+        )
         return f"{release.label}-{hashlib.sha256(basis.encode()).hexdigest()[:10]}"
 
     def install(self, release: Release) -> Installed:
@@ -86,16 +99,33 @@ class UvInstaller:
         started = time.monotonic()
         if env.exists():
             shutil.rmtree(env)  # an unfinished environment from an interrupted install
-        steps = [[uv, "venv", "--quiet", "--python", self.python, str(env)],
-                 [uv, "pip", "install", "--quiet", "--python", str(python),
-                  *[arg for folder in self.find_links for arg in ("--find-links", folder)],
-                  "-e", str(self.checkout), *release.requirements]]
+        steps = [
+            [uv, "venv", "--quiet", "--python", self.python, str(env)],
+            [
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(python),
+                *[arg for folder in self.find_links for arg in ("--find-links", folder)],
+                "-e",
+                str(self.checkout),
+                *release.requirements,
+            ],
+        ]
         for step in steps:
             outcome = _run(step, self.timeout_s)
             if outcome:
                 shutil.rmtree(env, ignore_errors=True)
-                return Installed(release.label, False, env=str(env), seconds=round(time.monotonic() - started, 1),
-                                 reason=outcome, command=" ".join(step))
+                return Installed(
+                    release.label,
+                    False,
+                    env=str(env),
+                    seconds=round(time.monotonic() - started, 1),
+                    reason=outcome,
+                    command=" ".join(step),
+                )
         seconds = round(time.monotonic() - started, 1)
         result = Installed(release.label, True, str(python), str(env), seconds, command=" ".join(steps[-1]))
         (env / MARKER).write_text(json.dumps({**asdict(result), "requirements": list(release.requirements)}, indent=1))
@@ -103,7 +133,7 @@ class UvInstaller:
 
 
 def _run(argv: list[str], timeout_s: float) -> str:
-    """"" when the command succeeded, else the reason: its last lines of output."""
+    """ "" when the command succeeded, else the reason: its last lines of output."""
     environ = dict(os.environ, PIP_CONSTRAINT="", UV_NO_PROGRESS="1")
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env=environ)
@@ -120,7 +150,8 @@ def _run(argv: list[str], timeout_s: float) -> str:
 @functools.cache
 def _python_version(python: str) -> str:
     try:
-        return subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True,
-                              text=True, timeout=60).stdout.strip()
+        return subprocess.run(
+            [python, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True, timeout=60
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return python

@@ -6,6 +6,7 @@ release tried, installed or not, so that nothing tried is silently dropped. The 
 (KLCONF_CACHE_DIR) is shared by every release, so a release costs its framework's calls; `cold`
 runs one release against an empty cache to measure what the oracle costs on its own.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,13 +82,27 @@ def results_path(out: Path, release: Release) -> Path:
     return Path(out) / release.label / "results.jsonl"
 
 
-def run_release(release: Release, installer: Installer, selection: Selection, out: Path = DEFAULT_OUT,
-                cold: bool = False, runner: Callable[[list[str], dict], int] | None = None) -> Outcome:
+def run_release(
+    release: Release,
+    installer: Installer,
+    selection: Selection,
+    out: Path = DEFAULT_OUT,
+    cold: bool = False,
+    runner: Callable[[list[str], dict], int] | None = None,
+) -> Outcome:
     """Install (or reuse) the release's environment and run its checks there; never raises for a bad release."""
     installed = installer.install(release)
-    outcome = Outcome(release.label, release.family, release.version, release.framework, list(release.requirements),
-                      installed.ok, asdict(installed), cache="cold" if cold else "warm",
-                      when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    outcome = Outcome(
+        release.label,
+        release.family,
+        release.version,
+        release.framework,
+        list(release.requirements),
+        installed.ok,
+        asdict(installed),
+        cache="cold" if cold else "warm",
+        when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
     if not installed.ok:
         _write_release(out, release, outcome)
         return outcome
@@ -162,5 +177,7 @@ def line(outcome: Outcome) -> str:
     took = "reused" if install.get("reused") else f"installed in {install.get('seconds', 0):.0f} s"
     counts = ", ".join(f"{n} {v}" for v, n in outcome.counts.items()) or "no records"
     versions = ", ".join(f"{k} {v}" for k, v in sorted(outcome.versions.items()))
-    return (f"{outcome.label:22s} {took}; run {outcome.wall_s:.0f} s ({outcome.cache} oracle cache), "
-            f"exit {outcome.exit_code}: {counts} [{versions}]")
+    return (
+        f"{outcome.label:22s} {took}; run {outcome.wall_s:.0f} s ({outcome.cache} oracle cache), "
+        f"exit {outcome.exit_code}: {counts} [{versions}]"
+    )

@@ -15,6 +15,7 @@ from the fed values and carry a bound of 0. `provenance` says how the values wer
 
 The oracle never imports a framework.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -87,8 +88,9 @@ class Gradient:
 
     def expectation(self) -> Expectation:
         """The same numbers in the shape the judge takes."""
-        return Expectation(self.value, self.magnitude, self.terms, self.log_scale, self.low, self.bound,
-                           self.provenance, self.refine)
+        return Expectation(
+            self.value, self.magnitude, self.terms, self.log_scale, self.low, self.bound, self.provenance, self.refine
+        )
 
     def summed_to(self, shape: tuple) -> Gradient:
         """The gradient a broadcast input collects: summed over the axes it was broadcast along, in
@@ -103,12 +105,26 @@ class Gradient:
             def refine(need: np.ndarray) -> Expectation:
                 sharp = unsummed(np.broadcast_to(np.asarray(need) / max(count, 1), self.value.shape))
                 v, lo, b = _sum_axes(sharp, axes)
-                return Expectation(v, sharp.magnitude.sum(axis=axes, keepdims=True), sharp.terms * count,
-                                   np.sum(np.broadcast_to(sharp.log_scale, self.value.shape), axis=axes,
-                                          keepdims=True), lo, b, sharp.provenance)
-        return Gradient(value, self.magnitude.sum(axis=axes, keepdims=True), self.terms * count,
-                        np.sum(np.broadcast_to(self.log_scale, self.value.shape), axis=axes, keepdims=True),
-                        low, bound, self.provenance, refine)
+                return Expectation(
+                    v,
+                    sharp.magnitude.sum(axis=axes, keepdims=True),
+                    sharp.terms * count,
+                    np.sum(np.broadcast_to(sharp.log_scale, self.value.shape), axis=axes, keepdims=True),
+                    lo,
+                    b,
+                    sharp.provenance,
+                )
+
+        return Gradient(
+            value,
+            self.magnitude.sum(axis=axes, keepdims=True),
+            self.terms * count,
+            np.sum(np.broadcast_to(self.log_scale, self.value.shape), axis=axes, keepdims=True),
+            low,
+            bound,
+            self.provenance,
+            refine,
+        )
 
 
 def _sum_axes(x, axes: tuple) -> tuple:
@@ -132,8 +148,13 @@ class _Terms:
     log_scale: np.ndarray
 
 
-def expected(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, weights: np.ndarray | None = None,
-             bound_at_most: float | np.ndarray | None = None) -> Expectation:
+def expected(
+    p_fed: np.ndarray,
+    q_fed: np.ndarray,
+    spec: Spec,
+    weights: np.ndarray | None = None,
+    bound_at_most: float | np.ndarray | None = None,
+) -> Expectation:
     """The exact result of the convention `spec` applied to the fed values (class axis last), certified;
     with `bound_at_most`, refined until every element's bound is at most that (where reachable)."""
     p_fed, q_fed = np.asarray(p_fed), np.asarray(q_fed)
@@ -149,8 +170,10 @@ def expected(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, weights: np.ndarr
         hit = _reduce(terms, p_fed.shape, spec, weights)
         _RESULTS.put(key, hit, int(np.size(hit.magnitude)) * max(hit.terms, 1))
     weights64 = None if weights is None else np.asarray(weights, np.float64)
-    exp = replace(hit, refine=partial(_refined, hit, np.asarray(p_fed, np.float64), np.asarray(q_fed, np.float64),
-                                      spec, weights64))
+    exp = replace(
+        hit,
+        refine=partial(_refined, hit, np.asarray(p_fed, np.float64), np.asarray(q_fed, np.float64), spec, weights64),
+    )
     return exp if bound_at_most is None else exp.certified_to(bound_at_most)
 
 
@@ -188,8 +211,13 @@ def _compute_terms(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec) -> _Terms:
     (p_float, lp_float), (q_float, lq_float) = _floats(p, lp, pf), _floats(q, lq, qf)
     with np.errstate(invalid="ignore"):
         pa = np.abs(p_float)
-        scale = (np.abs(lp_float) + np.abs(lq_float) + 1.0 + _logits_scale(p_fed, spec.p_space)
-                 + _logits_scale(q_fed, spec.q_space))
+        scale = (
+            np.abs(lp_float)
+            + np.abs(lq_float)
+            + 1.0
+            + _logits_scale(p_fed, spec.p_space)
+            + _logits_scale(q_fed, spec.q_space)
+        )
         magnitude = pa * scale + ((pa + np.abs(q_float)) if generalized else 0.0)
     return _Terms(terms, _finite(magnitude), _finite(scale))
 
@@ -218,9 +246,13 @@ def _reduce(t: _Terms, shape: tuple, spec: Spec, weights) -> Expectation:
 def _divisor(spec: Spec, shape: tuple, n_rows: int, classes: int, w: np.ndarray) -> Dw:
     if spec.reduction == "mean_weighted":
         return dw.total(dw.exact(w.reshape(-1)))
-    count = {"sum": 1, "mean_all": n_rows * classes,
-             "mean_batch": {"dim0": shape[0], "rows": n_rows, "batch": shape[0] if len(shape) > 1 else 1}
-             .get(spec.batch_divisor, 1)}[spec.reduction]
+    count = {
+        "sum": 1,
+        "mean_all": n_rows * classes,
+        "mean_batch": {"dim0": shape[0], "rows": n_rows, "batch": shape[0] if len(shape) > 1 else 1}.get(
+            spec.batch_divisor, 1
+        ),
+    }[spec.reduction]
     return dw.exact(np.asarray(float(count)))  # counts are far below 2^53: exact
 
 
@@ -262,15 +294,17 @@ def to_space(values: np.ndarray, source: str, target: str) -> np.ndarray:
     return prob if target == "prob" else log
 
 
-def kl_per_row(p: np.ndarray, p_space: str, q: np.ndarray, q_space: str,
-               bound_at_most: float | np.ndarray | None = None) -> np.ndarray:
+def kl_per_row(
+    p: np.ndarray, p_space: str, q: np.ndarray, q_space: str, bound_at_most: float | np.ndarray | None = None
+) -> np.ndarray:
     """KL(P||Q) summed over the class axis: the value case files store."""
     spec = Spec(p_space=space_name(p_space), q_space=space_name(q_space))
     return expected(p, q, spec, bound_at_most=bound_at_most).value
 
 
-def elementwise(p: np.ndarray, p_space: str, q: np.ndarray, q_space: str,
-                bound_at_most: float | np.ndarray | None = None) -> np.ndarray:
+def elementwise(
+    p: np.ndarray, p_space: str, q: np.ndarray, q_space: str, bound_at_most: float | np.ndarray | None = None
+) -> np.ndarray:
     spec = Spec(p_space=space_name(p_space), q_space=space_name(q_space), reduction="none")
     return expected(p, q, spec, bound_at_most=bound_at_most).value
 
@@ -305,6 +339,7 @@ def gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights
     """The exact derivative of the sum of the outputs with respect to P's or Q's argument, certified
     (see `derivatives.analytic`; imported here, as it builds on the definitions above)."""
     from .derivatives import analytic
+
     return analytic(p_fed, q_fed, spec, wrt, weights)
 
 

@@ -5,6 +5,7 @@ at float64's subnormal floor, or chains that overflowed). Each is recomputed fro
 it at rising precision; a ball's radius, plus the distance from its midpoint to the stored float64
 pair, is the bound. Special values are the same exact decisions as the vectorized stage (`kl`).
 """
+
 from __future__ import annotations
 
 import math
@@ -150,8 +151,9 @@ def _times(x, w: float):
 
 def refine(hit, need: np.ndarray, p_fed, q_fed, spec, weights):
     """`hit` with every element whose bound exceeds `need` recomputed in arb."""
-    value, low, bound = (np.array(np.broadcast_to(a, np.shape(hit.value)), np.float64)
-                         for a in (hit.value, hit.low, hit.bound))
+    value, low, bound = (
+        np.array(np.broadcast_to(a, np.shape(hit.value)), np.float64) for a in (hit.value, hit.low, hit.bound)
+    )
     todo = [tuple(int(i) for i in ix) for ix in np.argwhere(bound > need)]
     if not todo:
         return hit
@@ -192,10 +194,15 @@ def _element(index: tuple, p_fed, q_fed, spec, weights, specials, shape):
         divisor = sum((arb(weight(r)) for r in rows), arb(0))
     else:
         n_rows, classes = len(rows), shape[-1]
-        divisor = arb({"sum": 1, "mean_all": n_rows * classes,
-                       "mean_batch": {"dim0": shape[0], "rows": n_rows,
-                                      "batch": shape[0] if len(shape) > 1 else 1}.get(spec.batch_divisor, 1)}
-                      [spec.reduction])
+        divisor = arb(
+            {
+                "sum": 1,
+                "mean_all": n_rows * classes,
+                "mean_batch": {"dim0": shape[0], "rows": n_rows, "batch": shape[0] if len(shape) > 1 else 1}.get(
+                    spec.batch_divisor, 1
+                ),
+            }[spec.reduction]
+        )
     if divisor.is_zero():
         return math.nan
     if isinstance(whole, float):
@@ -208,8 +215,9 @@ def _element(index: tuple, p_fed, q_fed, spec, weights, specials, shape):
 
 def refine_gradient(hit, need: np.ndarray, p_fed, q_fed, spec, wrt: str):
     """The unscaled analytic gradient `hit`, with elements whose bound exceeds `need` recomputed in arb."""
-    value, low, bound = (np.array(np.broadcast_to(a, np.shape(hit.value)), np.float64)
-                         for a in (hit.value, hit.low, hit.bound))
+    value, low, bound = (
+        np.array(np.broadcast_to(a, np.shape(hit.value)), np.float64) for a in (hit.value, hit.low, hit.bound)
+    )
     todo = [tuple(int(i) for i in ix) for ix in np.argwhere(bound > need)]
     if not todo:
         return hit
@@ -236,6 +244,7 @@ def refine_gradient(hit, need: np.ndarray, p_fed, q_fed, spec, wrt: str):
 
 def _derivative(p, lp, q, lq, j: int, space: str, wrt: str, generalized: bool):
     """One regular element's derivative (special elements never reach here: their bound is 0)."""
+
     def prob(x):
         return arb(0) if x is None else x
 

@@ -3,6 +3,7 @@
 The disk cache (KLCONF_CACHE_DIR; 'off' disables it) is shared by pytest-xdist workers and by later
 runs; its keys include the oracle's version, so a change to the arithmetic invalidates it.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Analytic gradients of the sum of a convention's outputs, certified like the values."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -31,8 +32,16 @@ def analytic(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights
     value, low, bound = _certified(g)
     magnitude = unscaled.magnitude * np.abs(factor.hi)
     refine = partial(_refined_gradient, p_fed, q_fed, unscaled_spec, wrt, factor)
-    return Gradient(value, magnitude, unscaled.terms, unscaled.log_scale * np.abs(factor.hi), low, bound,
-                    unscaled.provenance, refine)
+    return Gradient(
+        value,
+        magnitude,
+        unscaled.terms,
+        unscaled.log_scale * np.abs(factor.hi),
+        low,
+        bound,
+        unscaled.provenance,
+        refine,
+    )
 
 
 def _unscaled_gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str) -> Expectation:
@@ -56,8 +65,9 @@ def _unscaled_gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: st
         else:
             magnitude = (np.abs(lp_float) + np.abs(lq_float) + 1.0) * (1.0 if space == "prob" else pa)
         log_scale = _finite(np.abs(lp_float) + np.abs(lq_float) + 1.0)
-    hit = Expectation(value, _finite(magnitude), shape[-1] if space == "logits" else 1, log_scale, low, bound,
-                      DOUBLE_WORD)
+    hit = Expectation(
+        value, _finite(magnitude), shape[-1] if space == "logits" else 1, log_scale, low, bound, DOUBLE_WORD
+    )
     _RESULTS.put(key, hit, int(np.size(value)))
     return hit
 
@@ -77,8 +87,11 @@ def _element_scale(shape: tuple, spec: Spec, weights) -> dw.Dw:
         total = dw.total(dw.exact(w.reshape(-1)))
         per = dw.div(dw.exact(w), total) if total.hi != 0 else dw.exact(w)
     else:
-        divisor = n_rows * classes if r == "mean_all" else \
-            {"dim0": shape[0], "rows": n_rows, "batch": shape[0] if len(shape) > 1 else 1}[spec.batch_divisor]
+        divisor = (
+            n_rows * classes
+            if r == "mean_all"
+            else {"dim0": shape[0], "rows": n_rows, "batch": shape[0] if len(shape) > 1 else 1}[spec.batch_divisor]
+        )
         per = dw.div(dw.exact(w), dw.exact(np.full(row_shape, float(divisor)))) if divisor else dw.exact(w)
     return dw.Dw(*(np.broadcast_to(np.asarray(a, np.float64)[..., None], shape) for a in per))
 
@@ -92,5 +105,12 @@ def _refined_gradient(p_fed, q_fed, spec: Spec, wrt: str, factor: dw.Dw, need: n
     sharp = ball.refine_gradient(unscaled, share, p_fed, q_fed, spec, wrt)
     g = kl.scale(dw.Dw(sharp.value, np.broadcast_to(sharp.low, p_fed.shape), sharp.bound), factor)
     value, low, bound = _certified(g)
-    return Expectation(value, unscaled.magnitude * np.abs(factor.hi), unscaled.terms,
-                       unscaled.log_scale * np.abs(factor.hi), low, bound, sharp.provenance)
+    return Expectation(
+        value,
+        unscaled.magnitude * np.abs(factor.hi),
+        unscaled.terms,
+        unscaled.log_scale * np.abs(factor.hi),
+        low,
+        bound,
+        sharp.provenance,
+    )

@@ -19,6 +19,7 @@ Elements that are not ordinary finite numbers are the caller's business: each ca
 special values (zeros, infinities, NaN) by masks, and feeds dummies here. An element whose bound
 cannot be established (an overflow inside a chain, say) gets `err = inf`, which sends it to `arb`.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -212,24 +213,40 @@ def _tables():
         from flint import arb, ctx
     except ImportError:
         import mpmath
+
         with mpmath.workprec(512):
             ln2, one = mpmath.log(2), mpmath.mpf(1)
-            return _build(ln2, lambda j: mpmath.mpf(2) ** (mpmath.mpf(j) / 64),
-                          lambda c: mpmath.log(1 + mpmath.mpf(c) / 128),
-                          lambda k: one / mpmath.factorial(k), lambda k: one / (2 * k + 1))
+            return _build(
+                ln2,
+                lambda j: mpmath.mpf(2) ** (mpmath.mpf(j) / 64),
+                lambda c: mpmath.log(1 + mpmath.mpf(c) / 128),
+                lambda k: one / mpmath.factorial(k),
+                lambda k: one / (2 * k + 1),
+            )
     old = ctx.prec
     ctx.prec = 256
     try:
-        return _build(arb(2).log(), lambda j: arb(2) ** (arb(j) / 64), lambda c: (1 + arb(c) / 128).log(),
-                      lambda k: 1 / arb.fac_ui(k), lambda k: 1 / arb(2 * k + 1))
+        return _build(
+            arb(2).log(),
+            lambda j: arb(2) ** (arb(j) / 64),
+            lambda c: (1 + arb(c) / 128).log(),
+            lambda k: 1 / arb.fac_ui(k),
+            lambda k: 1 / arb(2 * k + 1),
+        )
     finally:
         ctx.prec = old
 
 
 def _build(ln2, pow2, log_c, inv_fact, inv_odd):
-    return (float(ln2), _table([ln2 / 64]), _table([ln2]), _table([pow2(j) for j in range(64)]),
-            _table([log_c(i) for i in range(-40, 56)]), _table([inv_fact(k) for k in range(EXP_TERMS + 1)]),
-            _table([inv_odd(k) for k in range(ATANH_TERMS + 1)]))
+    return (
+        float(ln2),
+        _table([ln2 / 64]),
+        _table([ln2]),
+        _table([pow2(j) for j in range(64)]),
+        _table([log_c(i) for i in range(-40, 56)]),
+        _table([inv_fact(k) for k in range(EXP_TERMS + 1)]),
+        _table([inv_odd(k) for k in range(ATANH_TERMS + 1)]),
+    )
 
 
 EXP_TERMS = 13  # Taylor terms of exp(r), |r| <= 0.0055: remainder < 1e-43 relative

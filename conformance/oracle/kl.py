@@ -11,6 +11,7 @@ index t and S the sum of exp(x_i - x_t) over the other classes, log p_t = -log1p
 log p_i = (x_i - x_t) - log1p(S), so a dominant class keeps its (tiny) log-probability exactly;
 p_i = exp(x_i - x_t) / (1 + S) reuses the exponentials.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -138,8 +139,9 @@ def same_terms(p_fed: np.ndarray, q_fed: np.ndarray, spec) -> np.ndarray:
     return np.asarray(p_fed == q_fed)
 
 
-def term_specials(pf: Flags, qf: Flags, spec, generalized: bool,
-                  same: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def term_specials(
+    pf: Flags, qf: Flags, spec, generalized: bool, same: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(special, value, plus_q): where a term is decided by the zero conventions (or by P = Q), its
     value; `plus_q` marks p = 0 < q under the generalized term, whose value is (0 or NaN) + q."""
     n = np.nan
@@ -186,8 +188,9 @@ def _parts(t: Dw) -> tuple[np.ndarray, Dw]:
     special; one with an infinite bound overflowed inside a chain and is left to `arb`."""
     special = ~np.isfinite(t.hi) & np.isfinite(t.err)
     unknown = ~np.isfinite(t.hi) & ~special
-    finite = Dw(np.where(special | unknown, 0.0, t.hi), np.where(special | unknown, 0.0, t.lo),
-                np.where(special, 0.0, t.err))
+    finite = Dw(
+        np.where(special | unknown, 0.0, t.hi), np.where(special | unknown, 0.0, t.lo), np.where(special, 0.0, t.err)
+    )
     return np.where(special, t.hi, 0.0), finite
 
 
@@ -216,8 +219,11 @@ def divide(t: Dw, d: Dw) -> Dw:
         q = dw.div(finite, d)
         sp = specials / d.hi
     decided = (specials != 0) | (d.hi == 0)
-    out = Dw(np.where(decided, np.where(d.hi == 0, np.nan, sp), q.hi), np.where(decided, 0.0, q.lo),
-             np.where(decided, 0.0, q.err))
+    out = Dw(
+        np.where(decided, np.where(d.hi == 0, np.nan, sp), q.hi),
+        np.where(decided, 0.0, q.lo),
+        np.where(decided, 0.0, q.err),
+    )
     return out
 
 

@@ -9,6 +9,7 @@ not_applicable, convention, notes. The exit status is 0 when the equivalent is v
 in-domain case it applies to and 1 when it differs somewhere (the snippet is printed either way).
 Frameworks are imported only when the command runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,18 +19,37 @@ import sys
 def add_commands(sub) -> None:
     from .vocabulary import TARGETS
 
-    cmd = sub.add_parser("port", help="the equivalent of a KL call in another framework, verified on the corpus",
-                         usage="klconf port API [--option K=V ...] --to FRAMEWORK [--json]")
+    cmd = sub.add_parser(
+        "port",
+        help="the equivalent of a KL call in another framework, verified on the corpus",
+        usage="klconf port API [--option K=V ...] --to FRAMEWORK [--json]",
+    )
     cmd.add_argument("api", metavar="API", help="the source call, named as `klconf apis` lists it")
-    cmd.add_argument("--option", action="append", default=[], metavar="K=V",
-                     help="an option of the source call (others at their defaults); repeatable")
+    cmd.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="an option of the source call (others at their defaults); repeatable",
+    )
     cmd.add_argument("--to", required=True, choices=TARGETS, dest="target", help="the target framework")
     cmd.add_argument("--json", action="store_true", help="one JSON object instead of the snippet")
-    cmd.add_argument("--case", action="append", default=[], metavar="ID",
-                     help="verify on these cases only (default: every tensor-level case); repeatable")
+    cmd.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="verify on these cases only (default: every tensor-level case); repeatable",
+    )
     cmd.add_argument("--cases", help="case file or directory (default: the bundled cases/)")
-    cmd.add_argument("--api", dest="plugins", action="append", default=[], metavar="MODULE:OBJECT",
-                     help="Api entries to look API up in, besides the built-in ones")
+    cmd.add_argument(
+        "--api",
+        dest="plugins",
+        action="append",
+        default=[],
+        metavar="MODULE:OBJECT",
+        help="Api entries to look API up in, besides the built-in ones",
+    )
     cmd.set_defaults(func=cmd_port)
 
 
@@ -70,17 +90,23 @@ def cmd_port(args) -> int:
 
 
 def _summary(data: dict) -> str:
-    lines = [f"klconf: {data['source']} -> {data['target_framework']}: verified on {data['verified_cases']} cases "
-             f"({', '.join(data['dtypes'])}) in {data['seconds']:.1f} s"]
+    lines = [
+        f"klconf: {data['source']} -> {data['target_framework']}: verified on {data['verified_cases']} cases "
+        f"({', '.join(data['dtypes'])}) in {data['seconds']:.1f} s"
+    ]
     for entry in data["differs_on"]:
         lines.append(f"  differs on {entry['case']} ({', '.join(entry['dtypes'])}): {entry['reason']}")
     outside = data["out_of_domain"]
     if outside["differs_on"]:
-        lines.append(f"  outside the contract (not probabilities), differs on "
-                     f"{', '.join(e['case'] for e in outside['differs_on'])}")
+        lines.append(
+            f"  outside the contract (not probabilities), differs on "
+            f"{', '.join(e['case'] for e in outside['differs_on'])}"
+        )
     half = data["float16"]
-    lines.append(f"  float16 (checked apart): verified on {half['verified_cases']} cases"
-                 + (f", differs on {', '.join(e['case'] for e in half['differs_on'])}" if half["differs_on"] else ""))
+    lines.append(
+        f"  float16 (checked apart): verified on {half['verified_cases']} cases"
+        + (f", differs on {', '.join(e['case'] for e in half['differs_on'])}" if half["differs_on"] else "")
+    )
     for entry in data["not_applicable"]:
         lines.append(f"  not applicable: {entry['case']}: {entry['reason']}")
     return "\n".join(lines)

@@ -15,6 +15,7 @@ P and Q fed in its own input spaces. Each line follows from one convention field
 
 The snippet imports NumPy and the target framework only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -95,15 +96,22 @@ def _prelude(recipe: Recipe) -> list[str]:
     """Shape arithmetic in NumPy, before any native array exists: the class axis, a mean's divisor, weights."""
     c = recipe.candidate
     lines = []
-    if (c.reduction == "per_row" or recipe.weighted or "logits" in c.spaces or c.normalizes
-            or (c.reduction == "mean_batch" and c.batch_divisor == "rows")):
+    if (
+        c.reduction == "per_row"
+        or recipe.weighted
+        or "logits" in c.spaces
+        or c.normalizes
+        or (c.reduction == "mean_batch" and c.batch_divisor == "rows")
+    ):
         lines.append(_axis_line(c.class_axis))
     count = _count_line(c)
     if count:
         lines.append(count)
     if recipe.weighted:
-        lines.append("w = np.ones(shape[:axis] + shape[axis + 1:], dtype) if sample_weight is None "
-                     "else np.asarray(sample_weight, dtype)  # per-row sample weights")
+        lines.append(
+            "w = np.ones(shape[:axis] + shape[axis + 1:], dtype) if sample_weight is None "
+            "else np.asarray(sample_weight, dtype)  # per-row sample weights"
+        )
     elif recipe.weights_fed:
         lines.append("# sample_weight is accepted and ignored, as the source ignores it (inferred)")
     return lines
@@ -116,15 +124,21 @@ def _preparation(recipe: Recipe, voc: Vocabulary) -> list[str]:
     for side, space in (("p", recipe.p_space), ("q", recipe.q_space)):
         if space == "logits":
             big = side.upper()
-            lines.append(f"{side} = {side} / {voc.fill('sum_keep', x=side, axis='axis')}  # {_arg(recipe, side)} is "
-                         f"read as logits: softmax(log {big}) = {big} / sum({big})")
+            lines.append(
+                f"{side} = {side} / {voc.fill('sum_keep', x=side, axis='axis')}  # {_arg(recipe, side)} is "
+                f"read as logits: softmax(log {big}) = {big} / sum({big})"
+            )
     if c.clip_epsilon is not None:
         eps = repr(float(c.clip_epsilon))
-        lines.append(f"p, q = {voc.fill('clip', x='p', lo=eps, hi='1.0')}, {voc.fill('clip', x='q', lo=eps, hi='1.0')}"
-                     f"  # clip_epsilon={c.clip_epsilon:g}: both arguments clipped to [{c.clip_epsilon:g}, 1]")
+        lines.append(
+            f"p, q = {voc.fill('clip', x='p', lo=eps, hi='1.0')}, {voc.fill('clip', x='q', lo=eps, hi='1.0')}"
+            f"  # clip_epsilon={c.clip_epsilon:g}: both arguments clipped to [{c.clip_epsilon:g}, 1]"
+        )
     if c.normalizes:
-        lines.append(f"p, q = p / {voc.fill('sum_keep', x='p', axis='axis')}, "
-                     f"q / {voc.fill('sum_keep', x='q', axis='axis')}  # normalizes: both rows rescaled to sum to 1")
+        lines.append(
+            f"p, q = p / {voc.fill('sum_keep', x='p', axis='axis')}, "
+            f"q / {voc.fill('sum_keep', x='q', axis='axis')}  # normalizes: both rows rescaled to sum to 1"
+        )
     return lines
 
 
@@ -136,8 +150,10 @@ def _term_lines(recipe: Recipe, voc: Vocabulary, term: Term, masked: list[str]) 
         lines.append("term = term - p + q  # elementwise p*log(p/q)-p+q (generalised KL)")
     for name in masked:
         value = _zero_value(name, getattr(c, name), c.elementwise, voc)
-        lines.append(f"term = {voc.fill('where', c=MASKS[name], a=value, b='term')}  "
-                     f"# {name}={getattr(c, name)}: {_zero_words(name, getattr(c, name))}")
+        lines.append(
+            f"term = {voc.fill('where', c=MASKS[name], a=value, b='term')}  "
+            f"# {name}={getattr(c, name)}: {_zero_words(name, getattr(c, name))}"
+        )
     return lines
 
 
@@ -162,14 +178,20 @@ def _count_line(c) -> str:
         return ""
     first = "(shape[1] if len(shape) > 1 else shape[0])" if c.class_axis == 0 else "shape[0]"
     if c.batch_divisor == "rows":
-        return ("count = int(np.prod(shape[:axis] + shape[axis + 1:]))  "
-                "# reduction=mean_batch, batch_divisor=rows: divided by the number of rows")
+        return (
+            "count = int(np.prod(shape[:axis] + shape[axis + 1:]))  "
+            "# reduction=mean_batch, batch_divisor=rows: divided by the number of rows"
+        )
     if c.batch_divisor == "batch":
         row = "shape[1]" if c.class_axis == 0 else "shape[0]"
-        return (f"count = {row} if len(shape) > 1 else 1  "
-                "# reduction=mean_batch, batch_divisor=batch: the batch size, 1 for one unbatched row")
-    return (f"count = {first}  # reduction=mean_batch, batch_divisor=dim0: divided by the first dimension "
-            "(the classes of one unbatched row)")
+        return (
+            f"count = {row} if len(shape) > 1 else 1  "
+            "# reduction=mean_batch, batch_divisor=batch: the batch size, 1 for one unbatched row"
+        )
+    return (
+        f"count = {first}  # reduction=mean_batch, batch_divisor=dim0: divided by the first dimension "
+        "(the classes of one unbatched row)"
+    )
 
 
 def _zero_value(name: str, value: str, elementwise: str, voc: Vocabulary) -> str:
@@ -208,20 +230,22 @@ def _reduction_lines(recipe: Recipe, voc: Vocabulary) -> list[str]:
     elif r in ("mean_all", "mean_batch"):
         lines.append(f"out = {total} / count")
     elif c.batch_divisor == "batch":
-        lines.append(f"out = {total} / {voc.fill('total', x='w')} if len(shape) > 1 else {total}  "
-                     "# reduction=mean_weighted, batch_divisor=batch: divided by the sum of the weights, "
-                     "except one unbatched row's weighted loss")
+        lines.append(
+            f"out = {total} / {voc.fill('total', x='w')} if len(shape) > 1 else {total}  "
+            "# reduction=mean_weighted, batch_divisor=batch: divided by the sum of the weights, "
+            "except one unbatched row's weighted loss"
+        )
     else:
-        lines.append(f"out = {total} / {voc.fill('total', x='w')}  "
-                     "# reduction=mean_weighted: divided by the sum of the weights")
+        lines.append(
+            f"out = {total} / {voc.fill('total', x='w')}  # reduction=mean_weighted: divided by the sum of the weights"
+        )
     return lines
 
 
 def _output_cast(recipe: Recipe) -> dict:
     """Input dtype -> output dtype where the source returns another dtype (NumPy dtypes only)."""
     numpy_names = ("float16", "float32", "float64")
-    return {k: v for k, v in recipe.output_dtype.items()
-            if k in numpy_names and v in numpy_names and k != v}
+    return {k: v for k, v in recipe.output_dtype.items() if k in numpy_names and v in numpy_names and k != v}
 
 
 def _strip_comment(line: str) -> str:
@@ -232,20 +256,31 @@ def _strip_comment(line: str) -> str:
 def _render(recipe: Recipe, voc: Vocabulary, prelude, core, ret, cast, uses_dtype) -> str:
     params = "p, q, sample_weight=None" if recipe.weights_fed else "p, q"
     layout = {-1: "the last axis", 0: "axis 0", 1: "axis 1 (axis 0 when 1-D)", None: "the last axis"}[
-        recipe.candidate.class_axis]
-    lines = [f'"""{recipe.title} in {voc.framework}, composed by klconf from the source\'s convention."""',
-             "import numpy as np", *voc.imports]
+        recipe.candidate.class_axis
+    ]
+    lines = [
+        f'"""{recipe.title} in {voc.framework}, composed by klconf from the source\'s convention."""',
+        "import numpy as np",
+        *voc.imports,
+    ]
     if cast:
         lines += ["", f"OUTPUT_DTYPE = {cast!r}  # the source's output dtype where it is not the input's (inferred)"]
-    lines += ["", "", f"def equivalent({params}):",
-              f'{INDENT}"""The value of {recipe.call_text()}',
-              f"{INDENT}for probabilities P = p and Q = q (NumPy arrays, classes on {layout}), as a NumPy value.",
-              "",
-              *_wrapped(f"Source convention ({recipe.origin}): {recipe.describe()}.", INDENT),
-              *(_wrapped("sample_weight: the per-row weights the source call gets as W (None: every row weighs 1).",
-                         INDENT) if recipe.weights_fed else []),
-              f'{INDENT}"""',
-              f"{INDENT}p, q = np.asarray(p), np.asarray(q)"]
+    lines += [
+        "",
+        "",
+        f"def equivalent({params}):",
+        f'{INDENT}"""The value of {recipe.call_text()}',
+        f"{INDENT}for probabilities P = p and Q = q (NumPy arrays, classes on {layout}), as a NumPy value.",
+        "",
+        *_wrapped(f"Source convention ({recipe.origin}): {recipe.describe()}.", INDENT),
+        *(
+            _wrapped("sample_weight: the per-row weights the source call gets as W (None: every row weighs 1).", INDENT)
+            if recipe.weights_fed
+            else []
+        ),
+        f'{INDENT}"""',
+        f"{INDENT}p, q = np.asarray(p), np.asarray(q)",
+    ]
     if uses_dtype:
         lines.append(f"{INDENT}dtype = np.result_type(p, q)")
     if any("shape" in line for line in prelude):
@@ -294,13 +329,18 @@ def _notes(recipe: Recipe, masked: list[str]) -> list[str]:
     if recipe.origin != "inferred":
         notes.append(recipe.origin)
     for name in masked:
-        notes.append(f"{name}={getattr(recipe.candidate, name)} is reproduced with a mask: no spelling of the term "
-                     f"in this framework returns that by itself")
-    half = {k: v for k, v in recipe.accumulation.items()
-            if k in ("float16", "bfloat16") and v not in ("n/a", "unknown")}
+        notes.append(
+            f"{name}={getattr(recipe.candidate, name)} is reproduced with a mask: no spelling of the term "
+            f"in this framework returns that by itself"
+        )
+    half = {
+        k: v for k, v in recipe.accumulation.items() if k in ("float16", "bfloat16") and v not in ("n/a", "unknown")
+    }
     if half:
         outs = {k: recipe.output_dtype.get(k, "?") for k in half}
-        notes.append("the contract is float64 and float32; float16 is checked apart and bfloat16 not at all (NumPy "
-                     "has no bfloat16 to hand the equivalent); the source (inferred): " +
-                     "; ".join(f"in {k} returns {outs[k]} and accumulates in {v}" for k, v in half.items()))
+        notes.append(
+            "the contract is float64 and float32; float16 is checked apart and bfloat16 not at all (NumPy "
+            "has no bfloat16 to hand the equivalent); the source (inferred): "
+            + "; ".join(f"in {k} returns {outs[k]} and accumulates in {v}" for k, v in half.items())
+        )
     return notes

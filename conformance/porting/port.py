@@ -1,5 +1,6 @@
 """port(): a source call's equivalent in a target framework, composed from its inferred convention and
 verified on the corpus; Port, the result, as a snippet and as the JSON `klconf port --json` prints."""
+
 from __future__ import annotations
 
 import time
@@ -49,14 +50,18 @@ class Port:
 
     def _summary(self) -> str:
         v = self.verification
-        lines = [f"# Verified against {self.recipe.api.name} on {self.verified_cases} cases of klconf's corpus "
-                 f"({' and '.join(DTYPES)}, CPU); float16 on {len(v.verified('float16'))}."]
+        lines = [
+            f"# Verified against {self.recipe.api.name} on {self.verified_cases} cases of klconf's corpus "
+            f"({' and '.join(DTYPES)}, CPU); float16 on {len(v.verified('float16'))}."
+        ]
         for entry in self.differs_on:
             lines.append(f"# Differs on {entry['case']} ({', '.join(entry['dtypes'])}): {entry['reason']}")
         outside = v.differs("out_of_domain")
         if outside:
-            lines.append(f"# Outside the contract (inputs that are not probabilities), differs on: "
-                         f"{', '.join(e['case'] for e in outside)}")
+            lines.append(
+                f"# Outside the contract (inputs that are not probabilities), differs on: "
+                f"{', '.join(e['case'] for e in outside)}"
+            )
         half = v.differs("float16")
         if half:
             lines.append(f"# In float16 (checked apart), differs on: {', '.join(e['case'] for e in half)}")
@@ -76,8 +81,10 @@ class Port:
             "expression": self.equivalent.expression,
             "verified_cases": self.verified_cases,
             "differs_on": [{"case": e["case"], "dtypes": e["dtypes"], "reason": e["reason"]} for e in self.differs_on],
-            **{scope: {"verified_cases": len(v.verified(scope)), "differs_on": v.differs(scope)}
-               for scope in ("out_of_domain", "float16")},
+            **{
+                scope: {"verified_cases": len(v.verified(scope)), "differs_on": v.differs(scope)}
+                for scope in ("out_of_domain", "float16")
+            },
             "not_applicable": v.not_applicable(),
             "convention": self.recipe.describe(),
             "convention_origin": self.recipe.origin,

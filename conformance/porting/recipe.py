@@ -7,6 +7,7 @@ reduction and its divisor, and whether sample weights are used. Where inference 
 field unknown, the declared convention stands in and the recipe says so. No field is read
 from per-API code.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -83,8 +84,16 @@ def from_inference(api: Api, options: dict, inference: Inference) -> Recipe:
         candidate = from_convention(api.convention(options), weights_fed)
         origin = f"declared convention used: inference left {', '.join(unknown) or 'the structure'} unknown"
     first, second = inference.arguments
-    return Recipe(api, dict(options), candidate, (first, second), weights_fed, origin,
-                  _mapping(inference.fields.get("output_dtype")), _mapping(inference.fields.get("accumulation")))
+    return Recipe(
+        api,
+        dict(options),
+        candidate,
+        (first, second),
+        weights_fed,
+        origin,
+        _mapping(inference.fields.get("output_dtype")),
+        _mapping(inference.fields.get("accumulation")),
+    )
 
 
 def _mapping(value) -> dict:

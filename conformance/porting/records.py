@@ -9,6 +9,7 @@ on one at least; skip: the source or the target framework is not installed here.
 inferred convention is in extra["convention"]; the record's own `convention` field is left empty,
 since it names a declared convention everywhere else.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -51,23 +52,38 @@ class PortingCheck:
 
     @property
     def id(self) -> str:
-        return check_id(case_id(self.target), self.api.name, self.api.option_label(self.options), self.device,
-                        DTYPE_LABEL)
+        return check_id(
+            case_id(self.target), self.api.name, self.api.option_label(self.options), self.device, DTYPE_LABEL
+        )
 
     def record(self) -> Record:
         """The check's record before it runs (also what a crash of its process is recorded as)."""
         api = self.api
-        return Record(check_id=self.id, case_id=case_id(self.target), case_hash=corpus_hash(list(self.cases)),
-                      api=api.name, framework=api.framework, device=self.device, dtype=DTYPE_LABEL,
-                      options=self.options, verdict="skip", check=CHECK, tags=["porting"],
-                      extra={"target_framework": self.target})
+        return Record(
+            check_id=self.id,
+            case_id=case_id(self.target),
+            case_hash=corpus_hash(list(self.cases)),
+            api=api.name,
+            framework=api.framework,
+            device=self.device,
+            dtype=DTYPE_LABEL,
+            options=self.options,
+            verdict="skip",
+            check=CHECK,
+            tags=["porting"],
+            extra={"target_framework": self.target},
+        )
 
 
 def plan(apis: Iterable[Api], frameworks: Iterable[str], cases: Iterable[Case]) -> list[PortingCheck]:
     """Every API call ported to every other selected framework (plug-in APIs to every selected one)."""
     frameworks, cases = list(frameworks), tuple(cases)
-    return [PortingCheck(api, tuple(options.items()), target, cases)
-            for api in apis for options in api.options for target in targets_for(api, frameworks)]
+    return [
+        PortingCheck(api, tuple(options.items()), target, cases)
+        for api in apis
+        for options in api.options
+        for target in targets_for(api, frameworks)
+    ]
 
 
 def run_porting_check(check: PortingCheck) -> Record:
@@ -108,6 +124,9 @@ def _fill(rec: Record, api: Api, options: dict, target: str, cases: list[Case], 
         rec.message = f"no case of the corpus applies to this call{why}"
         return
     differing = result.differs_on
-    rec.message = (f"the {target} equivalent differs on {len(differing)} case(s) and is verified on "
-                   f"{result.verified_cases}: " + "; ".join(f"{e['case']}: {e['reason']}" for e in differing[:3])
-                   + (" ..." if len(differing) > 3 else ""))
+    rec.message = (
+        f"the {target} equivalent differs on {len(differing)} case(s) and is verified on "
+        f"{result.verified_cases}: "
+        + "; ".join(f"{e['case']}: {e['reason']}" for e in differing[:3])
+        + (" ..." if len(differing) > 3 else "")
+    )

@@ -8,6 +8,7 @@ computed the same way from the fed values directly, which takes milliseconds whe
 takes about 15 s per convention on the corpus's 500,000-term cases. `tests/test_porting.py`
 holds these sizes to the oracle's own.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,19 +41,26 @@ def sizes(c: Candidate, args: tuple[np.ndarray, np.ndarray], weights: np.ndarray
         return oracle.Expectation(nan, magnitude, 1, scale)
     shape = magnitude.shape
     row_shape, classes = shape[:-1], shape[-1]
-    w = np.ones(row_shape) if weights is None or not c.weighted else \
-        np.broadcast_to(np.asarray(weights, np.float64), row_shape)
+    w = (
+        np.ones(row_shape)
+        if weights is None or not c.weighted
+        else np.broadcast_to(np.asarray(weights, np.float64), row_shape)
+    )
     row_magnitude = magnitude.sum(axis=-1) * w
     row_scale = scale.sum(axis=-1)
     if spec.reduction == "per_row":
         return oracle.Expectation(np.full(row_shape, np.nan), row_magnitude, classes, row_scale)
     rows = int(np.prod(row_shape, dtype=np.int64))
-    divisor = {"sum": 1, "mean_all": rows * classes, "mean_weighted": float(np.sum(w)),
-               "mean_batch": {"dim0": shape[0], "rows": rows,
-                              "batch": shape[0] if len(shape) > 1 else 1}[spec.batch_divisor]}[spec.reduction]
+    divisor = {
+        "sum": 1,
+        "mean_all": rows * classes,
+        "mean_weighted": float(np.sum(w)),
+        "mean_batch": {"dim0": shape[0], "rows": rows, "batch": shape[0] if len(shape) > 1 else 1}[spec.batch_divisor],
+    }[spec.reduction]
     d = float(divisor) if divisor != 0 else np.inf
-    return oracle.Expectation(nan, np.asarray(float(row_magnitude.sum()) / d), rows * classes,
-                              float(row_scale.sum()) / d)
+    return oracle.Expectation(
+        nan, np.asarray(float(row_magnitude.sum()) / d), rows * classes, float(row_scale.sum()) / d
+    )
 
 
 def _side(fed: np.ndarray, space: str, clip: float | None, normalize: bool):

@@ -17,6 +17,7 @@ holds inputs that are not probabilities (NaN, negative, above 1), outside an equ
 contract; and float16 runs, where frameworks legitimately differ in how they accumulate (the
 contract is float64 and float32; bfloat16 has no NumPy type to hand the equivalent).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -39,8 +40,17 @@ DTYPES = ("float64", "float32")  # the contract
 HALF = ("float16",)  # checked apart
 SCOPES = ("contract", "out_of_domain", "float16")
 # the fields a failing equivalent is re-judged with, one at a time, to say what it behaves as
-ONE_FIELD_AWAY = ("zero_p", "zero_both", "zero_q", "elementwise", "normalizes", "reduction", "class_axis",
-                  "batch_divisor", "clip_epsilon")
+ONE_FIELD_AWAY = (
+    "zero_p",
+    "zero_both",
+    "zero_q",
+    "elementwise",
+    "normalizes",
+    "reduction",
+    "class_axis",
+    "batch_divisor",
+    "clip_epsilon",
+)
 BOTH_ROUND = 2.0  # the source and the equivalent each round: their difference may reach twice a tolerance
 
 
@@ -67,8 +77,11 @@ class Verification:
 
     def verified(self, scope: str = "contract") -> list[str]:
         """Cases verified in every dtype that applies (and applicable in at least one)."""
-        return [case for case, outs in self._by_case(scope).items()
-                if any(o.status == "verified" for o in outs) and all(o.status != "differs" for o in outs)]
+        return [
+            case
+            for case, outs in self._by_case(scope).items()
+            if any(o.status == "verified" for o in outs) and all(o.status != "differs" for o in outs)
+        ]
 
     def differs(self, scope: str = "contract") -> list[dict]:
         """One entry per case that differs in some dtype: the dtypes, and the reason in the first of them."""
@@ -80,14 +93,20 @@ class Verification:
         return out
 
     def not_applicable(self) -> list[dict]:
-        return [{"case": case, "reason": outs[0].reason}
-                for scope in ("contract", "out_of_domain") for case, outs in self._by_case(scope).items()
-                if all(o.status == "not_applicable" for o in outs)]
+        return [
+            {"case": case, "reason": outs[0].reason}
+            for scope in ("contract", "out_of_domain")
+            for case, outs in self._by_case(scope).items()
+            if all(o.status == "not_applicable" for o in outs)
+        ]
 
     @property
     def worst_headroom(self) -> float | None:
-        values = [o.headroom for o in self.outcomes
-                  if o.scope == "contract" and o.status == "verified" and o.headroom is not None]
+        values = [
+            o.headroom
+            for o in self.outcomes
+            if o.scope == "contract" and o.status == "verified" and o.headroom is not None
+        ]
         return max(values) if values else None
 
 
@@ -153,8 +172,9 @@ def compare(eq: Equivalent, case: Case, fed: Fed, value: np.ndarray, dtype: str,
     args = _broadcast(fed.args)
     source, ours = _class_last(c, args[0].ndim, obs.value), _class_last(c, args[0].ndim, np.asarray(value, np.float64))
     judged = judged_dtype(dtype, obs.dtype)
-    verdict = judge.judge(_basis(sizes(c, args, fed.weights), source), ours, judged, device, BOTH_ROUND * factor,
-                          obs.dtype)
+    verdict = judge.judge(
+        _basis(sizes(c, args, fed.weights), source), ours, judged, device, BOTH_ROUND * factor, obs.dtype
+    )
     if verdict.verdict == "pass":
         return Outcome(case.id, dtype, "verified", headroom=verdict.headroom)
     made = c.predict(args, fed.weights)  # the exact value under the source's convention, for the reasons
@@ -165,8 +185,9 @@ def compare(eq: Equivalent, case: Case, fed: Fed, value: np.ndarray, dtype: str,
             verdict = judge.judge(widened, ours, judged, device, BOTH_ROUND * factor, obs.dtype)
             if verdict.verdict == "pass":
                 return Outcome(case.id, dtype, "verified", headroom=verdict.headroom)
-    return Outcome(case.id, dtype, "differs", _reason(eq, case, fed, predicted, source, ours, verdict, judged, device,
-                                                       factor))
+    return Outcome(
+        case.id, dtype, "differs", _reason(eq, case, fed, predicted, source, ours, verdict, judged, device, factor)
+    )
 
 
 def source_call(recipe: Recipe, case: Case, dtype: str, device: str = "cpu") -> Fed:
@@ -182,8 +203,10 @@ def source_call(recipe: Recipe, case: Case, dtype: str, device: str = "cpu") -> 
         axis = c.axis(p.ndim)
         if axis is not None and axis != p.ndim - 1:
             p, q = (np.ascontiguousarray(np.moveaxis(x, -1, axis)) for x in (p, q))
-            args = (np.ascontiguousarray(np.moveaxis(args[0], -1, axis)),
-                    np.ascontiguousarray(np.moveaxis(args[1], -1, axis)))
+            args = (
+                np.ascontiguousarray(np.moveaxis(args[0], -1, axis)),
+                np.ascontiguousarray(np.moveaxis(args[1], -1, axis)),
+            )
         weights = weights_for(case.shape) if recipe.weights_fed else None
         obs = _box(recipe, device)(Probe(case.id, "porting", args, dtype, weights))
         hit = _SOURCE[key] = Fed(p, q, args, weights, obs)
@@ -290,11 +313,13 @@ def _reason(eq: Equivalent, case: Case, fed: Fed, predicted, source, ours, verdi
     if predicted is None:
         why = "the source's convention cannot be evaluated on this case"
     elif not source_fits:
-        why = "the source departs from its inferred convention on this case" + \
-            _explained(c, fed, source, dtype, device, factor, recipe.weights_fed)
+        why = "the source departs from its inferred convention on this case" + _explained(
+            c, fed, source, dtype, device, factor, recipe.weights_fed
+        )
     elif not ours_fit:
-        why = f"the {eq.target} expression departs from the source's convention on this case" + \
-            _explained(c, fed, ours, dtype, device, factor, recipe.weights_fed)
+        why = f"the {eq.target} expression departs from the source's convention on this case" + _explained(
+            c, fed, ours, dtype, device, factor, recipe.weights_fed
+        )
     else:
         why = "each is within tolerance of the source's convention, but they are not within twice it of each other"
     if case.out_of_domain:
@@ -351,7 +376,9 @@ def _flushes(c: Candidate, fed: Fed, value: np.ndarray, dtype: str, device: str,
     smallest = FORMATS[dtype].smallest_normal
     p, q = fed.p.astype(np.float64), fed.q.astype(np.float64)
     subnormal_inputs = any(np.any((x != 0) & (np.abs(x) < smallest)) for x in (p, q))
-    readings: list[tuple[str, np.ndarray, np.ndarray]] = [("if subnormal intermediate results were flushed to zero", p, q)]
+    readings: list[tuple[str, np.ndarray, np.ndarray]] = [
+        ("if subnormal intermediate results were flushed to zero", p, q)
+    ]
     if subnormal_inputs:
         with np.errstate(invalid="ignore"):
             p_flushed, q_flushed = (round_to(np.where(np.abs(x) < smallest, 0.0, x), dtype) for x in (p, q))
@@ -375,8 +402,7 @@ def _widened(exp: oracle.Expectation, extra, dtype: str, device: str, factor: fl
     ones = oracle.Expectation(exp.value, np.ones_like(magnitude), exp.terms, 0.0)
     zeros = oracle.Expectation(exp.value, np.zeros_like(magnitude), exp.terms, 0.0)
     per_unit = judge.tolerance(ones, dtype, device, factor) - judge.tolerance(zeros, dtype, device, factor)
-    return oracle.Expectation(exp.value, magnitude + np.asarray(extra, np.float64) / per_unit, exp.terms,
-                              exp.log_scale)
+    return oracle.Expectation(exp.value, magnitude + np.asarray(extra, np.float64) / per_unit, exp.terms, exp.log_scale)
 
 
 def variants(c: Candidate, weights_fed: bool):
@@ -391,8 +417,11 @@ def variants(c: Candidate, weights_fed: bool):
             yield label, candidate
 
     # porting judges the reductions a port composes, and zeros without clipping (clipping is tried once)
-    restrict = {"zero_q": convention_fields.ZERO_Q_UNCLIPPED, "reduction": ("per_row", "sum", "mean_all", "mean_batch"),
-                "clip_epsilon": (1e-7,)}
+    restrict = {
+        "zero_q": convention_fields.ZERO_Q_UNCLIPPED,
+        "reduction": ("per_row", "sum", "mean_all", "mean_batch"),
+        "clip_epsilon": (1e-7,),
+    }
     for label, name, value in convention_fields.one_field_away(c, ONE_FIELD_AWAY, "inferred", restrict):
         yield from emit(label, c.replace(**{name: value}))
 

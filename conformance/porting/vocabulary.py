@@ -11,6 +11,7 @@ convention inference, never assumed.
 Each framework module writes its own `VOCABULARY` (conformance/frameworks/<name>.py); nothing
 here imports a framework: templates are text, filled by `compose`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,12 +67,30 @@ class Vocabulary:
         log_p, log_q = self.fill("log", x="{p}"), self.fill("log", x="{q}")
         xlogy_pp, xlogy_pq = self.fill("xlogy", x="{p}", y="{p}"), self.fill("xlogy", x="{p}", y="{q}")
         return (
-            Term(f"{xlogy_pp} - {xlogy_pq}", "p*log(p/q)", "0", "0", "inf",
-                 "xlogy(p, p) - xlogy(p, q): xlogy(0, y) = 0, so p = 0 gives 0 whatever q"),
-            Term(f"{xlogy_pp} - {{p}} * {log_q}", "p*log(p/q)", "0", "nan", "inf",
-                 "xlogy(p, p) - p * log(q): 0 * log(0) = 0 * -inf = NaN where p = q = 0"),
-            Term(f"{{p}} * ({log_p} - {log_q})", "p*log(p/q)", "nan", "nan", "inf",
-                 "p * (log(p) - log(q)): 0 * -inf = NaN wherever p = 0"),
+            Term(
+                f"{xlogy_pp} - {xlogy_pq}",
+                "p*log(p/q)",
+                "0",
+                "0",
+                "inf",
+                "xlogy(p, p) - xlogy(p, q): xlogy(0, y) = 0, so p = 0 gives 0 whatever q",
+            ),
+            Term(
+                f"{xlogy_pp} - {{p}} * {log_q}",
+                "p*log(p/q)",
+                "0",
+                "nan",
+                "inf",
+                "xlogy(p, p) - p * log(q): 0 * log(0) = 0 * -inf = NaN where p = q = 0",
+            ),
+            Term(
+                f"{{p}} * ({log_p} - {log_q})",
+                "p*log(p/q)",
+                "nan",
+                "nan",
+                "inf",
+                "p * (log(p) - log(q)): 0 * -inf = NaN wherever p = 0",
+            ),
         )
 
 
@@ -109,16 +128,29 @@ def framework_terms(framework: str) -> list[Term]:
             except Unavailable:
                 return []
             c, fields = inference.final, inference.fields
-            if c is None or UNKNOWN in (fields[f] for f in ("zero_p", "zero_both", "zero_q", "reduction")) or \
-                    c.reduction != "none" or c.clip_epsilon is not None or c.normalizes:
+            if (
+                c is None
+                or UNKNOWN in (fields[f] for f in ("zero_p", "zero_both", "zero_q", "reduction"))
+                or c.reduction != "none"
+                or c.clip_epsilon is not None
+                or c.normalizes
+            ):
                 continue
             voc = vocabulary(framework)
             args = [_argument(voc, "{p}" if i == c.p_index else "{q}", c.spaces[i]) for i in (0, 1)]
             template = api.snippet.format(a=args[0], b=args[1], o=options, w="None", dtype="")
             label = f"{api.name}({api.option_label(options)})" if options else api.name
-            terms.append(Term(template, c.elementwise, c.zero_p, c.zero_both, c.zero_q,
-                              f"{label}, the framework's own KL function (zeros inferred: p=0 gives {c.zero_p}, "
-                              f"p=q=0 gives {c.zero_both}, q=0 gives {c.zero_q})"))
+            terms.append(
+                Term(
+                    template,
+                    c.elementwise,
+                    c.zero_p,
+                    c.zero_both,
+                    c.zero_q,
+                    f"{label}, the framework's own KL function (zeros inferred: p=0 gives {c.zero_p}, "
+                    f"p=q=0 gives {c.zero_both}, q=0 gives {c.zero_q})",
+                )
+            )
     return terms
 
 

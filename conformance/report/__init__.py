@@ -5,6 +5,7 @@ has none of them. `write_report` is what `klconf run` and `klconf report` call: 
 results files through `aggregate.Aggregator`, so memory stays bounded for millions of checks.
 The commands (`klconf report | merge | diff | junit`) live in `commands.py`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -12,9 +13,16 @@ from pathlib import Path
 
 INDEX = "index.html"
 # The page's sections in order: (anchor, navigation label); each is the partial templates/section_<anchor>.html.j2.
-SECTIONS = [("overview", "Overview"), ("conventions", "Conventions"), ("porting", "Porting"), ("matrix", "Matrix"),
-            ("accuracy", "Accuracy"), ("failures", "Failures"), ("exploration", "Exploration"),
-            ("run", "Run information")]
+SECTIONS = [
+    ("overview", "Overview"),
+    ("conventions", "Conventions"),
+    ("porting", "Porting"),
+    ("matrix", "Matrix"),
+    ("accuracy", "Accuracy"),
+    ("failures", "Failures"),
+    ("exploration", "Exploration"),
+    ("run", "Run information"),
+]
 OPTIONAL_SECTIONS = {"exploration"}  # shown (and listed in the navigation) only when their data is present
 
 
@@ -32,9 +40,19 @@ def write_page(data: dict, runset, out_dir: Path | str) -> Path:
     from . import exploration, html, svg
 
     explored = exploration.load(s.path for s in runset.sources)
-    sections = [(name, label) for name, label in SECTIONS
-                if name not in OPTIONAL_SECTIONS or (name == "exploration" and explored)]
-    page = html.render("report.html.j2", title="klconf report", sources=[s.path for s in runset.sources],
-                       sections=sections, exploration=explored,
-                       chart=svg.accuracy_chart(data["accuracy"]["rows"]), legend=svg.legend(), **data)
+    sections = [
+        (name, label)
+        for name, label in SECTIONS
+        if name not in OPTIONAL_SECTIONS or (name == "exploration" and explored)
+    ]
+    page = html.render(
+        "report.html.j2",
+        title="klconf report",
+        sources=[s.path for s in runset.sources],
+        sections=sections,
+        exploration=explored,
+        chart=svg.accuracy_chart(data["accuracy"]["rows"]),
+        legend=svg.legend(),
+        **data,
+    )
     return html.write(Path(out_dir) / INDEX, page)

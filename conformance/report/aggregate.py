@@ -8,6 +8,7 @@ by a few dozen bytes a check (model.scan adds the check id, to find duplicates),
 millions of checks streams its results files instead of reading them into Records: a million take
 about 500 MiB at peak.
 """
+
 from __future__ import annotations
 
 from array import array
@@ -41,8 +42,16 @@ class Aggregator:
 
     def add(self, event: dict) -> None:
         verdict, check = event["verdict"], event.get("check") or "value"
-        key = (event["api"], self._label(event["options"]), event["device"], event["dtype"], verdict, check,
-               event["framework"], event.get("convention") or "")
+        key = (
+            event["api"],
+            self._label(event["options"]),
+            event["device"],
+            event["dtype"],
+            verdict,
+            check,
+            event["framework"],
+            event.get("convention") or "",
+        )
         headroom = finite(event.get("headroom"))
         whole = Record.from_json(event) if check in ("convention", "porting") else None  # may reject the event
         group = self.payload.add(event, key, headroom)  # the last step that may: nothing is counted before it
@@ -72,7 +81,13 @@ class Aggregator:
         entry = self.errors.get((framework, api, device, dtype))
         if entry is None:
             entry = self.errors[(framework, api, device, dtype)] = {
-                "ulp": array("d"), "rel": array("d"), "headroom": array("d"), "n": 0, "fail": 0, "undefined": 0}
+                "ulp": array("d"),
+                "rel": array("d"),
+                "headroom": array("d"),
+                "n": 0,
+                "fail": 0,
+                "undefined": 0,
+            }
         return entry
 
     @staticmethod
@@ -124,30 +139,62 @@ class Aggregator:
         for (fw, device, verdict), n in counts.items():
             per[(fw, device)][verdict] += n
         rows = []
-        for (fw, device) in sorted(per, key=lambda k: (framework_order(k[0]), k[1])):
+        for fw, device in sorted(per, key=lambda k: (framework_order(k[0]), k[1])):
             c = per[(fw, device)]
-            rows.append({"framework": fw, "device": device, "counts": [c.get(v, 0) for v in verdicts],
-                         "total": sum(c.values()), "failing": sum(c.get(v, 0) for v in FAILING)})
+            rows.append(
+                {
+                    "framework": fw,
+                    "device": device,
+                    "counts": [c.get(v, 0) for v in verdicts],
+                    "total": sum(c.values()),
+                    "failing": sum(c.get(v, 0) for v in FAILING),
+                }
+            )
         total: Counter = Counter()
         for (_, _, verdict), n in counts.items():
             total[verdict] += n
-        return {"verdicts": verdicts, "rows": rows,
-                "total": {"counts": [total.get(v, 0) for v in verdicts], "total": sum(total.values()),
-                          "failing": sum(total.get(v, 0) for v in FAILING)}}
+        return {
+            "verdicts": verdicts,
+            "rows": rows,
+            "total": {
+                "counts": [total.get(v, 0) for v in verdicts],
+                "total": sum(total.values()),
+                "failing": sum(total.get(v, 0) for v in FAILING),
+            },
+        }
 
     def accuracy(self) -> dict:
         """Error against the oracle per API, device and dtype: ULPs, relative error and headroom (error/tolerance)."""
         measured = {key: g for key, g in self.errors.items() if g["n"]}  # every group has an entry, used or not
         devices = {k[2] for k in measured}
         rows = []
-        for key in sorted(measured, key=lambda k: (framework_order(k[0]), k[1], k[2],
-                                                   DTYPE_ORDER.index(k[3]) if k[3] in DTYPE_ORDER else 9, k[3])):
+        for key in sorted(
+            measured,
+            key=lambda k: (
+                framework_order(k[0]),
+                k[1],
+                k[2],
+                DTYPE_ORDER.index(k[3]) if k[3] in DTYPE_ORDER else 9,
+                k[3],
+            ),
+        ):
             fw, api, device, dtype = key
             g = measured[key]
-            rows.append({"framework": fw, "api": api, "device": device, "dtype": dtype, "n": g["n"], "fail": g["fail"],
-                         "undefined": g["undefined"],
-                         "label": f"{api} · {dtype}" + (f" · {device}" if len(devices) > 1 else ""),
-                         "ulp": _stats(g["ulp"]), "rel": _stats(g["rel"]), "headroom": _stats(g["headroom"])})
+            rows.append(
+                {
+                    "framework": fw,
+                    "api": api,
+                    "device": device,
+                    "dtype": dtype,
+                    "n": g["n"],
+                    "fail": g["fail"],
+                    "undefined": g["undefined"],
+                    "label": f"{api} · {dtype}" + (f" · {device}" if len(devices) > 1 else ""),
+                    "ulp": _stats(g["ulp"]),
+                    "rel": _stats(g["rel"]),
+                    "headroom": _stats(g["headroom"]),
+                }
+            )
         return {"rows": rows, "undefined": sum(r["undefined"] for r in rows)}
 
     def result(self, runset: RunSet) -> dict:
@@ -158,8 +205,9 @@ class Aggregator:
             "summary": self.summary(),
             "conventions": table,
             "headline": headline(table),
-            "not_run": [(verdict, cut(reason, 300), n)
-                        for (verdict, reason), n in self.not_run.most_common(NOT_RUN_SHOWN)],
+            "not_run": [
+                (verdict, cut(reason, 300), n) for (verdict, reason), n in self.not_run.most_common(NOT_RUN_SHOWN)
+            ],
             "porting": ported,
             "badges": porting_badges(ported),
             "accuracy": self.accuracy(),
@@ -192,16 +240,26 @@ def headline(table: dict) -> dict:
     rows = []
     for (framework, api), group in list(per_api.items())[:HEADLINE_ROWS]:
         first = group[0]
-        rows.append({"framework": framework, "api": api, "options": first["options"], "combinations": len(group),
-                     "with_findings": sum(1 for r in group if r["findings"]), "findings": first["findings"],
-                     "cells": [first["cells"][i] for i in at]})
+        rows.append(
+            {
+                "framework": framework,
+                "api": api,
+                "options": first["options"],
+                "combinations": len(group),
+                "with_findings": sum(1 for r in group if r["findings"]),
+                "findings": first["findings"],
+                "cells": [first["cells"][i] for i in at],
+            }
+        )
     return {"fields": fields, "rows": rows, "more": len(table["rows"]) - len(rows)}
 
 
 def porting_badges(table: dict) -> dict:
     """The overview's porting matrix: source calls whose equivalents differ first, up to HEADLINE_ROWS."""
-    order = sorted(range(len(table["rows"])),
-                   key=lambda i: (not any(c and c["status"] == "differs" for c in table["rows"][i]["cells"]), i))
+    order = sorted(
+        range(len(table["rows"])),
+        key=lambda i: (not any(c and c["status"] == "differs" for c in table["rows"][i]["cells"]), i),
+    )
     shown = order[:HEADLINE_ROWS]
     return {"rows": [dict(table["rows"][i], index=i) for i in shown], "more": len(order) - len(shown)}
 

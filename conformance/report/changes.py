@@ -8,6 +8,7 @@ inferred conventions whose fields changed, and checks added or removed. Every ch
 both records and to a reproduction: the record's own snippet where the run stored one, else the
 install line and `klconf run` selection that reproduce it. Built from results files alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ def load_series(paths: Sequence[str | Path]) -> list[Release]:
         meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
         runset = load([results])
         label = meta.get("label") or _label_from_versions(runset) or results.parent.name
-        series.append(Release(label, str(results), runset, list(meta.get("requirements") or []),
-                              meta.get("framework", "")))
+        series.append(
+            Release(label, str(results), runset, list(meta.get("requirements") or []), meta.get("framework", ""))
+        )
     return series
 
 
@@ -78,8 +80,10 @@ def reproduction(release: Release, record: Record) -> str:
     install = f"pip install -e . {' '.join(release.requirements)}".rstrip()
     short_api = record.api.rsplit(".", 1)[-1] if record.api else ""
     keyword = " and ".join(k for k in (record.case_id, short_api) if k)
-    return (f"{install}\nklconf run --framework {record.framework} --check {record.check} --dtype {record.dtype} "
-            f"--device {record.device}" + (f" -k '{keyword}'" if keyword else "") + f"\n# check id: {record.check_id}")
+    return (
+        f"{install}\nklconf run --framework {record.framework} --check {record.check} --dtype {record.dtype} "
+        f"--device {record.device}" + (f" -k '{keyword}'" if keyword else "") + f"\n# check id: {record.check_id}"
+    )
 
 
 def record_view(anchor: str, release: Release, record: Record) -> dict:
@@ -89,8 +93,13 @@ def record_view(anchor: str, release: Release, record: Record) -> dict:
     if extra:
         data["extra"] = extra
     text = "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data.items()) + "\n}"
-    return {"anchor": anchor, "release": release.label, "check_id": record.check_id, "json": text,
-            "repro": reproduction(release, record)}
+    return {
+        "anchor": anchor,
+        "release": release.label,
+        "check_id": record.check_id,
+        "json": text,
+        "repro": reproduction(release, record),
+    }
 
 
 def short_id(check_id: str, api: str) -> str:
@@ -107,8 +116,9 @@ def pair_view(index: int, old: Release, new: Release) -> dict:
     shown = 0
     for n, change in enumerate(result.changes):
         api = change.api or "(no API)"
-        group = apis.setdefault(api, {"api": api, "framework": change.framework,
-                                      "rows": [], "added": [], "removed": []})
+        group = apis.setdefault(
+            api, {"api": api, "framework": change.framework, "rows": [], "added": [], "removed": []}
+        )
         if change.what in ("added", "removed"):
             group[change.what].append(change.check_id)
             continue
@@ -117,10 +127,17 @@ def pair_view(index: int, old: Release, new: Release) -> dict:
         shown += 1
         b, a = before.get(change.check_id), after.get(change.check_id)
         links: list[dict[str, str]] = []
-        row = {"check_id": change.check_id, "short": short_id(change.check_id, change.api),
-               "category": change.category, "what": change.what,
-               "base_verdict": change.base_verdict, "new_verdict": change.new_verdict, "detail": change.detail,
-               "move": move(change, b, a), "links": links}
+        row = {
+            "check_id": change.check_id,
+            "short": short_id(change.check_id, change.api),
+            "category": change.category,
+            "what": change.what,
+            "base_verdict": change.base_verdict,
+            "new_verdict": change.new_verdict,
+            "detail": change.detail,
+            "move": move(change, b, a),
+            "links": links,
+        }
         for side, release, record in (("old", old, b), ("new", new, a)):
             if record is not None:
                 anchor = f"p{index}-c{n}-{side}"
@@ -130,20 +147,38 @@ def pair_view(index: int, old: Release, new: Release) -> dict:
     counts = result.counts
     hidden = sum(counts[c] for c in ("regression", "improvement", "changed")) - shown
     versions_old, versions_new = framework_versions(old.runset), framework_versions(new.runset)
-    return {"id": f"pair-{index}", "old": old.label, "new": new.label, "counts": counts, "unchanged": result.unchanged,
-            "hidden": max(hidden, 0), "apis": sorted(apis.values(), key=lambda g: g["api"]), "records": records,
-            "versions": [(k, versions_old.get(k, "absent"), versions_new.get(k, "absent"))
-                         for k in sorted(set(versions_old) | set(versions_new))],
-            "incomplete": [f"{s.path}: {'; '.join(s.incomplete_reasons)}"
-                           for s in old.runset.sources + new.runset.sources if s.incomplete_reasons]}
+    return {
+        "id": f"pair-{index}",
+        "old": old.label,
+        "new": new.label,
+        "counts": counts,
+        "unchanged": result.unchanged,
+        "hidden": max(hidden, 0),
+        "apis": sorted(apis.values(), key=lambda g: g["api"]),
+        "records": records,
+        "versions": [
+            (k, versions_old.get(k, "absent"), versions_new.get(k, "absent"))
+            for k in sorted(set(versions_old) | set(versions_new))
+        ],
+        "incomplete": [
+            f"{s.path}: {'; '.join(s.incomplete_reasons)}"
+            for s in old.runset.sources + new.runset.sources
+            if s.incomplete_reasons
+        ],
+    }
 
 
 def build(series: list[Release]) -> dict:
     pairs = [pair_view(i, series[i], series[i + 1]) for i in range(len(series) - 1)]
     pairs.reverse()  # newest release first
-    return {"releases": [{"label": r.label, "path": r.path, "checks": len(r.runset.records),
-                          "requirements": r.requirements} for r in series],
-            "pairs": pairs, "ids_per_group": IDS_PER_GROUP}
+    return {
+        "releases": [
+            {"label": r.label, "path": r.path, "checks": len(r.runset.records), "requirements": r.requirements}
+            for r in series
+        ],
+        "pairs": pairs,
+        "ids_per_group": IDS_PER_GROUP,
+    }
 
 
 def text(page: dict) -> str:

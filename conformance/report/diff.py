@@ -6,6 +6,7 @@ neither run failed it, or an inferred convention that changed. An improvement is
 check that passes. Checks present in one run only are added or removed; any other change of
 verdict (a pass that became a skip, a fail that became a crash) is listed as changed.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,18 @@ def compare(base: RunSet, new: RunSet) -> Diff:
     for check_id, b in before.items():
         n = after.get(check_id)
         if n is None:
-            result.changes.append(Change(check_id, "removed", "removed", b.verdict, None,
-                                         f"only in the base run ({b.verdict})", b.api, b.framework))
+            result.changes.append(
+                Change(
+                    check_id,
+                    "removed",
+                    "removed",
+                    b.verdict,
+                    None,
+                    f"only in the base run ({b.verdict})",
+                    b.api,
+                    b.framework,
+                )
+            )
             continue
         change = _compare_one(b, n)
         if change is None:
@@ -70,9 +81,18 @@ def compare(base: RunSet, new: RunSet) -> Diff:
             result.changes.append(change)
     for check_id, n in after.items():
         if check_id not in before:
-            result.changes.append(Change(check_id, "added", "added", None, n.verdict,
-                                         f"only in the new run ({n.verdict})" + (f": {n.message}" if n.message else ""),
-                                         n.api, n.framework))
+            result.changes.append(
+                Change(
+                    check_id,
+                    "added",
+                    "added",
+                    None,
+                    n.verdict,
+                    f"only in the new run ({n.verdict})" + (f": {n.message}" if n.message else ""),
+                    n.api,
+                    n.framework,
+                )
+            )
     return result
 
 
@@ -89,7 +109,9 @@ def _compare_one(b: Record, n: Record) -> Change | None:
         figures = error_figures(n)
         return change("regression", "verdict", detail + (f" [{figures}]" if figures else ""))
     if was_failing and n.verdict in NOT_FAILING_PASSES:
-        return change("improvement", "verdict", f"{b.verdict} → {n.verdict}" + (f" (was: {b.message})" if b.message else ""))
+        return change(
+            "improvement", "verdict", f"{b.verdict} → {n.verdict}" + (f" (was: {b.message})" if b.message else "")
+        )
     if b.verdict != n.verdict:
         reason = n.message or n.reason
         if b.check == "convention" and convention_change(b, n):
@@ -139,11 +161,14 @@ def value_moved(b: Record, n: Record) -> str:
     if tolerance is None:
         if biggest == 0:
             return ""
-        return f"observed value moved by {biggest:.3g} ({old[finite][worst]!r} → {new[finite][worst]!r}; no tolerance recorded)"
+        moved = f"{old[finite][worst]!r} → {new[finite][worst]!r}"
+        return f"observed value moved by {biggest:.3g} ({moved}; no tolerance recorded)"
     if biggest <= tolerance:
         return ""
-    return (f"observed value moved by {biggest:.3g} = {biggest / tolerance:.3g} × tolerance {tolerance:.3g} "
-            f"({old[finite][worst]!r} → {new[finite][worst]!r}), both runs within their own tolerance")
+    return (
+        f"observed value moved by {biggest:.3g} = {biggest / tolerance:.3g} × tolerance {tolerance:.3g} "
+        f"({old[finite][worst]!r} → {new[finite][worst]!r}), both runs within their own tolerance"
+    )
 
 
 def _tolerance(b: Record, n: Record) -> float | None:
@@ -185,8 +210,11 @@ def run_label(runset: RunSet) -> str:
     parts = []
     for s in runset.sources:
         h = s.header
-        parts.append(f"{s.path} (run {h.get('run_id', '?')}, {h.get('started', '?')}, {len(s.results.records):,} checks"
-                     + (", incomplete" if s.incomplete_reasons else "") + ")")
+        parts.append(
+            f"{s.path} (run {h.get('run_id', '?')}, {h.get('started', '?')}, {len(s.results.records):,} checks"
+            + (", incomplete" if s.incomplete_reasons else "")
+            + ")"
+        )
     return "; ".join(parts)
 
 
@@ -205,14 +233,23 @@ def text(d: Diff, limit: int = 200) -> str:
     for name in sorted(set(before) | set(after)):
         if before.get(name) != after.get(name):
             lines.append(f"  {name}: {before.get(name, 'absent')} → {after.get(name, 'absent')}")
-    lines.append(", ".join(f"{counts[c]} {c if counts[c] == 1 or c in ('changed', 'added', 'removed') else c + 's'}"
-                           for c in CATEGORIES) + f"; {d.unchanged} unchanged")
+    lines.append(
+        ", ".join(
+            f"{counts[c]} {c if counts[c] == 1 or c in ('changed', 'added', 'removed') else c + 's'}"
+            for c in CATEGORIES
+        )
+        + f"; {d.unchanged} unchanged"
+    )
     for category in CATEGORIES:
         items = d.of(category)
         if not items:
             continue
-        lines += ["", f"{category.upper()}S ({len(items)})" if category in ("regression", "improvement")
-                  else f"{category.upper()} ({len(items)})"]
+        lines += [
+            "",
+            f"{category.upper()}S ({len(items)})"
+            if category in ("regression", "improvement")
+            else f"{category.upper()} ({len(items)})",
+        ]
         for c in items[:limit]:
             lines.append(f"  {c.check_id}")
             lines.append(f"      {c.detail}")
@@ -225,10 +262,13 @@ def text(d: Diff, limit: int = 200) -> str:
 
 def as_json(d: Diff) -> str:
     data = {
-        "base": [s.path for s in d.base.sources], "new": [s.path for s in d.new.sources],
-        "base_complete": d.base.complete, "new_complete": d.new.complete,
+        "base": [s.path for s in d.base.sources],
+        "new": [s.path for s in d.new.sources],
+        "base_complete": d.base.complete,
+        "new_complete": d.new.complete,
         "framework_versions": {"base": framework_versions(d.base), "new": framework_versions(d.new)},
-        "counts": {**d.counts, "unchanged": d.unchanged}, "regressed": d.regressed,
+        "counts": {**d.counts, "unchanged": d.unchanged},
+        "regressed": d.regressed,
         **{category + "s": [asdict(c) for c in d.of(category)] for category in CATEGORIES},
     }
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
@@ -238,10 +278,24 @@ def html(d: Diff) -> str:
     from . import html as html_mod
 
     before, after = framework_versions(d.base), framework_versions(d.new)
-    versions = [(name, before.get(name, "absent"), after.get(name, "absent")) for name in sorted(set(before) | set(after))]
+    versions = [
+        (name, before.get(name, "absent"), after.get(name, "absent")) for name in sorted(set(before) | set(after))
+    ]
     sections = [(category, d.of(category)) for category in CATEGORIES]
-    return html_mod.render("diff.html.j2", title="klconf diff", base=run_label(d.base), new=run_label(d.new),
-                           counts=d.counts, unchanged=d.unchanged, regressed=d.regressed, sections=sections,
-                           versions=versions, limit=5000,
-                           incomplete=[f"{s.path}: {'; '.join(s.incomplete_reasons)}"
-                                       for s in d.base.sources + d.new.sources if s.incomplete_reasons])
+    return html_mod.render(
+        "diff.html.j2",
+        title="klconf diff",
+        base=run_label(d.base),
+        new=run_label(d.new),
+        counts=d.counts,
+        unchanged=d.unchanged,
+        regressed=d.regressed,
+        sections=sections,
+        versions=versions,
+        limit=5000,
+        incomplete=[
+            f"{s.path}: {'; '.join(s.incomplete_reasons)}"
+            for s in d.base.sources + d.new.sources
+            if s.incomplete_reasons
+        ],
+    )

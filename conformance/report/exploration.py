@@ -1,6 +1,7 @@
 """The exploration summary (`klconf explore`'s explore.json) for the HTML report, when one lies next to
 the results: read defensively (a missing, malformed or foreign file shows nothing), every field coerced
 to plain text or a number before the template (autoescaped) sees it."""
+
 from __future__ import annotations
 
 import json
@@ -39,15 +40,35 @@ def _rows(value: Any) -> list[dict]:
 
 
 def _view(data: dict, path: str) -> dict:
-    targets = [{"kind": _text(t.get("kind", "")), "target": _text(t.get("target", "")),
-                "examples": _number(t.get("examples")), "failing": _number(t.get("failing"))}
-               for t in _rows(data.get("targets"))]
-    findings = [{"case_id": _text(f.get("case_id", "")), "kind": _text(f.get("kind", "")),
-                 "mechanism": _text(f.get("mechanism", "")), "dtype": _text(f.get("dtype", "")),
-                 "examples": _number(f.get("examples")), "message": _text(f.get("message", ""), 600),
-                 "input": _text(f.get("input", {}), INPUT_CHARS),
-                 "saved": "saved" if f.get("saved") is True else _text(f.get("note", "not saved"), 300)}
-                for f in _rows(data.get("findings"))]
-    return {"path": path, "budget": _text(data.get("budget", "")), "seed": _text(data.get("seed", "")),
-            "seconds": _number(data.get("seconds")), "rounds": _number(data.get("rounds")),
-            "examples": _number(data.get("examples")), "targets": targets, "findings": findings}
+    targets = [
+        {
+            "kind": _text(t.get("kind", "")),
+            "target": _text(t.get("target", "")),
+            "examples": _number(t.get("examples")),
+            "failing": _number(t.get("failing")),
+        }
+        for t in _rows(data.get("targets"))
+    ]
+    findings = [
+        {
+            "case_id": _text(f.get("case_id", "")),
+            "kind": _text(f.get("kind", "")),
+            "mechanism": _text(f.get("mechanism", "")),
+            "dtype": _text(f.get("dtype", "")),
+            "examples": _number(f.get("examples")),
+            "message": _text(f.get("message", ""), 600),
+            "input": _text(f.get("input", {}), INPUT_CHARS),
+            "saved": "saved" if f.get("saved") is True else _text(f.get("note", "not saved"), 300),
+        }
+        for f in _rows(data.get("findings"))
+    ]
+    return {
+        "path": path,
+        "budget": _text(data.get("budget", "")),
+        "seed": _text(data.get("seed", "")),
+        "seconds": _number(data.get("seconds")),
+        "rounds": _number(data.get("rounds")),
+        "examples": _number(data.get("examples")),
+        "targets": targets,
+        "findings": findings,
+    }

@@ -5,6 +5,7 @@ any static host. Data for the browser travels as JSON inside a
 <script type="application/json"> element; `script_json` escapes <, > and & so that no
 string from a case file or plug-in can close that element or open a comment.
 """
+
 from __future__ import annotations
 
 import functools
@@ -26,8 +27,13 @@ ASSETS = HERE / "assets"
 def environment():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.globals.update(asset=asset, klconf_version=__version__)
     env.filters["num"] = _num
     return env
@@ -45,8 +51,13 @@ def asset(name: str) -> Markup:
 def script_json(data: Any) -> Markup:
     """JSON safe to embed in <script type="application/json">: no '<', '>' or '&' survive as themselves."""
     text = json.dumps(data, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
-    text = (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    text = (
+        text.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
     return Markup(text)
 
 

@@ -5,6 +5,7 @@ which and why; fail is a <failure>, and error, timeout and crash are <error>. Me
 the observed error figures (abs, rel, ULP, tolerance, headroom) so a CI summary shows how far
 off a value was without opening the report. Any other verdict is reported as an <error>.
 """
+
 from __future__ import annotations
 
 import re
@@ -37,8 +38,13 @@ def to_xml(runset: RunSet, name: str = "klconf") -> ET.ElementTree:
         for r in records:
             counts[_bucket(r.verdict)] += 1
             suite.append(_testcase(r))
-        attrs = {"tests": len(records), "failures": counts["failure"], "errors": counts["error"],
-                 "skipped": counts["skipped"], "time": f"{sum(r.duration_s for r in records):.3f}"}
+        attrs = {
+            "tests": len(records),
+            "failures": counts["failure"],
+            "errors": counts["error"],
+            "skipped": counts["skipped"],
+            "time": f"{sum(r.duration_s for r in records):.3f}",
+        }
         for key, value in attrs.items():
             suite.set(key, str(value))
         totals.update(counts)
@@ -47,9 +53,16 @@ def to_xml(runset: RunSet, name: str = "klconf") -> ET.ElementTree:
         root.set(key, str(totals[{"failures": "failure", "errors": "error"}.get(key, key)]))
     if not runset.complete:
         props = ET.SubElement(root, "properties")
-        ET.SubElement(props, "property", name="incomplete",
-                      value=clean("; ".join(f"{s.path}: {', '.join(s.incomplete_reasons)}"
-                                            for s in runset.sources if s.incomplete_reasons)))
+        ET.SubElement(
+            props,
+            "property",
+            name="incomplete",
+            value=clean(
+                "; ".join(
+                    f"{s.path}: {', '.join(s.incomplete_reasons)}" for s in runset.sources if s.incomplete_reasons
+                )
+            ),
+        )
     return ET.ElementTree(root)
 
 
@@ -65,9 +78,12 @@ def _bucket(verdict: str) -> str:
 
 def _testcase(r) -> ET.Element:
     options = option_label(r.options)
-    case = ET.Element("testcase", classname=clean(f"klconf.{r.framework}.{r.api}"),
-                      name=clean(f"{r.case_id}[{options}]::{r.device}::{r.dtype}" + ("" if r.check == "value" else f" ({r.check})")),
-                      time=f"{r.duration_s:.4f}")
+    case = ET.Element(
+        "testcase",
+        classname=clean(f"klconf.{r.framework}.{r.api}"),
+        name=clean(f"{r.case_id}[{options}]::{r.device}::{r.dtype}" + ("" if r.check == "value" else f" ({r.check})")),
+        time=f"{r.duration_s:.4f}",
+    )
     bucket = _bucket(r.verdict)
     if bucket == "skipped":
         ET.SubElement(case, "skipped", message=clean(f"{r.verdict}: {r.reason or r.message}"))
@@ -82,10 +98,17 @@ def _testcase(r) -> ET.Element:
 
 
 def _body(r) -> str:
-    lines = [f"check: {r.check_id}", f"expected: {values_text(r.expected, 1000)}",
-             f"observed: {values_text(r.observed, 1000)}"]
-    for label, value in (("error", error_figures(r)), ("diagnosis", r.diagnosis), ("convention", r.convention),
-                         ("tolerance override", r.tolerance_override)):
+    lines = [
+        f"check: {r.check_id}",
+        f"expected: {values_text(r.expected, 1000)}",
+        f"observed: {values_text(r.observed, 1000)}",
+    ]
+    for label, value in (
+        ("error", error_figures(r)),
+        ("diagnosis", r.diagnosis),
+        ("convention", r.convention),
+        ("tolerance override", r.tolerance_override),
+    ):
         if value:
             lines.append(f"{label}: {value}")
     if r.extra.get("traceback"):

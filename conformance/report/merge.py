@@ -13,6 +13,7 @@ Completeness is judged from the plans the runs recorded when they did (exact, ne
 else); for inputs without one, against the case corpus: every check the planners would make for
 the frameworks, devices and dtypes the inputs cover, less those some input ran.
 """
+
 from __future__ import annotations
 
 import sys
@@ -56,8 +57,11 @@ class Merge:
     @property
     def incomplete(self) -> list[str]:
         """Why the merged file does not hold the whole of what was planned; empty when it does."""
-        out = [f"incomplete input {s.path}: {'; '.join(s.incomplete_reasons)}"
-               for s in self.runset.sources if s.incomplete_reasons]
+        out = [
+            f"incomplete input {s.path}: {'; '.join(s.incomplete_reasons)}"
+            for s in self.runset.sources
+            if s.incomplete_reasons
+        ]
         if self.judge_plans and self.plans is not None and self.plans.plans:
             out += [f"missing shard: {m}" for m in self.plans.missing_shards]
             out += [f"{len(self.plans.missing):,} planned check(s) ran in no input"] if self.plans.missing else []
@@ -78,8 +82,9 @@ def merge(runset: RunSet, keep: str = "first") -> Merge:
         for record in source.results.records:
             if record.check_id in chosen:
                 first_record, first_source = chosen[record.check_id]
-                duplicates.append(Duplicate(record.check_id, first_source.path, source.path,
-                                            first_record.verdict, record.verdict))
+                duplicates.append(
+                    Duplicate(record.check_id, first_source.path, source.path, first_record.verdict, record.verdict)
+                )
                 if keep == "last":
                     chosen[record.check_id] = (record, source)
                 continue
@@ -94,7 +99,8 @@ def merge(runset: RunSet, keep: str = "first") -> Merge:
 
 def run_information_differences(sources: list[Source]) -> tuple[list[str], list[str]]:
     """(conflicts, notes): what makes shards incomparable, and what differs but may be intended."""
-    conflicts, notes = [], []
+    conflicts: list[str] = []
+    notes: list[str] = []
     headers = [(s.path, h) for s in sources for h in s.shard_headers]
     run_ids = defaultdict(list)
     for s in sources:
@@ -102,14 +108,20 @@ def run_information_differences(sources: list[Source]) -> tuple[list[str], list[
     for run_id, paths in run_ids.items():
         if len(paths) > 1:
             conflicts.append(f"the same run ({run_id}) is given more than once: {', '.join(paths)}")
-    for key, label, bucket in (("corpus_hash", "case corpus hash", conflicts), ("schema", "results schema version", conflicts),
-                               ("klconf", "klconf version", conflicts), ("python", "Python version", notes)):
+    for key, label, bucket in (
+        ("corpus_hash", "case corpus hash", conflicts),
+        ("schema", "results schema version", conflicts),
+        ("klconf", "klconf version", conflicts),
+        ("python", "Python version", notes),
+    ):
         values = defaultdict(list)
         for path, h in headers:
             if h.get(key) not in (None, ""):
                 values[str(h[key])].append(path)
         if len(values) > 1:
-            bucket.append(f"{label} differs: " + "; ".join(f"{v} in {', '.join(sorted(set(p)))}" for v, p in values.items()))
+            bucket.append(
+                f"{label} differs: " + "; ".join(f"{v} in {', '.join(sorted(set(p)))}" for v, p in values.items())
+            )
     by_framework: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     settings: dict[str, dict[str, dict[str, list[str]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for s in sources:
@@ -122,13 +134,17 @@ def run_information_differences(sources: list[Source]) -> tuple[list[str], list[
         if len(versions) > 1:
             releases = {_release(v) for v in versions}
             bucket = conflicts if len(releases) > 1 else notes  # one release's CPU and CUDA builds may merge
-            bucket.append(f"{name} versions differ: " + "; ".join(f"{v} in {', '.join(sorted(set(p)))}"
-                                                                 for v, p in versions.items()))
+            bucket.append(
+                f"{name} versions differ: "
+                + "; ".join(f"{v} in {', '.join(sorted(set(p)))}" for v, p in versions.items())
+            )
     for name, keys in sorted(settings.items()):
-        for key, values in sorted(keys.items()):
-            if len(values) > 1:
-                notes.append(f"{name} setting {key} differs: " +
-                             "; ".join(f"{v} in {', '.join(sorted(set(p)))}" for v, p in values.items()))
+        for key, seen in sorted(keys.items()):
+            if len(seen) > 1:
+                notes.append(
+                    f"{name} setting {key} differs: "
+                    + "; ".join(f"{v} in {', '.join(sorted(set(p)))}" for v, p in seen.items())
+                )
     return conflicts, notes
 
 
@@ -156,7 +172,9 @@ def completeness(records: list[Record], cases_root: str | None = None, extra_api
     result.covered = sorted(covered)
     cases, problems = load_corpus(cases_root)
     if problems:
-        result.corpus_note = f"{len(problems)} problem(s) loading the case corpus; completeness uses the {len(cases)} cases that loaded"
+        result.corpus_note = (
+            f"{len(problems)} problem(s) loading the case corpus; completeness uses the {len(cases)} cases that loaded"
+        )
     frameworks = sorted({fw for fw, _, _ in covered})
     apis = builtin_apis([f for f in FRAMEWORKS if f in frameworks]) + list(extra_apis)
     known = {a.name for a in apis}
@@ -164,8 +182,16 @@ def completeness(records: list[Record], cases_root: str | None = None, extra_api
         result.not_assessed.append(f"API {name}: not a built-in API (pass its --api spec to include it)")
     ran = {r.check_id for r in records}
     targets = sorted({str(r.extra.get("target_framework")) for r in records if r.check == "porting"} - {"None"})
-    scope = Scope(cases_root=cases_root, cases=cases, apis=apis, frameworks=frameworks, devices=list(DEVICES),
-                  dtypes=list(DTYPES), porting_targets=targets, strict=False)
+    scope = Scope(
+        cases_root=cases_root,
+        cases=cases,
+        apis=apis,
+        frameworks=frameworks,
+        devices=list(DEVICES),
+        dtypes=list(DTYPES),
+        porting_targets=targets,
+        strict=False,
+    )
     for name in sorted({r.check for r in records}):
         kind = by_name(name)
         if kind is None:
@@ -193,13 +219,20 @@ def header(m: Merge) -> dict:
         if nested:
             merged_from += nested
         else:
-            merged_from.append({"source": source.path, "header": source.header,
-                                "complete": not source.incomplete_reasons})
+            merged_from.append(
+                {"source": source.path, "header": source.header, "complete": not source.incomplete_reasons}
+            )
     hashes = {str(h.get("corpus_hash", "")) for s in m.runset.sources for h in s.shard_headers} - {""}
-    return {"type": "run", "schema": SCHEMA_VERSION, "run_id": uuid.uuid4().hex[:12], "klconf": __version__,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "corpus_hash": hashes.pop() if len(hashes) == 1 else "", "argv": list(sys.argv),
-            "merged_from": merged_from}
+    return {
+        "type": "run",
+        "schema": SCHEMA_VERSION,
+        "run_id": uuid.uuid4().hex[:12],
+        "klconf": __version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "corpus_hash": hashes.pop() if len(hashes) == 1 else "",
+        "argv": list(sys.argv),
+        "merged_from": merged_from,
+    }
 
 
 def write(m: Merge, path: Path | str) -> Path:
@@ -219,27 +252,42 @@ def write(m: Merge, path: Path | str) -> Path:
         incomplete = [f"{s.path}: {'; '.join(s.incomplete_reasons)}" for s in m.runset.sources if s.incomplete_reasons]
         exits = [int(s.results.end.get("exitstatus", 0)) for s in m.runset.sources if s.results.end]
         plans = [p.to_json() for p in m.plans.plans] if m.plans else []
-        writer.write({"type": "end", "counts": dict(counts), "exitstatus": max(exits, default=0),
-                      "interrupted": bool(incomplete), "incomplete_shards": incomplete,
-                      "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                      **({"plans": plans} if plans else {})})
+        writer.write(
+            {
+                "type": "end",
+                "counts": dict(counts),
+                "exitstatus": max(exits, default=0),
+                "interrupted": bool(incomplete),
+                "incomplete_shards": incomplete,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **({"plans": plans} if plans else {}),
+            }
+        )
     return path
 
 
 def summary_lines(m: Merge, wrote: Path | None, keep: str) -> list[str]:
-    per_source = defaultdict(int)
+    per_source: defaultdict[str, int] = defaultdict(int)
     for source in m.origin:
         per_source[source.path] += 1
-    lines = [f"merged {len(m.runset.sources)} file(s): {len(m.records):,} checks ("
-             + ", ".join(f"{n:,} from {p}" for p, n in per_source.items()) + ")"]
+    lines = [
+        f"merged {len(m.runset.sources)} file(s): {len(m.records):,} checks ("
+        + ", ".join(f"{n:,} from {p}" for p, n in per_source.items())
+        + ")"
+    ]
     for s in m.runset.sources:
         if s.incomplete_reasons:
             lines.append(f"incomplete input {s.path}: {'; '.join(s.incomplete_reasons)}")
     if m.duplicates:
-        lines.append(f"duplicates: {len(m.duplicates)} check id(s) appear in more than one input"
-                     + (f" (kept the {keep} occurrence)" if wrote else "") + ":")
-        lines += [f"  {d.check_id}: {d.first_verdict} in {d.first}, {d.second_verdict} in {d.second}"
-                  for d in m.duplicates[:MISSING_SHOWN]]
+        lines.append(
+            f"duplicates: {len(m.duplicates)} check id(s) appear in more than one input"
+            + (f" (kept the {keep} occurrence)" if wrote else "")
+            + ":"
+        )
+        lines += [
+            f"  {d.check_id}: {d.first_verdict} in {d.first}, {d.second_verdict} in {d.second}"
+            for d in m.duplicates[:MISSING_SHOWN]
+        ]
         if len(m.duplicates) > MISSING_SHOWN:
             lines.append(f"  ... and {len(m.duplicates) - MISSING_SHOWN} more")
     lines += [f"conflict: {c}" for c in m.conflicts]
@@ -248,15 +296,20 @@ def summary_lines(m: Merge, wrote: Path | None, keep: str) -> list[str]:
         lines += plans_mod.summary_lines(m.plans)
     c = m.completeness
     if c is not None:
-        lines.append(f"completeness (from the case corpus): {c.ran:,} of {c.planned:,} planned checks ran, "
-                     f"{len(c.missing):,} missing (within {len(c.covered)} framework/device/dtype combinations "
-                     "the inputs cover)")
+        lines.append(
+            f"completeness (from the case corpus): {c.ran:,} of {c.planned:,} planned checks ran, "
+            f"{len(c.missing):,} missing (within {len(c.covered)} framework/device/dtype combinations "
+            "the inputs cover)"
+        )
         if c.corpus_note:
             lines.append(f"  {c.corpus_note}")
         if c.missing:
             by_api = Counter(i.split("::")[1].split("[")[0] for i in c.missing if i.count("::") >= 3)
-            lines.append("  missing per API: " + ", ".join(f"{api} {n:,}" for api, n in by_api.most_common(12))
-                         + (" ..." if len(by_api) > 12 else ""))
+            lines.append(
+                "  missing per API: "
+                + ", ".join(f"{api} {n:,}" for api, n in by_api.most_common(12))
+                + (" ..." if len(by_api) > 12 else "")
+            )
         lines += [f"  missing: {i}" for i in c.missing[:MISSING_SHOWN]]
         if len(c.missing) > MISSING_SHOWN:
             lines.append(f"  ... and {len(c.missing) - MISSING_SHOWN} more")

@@ -7,6 +7,7 @@ duplicate. `load` keeps every record; `scan` streams them to a callback and keep
 check ids (the HTML report of millions of checks reads this way). Nothing here imports a
 framework.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -48,8 +49,10 @@ class Source:
         elif end.get("interrupted"):
             reasons.append("the run was interrupted (end event says so)")
         if end is not None and end.get("not_run"):
-            reasons.append(f"{len(end['not_run'])} of {end.get('planned', '?')} planned checks never ran "
-                           "(listed in the end event's not_run)")
+            reasons.append(
+                f"{len(end['not_run'])} of {end.get('planned', '?')} planned checks never ran "
+                "(listed in the end event's not_run)"
+            )
         if end is not None:
             for shard in end.get("incomplete_shards", ()):
                 reasons.append(f"merged from an incomplete shard: {shard}")
@@ -127,8 +130,9 @@ def combine(sources: list[Source]) -> RunSet:
         for record in source.results.records:
             first = seen.get(record.check_id)
             if first is not None:
-                runset.duplicates.append(Duplicate(record.check_id, sources[first[0]].path, source.path,
-                                                   first[1].verdict, record.verdict))
+                runset.duplicates.append(
+                    Duplicate(record.check_id, sources[first[0]].path, source.path, first[1].verdict, record.verdict)
+                )
                 continue
             seen[record.check_id] = (index, record)
             runset.records.append(record)
@@ -154,8 +158,9 @@ def scan(paths: Iterable[Path | str], on_check: Callable[[dict], None], validate
             check_id, verdict = event["check_id"], event["verdict"]
             first = seen.get(check_id)
             if first is not None:
-                runset.duplicates.append(Duplicate(check_id, runset.sources[first[0]].path, source.path,
-                                                   first[1], verdict))
+                runset.duplicates.append(
+                    Duplicate(check_id, runset.sources[first[0]].path, source.path, first[1], verdict)
+                )
                 return
             seen[check_id] = (index, verdict)
             on_check(event)

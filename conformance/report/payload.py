@@ -9,6 +9,7 @@ a number per check, and filtered group by group. Failing checks' details are emb
 FAILURE_DETAILS worst only, their strings interned in one table (a diagnosis or a reproduction
 snippet shared by many failures is carried once).
 """
+
 from __future__ import annotations
 
 import base64
@@ -76,9 +77,16 @@ class Payload:
         if group is None:
             group = self.groups[key] = len(self.group_rows)
             api, label, device, dtype, verdict, check = key[:6]
-            self.group_rows.append((self._index("apis", api), self._index("opts", label),
-                                    self._index("devices", device), self._index("dtypes", dtype),
-                                    self._index("verdicts", verdict), self._index("checks", check)))
+            self.group_rows.append(
+                (
+                    self._index("apis", api),
+                    self._index("opts", label),
+                    self._index("devices", device),
+                    self._index("dtypes", dtype),
+                    self._index("verdicts", verdict),
+                    self._index("checks", check),
+                )
+            )
         index = len(self.headroom)
         cases = self.tables["cases"]
         case = cases.get(case_id)
@@ -100,7 +108,7 @@ class Payload:
 
     def _trim(self) -> None:
         self._worst.sort(key=lambda item: item[0])
-        del self._worst[self.detail_limit:]
+        del self._worst[self.detail_limit :]
 
     def result(self) -> dict:
         """The JSON the page embeds (see report.js for how it is read)."""
@@ -112,13 +120,20 @@ class Payload:
         matrix["apiFw"] = [frameworks.index(api_framework[api]) for api in matrix["apis"]]
         matrix["n"] = len(self.headroom)
         matrix["groups"] = {name: [row[at] for row in self.group_rows] for at, name in enumerate(COLUMNS[1:])}
-        matrix["cols"] = {"c": _encode(np.frombuffer(self.case_column, dtype=np.uint32)),
-                          "g": _encode(np.frombuffer(self.group_column, dtype=np.uint32)),
-                          "h": _encode(np.frombuffer(self.headroom, dtype=np.float32))}
+        matrix["cols"] = {
+            "c": _encode(np.frombuffer(self.case_column, dtype=np.uint32)),
+            "g": _encode(np.frombuffer(self.group_column, dtype=np.uint32)),
+            "h": _encode(np.frombuffer(self.headroom, dtype=np.float32)),
+        }
         texts: dict[str, int] = {}
         failures = [failure_detail(Record.from_json(event), index, texts) for _, index, event in self._worst]
-        return {"m": matrix, "failures": failures, "texts": list(texts), "failingTotal": self.failing,
-                "failureLimit": self.detail_limit}
+        return {
+            "m": matrix,
+            "failures": failures,
+            "texts": list(texts),
+            "failingTotal": self.failing,
+            "failureLimit": self.detail_limit,
+        }
 
 
 def _encode(values: np.ndarray) -> dict:
@@ -129,8 +144,9 @@ def _encode(values: np.ndarray) -> dict:
         top = int(values.max()) if values.size else 0
         kind = "u8" if top < 1 << 8 else "u16" if top < 1 << 16 else "u32"
         data = values.astype({"u8": np.uint8, "u16": np.uint16, "u32": np.uint32}[kind])
-    raw = data.astype(data.dtype.newbyteorder("<"), copy=False).tobytes() if sys.byteorder != "little" \
-        else data.tobytes()
+    raw = (
+        data.astype(data.dtype.newbyteorder("<"), copy=False).tobytes() if sys.byteorder != "little" else data.tobytes()
+    )
     return {"type": kind, "b64": base64.b64encode(raw).decode("ascii")}
 
 
@@ -154,11 +170,22 @@ def failure_detail(r: Record, index: int, texts: dict[str, int]) -> dict:
 
     inferred = {k: v for k, v in r.extra.items() if k in ("inferred", "declared", "disagreements")}
     fields = {
-        "id": r.check_id, "verdict": r.verdict, "kind": r.kind or "", "check": r.check, "message": cut(r.message),
-        "reason": cut(r.reason), "diagnosis": cut(r.diagnosis), "convention": r.convention,
-        "expected": values_text(r.expected), "observed": values_text(r.observed), "errors": error_figures(r),
-        "override": r.tolerance_override, "output_dtype": r.output_dtype or "", "repro": repro,
-        "repro_error": str(r.extra.get("repro_error", "")), "traceback": cut(str(r.extra.get("traceback", ""))),
+        "id": r.check_id,
+        "verdict": r.verdict,
+        "kind": r.kind or "",
+        "check": r.check,
+        "message": cut(r.message),
+        "reason": cut(r.reason),
+        "diagnosis": cut(r.diagnosis),
+        "convention": r.convention,
+        "expected": values_text(r.expected),
+        "observed": values_text(r.observed),
+        "errors": error_figures(r),
+        "override": r.tolerance_override,
+        "output_dtype": r.output_dtype or "",
+        "repro": repro,
+        "repro_error": str(r.extra.get("repro_error", "")),
+        "traceback": cut(str(r.extra.get("traceback", ""))),
         "extra": cut(fmt(inferred)) if r.check == "convention" else "",
     }
     detail: dict[str, Any] = {name: text(value) for name, value in fields.items()}

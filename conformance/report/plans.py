@@ -13,6 +13,7 @@ by plan needs neither the case corpus nor any framework, and covers every kind o
 
 Plans that share no check (a CPU run and a GPU run, or one plan per framework) merge freely.
 """
+
 from __future__ import annotations
 
 from collections import Counter, defaultdict
@@ -35,8 +36,13 @@ class MergedPlan:
     sources: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))  # shard -> input paths
 
     def to_json(self) -> dict:
-        return {"plan_hash": self.plan_hash, "split_hash": self.split_hash, "shards": self.shards,
-                "ran_shards": sorted(self.ran_shards), "checks": self.checks}
+        return {
+            "plan_hash": self.plan_hash,
+            "split_hash": self.split_hash,
+            "shards": self.shards,
+            "ran_shards": sorted(self.ran_shards),
+            "checks": self.checks,
+        }
 
 
 @dataclass
@@ -68,8 +74,15 @@ def _well_formed(plan) -> bool:
     ran = plan.get("ran_shards")
     if not isinstance(ran, list) or not all(type(k) is int and 1 <= k <= shards for k in ran):
         return False
-    return all(isinstance(c, list) and len(c) == 3 and isinstance(c[0], str) and isinstance(c[1], str)
-               and type(c[2]) is int and 1 <= c[2] <= shards for c in plan["checks"])
+    return all(
+        isinstance(c, list)
+        and len(c) == 3
+        and isinstance(c[0], str)
+        and isinstance(c[1], str)
+        and type(c[2]) is int
+        and 1 <= c[2] <= shards
+        for c in plan["checks"]
+    )
 
 
 def check_plans(sources: list[Source], records: list, origin: list[str]) -> PlanCheck:
@@ -102,10 +115,12 @@ def check_plans(sources: list[Source], records: list, origin: list[str]) -> Plan
         for shard in range(1, plan.shards + 1):
             if shard not in plan.ran_shards:
                 held = sum(1 for c in plan.checks if c[2] == shard)
-                result.missing_shards.append(f"shard {shard}/{plan.shards} of plan {plan.plan_hash} ({held:,} checks): "
-                                             "no complete input ran it")
-    result.unplanned = [r.check_id for r, path in zip(records, origin)
-                        if path in with_plan and r.check_id not in planned_ids]
+                result.missing_shards.append(
+                    f"shard {shard}/{plan.shards} of plan {plan.plan_hash} ({held:,} checks): no complete input ran it"
+                )
+    result.unplanned = [
+        r.check_id for r, path in zip(records, origin) if path in with_plan and r.check_id not in planned_ids
+    ]
     return result
 
 
@@ -117,15 +132,19 @@ def _join(merged: dict[str, MergedPlan], plan: dict, path: str) -> list[str]:
         mine = merged[key] = MergedPlan(key, shards, str(plan.get("split_hash", "")), list(plan["checks"]))
     elif (mine.shards, mine.split_hash) != (shards, str(plan.get("split_hash", ""))):
         first = next(iter(p for ps in mine.sources.values() for p in ps), "?")
-        conflicts.append(f"plan {key} is split differently: {mine.shards} shard(s) (split {mine.split_hash}) "
-                         f"in {first}, "
-                         f"{shards} (split {plan.get('split_hash', '')}) in {path} (different --shard counts "
-                         "or --durations)")
+        conflicts.append(
+            f"plan {key} is split differently: {mine.shards} shard(s) (split {mine.split_hash}) "
+            f"in {first}, "
+            f"{shards} (split {plan.get('split_hash', '')}) in {path} (different --shard counts "
+            "or --durations)"
+        )
         return conflicts
     for shard in ran:
         if mine.ran_shards[shard]:
-            conflicts.append(f"shard {shard}/{shards} of plan {key} is given more than once: "
-                             f"{', '.join(mine.sources[shard] + [path])}")
+            conflicts.append(
+                f"shard {shard}/{shards} of plan {key} is given more than once: "
+                f"{', '.join(mine.sources[shard] + [path])}"
+            )
         mine.ran_shards[shard] += 1
         mine.sources[shard].append(path)
     return conflicts
@@ -147,14 +166,18 @@ def _overlaps(plans: list[MergedPlan]) -> list[str]:
         return ", ".join(sorted(paths))
 
     for (a, b), ids in shared.items():
-        conflicts.append(f"plan hash differs: plans {a} ({where(a)}) and {b} ({where(b)}) both hold {len(ids):,} "
-                         f"check(s), e.g. {ids[0]} (made from different selections, corpora or klconf versions)")
+        conflicts.append(
+            f"plan hash differs: plans {a} ({where(a)}) and {b} ({where(b)}) both hold {len(ids):,} "
+            f"check(s), e.g. {ids[0]} (made from different selections, corpora or klconf versions)"
+        )
     return conflicts
 
 
 def summary_lines(check: PlanCheck) -> list[str]:
-    lines = [f"completeness (from the recorded plans): {check.ran:,} of {check.planned:,} planned checks ran, "
-             f"{len(check.missing):,} missing"]
+    lines = [
+        f"completeness (from the recorded plans): {check.ran:,} of {check.planned:,} planned checks ran, "
+        f"{len(check.missing):,} missing"
+    ]
     lines += [f"  missing shard: {m}" for m in check.missing_shards]
     if check.missing:
         kinds = Counter(kind for _, kind in check.missing)
@@ -164,6 +187,7 @@ def summary_lines(check: PlanCheck) -> list[str]:
             lines.append(f"  ... and {len(check.missing) - SHOWN:,} more")
     if check.unplanned:
         lines.append(f"  unplanned: {len(check.unplanned):,} record(s) in no input's plan, e.g. {check.unplanned[0]}")
-    lines += [f"  no plan recorded in {p} (an interrupted run, or one from an older klconf)"
-              for p in check.without_plan]
+    lines += [
+        f"  no plan recorded in {p} (an interrupted run, or one from an older klconf)" for p in check.without_plan
+    ]
     return lines

@@ -11,6 +11,7 @@ that came from a results file is escaped by Jinja's autoescaping or `markupsafe.
 Adding a run whose id is already in the history replaces that entry, so a re-published run
 does not count twice.
 """
+
 from __future__ import annotations
 
 import json
@@ -91,7 +92,7 @@ def read_history(site: Path) -> list[dict]:
         raise SiteError(f"{path}: not readable as JSON: {exc}") from None
     runs = data.get("runs") if isinstance(data, dict) else None
     if not isinstance(runs, list) or not all(isinstance(r, dict) and isinstance(r.get("run_id"), str) for r in runs):
-        raise SiteError(f"{path}: not a klconf history (expected {{\"runs\": [{{\"run_id\": ...}}, ...]}})")
+        raise SiteError(f'{path}: not a klconf history (expected {{"runs": [{{"run_id": ...}}, ...]}})')
     for number, entry in enumerate(runs, start=1):
         problem = _entry_problem(entry)
         if problem:
@@ -104,7 +105,8 @@ def _entry_problem(entry: dict) -> str:
     for key in ("totals", "apis"):
         table = entry.get(key, {})
         if not isinstance(table, dict) or not all(
-                isinstance(counts, dict) and all(type(n) is int for n in counts.values()) for counts in table.values()):
+            isinstance(counts, dict) and all(type(n) is int for n in counts.values()) for counts in table.values()
+        ):
             return f"{key} is not a table of verdict counts"
     if not isinstance(entry.get("frameworks", {}), dict) or not isinstance(entry.get("checks", 0), int):
         return "frameworks or checks malformed"
@@ -116,8 +118,14 @@ def _entry_problem(entry: dict) -> str:
     return ""
 
 
-def publish(runset: RunSet, site: Path | str, results_paths: list[Path], keep_results: int = 2,
-            base: RunSet | None = None, title: str = "klconf conformance") -> Published:
+def publish(
+    runset: RunSet,
+    site: Path | str,
+    results_paths: list[Path],
+    keep_results: int = 2,
+    base: RunSet | None = None,
+    title: str = "klconf conformance",
+) -> Published:
     """Add one run to the site: its report, its diff against the previous run (or `base`), the history and index."""
     from . import aggregate, diff, html, write_page
 
@@ -143,13 +151,17 @@ def publish(runset: RunSet, site: Path | str, results_paths: list[Path], keep_re
         compared = diff.compare(base, runset)
         html.write(folder / DIFF, diff.html(compared))
         diff_counts = {**compared.counts, "unchanged": compared.unchanged}
-        entry.update(diff=f"{RUNS}/{run_id}/{DIFF}", diff_counts=diff_counts,
-                     diff_base=previous["run_id"] if previous is not None else "given base")
+        entry.update(
+            diff=f"{RUNS}/{run_id}/{DIFF}",
+            diff_counts=diff_counts,
+            diff_base=previous["run_id"] if previous is not None else "given base",
+        )
     _keep_results(runset, results_paths, folder)
     history.append(entry)
     _prune_results(site, history, keep_results)
-    (site / HISTORY).write_text(json.dumps({"format": HISTORY_FORMAT, "runs": history}, indent=1) + "\n",
-                                encoding="utf-8")
+    (site / HISTORY).write_text(
+        json.dumps({"format": HISTORY_FORMAT, "runs": history}, indent=1) + "\n", encoding="utf-8"
+    )
     index = html.write(site / INDEX, render_index(history, title))
     return Published(index, entry, diff_counts)
 
@@ -188,12 +200,27 @@ def render_index(history: list[dict], title: str) -> str:
     for api in apis:
         series = [failing(e.get("apis", {}).get(api)) for e in history]
         latest = history[-1].get("apis", {}).get(api, {})
-        api_rows.append({"api": api, "spark": sparkline(series), "latest": _verdict_text(latest),
-                         "failing": series[-1] if series[-1] is not None else 0})
-    runs = [{**e, "label": label, "total_text": {fw: _verdict_text(v) for fw, v in e.get("totals", {}).items()}}
-            for e, label in zip(history, labels)]
-    return html.render("site.html.j2", title=title, runs=list(reversed(runs)), frameworks=frameworks,
-                       chart=trend_chart(rates, labels), api_rows=api_rows, verdicts=VERDICTS)
+        api_rows.append(
+            {
+                "api": api,
+                "spark": sparkline(series),
+                "latest": _verdict_text(latest),
+                "failing": series[-1] if series[-1] is not None else 0,
+            }
+        )
+    runs = [
+        {**e, "label": label, "total_text": {fw: _verdict_text(v) for fw, v in e.get("totals", {}).items()}}
+        for e, label in zip(history, labels)
+    ]
+    return html.render(
+        "site.html.j2",
+        title=title,
+        runs=list(reversed(runs)),
+        frameworks=frameworks,
+        chart=trend_chart(rates, labels),
+        api_rows=api_rows,
+        verdicts=VERDICTS,
+    )
 
 
 def pass_rate(counts: dict | None) -> float | None:
@@ -220,8 +247,9 @@ def _short_date(text: str) -> str:
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
-def trend_chart(series: dict[str, list[float | None]], labels: list[str], width: int = 720,
-                height: int = 240) -> Markup:
+def trend_chart(
+    series: dict[str, list[float | None]], labels: list[str], width: int = 720, height: int = 240
+) -> Markup:
     """Pass rate per framework over runs: a line per framework, y from the lowest rate (to the 10 % below) to 100 %."""
     values = [v for vs in series.values() for v in vs if v is not None]
     if not values or not labels:
@@ -237,12 +265,16 @@ def trend_chart(series: dict[str, list[float | None]], labels: list[str], width:
     def y(v: float) -> float:
         return top + plot_h * (1 - (v - low) / (1 - low))
 
-    parts = [f'<svg class="trend" role="img" aria-label="pass rate per framework over runs" width="{width}" '
-             f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">']
+    parts = [
+        f'<svg class="trend" role="img" aria-label="pass rate per framework over runs" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" xmlns="http://www.w3.org/2000/svg">'
+    ]
     for k in range(6):
         v = low + (1 - low) * k / 5
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>'
-                     f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v * 100:.0f}%</text>')
+        parts.append(
+            f'<line x1="{left}" x2="{left + plot_w}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y(v) + 4:.1f}" text-anchor="end">{v * 100:.0f}%</text>'
+        )
     step = max(1, n // 8)
     for i in range(0, n, step):
         parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" text-anchor="middle">{escape(labels[i])}</text>')
@@ -252,8 +284,10 @@ def trend_chart(series: dict[str, list[float | None]], labels: list[str], width:
         if len(points) > 1:
             parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for (px, py), v in zip(points, [v for v in vs if v is not None]):
-            parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}">'
-                         f'<title>{escape(name)}: {v * 100:.2f}%</title></circle>')
+            parts.append(
+                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}">'
+                f"<title>{escape(name)}: {v * 100:.2f}%</title></circle>"
+            )
         last_y = points[-1][1] if points else top
         parts.append(f'<text x="{left + plot_w + 8}" y="{last_y + 4:.1f}" fill="{colour}">{escape(name)}</text>')
     parts.append(f'<text x="{left}" y="{height - 6}" class="axis">runs, oldest to newest</text></svg>')
@@ -267,14 +301,17 @@ def sparkline(values: list[int | None], width: int = 120, height: int = 22) -> M
         return Markup("")
     top = max(v for _, v in known) or 1
     n = len(values)
+
     def point(i: int, v: int) -> str:
         return f"{2 + (width - 4) * (i / (n - 1) if n > 1 else 0.5):.1f},{height - 2 - (height - 4) * v / top:.1f}"
 
     points = " ".join(point(i, v) for i, v in known)
     title = escape(" → ".join("–" if v is None else str(v) for v in values))
-    return Markup(f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-                  f'xmlns="http://www.w3.org/2000/svg"><title>failing per run: {title}</title>'
-                  f'<polyline points="{points}" fill="none" stroke="#d62728" stroke-width="1.5"/></svg>')
+    return Markup(
+        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>failing per run: {title}</title>'
+        f'<polyline points="{points}" fill="none" stroke="#d62728" stroke-width="1.5"/></svg>'
+    )
 
 
 def _cycle(items):

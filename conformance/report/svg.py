@@ -8,6 +8,7 @@ decades from the smallest positive one to the largest (an exact 0 sits on the le
 the panel's title says); each panel carries its decades as data-lo and data-hi and each glyph its
 values, so a test can hold the axes to the data. Every string is escaped.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,11 @@ GAP = 44
 TOP = 44
 BOTTOM = 26
 DTYPE_COLOURS = {"float16": "#d9822b", "bfloat16": "#b3589a", "float32": "#2b7bb9", "float64": "#2f8f5b"}
-PANELS = (("ulp", "error in ULPs", None), ("rel", "relative error", None), ("headroom", "headroom = error / tolerance", 1.0))
+PANELS = (
+    ("ulp", "error in ULPs", None),
+    ("rel", "relative error", None),
+    ("headroom", "headroom = error / tolerance", 1.0),
+)
 
 
 def accuracy_chart(rows: list[dict]) -> Markup:
@@ -31,8 +36,10 @@ def accuracy_chart(rows: list[dict]) -> Markup:
     ranges = [_decades([r[key] for r in rows if r[key]], must_include=mark) for key, _, mark in PANELS]
     width = LABEL + len(PANELS) * (PANEL + GAP) + RIGHT
     height = TOP + ROW * len(rows) + BOTTOM
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="accuracy per API and dtype">']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="accuracy per API and dtype">'
+    ]
     for i in range(len(rows)):
         if i % 2:
             out.append(f'<rect x="0" y="{TOP + i * ROW}" width="{width}" height="{ROW}" class="band"/>')
@@ -55,15 +62,26 @@ def accuracy_chart(rows: list[dict]) -> Markup:
         for i, row in enumerate(rows):
             stats = row[key]
             if stats:
-                out.append(_glyph(stats, x0, TOP + i * ROW + ROW / 2, lo, hi, DTYPE_COLOURS.get(row["dtype"], "#555"),
-                                  f"{row['label']}: {title}"))
+                out.append(
+                    _glyph(
+                        stats,
+                        x0,
+                        TOP + i * ROW + ROW / 2,
+                        lo,
+                        hi,
+                        DTYPE_COLOURS.get(row["dtype"], "#555"),
+                        f"{row['label']}: {title}",
+                    )
+                )
         out.append("</g>")
     for i, row in enumerate(rows):
         y = TOP + i * ROW + ROW / 2 + 4
         label = row["label"] if len(row["label"]) <= 56 else row["label"][:55] + "…"
         cls = "rlabel failing" if row["fail"] else "rlabel"
         tip = f"{row['label']}: {row['n']} checks with errors measured, {row['fail']} failing"
-        out.append(f'<text x="{LABEL - 8}" y="{y:.1f}" class="{cls}"><title>{escape(tip)}</title>{escape(label)}</text>')
+        out.append(
+            f'<text x="{LABEL - 8}" y="{y:.1f}" class="{cls}"><title>{escape(tip)}</title>{escape(label)}</text>'
+        )
     out.append("</svg>")
     return Markup("".join(out))
 
@@ -73,14 +91,18 @@ def _glyph(stats: dict, x0: float, y: float, lo: int, hi: int, colour: str, what
         v = math.log10(v) if v > 0 else lo
         return x0 + PANEL * (min(max(v, lo), hi) - lo) / max(hi - lo, 1)
 
-    tip = (f"{what}: min {stats['min']:.3g}, median {stats['p50']:.3g}, 95th percentile {stats['p95']:.3g}, "
-           f"max {stats['max']:.3g} over {stats['n']} checks")
+    tip = (
+        f"{what}: min {stats['min']:.3g}, median {stats['p50']:.3g}, 95th percentile {stats['p95']:.3g}, "
+        f"max {stats['max']:.3g} over {stats['n']} checks"
+    )
     bar_start, bar_end = x(stats["p50"]), max(x(stats["p95"]), x(stats["p50"]) + 2)
-    return (f'<g class="glyph" data-min="{stats["min"]!r}" data-max="{stats["max"]!r}"><title>{escape(tip)}</title>'
-            f'<line x1="{x(stats["min"]):.1f}" y1="{y:.1f}" x2="{x(stats["max"]):.1f}" y2="{y:.1f}" '
-            f'stroke="{colour}" class="range"/>'
-            f'<rect x="{bar_start:.1f}" y="{y - 4:.1f}" width="{bar_end - bar_start:.1f}" height="8" fill="{colour}" '
-            f'class="iqr"/><circle cx="{x(stats["max"]):.1f}" cy="{y:.1f}" r="3" fill="{colour}"/></g>')
+    return (
+        f'<g class="glyph" data-min="{stats["min"]!r}" data-max="{stats["max"]!r}"><title>{escape(tip)}</title>'
+        f'<line x1="{x(stats["min"]):.1f}" y1="{y:.1f}" x2="{x(stats["max"]):.1f}" y2="{y:.1f}" '
+        f'stroke="{colour}" class="range"/>'
+        f'<rect x="{bar_start:.1f}" y="{y - 4:.1f}" width="{bar_end - bar_start:.1f}" height="8" fill="{colour}" '
+        f'class="iqr"/><circle cx="{x(stats["max"]):.1f}" cy="{y:.1f}" r="3" fill="{colour}"/></g>'
+    )
 
 
 def _decades(stats: list[dict], must_include: float | None = None) -> tuple[int, int]:
@@ -104,5 +126,7 @@ def _label_step(span: int) -> int:
 
 
 def legend() -> Markup:
-    items = "".join(f'<span class="key"><i style="background:{c}"></i>{escape(d)}</span>' for d, c in DTYPE_COLOURS.items())
+    items = "".join(
+        f'<span class="key"><i style="background:{c}"></i>{escape(d)}</span>' for d, c in DTYPE_COLOURS.items()
+    )
     return Markup(items)

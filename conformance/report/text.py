@@ -3,6 +3,7 @@
 Option labels, convention values, error figures and expected/observed values are formatted
 here from plain record fields (a Record's attributes or a parsed check event's keys alike).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -54,8 +55,13 @@ def fmt_field(value: Any) -> str:
 def error_figures(r: Any) -> str:
     """abs / rel / ulp error, tolerance and headroom as one line (empty when the check measured none)."""
     parts = []
-    for label, value in (("abs", r.abs_error), ("rel", r.rel_error), ("ulp", r.ulp_error),
-                         ("tolerance", r.tolerance), ("headroom", r.headroom)):
+    for label, value in (
+        ("abs", r.abs_error),
+        ("rel", r.rel_error),
+        ("ulp", r.ulp_error),
+        ("tolerance", r.tolerance),
+        ("headroom", r.headroom),
+    ):
         if value is None:
             continue
         try:
