@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from . import cases as cases_mod
-from . import coverage, device_presence, expectations, frameworks, isolation, kinds, sharding
+from . import coverage, device_skips, expectations, frameworks, isolation, kinds, sharding
 from .dtypes import DTYPES
-from .kinds import Kind
 from .results import Record, Writer, jsonable, run_header
 from .runner import framework_info
 
@@ -175,67 +172,8 @@ def selected_checks(config, fixture: str = "klconf_check") -> list:
             planned = kind.plan(scope(config))
         except cases_mod.CaseFileError as exc:
             raise pytest.UsageError(f"invalid {kind.name} case files:\n{exc}") from None
-        plans[fixture] = _without_absent_devices(config, kind, planned)
+        plans[fixture] = device_skips.without_absent_devices(config, kind, planned, _devices(config), _pytest_id)
     return plans[fixture]
-
-
-def _without_absent_devices(config, kind: Kind, checks: list) -> list:
-    """The checks on a device this machine cannot have (device_presence) are not run one by one: each would be
-    a skip. They are counted per framework and device for the end record instead. When every selected device
-    is absent (`--klconf-device cuda` on a machine without a GPU) they are planned as usual, so the run still
-    shows one skip per check it was asked for."""
-    absent = device_presence.absent_devices()
-    if not absent or all(d in absent for d in _devices(config)):
-        return checks
-    skipped = config.__dict__.setdefault("_klconf_device_skips", {})
-    selected = _selection_matcher(config)
-    kept = []
-    for check in checks:
-        if check.device in absent:
-            if not selected(kind, check):
-                continue
-            key = (kinds.framework_of(check), check.device)
-            skipped[key] = skipped.get(key, 0) + 1
-        else:
-            kept.append(check)
-    return kept
-
-
-def _selection_matcher(config) -> Callable[[Kind, Any], bool]:
-    """Whether pytest's -k and -m would select a check, so the device skips count what the user selected.
-    -k matches its expression's words as substrings of the test's name and markers, as pytest does (the test
-    module's and directory's names are not among them); -m matches marker names."""
-    from _pytest.mark.expression import Expression
-
-    keyword = config.getoption("keyword", "") or ""
-    markexpr = config.getoption("markexpr", "") or ""
-    by_keyword = Expression.compile(keyword) if keyword else None
-    by_marker = Expression.compile(markexpr) if markexpr else None
-
-    def matches(kind: Kind, check) -> bool:
-        markers = {kinds.framework_of(check), check.device, check.dtype, "klconf"}
-        names = {kind.test, f"{kind.test}[{_pytest_id(check)}]", *markers}
-
-        def in_a_name(word: str, /, **_: object) -> bool:
-            return any(word.lower() in name.lower() for name in names)
-
-        def is_a_marker(name: str, /, **_: object) -> bool:
-            return name in markers
-
-        if by_keyword and not by_keyword.evaluate(in_a_name):
-            return False
-        return not by_marker or by_marker.evaluate(is_a_marker)
-
-    return matches
-
-
-def device_skips(config) -> list[dict]:
-    """One entry per framework and absent device: how many checks were not planned there, and why."""
-    absent = device_presence.absent_devices()
-    return [
-        {"framework": framework, "device": device, "checks": count, "reason": absent.get(device, "")}
-        for (framework, device), count in sorted(config.__dict__.get("_klconf_device_skips", {}).items())
-    ]
 
 
 def pytest_generate_tests(metafunc):
@@ -453,7 +391,7 @@ class ResultsFile:
                 "complete": not interrupted and not missing,
                 "not_run": missing,
                 "coverage": self.coverage.to_json(),
-                "device_skips": device_skips(self.config),
+                "device_skips": device_skips.summary(self.config),
                 **sharding.end_fields(self.config),
             }
         )
@@ -469,7 +407,7 @@ class ResultsFile:
             terminalreporter.write_line(
                 f"incomplete: {len(missing)} planned checks never ran (listed in the results' end record)"
             )
-        for skip in device_skips(self.config):
+        for skip in device_skips.summary(self.config):
             terminalreporter.write_line(
                 f"skipped: {skip['checks']:,} {skip['framework']} checks on {skip['device']} "
                 f"were not planned: {skip['reason']}"
