@@ -154,6 +154,17 @@ def test_plan_covers_every_kind_of_check_and_its_shards_partition_it():
     assert max(split["loads"]) < 0.6 * sum(split["loads"])
 
 
+def test_a_kind_with_no_check_in_the_selection_plans_nothing_for_it():
+    # SciPy has no automatic differentiation: the gradient kind is parametrized with nothing, which pytest
+    # collects as one placeholder item; it must not reach the plan (it once stopped `klconf plan` outright)
+    # (no -k: it would deselect the placeholder before the plan is made)
+    proc = klconf("plan", "--framework", "scipy", "--check", "gradient", "--check", "convention", "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    checks = json.loads(proc.stdout)["checks"]
+    assert checks and {c["kind"] for c in checks} == {"convention"}
+    assert all(c["framework"] == "scipy" for c in checks), checks[:3]
+
+
 def test_plan_and_run_refuse_a_bad_shard_in_one_line(tmp_path):
     for command in ("plan", "run"):
         proc = (
