@@ -178,3 +178,20 @@ def test_differences_on_the_corpus_come_with_computed_reasons(case_id, target):
     else:  # XLA on CPU reads subnormal probabilities as zero
         assert "the jax expression departs from the source's convention" in entry["reason"]
         assert "flushed to zero" in entry["reason"]
+
+
+def test_a_jax_equivalent_compiles_its_computation_once_per_shape_and_dtype(representative):
+    """Eager JAX compiles each primitive for each new shape; the snippet jits the computation as a whole, so a
+    second call on the same shape and dtype compiles nothing, and a new shape compiles the whole once."""
+    result = _port_or_skip("torch.nn.functional.kl_div", {"reduction": "batchmean", "log_target": False}, "jax", [])
+    namespace: dict = {}
+    exec(compile(result.code, "<jax port>", "exec"), namespace)
+    equivalent, native = namespace["equivalent"], namespace["_native"]
+    p, q = np.full((2, 3), 1 / 3), np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    first = equivalent(p, q)
+    assert native._cache_size() == 1
+    assert equivalent(p, q) == first and native._cache_size() == 1  # same shape and dtype: no new compile
+    equivalent(np.full((4, 5), 0.2), np.full((4, 5), 0.2))
+    assert native._cache_size() == 2
+    expected = np.sum(p * np.log(p / q)) / 2
+    assert abs(float(first) - expected) < 1e-12

@@ -18,6 +18,7 @@ The snippet imports NumPy and the target framework only.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .recipe import Recipe
@@ -289,12 +290,42 @@ def _render(recipe: Recipe, voc: Vocabulary, prelude, core, ret, cast, uses_dtyp
     body = [f"p, q = {voc.fill('native', x='p')}, {voc.fill('native', x='q')}"]
     if recipe.weighted:
         body.append(f"w = {voc.fill('native', x='w')}")
-    body += core + [ret]
+    if voc.compiled:
+        arrays = ["p", "q", "w"] if recipe.weighted else ["p", "q"]
+        static = [name for name in ("axis", "count", "shape") if _reads(core, name)]
+        call = ", ".join(arrays + [f"{name}={name}" for name in static])
+        body.append(f"out = _native({call})  # compiled once per shape and dtype")
+        kernel = [
+            "",
+            "",
+            f"def _native({', '.join(arrays + static)}):",
+            f'{INDENT}"""The computation on {voc.framework} arrays, compiled as a whole below."""',
+            *[out for line in core + ["return out"] for out in _commented(line, INDENT)],
+            "",
+            "",
+            f"_native = {voc.compiled.format(function='_native', static=_tuple_text(static))}",
+        ]
+        at = next(i for i, line in enumerate(lines) if line.startswith("def equivalent("))
+        lines[at - 2 : at - 2] = kernel
+    else:
+        body += core
+    body.append(ret)
     if voc.scope:
         lines += _commented(voc.scope, INDENT)
     depth = INDENT * (2 if voc.scope else 1)
     lines += [out for line in body for out in _commented(line, depth)]
     return "\n".join(lines) + "\n"
+
+
+def _tuple_text(names: list[str]) -> str:
+    """A tuple of strings as source text in the house style: ("axis", "count"), ("count",) or ()."""
+    items = ", ".join(f'"{name}"' for name in names)
+    return f"({items},)" if len(names) == 1 else f"({items})"
+
+
+def _reads(lines: list[str], name: str) -> bool:
+    """Whether the code of `lines` (comments aside) reads the Python name `name`."""
+    return any(re.search(rf"\b{name}\b", _strip_comment(line)) for line in lines)
 
 
 WIDTH = 110  # generated lines longer than this get their comment on lines of its own, above them

@@ -58,6 +58,11 @@ class Vocabulary:
     sum: str  # {x} summed over {axis}
     sum_keep: str  # the same, keeping the axis (for normalising rows)
     total: str  # {x} summed over every element
+    # The native computation {function} compiled once per shape and dtype, with {static} the tuple of its
+    # Python-valued arguments' names (e.g. JAX's jit), or "": where eager execution compiles
+    # every primitive for every new shape (JAX), the verifier's run over the corpus otherwise spends most of
+    # its time compiling, and a user's training step would compile the computation as a whole anyway.
+    compiled: str = ""
 
     def fill(self, name: str, **values) -> str:
         return getattr(self, name).format(**values)
