@@ -5,6 +5,9 @@ explanation, from the declared conventions and the expectations manifests, not f
 """
 
 import importlib.util
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -167,3 +170,29 @@ def test_paddle_refuses_a_process_that_imported_tensorflow_first():
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=600, check=False)
     assert out.returncode == 0 and "cannot be imported after tensorflow" in out.stdout, out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("setting", ["folder", "off", "jax's own"])
+def test_jax_compiles_into_klconfs_cache_folder_unless_caches_are_off(tmp_path, setting):
+    pytest.importorskip("jax")
+    env = {k: v for k, v in os.environ.items() if k not in ("KLCONF_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR")}
+    env["KLCONF_CACHE_DIR"] = "off" if setting == "off" else str(tmp_path / "klconf")
+    if setting == "jax's own":
+        env["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path / "own")
+    code = (
+        "import jax.numpy as jnp, numpy as np\n"
+        "from conformance import frameworks\n"
+        "fw = frameworks.binding('jax').handle()\n"
+        "jnp.log(jnp.asarray(np.ones(7, np.float32))).block_until_ready()\n"
+        "print(fw.jax.config.jax_compilation_cache_dir or '')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    chosen = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    if setting == "folder":
+        assert chosen == str(tmp_path / "klconf" / "jax")
+        assert any((tmp_path / "klconf" / "jax").iterdir()), "an eager op's compile was not cached"
+    elif setting == "off":
+        assert chosen == "" and not (tmp_path / "klconf").exists()
+    else:
+        assert chosen == str(tmp_path / "own")
