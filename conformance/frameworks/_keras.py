@@ -107,7 +107,16 @@ CALLS = {
 # --------------------------------------------------------------------------- the API entries (parent side)
 
 
-def _keras_convention(reduction: str):
+def _clip_epsilon(backend: str) -> float:
+    """The clip bound as the backend applies it. On PyTorch, keras/src/backend/torch/numpy.py `clip` converts
+    its bounds with convert_to_tensor, which makes the Python float 1e-7 a float32 (floatx) tensor, and
+    torch.clip then promotes that float32 value: float64 inputs are clipped at float32(1e-7) =
+    1.0000000116860974e-07, which moves log(epsilon) by 1.2e-8 relative. JAX and TensorFlow keep 1e-7
+    (a weakly typed Python float, rounded to the input's dtype)."""
+    return float(np.float32(KERAS_EPSILON)) if backend == "torch" else KERAS_EPSILON
+
+
+def _keras_convention(reduction: str, backend: str):
     from ..conventions import Convention
 
     return Convention(
@@ -117,7 +126,7 @@ def _keras_convention(reduction: str):
         reduction=reduction,
         class_axis=-1,
         batch_divisor="rows",
-        clip_epsilon=KERAS_EPSILON,
+        clip_epsilon=_clip_epsilon(backend),
     )
 
 
@@ -149,7 +158,7 @@ def apis(backend: str) -> list[Api]:
             name=f"keras.losses.KLDivergence[{backend}]",
             framework=framework,
             call=call("losses.KLDivergence"),
-            convention=lambda o: _keras_convention(_REDUCTION[o["reduction"]]),
+            convention=lambda o: _keras_convention(_REDUCTION[o["reduction"]], backend),
             options=grid(
                 reduction=("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"),
                 sample_weight=_WEIGHTS,
@@ -165,7 +174,7 @@ def apis(backend: str) -> list[Api]:
             name=f"keras.losses.kl_divergence[{backend}]",
             framework=framework,
             call=call("losses.kl_divergence"),
-            convention=lambda o: _keras_convention("per_row"),
+            convention=lambda o: _keras_convention("per_row", backend),
             differentiable=("y_true", "y_pred"),
             snippet="keras.losses.kl_divergence({a}, {b})",
             notes=f"Keras 3 on the {backend} backend.",
@@ -176,7 +185,7 @@ def apis(backend: str) -> list[Api]:
             framework=framework,
             call=call("metrics.KLDivergence"),
             # keras/src/metrics/reduction_metrics.py: the mean over rows, or the weighted mean
-            convention=lambda o: _keras_convention("mean_weighted" if o["sample_weight"] else "mean_batch"),
+            convention=lambda o: _keras_convention("mean_weighted" if o["sample_weight"] else "mean_batch", backend),
             options=grid(sample_weight=_WEIGHTS),
             snippet="metric = keras.metrics.KLDivergence(dtype={dtype!r})\n"
             "metric.update_state({a}, {b}, sample_weight={w})\nmetric.result()",
