@@ -75,10 +75,10 @@ FIELDS: tuple[Field, ...] = (
     Field("zero_q", ("inf", "nan", "finite"), "inf", "the term where q = 0 < p", "zero_q"),
     Field(
         "clip_epsilon",
-        (1e-7, 1e-8, 1e-12, 1.1920928955078125e-07),
+        (1e-7, 1e-8, 1e-12, 1.1920928955078125e-07, 1.0000000116860974e-07),
         None,
-        "both arguments clipped to [eps, 1] in probability space (the epsilons APIs use: 1e-7, 1e-8, 1e-12 and "
-        "float32's machine epsilon)",
+        "both arguments clipped to [eps, 1] in probability space (the epsilons APIs use: 1e-7, 1e-8, 1e-12, "
+        "float32's machine epsilon, and 1e-7 rounded to float32, which Keras on PyTorch applies to float64)",
         "clip_epsilon",
         absent="no clipping",
     ),

@@ -3,6 +3,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from conformance.inference import FIELDS, UNKNOWN, compare, infer
@@ -247,6 +248,20 @@ def test_clip_epsilon_is_measured_not_picked_from_a_list():
     inference = infer(api, {})
     assert math.isclose(inference.fields["clip_epsilon"], eps, rel_tol=1e-12)
     assert "bisection" in inference.evidence["clip_epsilon"]
+
+
+@pytest.mark.parametrize("eps", [1e-7, float(np.float32(1e-7))], ids=["1e-7", "float32(1e-7)"])
+def test_a_clip_at_1e_7_through_float32_is_told_from_1e_7_in_float64(eps):
+    # Keras on PyTorch clips float64 inputs at float32(1e-7), 1.2e-8 above 1e-7: bisection's tolerance cannot
+    # part the two, the zero and clip-check probes can, so both the bound and the zero fields come out known
+    api = fc.make("fake.clip_f32", p_index=0, spaces=("prob", "prob"), reduction="sum", clip=eps, zero_q="finite")
+    inference = infer(api, {})
+    assert inference.fields["clip_epsilon"] == eps, inference.evidence["clip_epsilon"]
+    assert (inference.fields["zero_p"], inference.fields["zero_both"], inference.fields["zero_q"]) == (
+        "0",
+        "0",
+        "finite",
+    )
 
 
 def test_an_api_that_always_raises_tells_nothing():
