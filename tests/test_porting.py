@@ -237,6 +237,40 @@ def test_a_wrong_recipe_differs_with_the_field_that_explains_it(cases):
     assert "batch_divisor=rows (inferred dim0)" in differs["sequence-2x3x5"]
 
 
+def _misbehaving(code: str, name: str) -> compose_mod.Equivalent:
+    """The right equivalent of a fake source, its code swapped for `code` (which defines `equivalent`)."""
+    right = compose_mod.compose(recipe_for(_fake(name), {}), "scipy")
+    return dataclasses.replace(right, code=code)
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        (
+            "    import time\n    time.sleep(30)",
+            "the scipy equivalent did not return: the call did not return within 0.5 s",
+        ),
+        ("    raise KeyboardInterrupt('from the equivalent')", "the scipy equivalent raised KeyboardInterrupt"),
+        ("    raise ValueError('no')", "the scipy equivalent raised ValueError: no"),
+    ],
+    ids=["hangs", "raises-a-base-exception", "raises"],
+)
+def test_an_equivalent_that_hangs_or_raises_differs_and_verification_goes_on(cases, body, reason):
+    """Verification runs target-framework code: it gets the guard and time limit of every API call, so an
+    equivalent that hangs on one case (MLX 0.32.4 on an empty batch) is a difference there, not a stuck run."""
+    from conformance import isolation
+
+    canonical = [c for c in cases if c.id in ("canonical-2x3", "zeros-in-p")]
+    isolation.configure(0.5, None, hard=False)
+    try:
+        result = verify(_misbehaving(f"def equivalent(p, q):\n{body}\n", f"bad-{len(body)}"), canonical)
+    finally:
+        isolation.configure(isolation.DEFAULT_TIMEOUT, None, hard=False)
+    differs = result.differs()
+    assert {d["case"] for d in differs} == {"canonical-2x3", "zeros-in-p"}
+    assert all(reason in d["reason"] for d in differs), differs
+
+
 _NAN_AT_ZEROS = fc.Truth(p_index=0, spaces=("prob", "prob"), reduction="per_row", zero_both="nan")
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import convention_fields, judge, oracle
+from .. import convention_fields, isolation, judge, oracle
 from ..cases import Case
 from ..dtypes import FORMATS, round_to
 from ..inference.candidates import Candidate, canonical
@@ -151,14 +151,17 @@ def _verify_one(eq: Equivalent, function, case: Case, dtype: str, device: str) -
     fed = source_call(recipe, case, dtype, device)
     if fed.observation.error is not None:
         return Outcome(case.id, dtype, "not_applicable", f"the source raised {fed.observation.error}")
-    try:
-        with warnings.catch_warnings():
+    try:  # the equivalent runs target-framework code: under the guard and time limit every API call gets
+        with isolation.ApiCall(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             value = function(fed.p, fed.q, fed.weights) if eq.takes_weights else function(fed.p, fed.q)
-        value = np.asarray(value, np.float64)
-    except Exception as exc:  # the equivalent failed where the source ran: a difference, recorded
-        text = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-        return Outcome(case.id, dtype, "differs", f"the {eq.target} equivalent raised {text}")
+            value = np.asarray(value, np.float64)
+    except isolation.CheckTimeout as exc:
+        return Outcome(case.id, dtype, "differs", f"the {eq.target} equivalent did not return: {exc}")
+    except isolation.ApiRaised as exc:  # the equivalent failed where the source ran: a difference, recorded
+        raised = exc.original
+        first = str(raised).strip().splitlines()[0][:300] if str(raised).strip() else ""
+        return Outcome(case.id, dtype, "differs", f"the {eq.target} equivalent raised {type(raised).__name__}: {first}")
     return compare(eq, case, fed, value, dtype, device)
 
 
