@@ -284,3 +284,25 @@ def test_an_api_that_always_raises_tells_nothing():
         "float64": "error (ValueError: inputs must sum to one)",
     }
     assert inference.final is None
+
+
+def test_lane_sums_add_each_element_into_its_lane_rounded_at_every_addition():
+    """The vectorized lane sums equal the one-element-at-a-time definition, on every narrow dtype."""
+    from conformance.dtypes import round_to
+    from conformance.inference import accumulation
+
+    def one_at_a_time(row, dtype):
+        lanes = np.zeros(accumulation.LANES)
+        for i, x in enumerate(row):
+            lanes[i % accumulation.LANES] = float(round_to(np.array(lanes[i % accumulation.LANES] + x), dtype))
+        while lanes.size > 1:
+            lanes = round_to(lanes[0::2] + lanes[1::2], dtype).astype(np.float64)
+        return float(lanes[0])
+
+    rng = np.random.default_rng(1)
+    for dtype in ("float16", "bfloat16", "float32"):
+        for shape in [(1, 1), (3, 5), (4, 37), (2, 1000), (1, 16), (5, 17)]:
+            values = rng.standard_normal(shape) * 10 ** rng.uniform(-3, 3, shape)
+            rows = round_to(values, dtype).astype(np.float64)
+            expected = [one_at_a_time(row, dtype) for row in rows]
+            assert accumulation._lane_sums(rows, dtype).tolist() == expected, (dtype, shape)

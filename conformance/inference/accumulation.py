@@ -126,15 +126,21 @@ def _lanes(final: Candidate, pr: Probe, dtype: str, exact: np.ndarray) -> np.nda
     total = float(np.sum(terms))
     scale = float(np.sum(exact)) / total if total else 1.0  # what the reduction multiplies by (1/count, weight)
     rounded = round_to(terms, dtype).astype(np.float64).reshape(-1, terms.shape[-1])
-    rows = np.array([_lane_sum(row, dtype) for row in rounded])
+    rows = _lane_sums(rounded, dtype)
     out = rows * scale if exact.shape else rows.sum() * scale
     return round_to(np.asarray(out), dtype).astype(np.float64).reshape(exact.shape)
 
 
-def _lane_sum(row: np.ndarray, dtype: str) -> float:
-    lanes = np.zeros(LANES)
-    for i, x in enumerate(row):
-        lanes[i % LANES] = float(round_to(np.array(lanes[i % LANES] + x), dtype))
-    while lanes.size > 1:
-        lanes = round_to(lanes[0::2] + lanes[1::2], dtype).astype(np.float64)
-    return float(lanes[0])
+def _lane_sums(rows: np.ndarray, dtype: str) -> np.ndarray:
+    """Each row summed in LANES accumulators of `dtype` (element i into lane i % LANES, rounded at every
+    addition), then the lanes added pairwise. A block of LANES consecutive elements adds one element to each
+    lane, so the rows and the lanes advance together, one rounding per block instead of one per element."""
+    n_rows, n = rows.shape
+    lanes = np.zeros((n_rows, LANES))
+    for start in range(0, n, LANES):
+        block = rows[:, start : start + LANES]
+        width = block.shape[1]
+        lanes[:, :width] = round_to(lanes[:, :width] + block, dtype).astype(np.float64)
+    while lanes.shape[1] > 1:
+        lanes = round_to(lanes[:, 0::2] + lanes[:, 1::2], dtype).astype(np.float64)
+    return lanes[:, 0]
