@@ -9,6 +9,7 @@ gradients.run_gradient_check, distributions.runner.run_check): a failure found h
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import re
@@ -39,7 +40,7 @@ class Failure:
     options: dict = field(default_factory=dict)
 
 
-class Target:
+class Target(abc.ABC):
     """Base: subclasses set label, kind, api, framework and implement strategy/entry/evaluate."""
 
     kind: str = ""
@@ -47,14 +48,17 @@ class Target:
     api: str = ""
     framework: str = ""
 
+    @abc.abstractmethod
     def strategy(self) -> st.SearchStrategy[dict]:
-        raise NotImplementedError
+        """Declared here; every target kind defines it."""
 
+    @abc.abstractmethod
     def evaluate(self, example: dict, case_id: str) -> Failure | None:
-        raise NotImplementedError
+        """Declared here; every target kind defines it."""
 
+    @abc.abstractmethod
     def entry(self, example: dict, case_id: str) -> dict:
-        raise NotImplementedError
+        """Declared here; every target kind defines it."""
 
 
 def example_digest(example: dict) -> str:
