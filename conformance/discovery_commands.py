@@ -157,30 +157,13 @@ def cmd_conventions(args) -> int:
     return 0
 
 
-COLUMNS = (
-    "api",
-    "options",
-    "p_argument",
-    "input_space",
-    "elementwise",
-    "reduction",
-    "class_axis",
-    "batch_divisor",
-    "batch_divisor_1d",
-    "normalizes",
-    "zero_p",
-    "zero_both",
-    "zero_q",
-    "clip_epsilon",
-    "output_dtype",
-    "accumulation",
-)
-
-
 def _table(rows: list[dict]) -> str:
-    cells = [[_cell(c, row[c]) for c in COLUMNS] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths)).rstrip()]
+    from .inference import FIELDS
+
+    columns = ("api", "options", *FIELDS)  # the table shows every inferred field, in inference's order
+    cells = [[_cell(c, row[c]) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join(lines)
 
