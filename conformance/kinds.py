@@ -63,6 +63,14 @@ class Kind:
     payload: str  # what its records carry beyond the common fields (the reader's contract)
     base_seconds: float  # a check's estimated cost before its case's size counts (sharding balances by it)
     tensor_level: bool = False  # one case fed to one API call in one dtype (unsupported dtypes cost nothing)
+    shares: Callable[[Any], str] | None = None  # the work a check shares with others of any kind (see `shared_work`)
+
+    def shared_work(self, check: Any) -> str:
+        """A key naming the work this check shares with other checks ("" for none). Checks with one key
+        are kept together, on one shard and one after another in one process, so the work is done once:
+        the oracle's values for one case and dtype, or one API call's inferred convention and its calls
+        on the corpus (a convention check and the ports of that call)."""
+        return self.shares(check) if self.shares is not None else ""
 
     def run(self, check: Any):
         """Run one planned check: its Record, whatever the code under test does (the runner's own guard)."""
@@ -76,6 +84,16 @@ def _tensor_planner(module: str) -> Callable[[Scope], list]:
         return planner(scope.cases, scope.apis, devices=scope.devices, dtypes=scope.dtypes)
 
     return plan
+
+
+def _oracle_work(kind: str) -> Callable[[Any], str]:
+    """Tensor-level checks of one case, dtype and kind share the oracle's high-precision values."""
+    return lambda check: f"{check.case.id}::{check.dtype}::{kind}"
+
+
+def _inference_work(check: Any) -> str:
+    """A convention check and the ports of the same call share its inference and its source calls."""
+    return f"inference::{check.api.name}::{check.api.option_label(check.options)}::{check.device}"
 
 
 def _plan_distributions(scope: Scope) -> list:
@@ -114,6 +132,7 @@ KINDS: tuple[Kind, ...] = (
         "the output, expected value (with provenance), errors and tolerance; diagnosis on a failure",
         0.05,
         tensor_level=True,
+        shares=_oracle_work("value"),
     ),
     Kind(
         "gradient",
@@ -125,6 +144,7 @@ KINDS: tuple[Kind, ...] = (
         "options.wrt names the argument; errors of the autodiff gradient against the analytic one",
         0.3,
         tensor_level=True,
+        shares=_oracle_work("gradient"),
     ),
     Kind(
         "property",
@@ -136,6 +156,7 @@ KINDS: tuple[Kind, ...] = (
         "options.property names the property; the quantity it holds to zero (or its sign)",
         0.05,
         tensor_level=True,
+        shares=_oracle_work("property"),
     ),
     Kind(
         "distribution",
@@ -156,6 +177,7 @@ KINDS: tuple[Kind, ...] = (
         "conformance.inference.records:run_convention_check",
         "extra: the inferred and declared fields, the evidence and the disagreeing fields",
         2.5,
+        shares=_inference_work,
     ),
     Kind(
         "porting",
@@ -166,6 +188,7 @@ KINDS: tuple[Kind, ...] = (
         "conformance.porting.records:run_porting_check",
         "extra: target_framework, the composed expression and how it fared on every case",
         3.0,
+        shares=_inference_work,
     ),
 )
 

@@ -5,8 +5,10 @@ the whole plan. The plan is what pytest collected after its own selection (-k, -
 options), so every machine that is given the same options computes the same plan and the same
 split without talking to the others. Shards are balanced by cost, not by count, with the greedy
 longest-processing-time rule: the costliest group of checks goes to the shard with the least load
-so far. A group is the checks of one case, dtype and kind, which share the oracle's work and so are
-cheaper together; every other check is a group of its own. A check's cost is its `duration_s` in
+so far. A group is the checks that share work, as their kind declares it (`Kind.shared_work`: the
+checks of one case, dtype and kind share the oracle's values; a convention check and the ports of
+the same call share its inference and its calls on the corpus), and so are cheaper together; every
+other check is a group of its own. A check's cost is its `duration_s` in
 an earlier run's results (`--durations`), or else an estimate from its kind, the number of elements
 of its case and its dtype, scaled so that estimates and measured durations share one unit.
 
@@ -154,9 +156,11 @@ def describe(item) -> PlannedCheck:
             )
         elements = _elements(check.case)
         planned = _planned(item, check.id, kind.name, framework, check.device, check.dtype, elements)
-        planned.group, planned.elements = f"{check.case.id}::{check.dtype}::{kind.name}", elements
+        planned.group, planned.elements = kind.shared_work(check), elements
         return planned
-    return _planned(item, check.id, kind.name, framework, check.device, check.dtype, 1)
+    planned = _planned(item, check.id, kind.name, framework, check.device, check.dtype, 1)
+    planned.group = kind.shared_work(check)
+    return planned
 
 
 def _elements(case) -> int:

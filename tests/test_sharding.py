@@ -154,6 +154,21 @@ def test_plan_covers_every_kind_of_check_and_its_shards_partition_it():
     assert max(split["loads"]) < 0.6 * sum(split["loads"])
 
 
+def test_a_calls_convention_check_and_its_ports_share_one_group_and_shard():
+    """They share the call's inferred convention and its calls on the corpus, computed once per process."""
+    plan = _plan("--shard", "1/3")
+    by_call: dict = {}
+    for c in plan["checks"]:
+        if c["kind"] in ("convention", "porting"):
+            call = c["check_id"].split("::")[1]  # the API and its options
+            by_call.setdefault(call, []).append(c)
+    assert by_call
+    for call, checks in by_call.items():
+        assert {c["kind"] for c in checks} == {"convention", "porting"}, call
+        assert len({c["group"] for c in checks}) == 1 and checks[0]["group"].startswith("inference::"), call
+        assert len({c["shard"] for c in checks}) == 1, call
+
+
 def test_a_kind_with_no_check_in_the_selection_plans_nothing_for_it():
     # SciPy has no automatic differentiation: the gradient kind is parametrized with nothing, which pytest
     # collects as one placeholder item; it must not reach the plan (it once stopped `klconf plan` outright)

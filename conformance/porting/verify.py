@@ -21,6 +21,7 @@ contract is float64 and float32; bfloat16 has no NumPy type to hand the equivale
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -138,7 +139,10 @@ class Fed:
     observation: Observation
 
 
-_SOURCE: dict[tuple, Fed] = {}  # one source call per case and dtype serves every target
+# One source call per case and dtype serves every target. A source's ports run one after another (they
+# share a group, conformance/kinds.py), so only the latest few sources are kept: a run's memory stays flat.
+_SOURCE: OrderedDict[tuple, dict[tuple, Fed]] = OrderedDict()
+SOURCES_KEPT = 2
 
 
 def _verify_one(eq: Equivalent, function, case: Case, dtype: str, device: str) -> Outcome:
@@ -196,8 +200,13 @@ def compare(eq: Equivalent, case: Case, fed: Fed, value: np.ndarray, dtype: str,
 def source_call(recipe: Recipe, case: Case, dtype: str, device: str = "cpu") -> Fed:
     """The case fed to the source call in `dtype` (cached: one call serves every target)."""
     api = recipe.api
-    key = (api.name, id(api.call), repr(sorted(recipe.options.items(), key=str)), case.id, case.hash, dtype, device)
-    hit = _SOURCE.get(key)
+    source = (api.name, id(api.call), repr(sorted(recipe.options.items(), key=str)), device)
+    fed = _SOURCE.setdefault(source, {})
+    _SOURCE.move_to_end(source)
+    while len(_SOURCE) > SOURCES_KEPT:
+        _SOURCE.popitem(last=False)
+    key = (case.id, case.hash, dtype)
+    hit = fed.get(key)
     if hit is None:
         c = recipe.candidate
         p, q = probabilities(case.p, dtype), probabilities(case.q, dtype)
@@ -212,7 +221,7 @@ def source_call(recipe: Recipe, case: Case, dtype: str, device: str = "cpu") -> 
             )
         weights = weights_for(case.shape) if recipe.weights_fed else None
         obs = _box(recipe, device)(Probe(case.id, "porting", args, dtype, weights))
-        hit = _SOURCE[key] = Fed(p, q, args, weights, obs)
+        hit = fed[key] = Fed(p, q, args, weights, obs)
     return hit
 
 
