@@ -73,7 +73,8 @@ class _Settings(TypedDict):
 
 
 _settings: _Settings = {"timeout": DEFAULT_TIMEOUT, "marker": None, "hard": False, "item": ""}
-_watch: dict[str, float | None] = {"deadline": None}
+_watch: dict[str, float | None] = {"deadline": None, "limit": None}
+_current = {"timeout": DEFAULT_TIMEOUT}  # the limit of the call now timed (what the soft limit's message says)
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _user = {"signal": None}  # the signal the user sent to end the run, once one came
@@ -87,6 +88,20 @@ def configure(timeout: float | None, marker: Path | None, hard: bool) -> None:
 
 def hung_marker(results: Path | str) -> Path:
     return Path(str(results) + ".hung")
+
+
+def hung_items(marker: Path) -> dict[str, float]:
+    """The items the watchdog ended (noted in `marker`), each with the time limit its call ran under."""
+    if not marker.exists():
+        return {}
+    items = {}
+    for line in marker.read_text(encoding="utf-8", errors="replace").splitlines():
+        item, _, limit = line.partition("\t")
+        try:
+            items[item] = float(limit)
+        except ValueError:
+            items[item] = 0.0
+    return items
 
 
 def running(item_id: str) -> None:
@@ -126,8 +141,12 @@ class ApiCall:
     """`with ApiCall(): out = api.call(...)`: see the module's docstring. `changes` lists what the call
     left changed (restored since), also noted on the check in progress."""
 
-    def __init__(self, capture_output: bool = True):
+    def __init__(self, capture_output: bool = True, limit: float | None = None):
+        """`limit`: a shorter time limit for calls that should take well under it (the run's limit stands
+        where it is shorter, and no limit where the run has none)."""
         self.sandbox = Sandbox(capture_output=capture_output)
+        self._limit = limit
+        self._timeout: float | None = None
         self.changes: list[str] = []
         self._soft = False
         self._previous_alarm: Callable[[int, FrameType | None], Any] | int | None = None
@@ -143,13 +162,17 @@ class ApiCall:
         self._errstate.__enter__()  # the API sees NumPy's defaults, not klconf's own error state
         self.sandbox.enter()
         timeout = _settings["timeout"]
+        if timeout and self._limit:
+            timeout = min(timeout, self._limit)
+        self._timeout = timeout
         if timeout:
             self._soft = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
             if self._soft:
                 self._previous_alarm = signal.signal(signal.SIGALRM, _alarm)
                 signal.setitimer(signal.ITIMER_REAL, timeout)
+                _current["timeout"] = timeout
             if _settings["hard"]:
-                _arm(time.monotonic() + timeout + max(5.0, timeout))
+                _arm(time.monotonic() + timeout + max(5.0, timeout), timeout)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> Literal[False]:
@@ -167,7 +190,7 @@ class ApiCall:
             if signal.getsignal(signal.SIGALRM) is not _alarm:
                 taken.append("replaced the SIGALRM handler (klconf's time limit)")
             signal.signal(signal.SIGALRM, self._previous_alarm)
-        if _settings["timeout"] and _settings["hard"]:
+        if self._timeout and _settings["hard"]:
             _arm(None)
         try:
             self.changes = taken + self.sandbox.leave()
@@ -178,13 +201,13 @@ class ApiCall:
 
 
 def _alarm(signum, frame):
-    raise CheckTimeout(f"the call did not return within {_settings['timeout']:g} s")
+    raise CheckTimeout(f"the call did not return within {_current['timeout']:g} s")
 
 
-def _arm(deadline) -> None:
+def _arm(deadline: float | None, limit: float | None = None) -> None:
     global _thread
     with _lock:
-        _watch["deadline"] = deadline
+        _watch["deadline"], _watch["limit"] = deadline, limit
         if _thread is None and deadline is not None:
             _thread = threading.Thread(target=_watchdog, name="klconf-watchdog", daemon=True)
             _thread.start()
@@ -194,12 +217,12 @@ def _watchdog() -> None:
     while True:
         time.sleep(0.25)
         with _lock:
-            deadline = _watch["deadline"]
+            deadline, limit = _watch["deadline"], _watch["limit"]
         if deadline is not None and time.monotonic() > deadline:
             marker = _settings["marker"]
-            if marker:
+            if marker:  # the item, and the limit its call ran under (see `hung_items`)
                 with open(marker, "a", encoding="utf-8") as f:
-                    f.write(_settings["item"] + "\n")
+                    f.write(f"{_settings['item']}\t{limit or 0:g}\n")
             os._exit(70)
 
 

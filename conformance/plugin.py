@@ -337,9 +337,9 @@ class ResultsFile:
 
     def _lost(self, report) -> dict:
         """A record for a check whose process died: `timeout` if the watchdog noted it, else `crash`."""
-        hung = self.hung.exists() and report.nodeid in self.hung.read_text().splitlines()
-        if hung:
-            limit = self.config.getoption("klconf_timeout")
+        hung = isolation.hung_items(self.hung)
+        if report.nodeid in hung:
+            limit = hung[report.nodeid] or self.config.getoption("klconf_timeout")
             return self._planned_record(
                 report.nodeid,
                 "timeout",

@@ -74,6 +74,7 @@ def test_every_fault_kind_gets_its_own_verdict_and_the_run_completes(tmp_path):
         ("porting", "faulty.exits"): ("crash", "porting-to-scipy"),
         ("convention", "faulty.hangs_hard"): ("timeout", "conventions"),
     }
+    assert "ended after the 2 s time limit" in other[("convention", "faulty.hangs_hard")].message
 
 
 def test_interrupted_run_keeps_its_results(tmp_path):

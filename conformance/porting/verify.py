@@ -52,6 +52,10 @@ ONE_FIELD_AWAY = (
     "batch_divisor",
     "clip_epsilon",
 )
+# An equivalent's call on one corpus case takes milliseconds (its first compile a few seconds): a call
+# still running after this long hangs, and the run's longer limit (sized for the largest API calls) would
+# keep a worker idle for minutes (MLX's empty-batch hang in cases/expectations/keras_jax.yaml).
+EQUIVALENT_SECONDS = 30.0
 BOTH_ROUND = 2.0  # the source and the equivalent each round: their difference may reach twice a tolerance
 
 
@@ -156,7 +160,7 @@ def _verify_one(eq: Equivalent, function, case: Case, dtype: str, device: str) -
     if fed.observation.error is not None:
         return Outcome(case.id, dtype, "not_applicable", f"the source raised {fed.observation.error}")
     try:  # the equivalent runs target-framework code: under the guard and time limit every API call gets
-        with isolation.ApiCall(), warnings.catch_warnings():
+        with isolation.ApiCall(limit=EQUIVALENT_SECONDS), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             value = function(fed.p, fed.q, fed.weights) if eq.takes_weights else function(fed.p, fed.q)
             value = np.asarray(value, np.float64)
