@@ -243,6 +243,19 @@ def _misbehaving(code: str, name: str) -> compose_mod.Equivalent:
     return dataclasses.replace(right, code=code)
 
 
+def test_snippets_differing_only_in_docstrings_and_comments_share_one_executed_function():
+    """Many source calls compose one expression: their snippets run as one module, so a compiled target
+    (jax.jit) compiles once per shape for all of them; any other difference is a module of its own."""
+    body = "def equivalent(p, q):\n    {doc}return {value}  # {comment}\n"
+    made = [
+        _misbehaving(f'"""{doc}"""\n' + body.format(doc=f'"""{doc}"""\n    ', value=value, comment=doc), f"share-{i}")
+        for i, (doc, value) in enumerate([("one source", "1.0"), ("another source", "1.0"), ("a third", "2.0")])
+    ]
+    first, second, third = (eq.function() for eq in made)
+    assert first is second and first is not third
+    assert (first(None, None), third(None, None)) == (1.0, 2.0)
+
+
 @pytest.mark.parametrize(
     "body,reason",
     [

@@ -18,6 +18,7 @@ The snippet imports NumPy and the target framework only.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
 
@@ -46,10 +47,31 @@ class Equivalent:
         return self.recipe.weights_fed
 
     def function(self):
-        """`equivalent` from the snippet, executed here (the verifier calls it on every case)."""
-        namespace: dict = {"__name__": f"klconf_port_{self.target}"}
-        exec(compile(self.code, f"<port of {self.recipe.title} to {self.target}>", "exec"), namespace)
-        return namespace["equivalent"]
+        """`equivalent` from the snippet, executed here (the verifier calls it on every case). Snippets that
+        differ only in their comments and docstrings (many source calls share one expression) share one
+        executed module, so a compiled computation (`jax.jit`) compiles once per shape and dtype for all."""
+        tree = ast.parse(self.code)
+        key = (self.target, ast.dump(_without_docstrings(tree)))
+        hit = _EXECUTED.get(key)
+        if hit is None:
+            namespace: dict = {"__name__": f"klconf_port_{self.target}"}
+            exec(compile(self.code, f"<port of {self.recipe.title} to {self.target}>", "exec"), namespace)
+            hit = _EXECUTED[key] = namespace["equivalent"]
+        return hit
+
+
+_EXECUTED: dict[tuple[str, str], object] = {}  # (target, the snippet's code without docstrings) -> equivalent
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    """The module with every module, function and class docstring removed (comments are not in the tree)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    node.body = body[1:] or [ast.Pass()]
+    return tree
 
 
 def choose_term(recipe: Recipe, terms: list[Term]) -> tuple[Term, list[str]]:
