@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from conformance.kinds import check_id  # noqa: E402
 from conformance.results import Record, jsonable, run_header  # noqa: E402
-from conformance.runner import check_id  # noqa: E402
 
 APIS = [
     ("torch", "torch.nn.functional.kl_div", 8),

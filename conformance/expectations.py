@@ -28,8 +28,8 @@ from pathlib import Path
 from .cases import DEFAULT_CASES_DIR, Case, Problem, _dotted, _schema_message, read_document
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api
+from .kinds import check_id
 from .results import Record
-from .runner import check_id
 
 SCHEMA_PATH = Path(__file__).with_name("schema") / "expectations.schema.json"
 DEFAULT_DIR = DEFAULT_CASES_DIR / "expectations"
@@ -234,12 +234,12 @@ def _expand(spec: dict, corpus: _Corpus, apis: dict[str, Api]) -> tuple[list[str
     missing = [k for k in ("case", "dtype") if k not in listed]
     if missing:
         return [], [f"{kind} checks need {' and '.join(missing)}"]
-    suffixes = {
+    qualifiers = {
         "value": [""],
-        "gradient": [f"::d/d{w}" for w in listed.get("wrt", [])],
-        "property": [f"::{p}" for p in listed.get("property", [])],
+        "gradient": [f"d/d{w}" for w in listed.get("wrt", [])],
+        "property": list(listed.get("property", [])),
     }[kind]
-    if not suffixes:
+    if not qualifiers:
         return [], [f"{kind} checks need a {'wrt' if kind == 'gradient' else 'property'} list"]
     ids, problems = [], []
     for name in listed["api"]:
@@ -268,8 +268,8 @@ def _expand(spec: dict, corpus: _Corpus, apis: dict[str, Api]) -> tuple[list[str
                 if device not in api.devices or (case.dtypes is not None and dtype not in case.dtypes):
                     problems.append(f"{case_id} x {api_name} on {device} in {dtype} is not a planned check")
                     continue
-                base = check_id(case_id, api_name, api.option_label(options), device, dtype)
-                ids += [base + suffix for suffix in suffixes]
+                label = api.option_label(options)
+                ids += [check_id(case_id, api_name, label, device, dtype, q) for q in qualifiers]
     return ids, problems
 
 
@@ -329,7 +329,7 @@ def _expand_distribution(listed: dict, loaded: _Corpus) -> tuple[list[str], list
         if dtype not in corpus[case_id].dtypes:
             problems.append(f"{case_id} does not run in {dtype}")
         else:
-            ids.append(f"{case_id}::{api}::{device}::{dtype}")
+            ids.append(check_id(case_id, api, None, device, dtype))
     return ids, problems
 
 

@@ -19,6 +19,7 @@ from . import isolation, judge, oracle, outputs
 from .cases import Case
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api, binding
+from .kinds import check_id, start_record
 from .results import Record, summarize
 from .runner import call_api, declared, fed_arguments, feed_axis, prepare, to_native, weights_for
 
@@ -41,24 +42,19 @@ class GradientCheck:
     @property
     def id(self) -> str:
         label = self.api.option_label(self.options)
-        return f"{self.case.id}::{self.api.name}[{label}]::{self.device}::{self.dtype}::d/d{self.wrt}"
+        return check_id(self.case.id, self.api.name, label, self.device, self.dtype, f"d/d{self.wrt}")
 
     def record(self) -> Record:
         """The check's record before it runs (also what a crash of its process is recorded as)."""
         case = self.case
-        return Record(
-            check_id=self.id,
+        return start_record(
+            self,
+            "gradient",
             case_id=case.id,
             case_hash=case.hash,
-            api=self.api.name,
-            framework=self.api.framework,
-            device=self.device,
-            dtype=self.dtype,
             options={**self.options, "wrt": self.wrt},
-            verdict="skip",
-            shape=list(case.shape),
-            tags=list(case.tags),
-            check="gradient",
+            shape=case.shape,
+            tags=case.tags,
         )
 
 

@@ -193,6 +193,52 @@ KINDS: tuple[Kind, ...] = (
 )
 
 
+# --------------------------------------------------------------------------- what every check is called
+
+
+def check_id(case_id: str, api: str, option_label: str | None, device: str, dtype: str, qualifier: str = "") -> str:
+    """Every kind's check id: `case::api[options]::device::dtype`, then `::qualifier` where one call feeds
+    several checks (`d/dy_pred`, a property's name). A distribution-level KL function takes no options:
+    `option_label` None leaves the brackets out. Expectation entries expand onto checks through this too."""
+    options = "" if option_label is None else f"[{option_label}]"
+    return f"{case_id}::{api}{options}::{device}::{dtype}" + (f"::{qualifier}" if qualifier else "")
+
+
+def start_record(
+    check: Any,
+    kind: str,
+    *,
+    case_id: str,
+    case_hash: str,
+    options: dict | None = None,
+    shape: Iterable[int] | None = None,
+    tags: Iterable[str] = (),
+    **fields: Any,
+):
+    """The record every check starts from, whatever its kind: its identity, verdict "skip" until it runs.
+    It is also what the check is recorded as when its process dies, so it is built from the plan alone.
+    `options` defaults to the check's own; `fields` are further Record fields (a tolerance override, a
+    declared convention, `extra`)."""
+    from .results import Record
+
+    subject = getattr(check, "library", None) or check.api
+    return Record(
+        check_id=check.id,
+        case_id=case_id,
+        case_hash=case_hash,
+        api=subject.name,
+        framework=subject.framework,
+        device=check.device,
+        dtype=check.dtype,
+        options=dict(check.options if options is None else options),
+        verdict="skip",
+        shape=None if shape is None else [int(n) for n in shape],
+        tags=list(tags),
+        check=kind,
+        **fields,
+    )
+
+
 def names() -> tuple[str, ...]:
     return tuple(k.name for k in KINDS)
 

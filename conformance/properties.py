@@ -26,6 +26,7 @@ from .cases import Case, Distribution
 from .conventions import Convention
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api
+from .kinds import check_id, start_record
 from .oracle import Expectation
 from .results import Record, summarize
 from .runner import Check, Outcome, execute, weights_for
@@ -49,24 +50,19 @@ class PropertyCheck:
     @property
     def id(self) -> str:
         options = self.api.option_label(self.options)
-        return f"{self.case.id}::{self.api.name}[{options}]::{self.device}::{self.dtype}::{self.prop}"
+        return check_id(self.case.id, self.api.name, options, self.device, self.dtype, self.prop)
 
     def record(self) -> Record:
         """The check's record before it runs (also what a crash of its process is recorded as)."""
-        case, api = self.case, self.api
-        return Record(
-            check_id=self.id,
+        case = self.case
+        return start_record(
+            self,
+            "property",
             case_id=case.id,
             case_hash=case.hash,
-            api=api.name,
-            framework=api.framework,
-            device=self.device,
-            dtype=self.dtype,
             options={**self.options, "property": self.prop},
-            verdict="skip",
-            shape=list(case.shape),
-            tags=list(case.tags),
-            check="property",
+            shape=case.shape,
+            tags=case.tags,
         )
 
 

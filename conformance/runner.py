@@ -23,6 +23,7 @@ from .dtypes import DTYPES, FORMATS, round_to
 if TYPE_CHECKING:
     from .gradients import GradientCheck
 from .frameworks import DEVICES, Api, Unavailable, binding
+from .kinds import check_id, start_record
 from .results import Record, summarize
 
 DIAGNOSE_LIMIT = 20000  # elements: above this a failure is not re-evaluated under alternative conventions
@@ -47,25 +48,15 @@ class Check:
     def record(self) -> Record:
         """The check's record before it runs: its identity (also what a crash of its process is recorded as)."""
         api, case = self.api, self.case
-        return Record(
-            check_id=self.id,
+        return start_record(
+            self,
+            "value",
             case_id=case.id,
             case_hash=case.hash,
-            api=api.name,
-            framework=api.framework,
-            device=self.device,
-            dtype=self.dtype,
-            options=self.options,
-            verdict="skip",
-            shape=list(case.shape),
-            tags=list(case.tags),
-            check="value",
+            shape=case.shape,
+            tags=case.tags,
             tolerance_override=f"x{api.tolerance.factor:g}: {api.tolerance.reason}" if api.tolerance else "",
         )
-
-
-def check_id(case_id: str, api: str, option_label: str, device: str, dtype: str) -> str:
-    return f"{case_id}::{api}[{option_label}]::{device}::{dtype}"
 
 
 def plan(

@@ -11,9 +11,9 @@ import pytest
 
 import conformance
 from conformance import cli, kinds, outcomes, plugin, sharding
+from conformance.kinds import check_id
 from conformance.report import merge
 from conformance.results import Record
-from conformance.runner import check_id
 from tests import fakes
 from tests.test_reliability_faults import _Config
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conformance.kinds import check_id
 from conformance.results import Record, Writer, jsonable, run_header
-from conformance.runner import check_id
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_CLOSE = "</script><script>window.__xss=1</script><!--"

@@ -35,6 +35,7 @@ import numpy as np
 from .. import isolation, judge, outputs
 from ..dtypes import round_to
 from ..frameworks import DEVICES, Unavailable, binding
+from ..kinds import check_id, start_record
 from ..oracle import DIGITS, Expectation
 from ..results import Record, summarize
 from . import closed_forms
@@ -55,25 +56,23 @@ class DistributionCheck:
     dtype: str
 
     @property
+    def options(self) -> dict:
+        return {}
+
+    @property
     def id(self) -> str:
-        return f"{self.case.id}::{self.library.name}::{self.device}::{self.dtype}"
+        return check_id(self.case.id, self.library.name, None, self.device, self.dtype)
 
     def record(self) -> Record:
         """The check's record before it runs (also what a crash of its process is recorded as)."""
-        case, lib = self.case, self.library
-        return Record(
-            check_id=self.id,
+        case = self.case
+        return start_record(
+            self,
+            CHECK,
             case_id=case.id,
             case_hash=case.hash,
-            api=lib.name,
-            framework=lib.framework,
-            device=self.device,
-            dtype=self.dtype,
-            options={},
-            verdict="skip",
-            shape=list(case.batch),
-            tags=list(case.tags),
-            check=CHECK,
+            shape=case.batch,
+            tags=case.tags,
             convention=f"KL({case.p.family} || {case.q.family}), batch {list(case.batch)}",
             extra={"pair": case.pair},
         )

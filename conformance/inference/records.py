@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from .. import isolation
 from ..frameworks import Api, Unavailable, binding
+from ..kinds import check_id, start_record
 from ..results import Record
-from ..runner import check_id
 from . import compare, infer, probes_hash, structural_dtype
 
 CASE_ID = "conventions"
@@ -43,20 +43,7 @@ class ConventionCheck:
 
     def record(self) -> Record:
         """The check's record before it runs (also what a crash of its process is recorded as)."""
-        api = self.api
-        return Record(
-            check_id=self.id,
-            case_id=CASE_ID,
-            case_hash=probes_hash(),
-            api=api.name,
-            framework=api.framework,
-            device=self.device,
-            dtype=self.dtype,
-            options=self.options,
-            verdict="skip",
-            check="convention",
-            tags=["conventions"],
-        )
+        return start_record(self, "convention", case_id=CASE_ID, case_hash=probes_hash(), tags=["conventions"])
 
 
 def plan(apis: Iterable[Api], devices: Iterable[str]) -> list[ConventionCheck]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from .. import isolation
 from ..cases import Case, corpus_hash
 from ..frameworks import Api, Unavailable, binding
+from ..kinds import check_id, start_record
 from ..results import Record
-from ..runner import check_id
 from .port import port, targets_for, unavailable
 from .verify import DTYPES
 
@@ -58,18 +58,11 @@ class PortingCheck:
 
     def record(self) -> Record:
         """The check's record before it runs (also what a crash of its process is recorded as)."""
-        api = self.api
-        return Record(
-            check_id=self.id,
+        return start_record(
+            self,
+            CHECK,
             case_id=case_id(self.target),
             case_hash=corpus_hash(list(self.cases)),
-            api=api.name,
-            framework=api.framework,
-            device=self.device,
-            dtype=DTYPE_LABEL,
-            options=self.options,
-            verdict="skip",
-            check=CHECK,
             tags=["porting"],
             extra={"target_framework": self.target},
         )
