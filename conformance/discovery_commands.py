@@ -1,6 +1,6 @@
 """`klconf conventions` and `klconf explain`: convention discovery on the command line.
 
-    klconf conventions [--framework NAME ...] [--api MODULE:OBJECT ...] [--only-api] [--json]
+    klconf conventions [--framework NAME ...] [--api MODULE:OBJECT ...] [--only-api] [--json] [-n N]
     klconf explain API_A [--option k=v ...] --vs API_B [--option k=v ...] [--case ID]
 
 `conventions` prints one row per API x options with the inferred fields (`--json`: a list
@@ -16,6 +16,7 @@ import difflib
 import json
 import sys
 import time
+from dataclasses import dataclass, field
 
 
 def add_commands(sub) -> None:
@@ -37,6 +38,13 @@ def add_commands(sub) -> None:
     conv.add_argument("--only-api", action="store_true", help="only the --api entries")
     conv.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     conv.add_argument("--json", action="store_true", help="a JSON list of objects instead of the table")
+    conv.add_argument(
+        "-n",
+        "--workers",
+        default="auto",
+        help="processes inferring at once, each taking whole frameworks (a number, or 'auto' = one per CPU; "
+        "0 or 1: this process)",
+    )
     conv.set_defaults(func=cmd_conventions)
 
     exp = sub.add_parser(
@@ -107,35 +115,22 @@ def _apis(frameworks_: list[str], plugins: list[str], only_plugins: bool):
 
 
 def cmd_conventions(args) -> int:
-    from .frameworks import Unavailable
-    from .inference import FIELDS, compare, infer
-
     apis = _apis(args.framework, args.api, args.only_api)
-    rows, skipped, findings, calls = [], [], [], 0
     started = time.perf_counter()
-    for api in apis:
-        for options in api.options:
-            try:
-                inference = infer(api, options, args.device)
-            except Unavailable as exc:
-                skipped.append(f"{api.name} [{api.option_label(options)}]: {exc}")
-                continue
-            calls += inference.calls
-            rows.append({"api": api.name, "options": dict(options), **{f: inference.fields[f] for f in FIELDS}})
-            comparison = compare(inference, api, options)
-            for field in comparison.disagreements:
-                findings.append(
-                    (
-                        api.name,
-                        api.option_label(options),
-                        field,
-                        comparison.declared[field],
-                        inference.fields[field],
-                        inference.evidence[field],
-                    )
-                )
+    parts = _by_framework(apis, _workers(args.workers))
+    if len(parts) > 1:
+        outcomes = _in_processes(parts, args.device)
+    else:
+        outcomes = [_infer_all(part, args.device) for part in parts]
+    rows = [row for o in outcomes for row in o.rows]
+    skipped = [line for o in outcomes for line in o.skipped]
+    findings = [finding for o in outcomes for finding in o.findings]
+    calls = sum(o.calls for o in outcomes)
+    order = {(a.name, a.option_label(options)): i for i, a in enumerate(apis) for options in a.options}
+    rows.sort(key=lambda row: order.get((row["api"], _label(apis, row)), 0))  # the order `klconf apis` lists
     seconds = time.perf_counter() - started
-    timing = f"{len(rows)} API calls x options inferred in {seconds:.1f} s ({calls} calls to the APIs)"
+    workers = f", {len(parts)} processes" if len(parts) > 1 else ""
+    timing = f"{len(rows)} API calls x options inferred in {seconds:.1f} s ({calls} calls to the APIs{workers})"
     if args.json:
         from .results import jsonable
 
@@ -155,6 +150,125 @@ def cmd_conventions(args) -> int:
         print(f"skipped: {line}")
     print(timing)
     return 0
+
+
+@dataclass
+class _Inferred:
+    """What one process inferred: plain data, so it crosses a process boundary."""
+
+    rows: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    findings: list[tuple] = field(default_factory=list)
+    calls: int = 0
+
+
+def _infer_all(apis: list, device: str) -> _Inferred:
+    from .frameworks import Unavailable
+    from .inference import FIELDS, compare, infer
+
+    out = _Inferred()
+    for api in apis:
+        for options in api.options:
+            try:
+                inference = infer(api, options, device)
+            except Unavailable as exc:
+                out.skipped.append(f"{api.name} [{api.option_label(options)}]: {exc}")
+                continue
+            out.calls += inference.calls
+            out.rows.append({"api": api.name, "options": dict(options), **{f: inference.fields[f] for f in FIELDS}})
+            comparison = compare(inference, api, options)
+            for name in comparison.disagreements:
+                out.findings.append(
+                    (
+                        api.name,
+                        api.option_label(options),
+                        name,
+                        comparison.declared[name],
+                        inference.fields[name],
+                        inference.evidence[name],
+                    )
+                )
+    return out
+
+
+def _label(apis: list, row: dict) -> str:
+    api = next((a for a in apis if a.name == row["api"]), None)
+    return api.option_label(row["options"]) if api is not None else ""
+
+
+def _workers(text: str) -> int:
+    import os
+
+    if str(text) == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(text)
+    except ValueError:
+        raise _usage_error(f"--workers: a number or 'auto', not {text!r}") from None
+    if count < 0:
+        raise _usage_error(f"--workers: a number or 'auto', not {text!r}")
+    return max(1, count)
+
+
+# Seconds inferring one framework costs before its calls: importing it (tensorflow and Keras about 7 s,
+# torch and JAX 1-2 s, measured), so that a split does not put two heavy imports on one process.
+_IMPORT_SECONDS = {"tensorflow": 7.0, "keras_jax": 4.0, "keras_torch": 4.0, "paddle": 4.0}
+_THREADED = ("jax", "keras", "tensorflow", "torch", "paddle", "mlx")  # frameworks that start threads on import
+_SECONDS_PER_OPTION_SET = 0.5  # an inference's own work, measured over every built-in API (about 0.55 s)
+
+
+def _by_framework(apis: list, workers: int) -> list[list]:
+    """The APIs in at most `workers` parts, whole frameworks each (a framework is imported by one process
+    only), balanced by estimated seconds: longest first, each to the lightest part."""
+    frameworks: dict[str, list] = {}
+    for api in apis:
+        frameworks.setdefault(api.framework, []).append(api)
+    if workers <= 1 or len(frameworks) <= 1:
+        return [list(apis)]
+    cost = {
+        name: _IMPORT_SECONDS.get(name, 1.5) + _SECONDS_PER_OPTION_SET * sum(len(a.options) for a in members)
+        for name, members in frameworks.items()
+    }
+    parts: list[list] = [[] for _ in range(max(1, min(workers, len(frameworks))))]
+    loads = [0.0] * len(parts)
+    for name in sorted(frameworks, key=lambda n: (-cost[n], n)):
+        lightest = min(range(len(parts)), key=lambda k: (loads[k], k))
+        parts[lightest] += frameworks[name]
+        loads[lightest] += cost[name]
+    return [part for part in parts if part] or [[]]
+
+
+_FORKED_PARTS: list[list] = []
+
+
+def _infer_part(index: int, device: str) -> _Inferred:
+    return _infer_all(_FORKED_PARTS[index], device)
+
+
+def _in_processes(parts: list[list], device: str) -> list[_Inferred]:
+    """One forked process per part; where fork is not available, or a framework is already imported here (a
+    plug-in's module imported it: forking its threads can deadlock), or a part's process dies, this process."""
+    import multiprocessing
+
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:
+        context = None
+    if context is None or any(name in sys.modules for name in _THREADED):
+        return [_infer_all(part, device) for part in parts]
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    _FORKED_PARTS[:] = parts  # the forked processes inherit the APIs (a plug-in's need not pickle)
+    with ProcessPoolExecutor(max_workers=len(parts), mp_context=context) as pool:
+        futures = [pool.submit(_infer_part, index, device) for index in range(len(parts))]
+        outcomes = []
+        for part, future in zip(parts, futures):
+            try:
+                outcomes.append(future.result())
+            except BrokenProcessPool:  # a framework killed its process: infer its part here, where it shows
+                outcomes.append(_infer_all(part, device))
+    return outcomes
 
 
 def _table(rows: list[dict]) -> str:

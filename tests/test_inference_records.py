@@ -106,6 +106,27 @@ def test_conventions_command_table_shows_rows_findings_and_timing():
     assert "3 API calls x options inferred in" in lines[-1]
 
 
+def test_conventions_in_processes_infer_what_one_process_does_in_the_same_order():
+    """Two frameworks (SciPy's APIs and the numpy fakes) in two processes, each a whole framework."""
+    args = ("conventions", "--framework", "scipy", "--api", "tests.fakes_conventions:plugin_apis", "--json")
+    one, two = klconf(*args, "-n", "0"), klconf(*args, "-n", "2")
+    assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+    assert json.loads(one.stdout) == json.loads(two.stdout) and len(json.loads(one.stdout)) > 3
+    assert "2 processes" in two.stderr and "processes" not in one.stderr
+
+
+def test_a_split_keeps_frameworks_whole_and_puts_heavy_imports_apart():
+    from conformance.discovery_commands import _by_framework
+    from conformance.frameworks import builtin_apis
+
+    apis = builtin_apis()
+    parts = _by_framework(apis, 2)
+    assert len(parts) == 2 and sorted(a.name for p in parts for a in p) == sorted(a.name for a in apis)
+    owners = [{a.framework for a in part} for part in parts]
+    assert not owners[0] & owners[1]
+    assert _by_framework(apis, 1) == [apis] and len(_by_framework(apis, 64)) == len({a.framework for a in apis})
+
+
 def test_conventions_command_rejects_unknown_framework():
     proc = klconf("conventions", "--framework", "caffe")
     assert proc.returncode == 2 and "unknown framework" in proc.stderr
