@@ -107,7 +107,7 @@ CALLS = {
 # --------------------------------------------------------------------------- the API entries (parent side)
 
 
-def _clip_epsilon(backend: str) -> float:
+def clip_epsilon(backend: str) -> float:
     """The clip bound as the backend applies it. On PyTorch, keras/src/backend/torch/numpy.py `clip` converts
     its bounds with convert_to_tensor, which makes the Python float 1e-7 a float32 (floatx) tensor, and
     torch.clip then promotes that float32 value: float64 inputs are clipped at float32(1e-7) =
@@ -116,7 +116,8 @@ def _clip_epsilon(backend: str) -> float:
     return float(np.float32(KERAS_EPSILON)) if backend == "torch" else KERAS_EPSILON
 
 
-def _keras_convention(reduction: str, backend: str):
+def keras_convention(reduction: str, backend: str):
+    """Keras 3's KL convention on `backend` (tensorflow, jax or torch): one declaration for every backend."""
     from ..conventions import Convention
 
     return Convention(
@@ -126,14 +127,15 @@ def _keras_convention(reduction: str, backend: str):
         reduction=reduction,
         class_axis=-1,
         batch_divisor="rows",
-        clip_epsilon=_clip_epsilon(backend),
+        clip_epsilon=clip_epsilon(backend),
     )
 
 
 # keras/src/losses/loss.py, reduce_values: "sum_over_batch_size" and "mean" divide the summed
-# per-sample losses by their count; "mean_with_sample_weight" by the sum of the weights (by the
-# count without them); None/"none" returns one loss per sample. Weights multiply first.
-_REDUCTION = {
+# per-sample losses by their count (N, or N*T for 3-D input); "mean_with_sample_weight" by the sum
+# of the weights (by the count without them); None/"none" returns one loss per sample. Weights
+# multiply the per-sample losses first.
+REDUCTION = {
     "sum_over_batch_size": "mean_batch",
     "sum": "sum",
     None: "per_row",
@@ -158,7 +160,7 @@ def apis(backend: str) -> list[Api]:
             name=f"keras.losses.KLDivergence[{backend}]",
             framework=framework,
             call=call("losses.KLDivergence"),
-            convention=lambda o: _keras_convention(_REDUCTION[o["reduction"]], backend),
+            convention=lambda o: keras_convention(REDUCTION[o["reduction"]], backend),
             options=grid(
                 reduction=("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"),
                 sample_weight=_WEIGHTS,
@@ -174,7 +176,7 @@ def apis(backend: str) -> list[Api]:
             name=f"keras.losses.kl_divergence[{backend}]",
             framework=framework,
             call=call("losses.kl_divergence"),
-            convention=lambda o: _keras_convention("per_row", backend),
+            convention=lambda o: keras_convention("per_row", backend),
             differentiable=("y_true", "y_pred"),
             snippet="keras.losses.kl_divergence({a}, {b})",
             notes=f"Keras 3 on the {backend} backend.",
@@ -185,7 +187,7 @@ def apis(backend: str) -> list[Api]:
             framework=framework,
             call=call("metrics.KLDivergence"),
             # keras/src/metrics/reduction_metrics.py: the mean over rows, or the weighted mean
-            convention=lambda o: _keras_convention("mean_weighted" if o["sample_weight"] else "mean_batch", backend),
+            convention=lambda o: keras_convention("mean_weighted" if o["sample_weight"] else "mean_batch", backend),
             options=grid(sample_weight=_WEIGHTS),
             snippet="metric = keras.metrics.KLDivergence(dtype={dtype!r})\n"
             "metric.update_state({a}, {b}, sample_weight={w})\nmetric.result()",

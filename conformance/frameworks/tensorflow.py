@@ -15,9 +15,8 @@ import numpy as np
 from ..conventions import Convention
 from ..porting.vocabulary import Vocabulary
 from . import Api, Binding, Snippet, Unavailable, grid
-
-KERAS_EPSILON = 1e-7  # keras.config.epsilon(): both arguments are clipped to [epsilon, 1]
-
+from ._keras import REDUCTION as KERAS3_REDUCTION
+from ._keras import keras_convention
 
 ORDER = 30  # place in reports
 
@@ -156,30 +155,10 @@ BINDING = Binding(
     mutable_inputs=False,
 )
 
-# Keras 3 (keras/src/losses/loss.py, reduce_values): "sum_over_batch_size" and "mean" divide the
-# summed per-sample losses by their count (N, or N*T for 3-D input); "mean_with_sample_weight"
-# divides by the sum of the weights (by the count without them); None/"none" returns one loss
-# per sample. Weights multiply the per-sample losses first.
-_KERAS3_REDUCTION = {
-    "sum_over_batch_size": "mean_batch",
-    "sum": "sum",
-    None: "per_row",
-    "none": "per_row",
-    "mean": "mean_batch",
-    "mean_with_sample_weight": "mean_weighted",
-}
-
 
 def _keras_convention(reduction: str) -> Convention:
-    return Convention(
-        arguments=("y_true", "y_pred"),
-        p_argument="y_true",
-        input_space=("prob", "prob"),
-        reduction=reduction,
-        class_axis=-1,
-        batch_divisor="rows",
-        clip_epsilon=KERAS_EPSILON,
-    )
+    """Keras on TensorFlow: Keras 3's convention (`_keras.py` declares it for every backend)."""
+    return keras_convention(reduction, "tensorflow")
 
 
 def _dtype_of(fw, tensor) -> str:
@@ -214,7 +193,7 @@ APIS = [
         name="tf.keras.losses.KLDivergence",
         framework="tensorflow",
         call=_keras3_loss,
-        convention=lambda o: _keras_convention(_KERAS3_REDUCTION[o["reduction"]]),
+        convention=lambda o: _keras_convention(KERAS3_REDUCTION[o["reduction"]]),
         options=grid(
             reduction=("sum_over_batch_size", "sum", None, "mean", "mean_with_sample_weight"), sample_weight=_WEIGHTS
         ),
