@@ -210,11 +210,24 @@ def _workers(text: str) -> int:
     return max(1, count)
 
 
-# Seconds inferring one framework costs before its calls: importing it (tensorflow and Keras about 7 s,
-# torch and JAX 1-2 s, measured), so that a split does not put two heavy imports on one process.
-_IMPORT_SECONDS = {"tensorflow": 7.0, "keras_jax": 4.0, "keras_torch": 4.0, "paddle": 4.0}
+# Seconds inferring one framework costs before its calls: importing it (or starting Keras' child process),
+# then about 0.4 s per option set (measured on every built-in API: TensorFlow 13 s for 22 option sets,
+# Keras on PyTorch 10 s for 14, PyTorch 6.5 s for 19, JAX 5 s for 7), so that a split is balanced.
+_IMPORT_SECONDS = {"tensorflow": 5.0, "keras_jax": 4.0, "keras_torch": 4.0, "paddle": 4.0}
+_SECONDS_PER_OPTION_SET = 0.4
 _THREADED = ("jax", "keras", "tensorflow", "torch", "paddle", "mlx")  # frameworks that start threads on import
-_SECONDS_PER_OPTION_SET = 0.5  # an inference's own work, measured over every built-in API (about 0.55 s)
+
+
+def _estimate(framework: str, apis: list) -> float:
+    """Seconds inferring these APIs of one framework takes: nothing where it is not installed (a skip)."""
+    from .frameworks import binding
+
+    try:
+        if binding(framework).available():
+            return 0.0
+    except Exception:  # a plug-in's framework name klconf does not bind: its APIs say why when they run
+        return 0.0
+    return _IMPORT_SECONDS.get(framework, 1.5) + _SECONDS_PER_OPTION_SET * sum(len(a.options) for a in apis)
 
 
 def _by_framework(apis: list, workers: int) -> list[list]:
@@ -225,10 +238,7 @@ def _by_framework(apis: list, workers: int) -> list[list]:
         frameworks.setdefault(api.framework, []).append(api)
     if workers <= 1 or len(frameworks) <= 1:
         return [list(apis)]
-    cost = {
-        name: _IMPORT_SECONDS.get(name, 1.5) + _SECONDS_PER_OPTION_SET * sum(len(a.options) for a in members)
-        for name, members in frameworks.items()
-    }
+    cost = {name: _estimate(name, members) for name, members in frameworks.items()}
     parts: list[list] = [[] for _ in range(max(1, min(workers, len(frameworks))))]
     loads = [0.0] * len(parts)
     for name in sorted(frameworks, key=lambda n: (-cost[n], n)):
