@@ -80,7 +80,12 @@ class Manifest:
             return record
         # porting entries that list cases explain the cases they list; any other entry stands alone
         differing = {d["case"] for d in record.extra.get("differs_on", [])} if claimed[0].cases else set()
-        explaining = [e for e in claimed if differing & set(e.cases)] or claimed
+        explaining = [e for e in claimed if differing & set(e.cases)]
+        if not explaining and record.verdict in ("timeout", "crash"):
+            # a process that ended (or a call that hung) leaves no per-case detail: the entries that
+            # expect that outcome explain it, and the others do not count against it
+            explaining = [e for e in claimed if record.verdict in e.kind or record.kind in e.kind]
+        explaining = explaining or claimed
         unexplained = sorted(differing - {c for e in claimed for c in e.cases})
         label = "+".join(e.id for e in explaining)
         kinds = tuple(dict.fromkeys(k for e in explaining for k in e.kind))

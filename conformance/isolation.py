@@ -13,7 +13,7 @@ probes, porting sources): whatever the call does, control comes back to klconf.
                       whenever the call returns to the interpreter, e.g. a sleep or a Python loop);
                 hard  a watchdog thread notes the check in `<results>.hung` and ends the process
                       after `timeout + grace` seconds (a hang inside C code that never returns to
-                      Python). Under pytest-xdist the controller sees the worker die, reads the note
+                      Python; `grace_for`). Under pytest-xdist the controller sees the worker die, reads the note
                       and records `timeout` rather than `crash`, and xdist starts a fresh worker.
 `checked(record)` wraps a whole check of any kind: it times it, runs klconf's own arithmetic
 under an explicit NumPy error state, and turns whatever escapes into the record (`fail_record`,
@@ -137,6 +137,13 @@ def _from_user(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- around one API call
 
 
+def grace_for(timeout: float) -> float:
+    """How long the watchdog waits after the soft limit: a call that returns to Python meets the soft
+    alarm at once, so one still running seconds later is inside C code. A killed process costs a fresh
+    worker (its frameworks imported again); waiting as long as the limit again only idles the worker."""
+    return min(max(5.0, timeout), 10.0)
+
+
 class ApiCall:
     """`with ApiCall(): out = api.call(...)`: see the module's docstring. `changes` lists what the call
     left changed (restored since), also noted on the check in progress."""
@@ -172,7 +179,7 @@ class ApiCall:
                 signal.setitimer(signal.ITIMER_REAL, timeout)
                 _current["timeout"] = timeout
             if _settings["hard"]:
-                _arm(time.monotonic() + timeout + max(5.0, timeout), timeout)
+                _arm(time.monotonic() + timeout + grace_for(timeout), timeout)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> Literal[False]:

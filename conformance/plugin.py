@@ -17,6 +17,7 @@ import pytest
 from . import cases as cases_mod
 from . import coverage, device_skips, expectations, frameworks, isolation, kinds, sharding
 from .dtypes import DTYPES
+from .outcomes import FAILING
 from .results import Record, Writer, jsonable, run_header
 from .runner import framework_info
 
@@ -272,6 +273,8 @@ class ResultsFile:
         self._by_node: dict[str, dict] = {}  # kind -> pytest id -> planned check
         self.planned: list[str] | None = None  # node ids of the klconf checks collected
         self.recorded: set[str] = set()
+        self.failed_items: set[str] = set()  # node ids pytest reported failed, in any phase
+        self.lost_as_expected: set[str] = set()  # ...of them, a died process an expectation entry explains
 
     # ------------------------------------------------------------------ the plan
 
@@ -286,10 +289,15 @@ class ResultsFile:
     # ------------------------------------------------------------------ records
 
     def pytest_runtest_logreport(self, report):
+        if report.failed:
+            self.failed_items.add(report.nodeid)
         if report.nodeid in self.recorded:
             return
         if report.when == "???" and report.failed:  # pytest-xdist: the worker running this check died
-            self._write(report.nodeid, self._lost(report))
+            lost = self._lost(report)
+            if lost["verdict"] not in FAILING:  # a known hang or crash, matched by its expectation entry
+                self.lost_as_expected.add(report.nodeid)
+            self._write(report.nodeid, lost)
             return
         if report.when == "call":  # user_properties ride on every phase's report
             for key, value in report.user_properties:
@@ -395,6 +403,10 @@ class ResultsFile:
 
     def pytest_sessionfinish(self, session, exitstatus):
         self._plan_every_collected_kind()
+        if int(exitstatus) == int(pytest.ExitCode.TESTS_FAILED) and self.failed_items <= self.lost_as_expected:
+            # pytest counts a died worker as a failure; its record says it was expected (xfail), and the
+            # run's status follows the records, as for every other check
+            session.exitstatus = exitstatus = pytest.ExitCode.OK
         missing = self.not_run()
         interrupted = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or isolation.user_interrupted()
         self.writer.write(

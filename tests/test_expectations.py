@@ -158,6 +158,20 @@ def test_porting_difference_on_an_unlisted_case_is_new(tmp_path, corpus):
     assert "do not list broadcast-4-vs-1 (new)" in rec.message
 
 
+def test_a_hang_is_explained_by_the_entry_that_expects_it_alone(tmp_path, corpus):
+    body = PORTING.replace(
+        "kind: porting\n    reason: the source returns", "kind: [porting, timeout]\n    reason: the source returns"
+    )
+    m = manifest(tmp_path, corpus, body)
+    hung = porting_record("timeout")
+    hung.kind, hung.extra = "timeout", {}  # a process ended at its time limit: no per-case detail
+    rec = m.apply(hung)
+    assert rec.verdict == "xfail" and rec.extra["expectation"]["id"] == "fake-port-empty", rec.message
+    # with no entry expecting a timeout, the hang is new
+    rec = manifest(tmp_path, corpus, PORTING).apply(porting_record("timeout"))
+    assert rec.verdict == "timeout" and rec.extra["expectation"]["outcome"] == "changed_kind"
+
+
 def test_porting_entries_that_now_pass_are_stale(tmp_path, corpus):
     rec = manifest(tmp_path, corpus, PORTING).apply(porting_record("pass"))
     assert rec.verdict == "pass" and rec.extra["expectation"]["outcome"] == "stale"

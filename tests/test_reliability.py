@@ -77,6 +77,39 @@ def test_every_fault_kind_gets_its_own_verdict_and_the_run_completes(tmp_path):
     assert "ended after the 2 s time limit" in other[("convention", "faulty.hangs_hard")].message
 
 
+KNOWN_HARD_HANG = """\
+expectations:
+  - id: faulty-hangs-outside-python
+    status: bug
+    kind: timeout
+    reason: the fake spins outside Python on purpose
+    checks:
+      check: convention
+      api: faulty.hangs_hard
+"""
+
+
+def test_a_died_worker_that_its_expectation_explains_leaves_the_run_green(tmp_path):
+    manifests = tmp_path / "expectations"
+    manifests.mkdir()
+    (manifests / "faulty.yaml").write_text(KNOWN_HARD_HANG)
+    common = ["run", "--api", "tests.faulty:ALL", "--only-api", "--no-report", "--timeout", "2", "-n", "2"]
+    selection = ["-k", "conventions-faulty.hangs_hard or conventions-fake.exact", "--device", "cpu"]
+    proc = klconf(*common, *selection, "--expectations", str(manifests), "--out", str(tmp_path / "known"))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    run = results.read(tmp_path / "known" / "results.jsonl")
+    verdicts = {r.api: (r.verdict, r.extra.get("failed_as")) for r in run.records}
+    assert verdicts == {"faulty.hangs_hard": ("xfail", "timeout"), "fake.exact": ("pass", None)}, verdicts
+    assert run.end["exitstatus"] == 0 and run.end["complete"]
+    # the same hang unexplained fails the run
+    proc = klconf(*common, *selection, "--expectations", "none", "--out", str(tmp_path / "raw"))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    raw = results.read(tmp_path / "raw" / "results.jsonl")
+    assert {r.api: r.verdict for r in raw.records}["faulty.hangs_hard"] == "timeout"
+
+
 def test_interrupted_run_keeps_its_results(tmp_path):
     path = tmp_path / "results.jsonl"
     proc = klconf(

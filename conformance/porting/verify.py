@@ -55,7 +55,7 @@ ONE_FIELD_AWAY = (
 # An equivalent's call on one corpus case takes milliseconds (its first compile a few seconds): a call
 # still running after this long hangs, and the run's longer limit (sized for the largest API calls) would
 # keep a worker idle for minutes (MLX's empty-batch hang in cases/expectations/keras_jax.yaml).
-EQUIVALENT_SECONDS = 30.0
+EQUIVALENT_SECONDS = 20.0
 BOTH_ROUND = 2.0  # the source and the equivalent each round: their difference may reach twice a tolerance
 
 
