@@ -80,7 +80,7 @@ def main() -> int:
     parser.add_argument("--workers", default="0", help="klconf run -n (default 0: one process, like the floor)")
     parser.add_argument("--warm", action="store_true", help="fill the oracle's cache first (default: cold)")
     args = parser.parse_args()
-    names = args.framework or [n for n in ("torch", "jax", "tensorflow", "scipy") if _installed(n)]
+    names = args.framework or _installed_frameworks()
     dtypes = args.dtype or ["float16", "bfloat16", "float32", "float64"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,10 +157,11 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _installed(name: str) -> bool:
-    import importlib.util
+def _installed_frameworks() -> list[str]:
+    """Every framework of klconf's registry that is installed here (checked without importing it)."""
+    from conformance import frameworks
 
-    return importlib.util.find_spec(name) is not None
+    return [name for name in frameworks.FRAMEWORKS if frameworks.binding(name).available() is None]
 
 
 if __name__ == "__main__":
