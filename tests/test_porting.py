@@ -256,6 +256,42 @@ def test_snippets_differing_only_in_docstrings_and_comments_share_one_executed_f
     assert (first(None, None), third(None, None)) == (1.0, 2.0)
 
 
+def test_one_source_call_serves_every_target_and_its_inputs_are_read_only(cases, monkeypatch):
+    """A source is ported to every other framework: its calls, the tolerance's sizes and the case's
+    probabilities are computed once, not once per target; the arrays every target shares are read-only,
+    so an equivalent that writes into its input differs there instead of changing what the next target gets."""
+    from conformance.porting import verify as verify_mod
+
+    calls = {"sizes": 0, "probabilities": 0}
+
+    def counting(name):
+        real = getattr(verify_mod, name)
+
+        def counted(*args):
+            calls[name] += 1
+            return real(*args)
+
+        return counted
+
+    for name in calls:
+        monkeypatch.setattr(verify_mod, name, counting(name))
+    source = _fake("shared-source")
+    right = compose_mod.compose(recipe_for(source, {}), "scipy")
+    first = verify(right, cases)
+    after_first = dict(calls)
+    writes = dataclasses.replace(right, code=right.code.replace("p, q = np.asarray(p), np.asarray(q)", "p[...] = 0"))
+    assert writes.code != right.code
+    second = verify(writes, cases)
+    assert calls["sizes"] == after_first["sizes"] > 0  # the sizes of the first target's comparisons serve the second
+    assert {d["case"] for d in second.differs()} == set(first.verified())
+    assert all("read-only" in d["reason"] for d in second.differs()), second.differs()
+    assert verify(right, cases).verified() == first.verified()  # the shared inputs are as they were
+
+    calls["probabilities"] = 0
+    verify(compose_mod.compose(recipe_for(_fake("another-source"), {}), "scipy"), cases)
+    assert calls["probabilities"] == 0  # a case's probabilities are the same for every source
+
+
 @pytest.mark.parametrize(
     "body,reason",
     [

@@ -141,12 +141,64 @@ class Fed:
     args: tuple[np.ndarray, np.ndarray]  # the source's arguments, call order, its spaces and layout
     weights: np.ndarray | None
     observation: Observation
+    _derived: dict = field(default_factory=dict, repr=False)  # (what, convention) -> computed once
+
+    def _once(self, what: str, c: Candidate, make):
+        """What `make()` computes from this source call under convention `c`, computed once: every target
+        the source is ported to is compared against the same values (keyed by `c` too, so a caller that
+        judges this call under another convention gets its own)."""
+        key = (what, c)
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
+
+    def basis(self, c: Candidate) -> oracle.Expectation:
+        """The source's output as the expected value, sized for the tolerance under the source's convention."""
+        assert self.observation.value is not None, "a port is compared only where the source returned a value"
+        source = self.observation.value
+        return self._once(
+            "basis",
+            c,
+            lambda: _basis(sizes(c, _broadcast(self.args), self.weights), _class_last(c, self.args[0].ndim, source)),
+        )
+
+    def predicted(self, c: Candidate) -> oracle.Expectation | None:
+        """The exact value under the convention `c` (None where it cannot be evaluated here), for the reasons
+        a target differs."""
+
+        def make():
+            made = c.predict(_broadcast(self.args), self.weights)
+            return made[0] if made is not None else None
+
+        return self._once("predicted", c, make)
+
+    def one_field_away(self, c: Candidate, weights_fed: bool) -> list[tuple[str, oracle.Expectation]]:
+        """(label, exact value) under each convention one field away from `c`, in the layout judged: what
+        every target that differs here is tried against."""
+
+        def make():
+            args, found = _broadcast(self.args), []
+            for label, variant in variants(c, weights_fed):
+                made = variant.predict(args, self.weights)
+                if made is None:
+                    continue
+                expectation, moved = made
+                if moved is not None and variant.axis(args[0].ndim) != c.axis(args[0].ndim):
+                    continue  # an elementwise output in another layout than the one judged
+                found.append((label, expectation))
+            return found
+
+        return self._once(f"one_field_away:{weights_fed}", c, make)
 
 
 # One source call per case and dtype serves every target. A source's ports run one after another (they
 # share a group, conformance/kinds.py), so only the latest few sources are kept: a run's memory stays flat.
 _SOURCE: OrderedDict[tuple, dict[tuple, Fed]] = OrderedDict()
 SOURCES_KEPT = 2
+# A case's probabilities in one dtype are the same for every source; rounding the largest cases to float16
+# takes tens of milliseconds, so they are made once per process (the corpus's cases, a few tens of MB).
+_PROBABILITIES: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+PROBABILITIES_KEPT = 256
 
 
 def _verify_one(eq: Equivalent, function, case: Case, dtype: str, device: str) -> Outcome:
@@ -179,17 +231,13 @@ def compare(eq: Equivalent, case: Case, fed: Fed, value: np.ndarray, dtype: str,
     factor = api.tolerance.factor if api.tolerance else 1.0
     c = eq.recipe.candidate
     obs = fed.observation
-    assert obs.value is not None, "a port is compared only where the source returned a value"
-    args = _broadcast(fed.args)
-    source, ours = _class_last(c, args[0].ndim, obs.value), _class_last(c, args[0].ndim, np.asarray(value, np.float64))
+    basis = fed.basis(c)
+    source, ours = basis.value, _class_last(c, fed.args[0].ndim, np.asarray(value, np.float64))
     judged = judged_dtype(dtype, obs.dtype)
-    verdict = judge.judge(
-        _basis(sizes(c, args, fed.weights), source), ours, judged, device, BOTH_ROUND * factor, obs.dtype
-    )
+    verdict = judge.judge(basis, ours, judged, device, BOTH_ROUND * factor, obs.dtype)
     if verdict.verdict == "pass":
         return Outcome(case.id, dtype, "verified", headroom=verdict.headroom)
-    made = c.predict(args, fed.weights)  # the exact value under the source's convention, for the reasons
-    predicted = made[0] if made is not None else None
+    predicted = fed.predicted(c)
     if predicted is not None and set(c.spaces) != {"prob"}:
         widened = _with_conversion(c, fed, predicted, _basis(predicted, source), judged, device, BOTH_ROUND * factor)
         if widened is not None:
@@ -213,7 +261,7 @@ def source_call(recipe: Recipe, case: Case, dtype: str, device: str = "cpu") -> 
     hit = fed.get(key)
     if hit is None:
         c = recipe.candidate
-        p, q = probabilities(case.p, dtype), probabilities(case.q, dtype)
+        p, q = case_probabilities(case, dtype)
         sides = {c.p_index: p, 1 - c.p_index: q}
         args = (_in_space(sides[0], c.spaces[0], dtype), _in_space(sides[1], c.spaces[1], dtype))
         axis = c.axis(p.ndim)
@@ -238,6 +286,19 @@ def _box(recipe: Recipe, device: str) -> BlackBox:
     if key not in _BOXES:
         _BOXES[key] = BlackBox(api, recipe.options, device)
     return _BOXES[key]
+
+
+def case_probabilities(case: Case, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """P and Q of `case` as probabilities in `dtype` (read-only: one copy serves every source and target)."""
+    key = (case.id, case.hash, dtype)
+    hit = _PROBABILITIES.get(key)
+    if hit is None:
+        hit = _PROBABILITIES[key] = (probabilities(case.p, dtype), probabilities(case.q, dtype))
+        for x in hit:
+            x.flags.writeable = False
+        while len(_PROBABILITIES) > PROBABILITIES_KEPT:
+            _PROBABILITIES.popitem(last=False)
+    return hit
 
 
 def probabilities(dist, dtype: str) -> np.ndarray:
@@ -365,17 +426,11 @@ def _fits(expectation: oracle.Expectation, value: np.ndarray, dtype: str, device
 def _explained(c: Candidate, fed: Fed, value: np.ndarray, dtype, device, factor, weights_fed: bool) -> str:
     if fed.args[0].size > DIAGNOSE_LIMIT:
         return " (not diagnosed further: the input is too large to re-evaluate other conventions)"
-    args = _broadcast(fed.args)
-    labels = []
-    for label, variant in variants(c, weights_fed):
-        made = variant.predict(args, fed.weights)
-        if made is None:
-            continue
-        expectation, moved = made
-        if moved is not None and variant.axis(args[0].ndim) != c.axis(args[0].ndim):
-            continue  # an elementwise output in another layout than the one judged
-        if np.shape(expectation.value) == value.shape and _fits(expectation, value, dtype, device, factor):
-            labels.append(label)
+    labels = [
+        label
+        for label, expectation in fed.one_field_away(c, weights_fed)
+        if np.shape(expectation.value) == value.shape and _fits(expectation, value, dtype, device, factor)
+    ]
     flush = _flushes(c, fed, value, dtype, device, factor)
     if flush:
         labels.append(flush)
