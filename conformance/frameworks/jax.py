@@ -79,9 +79,10 @@ def _devices(fw) -> list[str]:
 
 
 def _to_native(fw, values: np.ndarray, dtype: str, device: str):
+    """The carrier cast to `dtype` in NumPy (ml_dtypes' types are JAX's), then put on the device: no JAX
+    program runs, where jnp.asarray and astype would compile one per shape and dtype (from JAX 0.10)."""
     target = _device(fw, device)
-    carrier = fw.jnp.asarray(np.ascontiguousarray(values), dtype=values.dtype)
-    return fw.jax.device_put(carrier.astype(getattr(fw.jnp, dtype)), target)
+    return fw.jax.device_put(np.ascontiguousarray(values).astype(getattr(fw.jnp, dtype)), target)
 
 
 def _to_numpy(fw, out):
@@ -186,7 +187,7 @@ def _gradient(fw, fn, args, index):
 
 def _snippet_native(values: str, dtype: str, device: str) -> str:
     platform = {"cpu": "cpu", "cuda": "gpu"}[device]
-    return f"jax.device_put(jnp.asarray({values}).astype(jnp.{dtype}), jax.devices({platform!r})[0])"
+    return f"jax.device_put(np.asarray({values}).astype(jnp.{dtype}), jax.devices({platform!r})[0])"
 
 
 def _snippet_prelude(dtype: str, device: str) -> str:
@@ -316,7 +317,9 @@ APIS = [
 VOCABULARY = Vocabulary(
     framework="jax",
     imports=("import jax", "import jax.numpy as jnp", "import jax.scipy.special"),
-    native="jnp.asarray({x})",
+    # device_put, not jnp.asarray: from JAX 0.10 jnp.asarray compiles a program per shape and dtype to
+    # stage a NumPy array, which would double the compiles of a run over the corpus (and of a user's loop)
+    native="jax.device_put({x})",
     to_numpy="np.asarray({x})",
     scope="with jax.enable_x64(dtype == np.float64):  # JAX computes in float64 only with x64",
     log="jnp.log({x})",
