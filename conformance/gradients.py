@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,10 +112,7 @@ def _run(check: GradientCheck, record: Record) -> None:
     with context, warnings.catch_warnings(record=True) as caught:  # an API's exception or hang: isolation.checked
         warnings.simplefilter("always")
         native, native_w = to_native(b, fw, check, fed, axis, weights)
-
-        def fn(x, y):
-            return api.call(fw, x, y, check.options, native_w)
-
+        fn = _differentiated(check, fw, native_w)
         observed, read = call_api(
             b,
             fw,
@@ -148,6 +146,31 @@ def _run(check: GradientCheck, record: Record) -> None:
     record.expected = summarize(exp.value, verdict.worst_index)
     record.observed = summarize(observed, verdict.worst_index)
     record.extra["gradient_class"] = {name: int(n) for name, n in _classes(observed).items() if n}
+
+
+# The function a gradient differentiates, one per API call, options, dtype, device and weights' shape (the
+# weights are a function of the shape, `weights_for`). A framework that compiles what it differentiates
+# (JAX: jax.jit of jax.grad, cached by function) then compiles once per input shape and reuses it for every
+# case of that shape, where a function made afresh for each check would be traced and compiled again.
+_FUNCTIONS: OrderedDict[tuple, Callable] = OrderedDict()
+FUNCTIONS_KEPT = 256
+
+
+def _differentiated(check: GradientCheck, fw, native_w) -> Callable:
+    api = check.api
+    weights_shape = None if native_w is None else tuple(np.shape(weights_for(check.case.shape)))
+    key = (api.name, id(api.call), id(fw), check.options_items, check.dtype, check.device, weights_shape)
+    fn = _FUNCTIONS.get(key)
+    if fn is None:
+        options = check.options
+
+        def fn(x, y):
+            return api.call(fw, x, y, options, native_w)
+
+        _FUNCTIONS[key] = fn
+        while len(_FUNCTIONS) > FUNCTIONS_KEPT:
+            _FUNCTIONS.popitem(last=False)
+    return fn
 
 
 def _sum_to(grad: oracle.Gradient, shape: tuple) -> oracle.Gradient:

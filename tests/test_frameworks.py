@@ -132,6 +132,30 @@ def test_gradients_run_on_every_framework_with_autodiff(corpus):
     assert failing == []
 
 
+def test_a_jax_gradient_is_compiled_once_per_shape_for_every_case_of_that_shape(corpus):
+    """jax.jit of jax.grad compiles per input shape; klconf differentiates one function per API call and
+    options, so a case of a shape already seen reuses its compile (the API is traced, so called from Python,
+    only for a new shape)."""
+    import dataclasses
+
+    _importable("jax")
+    base = next(a for a in frameworks.builtin_apis(["jax"]) if a.differentiable and not a.missing())
+    traced = []
+
+    def call(fw, p, q, options, weights):
+        traced.append(np.shape(p))
+        return base.call(fw, p, q, options, weights)
+
+    counting = dataclasses.replace(base, name=f"{base.name}.counted", call=call)
+    options = tuple(base.options[0].items())
+    seen = []
+    for case in ("canonical-2x3", "zeros-in-p", "dirichlet-8x5", "zero-both"):
+        check = gradients.GradientCheck(corpus[case], counting, options, "cpu", "float32", base.differentiable[0])
+        assert gradients.run_gradient_check(check).verdict in ("pass", "fail")  # a value came back
+        seen.append(len(traced))
+    assert seen == [1, 1, 2, 2], seen
+
+
 def test_paddle_batchmean_divides_by_the_first_dimension_like_torch(corpus, manifest):
     rec = check(
         corpus,

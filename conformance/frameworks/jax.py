@@ -179,10 +179,19 @@ def _gradient(fw, fn, args, index):
     def total(*inputs):
         return fn(*inputs).sum()
 
+    key = (fn, index)  # klconf passes one function per API call and options (gradients._differentiated),
+    jitted = _JITTED.get(key)  # so the compiled gradient of one input shape serves every case of it
+    if jitted is None:
+        jitted = _JITTED[key] = fw.jax.jit(fw.jax.grad(total, argnums=index))
+        while len(_JITTED) > 256:
+            _JITTED.pop(next(iter(_JITTED)))
     try:
-        return fw.jax.jit(fw.jax.grad(total, argnums=index))(*args)
+        return jitted(*args)
     except Exception:
         return fw.jax.grad(total, argnums=index)(*args)
+
+
+_JITTED: dict = {}  # (function, argument index) -> its jitted gradient
 
 
 def _snippet_native(values: str, dtype: str, device: str) -> str:
