@@ -52,10 +52,11 @@ ONE_FIELD_AWAY = (
     "batch_divisor",
     "clip_epsilon",
 )
-# An equivalent's call on one corpus case takes milliseconds (its first compile a few seconds): a call
-# still running after this long hangs, and the run's longer limit (sized for the largest API calls) would
-# keep a worker idle for minutes (MLX's empty-batch hang in cases/expectations/keras_jax.yaml).
-EQUIVALENT_SECONDS = 20.0
+# An equivalent's call on one corpus case takes milliseconds (its first compile well under a second, about 0.1 s
+# for JAX): a call still running after this long hangs, and the run's longer limit (sized for the largest API
+# calls) would keep a worker idle for minutes. A hang outside Python (MLX's empty-batch spin,
+# cases/expectations/mlx.yaml) costs the worker this limit plus the watchdog's grace, then a restart.
+EQUIVALENT_SECONDS = 10.0
 BOTH_ROUND = 2.0  # the source and the equivalent each round: their difference may reach twice a tolerance
 
 
