@@ -151,8 +151,10 @@ def _run(check: GradientCheck, record: Record) -> None:
 # The function a gradient differentiates, one per API call, options, dtype, device and weights' shape (the
 # weights are a function of the shape, `weights_for`). A framework that compiles what it differentiates
 # (JAX: jax.jit of jax.grad, cached by function) then compiles once per input shape and reuses it for every
-# case of that shape, where a function made afresh for each check would be traced and compiled again.
-_FUNCTIONS: OrderedDict[tuple, Callable] = OrderedDict()
+# case of that shape, where a function made afresh for each check would be traced and compiled again. The
+# function reads this check's own weights when it runs (a compiled trace holds the equal values of the check
+# that traced it), so an API that writes into its weights cannot change what a later check is fed.
+_FUNCTIONS: OrderedDict[tuple, tuple[Callable, dict]] = OrderedDict()
 FUNCTIONS_KEPT = 256
 
 
@@ -160,16 +162,18 @@ def _differentiated(check: GradientCheck, fw, native_w) -> Callable:
     api = check.api
     weights_shape = None if native_w is None else tuple(np.shape(weights_for(check.case.shape)))
     key = (api.name, id(api.call), id(fw), check.options_items, check.dtype, check.device, weights_shape)
-    fn = _FUNCTIONS.get(key)
-    if fn is None:
+    if key not in _FUNCTIONS:
         options = check.options
+        fed: dict = {}  # this check's weights, set below at every use
 
         def fn(x, y):
-            return api.call(fw, x, y, options, native_w)
+            return api.call(fw, x, y, options, fed["weights"])
 
-        _FUNCTIONS[key] = fn
+        _FUNCTIONS[key] = (fn, fed)
         while len(_FUNCTIONS) > FUNCTIONS_KEPT:
             _FUNCTIONS.popitem(last=False)
+    fn, fed = _FUNCTIONS[key]
+    fed["weights"] = native_w
     return fn
 
 

@@ -156,6 +156,40 @@ def test_a_jax_gradient_is_compiled_once_per_shape_for_every_case_of_that_shape(
     assert seen == [1, 1, 2, 2], seen
 
 
+def _zeroes_its_weights(fw, p, q, options, w):
+    """Per-row KL times the weights, then the weights it was given zeroed in place (a misbehaving API)."""
+    rows = (fw.torch.xlogy(p, p) - fw.torch.xlogy(p, q)).sum(-1) * w.clone()
+    w.mul_(0)
+    return rows
+
+
+def test_an_api_that_writes_into_its_weights_cannot_change_a_later_checks_weights(corpus):
+    """The checks of one shape share the function they differentiate, not the weights they feed: an API
+    that zeroes the weights it was given leaves the next check's weights as they should be."""
+    from conformance.conventions import Convention
+
+    _importable("torch")
+    api = frameworks.Api(
+        name="fake.torch.zeroes_its_weights",
+        framework="torch",
+        call=_zeroes_its_weights,
+        convention=lambda o: Convention(
+            arguments=("p", "q"), p_argument="p", input_space=("prob", "prob"), reduction="per_row"
+        ),
+        options=({"sample_weight": "per_row"},),
+        dtypes=("float64",),
+        devices=("cpu",),
+        differentiable=("q",),
+    )
+    options = tuple(api.options[0].items())
+    first, later = (
+        gradients.run_gradient_check(gradients.GradientCheck(corpus[case], api, options, "cpu", "float64", "q"))
+        for case in ("canonical-2x3", "canonical-2x3")
+    )
+    assert first.verdict == "pass", first.message
+    assert later.verdict == "pass" and later.observed == first.observed, later.message
+
+
 def test_paddle_batchmean_divides_by_the_first_dimension_like_torch(corpus, manifest):
     rec = check(
         corpus,
