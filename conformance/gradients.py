@@ -112,7 +112,7 @@ def _run(check: GradientCheck, record: Record) -> None:
     with context, warnings.catch_warnings(record=True) as caught:  # an API's exception or hang: isolation.checked
         warnings.simplefilter("always")
         native, native_w = to_native(b, fw, check, fed, axis, weights)
-        fn = _differentiated(check, fw, native_w)
+        fn = _differentiated(check, fw, weights, native_w)
         observed, read = call_api(
             b,
             fw,
@@ -158,9 +158,9 @@ _FUNCTIONS: OrderedDict[tuple, tuple[Callable, dict]] = OrderedDict()
 FUNCTIONS_KEPT = 256
 
 
-def _differentiated(check: GradientCheck, fw, native_w) -> Callable:
+def _differentiated(check: GradientCheck, fw, weights: np.ndarray | None, native_w) -> Callable:
     api = check.api
-    weights_shape = None if native_w is None else tuple(np.shape(weights_for(check.case.shape)))
+    weights_shape = None if weights is None else weights.shape
     key = (api.name, id(api.call), id(fw), check.options_items, check.dtype, check.device, weights_shape)
     if key not in _FUNCTIONS:
         options = check.options

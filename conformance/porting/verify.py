@@ -20,6 +20,7 @@ contract is float64 and float32; bfloat16 has no NumPy type to hand the equivale
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -196,10 +197,6 @@ class Fed:
 # share a group, conformance/kinds.py), so only the latest few sources are kept: a run's memory stays flat.
 _SOURCE: OrderedDict[tuple, dict[tuple, Fed]] = OrderedDict()
 SOURCES_KEPT = 2
-# A case's probabilities in one dtype are the same for every source; rounding the largest cases to float16
-# takes tens of milliseconds, so they are made once per process (the corpus's cases, a few tens of MB).
-_PROBABILITIES: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-PROBABILITIES_KEPT = 256
 
 
 def _verify_one(eq: Equivalent, function, case: Case, dtype: str, device: str) -> Outcome:
@@ -289,17 +286,16 @@ def _box(recipe: Recipe, device: str) -> BlackBox:
     return _BOXES[key]
 
 
+# A case's probabilities in one dtype are the same for every source; rounding the largest cases to float16
+# takes tens of milliseconds, so they are made once per process (as runner.fed_value: the corpus's cases in
+# every dtype fit, a few tens of MB).
+@functools.lru_cache(maxsize=256)
 def case_probabilities(case: Case, dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """P and Q of `case` as probabilities in `dtype` (read-only: one copy serves every source and target)."""
-    key = (case.id, case.hash, dtype)
-    hit = _PROBABILITIES.get(key)
-    if hit is None:
-        hit = _PROBABILITIES[key] = (probabilities(case.p, dtype), probabilities(case.q, dtype))
-        for x in hit:
-            x.flags.writeable = False
-        while len(_PROBABILITIES) > PROBABILITIES_KEPT:
-            _PROBABILITIES.popitem(last=False)
-    return hit
+    p, q = probabilities(case.p, dtype), probabilities(case.q, dtype)
+    p.setflags(write=False)
+    q.setflags(write=False)
+    return p, q
 
 
 def probabilities(dist, dtype: str) -> np.ndarray:
