@@ -5,14 +5,21 @@ reproduce the source call on a representative set of cases; the differences the 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from conformance.cases import load_cases
 from conformance.frameworks import PORTING_TARGETS, Unavailable, builtin_apis
+from conformance.porting.compose import compose
 from conformance.porting.port import port, unavailable
+from conformance.porting.recipe import recipe_for
 from conformance.porting.verify import compare, source_call
-from tests.test_porting import imported_modules, run_snippet
+from tests import fakes_conventions as fc
+from tests.test_porting import ROOT, imported_modules, run_snippet
 
 REPRESENTATIVE_CASES = (
     "canonical-2x3",
@@ -195,3 +202,42 @@ def test_a_jax_equivalent_compiles_its_computation_once_per_shape_and_dtype(repr
     assert native._cache_size() == 2
     expected = np.sum(p * np.log(p / q)) / 2
     assert abs(float(first) - expected) < 1e-12
+
+
+# MLX 0.32 can hang summing an array made from an empty NumPy buffer (cases/expectations/mlx.yaml): a worker then
+# sits out a time limit and is replaced. Both ways klconf makes MLX arrays (the binding, and a port's to_mlx) make
+# empty ones with MLX itself; each process below sums them many times, as a hang showed in about half such runs.
+_EMPTY_SUMS = r"""
+import sys
+import numpy as np
+import mlx.core as mx
+from conformance.frameworks import binding
+namespace = {}
+exec(open(sys.argv[1]).read(), namespace)
+fw = binding("mlx").handle()
+makers = [lambda x, d: binding("mlx").to_native(fw, x, d, "cpu"), lambda x, d: namespace["to_mlx"](x)]
+for make in makers:
+    for dtype in ("float32", "float64"):
+        for shape in ((0,), (0, 1), (0, 4)):
+            x = make(np.zeros(shape, dtype), dtype)
+            assert x.shape == shape and str(x.dtype) == f"mlx.core.{dtype}", (x.shape, x.dtype)
+            for _ in range(100):
+                assert float(np.array(mx.sum(x))) == 0.0
+"""
+
+
+def test_mlx_arrays_made_for_an_empty_batch_can_be_summed(tmp_path):
+    pytest.importorskip("mlx.core")
+    api = fc.make("fake.port.mlx-empty", options=({},), dtypes=("float32", "float64"))
+    code = compose(recipe_for(api, {}), "mlx").code
+    assert "def to_mlx(x):" in code and "to_mlx(p), to_mlx(q)" in code
+    snippet = tmp_path / "snippet.py"
+    snippet.write_text(code)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [subprocess.Popen([sys.executable, "-c", _EMPTY_SUMS, str(snippet)], env=env) for _ in range(3)]
+    try:
+        returns = [run.wait(timeout=120) for run in runs]
+    finally:
+        for run in runs:
+            run.kill()
+    assert returns == [0, 0, 0]

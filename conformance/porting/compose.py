@@ -286,6 +286,8 @@ def _render(recipe: Recipe, voc: Vocabulary, prelude, core, ret, cast, uses_dtyp
         "import numpy as np",
         *voc.imports,
     ]
+    if voc.helpers:
+        lines += ["", "", *voc.helpers]
     if cast:
         lines += ["", f"OUTPUT_DTYPE = {cast!r}  # the source's output dtype where it is not the input's (inferred)"]
     lines += [

@@ -63,6 +63,9 @@ class Vocabulary:
     # every primitive for every new shape (JAX), the verifier's run over the corpus otherwise spends most of
     # its time compiling, and a user's training step would compile the computation as a whole anyway.
     compiled: str = ""
+    # Module-level definitions the snippet needs before `equivalent` (each a line), e.g. a conversion too long
+    # for one expression; `native` may call them
+    helpers: tuple[str, ...] = ()
 
     def fill(self, name: str, **values) -> str:
         return getattr(self, name).format(**values)
