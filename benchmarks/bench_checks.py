@@ -5,7 +5,14 @@ planned check on ready-made inputs, one process -- for a value check the call, f
 framework's gradient of the summed output (through the binding, as klconf does), for a property check one
 call (property checks make one or more: the floor is a lower bound). The suite is `klconf run` over the
 same checks (value, gradient and property; every installed framework; the CPU; an empty oracle cache, so
-the oracle's work is counted), each in a fresh interpreter:
+the oracle's work is counted), each in a fresh interpreter.
+
+Both sides start from the same caches. Cold (the default), each gets its own empty KLCONF_CACHE_DIR: the
+suite's oracle starts empty, and so does JAX's persistent compilation cache (kept in that folder), for the
+suite and for the floor alike, since a framework's first compile of a shape is part of calling it on a
+fresh machine. (Run after the suite on the suite's folder, the floor would find every program the suite
+compiled and be cheaper than any cold run can be.) With --warm, a first suite run fills the folder and
+the measured suite and the floor both read it.
 
     python benchmarks/bench_checks.py [--framework torch ...] [--cases forum-example,...] [--dtype float32 ...]
                                       [--workers N] [--warm]
@@ -112,12 +119,13 @@ def main() -> int:
         suite_s, suite_cpu_s = time.perf_counter() - start, _children_cpu() - cpu_before
         records = [json.loads(line) for line in (Path(tmp) / "results.jsonl").read_text().splitlines()]
         executed = [r for r in records if r["type"] == "check" and r["verdict"] not in ("skip", "unsupported")]
+        floor_env = env if args.warm else {**env, "KLCONF_CACHE_DIR": str(Path(tmp) / "floor-cache")}
         start, cpu_before = time.perf_counter(), _children_cpu()
         floor = json.loads(
             subprocess.run(
                 [sys.executable, "-c", FLOOR, ",".join(names), args.cases, ",".join(dtypes)],
                 cwd=ROOT,
-                env=env,
+                env=floor_env,
                 capture_output=True,
                 text=True,
                 check=True,
@@ -130,7 +138,7 @@ def main() -> int:
         "dtypes": dtypes,
         "cases": args.cases,
         "workers": args.workers,
-        "oracle_cache": "warm" if args.warm else "cold",
+        "caches": "warm" if args.warm else "cold",  # the oracle's and JAX's compilation cache, both sides
         "checks": len(executed),
         "suite_s": round(suite_s, 3),
         "checks_per_s": round(len(executed) / suite_s, 1),
