@@ -1,41 +1,66 @@
-"""The checks a run does not plan on a device this machine cannot have, counted instead of run.
+"""The checks a run does not plan because this machine lacks their device or framework, counted instead of run.
 
-device_presence decides, without importing a framework, that no GPU can be seen here; the plugin then
-plans no check on it and keeps, per framework and device, how many checks it left out and why. The end
-record's `device_skips` and the report show that count once, in place of one skip record per check.
+device_presence decides, without importing a framework, that no GPU can be seen here, and each framework's
+binding, by looking for its modules without importing them, that it is not installed. The plugin then plans
+no check on that device or needing that framework (its own API's, or a port's target) and keeps, per
+framework and device, how many checks it left out and why. The end record's `device_skips` and the report
+show that count once, in place of one skip record per check: a machine without a GPU or without one of the
+frameworks would otherwise write thousands of them, each costing a test item.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import device_presence, kinds
+from . import device_presence, frameworks, kinds
 from .kinds import Kind
 
 
-def without_absent_devices(
-    config, kind: Kind, checks: list, devices: list[str], pytest_id: Callable[[Any], str]
+def without_absent(
+    config, kind: Kind, checks: list, devices: list[str], pytest_id: Callable[[Any], str], names: Iterable[str] = ()
 ) -> list:
-    """The checks on a device this machine cannot have (device_presence) are not run one by one: each would be
-    a skip. They are counted per framework and device for the end record instead. When every selected device
-    is absent (`--klconf-device cuda` on a machine without a GPU) they are planned as usual, so the run still
-    shows one skip per check it was asked for."""
+    """The checks on a device this machine cannot have (device_presence), or needing a selected framework
+    (`names`) that is not installed, are not run one by one: each would be a skip. They are counted per
+    framework and device for the end record instead. When every selected device, or every selected
+    framework, is absent (`--klconf-device cuda` on a machine without a GPU, `--klconf-framework paddle`
+    without PaddlePaddle) that absence is planned as usual, so the run still shows one skip per check it
+    was asked for."""
     absent = device_presence.absent_devices()
-    if not absent or all(d in absent for d in devices):
+    if all(d in absent for d in devices):
+        absent = {}
+    missing = absent_frameworks(names)
+    if not absent and not missing:
         return checks
     skipped = config.__dict__.setdefault("_klconf_device_skips", {})
     selected = _selection_matcher(config, pytest_id)
     kept = []
     for check in checks:
-        if check.device in absent:
-            if not selected(kind, check):
-                continue
-            key = (kinds.framework_of(check), check.device)
-            skipped[key] = skipped.get(key, 0) + 1
-        else:
+        why = _absence(check, absent, missing)
+        if why is None:
             kept.append(check)
+        elif selected(kind, check):
+            entry = skipped.setdefault(why[:2], [0, why[2]])
+            entry[0] += 1
     return kept
+
+
+def absent_frameworks(names: Iterable[str]) -> dict[str, str]:
+    """The selected frameworks that are not installed, each with the reason (checked without importing);
+    none when every selected framework is absent."""
+    known = [n for n in dict.fromkeys(names) if n in frameworks.FRAMEWORKS]
+    missing = {n: reason for n in known if (reason := frameworks.binding(n).available())}
+    return {} if len(missing) == len(known) else missing
+
+
+def _absence(check, absent_devices: dict[str, str], missing: dict[str, str]) -> tuple[str, str, str] | None:
+    """(framework, device, reason) for a check this machine cannot run, None for one it may."""
+    if check.device in absent_devices:
+        return kinds.framework_of(check), check.device, absent_devices[check.device]
+    for name in kinds.frameworks_needed(check):
+        if name in missing:
+            return name, check.device, missing[name]
+    return None
 
 
 def _selection_matcher(config, pytest_id: Callable[[Any], str]) -> Callable[[Kind, Any], bool]:
@@ -67,9 +92,8 @@ def _selection_matcher(config, pytest_id: Callable[[Any], str]) -> Callable[[Kin
 
 
 def summary(config) -> list[dict]:
-    """One entry per framework and absent device: how many checks were not planned there, and why."""
-    absent = device_presence.absent_devices()
+    """One entry per framework and device left out: how many checks were not planned there, and why."""
     return [
-        {"framework": framework, "device": device, "checks": count, "reason": absent.get(device, "")}
-        for (framework, device), count in sorted(config.__dict__.get("_klconf_device_skips", {}).items())
+        {"framework": framework, "device": device, "checks": count, "reason": reason}
+        for (framework, device), (count, reason) in sorted(config.__dict__.get("_klconf_device_skips", {}).items())
     ]

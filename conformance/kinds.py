@@ -260,3 +260,9 @@ def framework_of(check: Any) -> str:
     """The framework a planned check belongs to: its library's for distributions, else its API's."""
     library = getattr(check, "library", None)
     return library.framework if library is not None else check.api.framework
+
+
+def frameworks_needed(check: Any) -> tuple[str, ...]:
+    """Every framework a planned check needs installed: its own, and a port's target framework."""
+    own, target = framework_of(check), getattr(check, "target", None)
+    return (own,) if target is None or target == own else (own, target)

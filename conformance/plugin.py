@@ -173,7 +173,9 @@ def selected_checks(config, fixture: str = "klconf_check") -> list:
             planned = kind.plan(scope(config))
         except cases_mod.CaseFileError as exc:
             raise pytest.UsageError(f"invalid {kind.name} case files:\n{exc}") from None
-        plans[fixture] = device_skips.without_absent_devices(config, kind, planned, _devices(config), _pytest_id)
+        plans[fixture] = device_skips.without_absent(
+            config, kind, planned, _devices(config), _pytest_id, scope(config).frameworks
+        )
     return plans[fixture]
 
 

@@ -1,4 +1,5 @@
-"""Devices no framework can see are decided before planning, and their checks become one entry per framework."""
+"""Devices no framework can see, and frameworks not installed, are decided before planning: their checks become
+one entry per framework and device."""
 
 from __future__ import annotations
 
@@ -96,3 +97,70 @@ def test_asking_only_for_an_absent_device_still_records_each_check(tmp_path, mon
     checks, end = _run(tmp_path, "--device", "cuda")
     assert checks and all(c["device"] == "cuda" and c["verdict"] in ("skip", "unsupported") for c in checks)
     assert end["device_skips"] == []
+
+
+class _Config:
+    """What device_skips reads of pytest's config: -k, -m and a place for its counts."""
+
+    def getoption(self, name, default=None):
+        return ""
+
+
+def _missing(monkeypatch, name: str) -> str:
+    from conformance import frameworks
+
+    reason = f"{name} is not installed <b>here</b>"
+    monkeypatch.setattr(frameworks.binding(name), "available", lambda: reason)
+    return reason
+
+
+def test_a_framework_that_is_not_installed_is_one_entry_standing_for_its_checks(monkeypatch):
+    from conformance import device_skips, frameworks, kinds, runner
+    from conformance.cases import load_cases
+    from conformance.plugin import _pytest_id
+    from conformance.porting.records import plan as plan_ports
+
+    monkeypatch.setattr(device_presence, "absent_devices", lambda root="": {})
+    reason = _missing(monkeypatch, "mlx")
+    cases = [c for c in load_cases() if c.id in ("forum-example", "canonical-2x3")]
+    apis = frameworks.builtin_apis(["scipy", "mlx"])
+    value = kinds.by_name("value")
+    planned = runner.plan(cases, apis, devices=["cpu"], dtypes=["float32", "float64"])
+    on_mlx = [c for c in planned if c.api.framework == "mlx"]
+    assert on_mlx and len(on_mlx) < len(planned)
+
+    config = _Config()
+    kept = device_skips.without_absent(config, value, planned, ["cpu"], _pytest_id, ["scipy", "mlx"])
+    assert kept == [c for c in planned if c.api.framework != "mlx"]
+    ports = plan_ports(apis, ["scipy", "mlx"], cases)
+    to_mlx = [p for p in ports if "mlx" in kinds.frameworks_needed(p)]
+    assert any(p.api.framework == "scipy" for p in to_mlx)  # scipy's calls ported to mlx need mlx too
+    porting = kinds.by_name("porting")
+    kept_ports = device_skips.without_absent(config, porting, ports, ["cpu"], _pytest_id, ["scipy", "mlx"])
+    assert kept_ports == [p for p in ports if p not in to_mlx]
+    assert device_skips.summary(config) == [
+        {"framework": "mlx", "device": "cpu", "checks": len(on_mlx) + len(to_mlx), "reason": reason}
+    ]
+
+    alone = _Config()  # asked only for the missing framework: every check planned, each to be a skip
+    only = [c for c in planned if c.api.framework == "mlx"]
+    assert device_skips.without_absent(alone, value, only, ["cpu"], _pytest_id, ["mlx"]) == only
+    assert device_skips.summary(alone) == []
+
+
+def test_a_run_without_a_framework_says_so_once_and_plans_the_rest(tmp_path, monkeypatch):
+    monkeypatch.setattr(device_presence, "absent_devices", lambda root="": {})
+    reason = _missing(monkeypatch, "mlx")
+    out = tmp_path / "out"
+    argv = ["run", "--framework", "scipy", "--framework", "mlx", "--check", "value", "-k", "forum-example"]
+    argv += ["--dtype", "float64", "-n", "0", "--no-progress", "--expectations", "none", "--out", str(out)]
+    assert cli.main(argv) in (0, 1)
+    events = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    checks, end = [e for e in events if e["type"] == "check"], events[-1]
+    assert checks and {c["framework"] for c in checks} == {"scipy"}
+    skips = {s["device"]: s for s in end["device_skips"]}  # one entry per device mlx declares (cpu, cuda)
+    assert {(s["framework"], s["reason"]) for s in skips.values()} == {("mlx", reason)} and "cpu" in skips
+    assert skips["cpu"]["checks"] > 0 and end["planned"] == len(checks) and end["complete"]
+    page = (out / "index.html").read_text()
+    assert f"{skips['cpu']['checks']} mlx checks on cpu not planned" in page
+    assert "mlx is not installed &lt;b&gt;here&lt;/b&gt;" in page and reason not in page
