@@ -176,9 +176,12 @@ def _add_split_options(parser: argparse.ArgumentParser) -> None:
 
 
 def pytest_arguments(args, results: Path) -> list[str]:
-    # pytest's log capture wraps every phase of every item in handlers on every logger (about 0.3 ms an item, a
-    # tenth of a fast check's cost); a check's output and warnings are caught by its own guard (sandbox.py)
-    argv = selection_arguments(args) + [f"--klconf-results={results}", "-p", "no:logging"]
+    argv = selection_arguments(args) + [f"--klconf-results={results}"]
+    if not any(a.startswith(("--log", "log_")) for a in args.pytest_args):
+        # pytest's log capture wraps every phase of every item in handlers on every logger (about 0.3 ms an
+        # item, a tenth of a fast check's cost); a check's output and warnings are caught by its own guard
+        # (sandbox.py). Kept where the user's own pytest arguments configure it (`-- --log-cli-level=INFO`).
+        argv += ["-p", "no:logging"]
     if str(args.workers) != "0":
         argv += ["-n", str(args.workers), "--dist", "worksteal", "--max-worker-restart=1000"]  # idle workers take work
     if args.timeout is not None:

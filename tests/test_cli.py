@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conformance import cli
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -122,3 +124,11 @@ def test_run_from_the_repository_root_keeps_the_oracle_disk_cache(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert list((tmp_path / ".cache" / "klconf" / "oracle").glob("*.npz"))
+
+
+def test_pytest_log_capture_is_off_unless_the_users_pytest_arguments_configure_it(tmp_path):
+    parse = cli.build_parser().parse_args
+    plain = cli.pytest_arguments(parse(["run"]), tmp_path / "results.jsonl")
+    assert "no:logging" in plain
+    asked = cli.pytest_arguments(parse(["run", "--", "--log-cli-level=INFO"]), tmp_path / "results.jsonl")
+    assert "no:logging" not in asked and asked[-1] == "--log-cli-level=INFO"
