@@ -344,3 +344,40 @@ def test_a_broadcast_input_collects_a_certified_gradient():
     # refinement recomputes the elements in arb; the double-word scaling and sum after it keep ~2^-98
     sharp = summed.expectation().certified_to(np.full((1, 3), 1e-35))
     assert "arb" in sharp.provenance and np.all(sharp.bound <= summed.bound) and misses(sharp, want) == []
+
+
+def test_blockwise_arithmetic_gives_the_whole_arrays_values_and_bounds_bit_for_bit(monkeypatch):
+    """Large operations run in blocks (doubleword.BLOCK) for speed; being elementwise, every element's value
+    and bound must be what one whole-array call gives, specials, subnormals, overflow and broadcasting too."""
+    from conformance.oracle import doubleword as dw
+
+    rng = np.random.default_rng(7)
+    n = 1000
+    specials = [0.0, -0.0, np.inf, -np.inf, SUB64, TINY64, 800.0, -800.0, 1e300, -1e300, 709.9]
+    # (NaN is no input of exp: callers mask it, doubleword's contract; the other operations meet it in y)
+    x_hi = np.where(rng.random(n) < 0.2, rng.choice(specials, n), rng.uniform(-50, 50, n))
+    x = dw.Dw(x_hi, rng.uniform(-1e-20, 1e-20, n) * (np.abs(x_hi) < 100), rng.choice([0.0, 1e-40, 1e-3], n))
+    y_hi = np.where(rng.random(n) < 0.2, rng.choice(specials + [np.nan], n), rng.uniform(1e-300, 2.0, n))
+    y = dw.Dw(y_hi, np.zeros(n), rng.choice([0.0, 1e-35], n))
+    finite_y = dw.Dw(np.where(np.isfinite(y.hi), y.hi, 1.0), y.lo, y.err)  # log's inputs are finite
+    row = dw.Dw(*(a.reshape(1, n)[:, :40] for a in y))  # broadcast against a (25, 40) block
+    grid = dw.Dw(*(a.reshape(25, 40) for a in x))
+    operations = {
+        "exp": lambda: dw.exp(x),
+        "log": lambda: dw.log(finite_y),
+        "log1p": lambda: dw.log1p(dw.Dw(np.abs(finite_y.hi), y.lo, y.err)),
+        "mul": lambda: dw.mul(x, y),
+        "add": lambda: dw.add(x, y),
+        "div": lambda: dw.div(x, y),
+        "broadcast mul": lambda: dw.mul(grid, row),
+    }
+    with np.errstate(all="ignore"):
+        monkeypatch.setattr(dw, "BLOCK", 10**9)
+        whole = {name: run() for name, run in operations.items()}
+        monkeypatch.setattr(dw, "BLOCK", 7)  # blocks that do not divide the size
+        for name, run in operations.items():
+            blocked = run()
+            for part, got, want in zip(("hi", "lo", "err"), blocked, whole[name]):
+                assert got.shape == want.shape, f"{name}: {part}.shape={got.shape}, but should be {want.shape}"
+                assert np.array_equal(got, want, equal_nan=True), f"{name}: {part} differs in blocks"
+                assert np.array_equal(np.signbit(got), np.signbit(want)), f"{name}: {part} zero signs differ"

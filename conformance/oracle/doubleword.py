@@ -22,6 +22,8 @@ cannot be established (an overflow inside a chain, say) gets `err = inf`, which 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -32,6 +34,10 @@ ETA_OP = 2.0**-1066  # absolute error an operation may add through underflow (25
 _TINY = 2.0**-890  # below this a product's or quotient's error terms may underflow (2^-1022 * 2^106, with room)
 _MARGIN = 1.0 + 2.0**-40  # covers the rounding (and a few-ulp libm error) in computing a bound
 _SPLIT = 134217729.0  # 2^27 + 1 (Veltkamp)
+# Elements per block of a large elementwise operation: a chain of NumPy passes over a block's temporaries stays
+# in the CPU's caches. Measured on the project's machine, exp and log of 262,144 elements take about half the
+# time in blocks of 8,192 to 32,768 elements as in one piece (at 1,024 the Python cost per block shows).
+BLOCK = 16384
 
 
 class Dw(NamedTuple):
@@ -99,9 +105,31 @@ def _settle(hi, lo, err) -> Dw:
     return Dw(hi, lo, err * _MARGIN)
 
 
+def _in_blocks(operation: Callable[..., Dw]) -> Callable[..., Dw]:
+    """An elementwise operation on large arrays, run block by block (BLOCK elements, a Python loop over
+    blocks, not elements). Every operation here is elementwise, so each element's value and bound are the
+    ones the whole-array call gives, bit for bit."""
+
+    @functools.wraps(operation)
+    def run(*args: Dw) -> Dw:
+        if all(np.size(arg.hi) <= 2 * BLOCK for arg in args):
+            return operation(*args)
+        shape = np.broadcast_shapes(*(np.shape(part) for arg in args for part in arg))
+        flat = [Dw(*(np.broadcast_to(part, shape).reshape(-1) for part in arg)) for arg in args]
+        size = int(np.prod(shape, dtype=np.int64))
+        pieces = [
+            operation(*(Dw(*(part[start : start + BLOCK] for part in arg)) for arg in flat))
+            for start in range(0, size, BLOCK)
+        ]
+        return Dw(*(np.concatenate(column).reshape(shape) for column in zip(*pieces)))
+
+    return run
+
+
 # --------------------------------------------------------------------------- arithmetic with bounds
 
 
+@_in_blocks
 def add(x: Dw, y: Dw) -> Dw:
     """Joldes-Muller-Popescu Algorithm 6 (AccurateDWPlusDW): relative error <= 3u^2 of the exact sum
     (with gradual underflow too: a sum that lands among the subnormals is exact)."""
@@ -121,6 +149,7 @@ def sub(x: Dw, y: Dw) -> Dw:
     return add(x, neg(y))
 
 
+@_in_blocks
 def mul(x: Dw, y: Dw) -> Dw:
     """DWTimesDW (Algorithms 10-12) without FMA; propagated error |x||dy| + |y||dx| + |dx||dy|."""
     with np.errstate(invalid="ignore", over="ignore"):
@@ -141,6 +170,7 @@ def mul_float(x: Dw, b: np.ndarray) -> Dw:
     return mul(x, exact(np.broadcast_to(b, np.broadcast_shapes(b.shape, x.hi.shape))))
 
 
+@_in_blocks
 def div(x: Dw, y: Dw) -> Dw:
     """DWDivDW1 (Algorithm 17, with DWTimesFP1 inside; relative error <= 15u^2 + 56u^3). The inputs'
     bounds propagate through the quotient's derivative, valid while the divisor's bound stays below
@@ -278,6 +308,7 @@ def _tail(coeffs: list[float], x: np.ndarray, bound: float) -> tuple[np.ndarray,
 # --------------------------------------------------------------------------- exp, log, log1p
 
 
+@_in_blocks
 def exp(x: Dw) -> Dw:
     """e^x: x = k ln2/64 + r, e^x = 2^(k//64) * 2^((k%64)/64) * e^r."""
     with np.errstate(invalid="ignore", over="ignore"):
@@ -341,6 +372,7 @@ def _atanh2(s: Dw) -> Dw:
     return Dw(2 * series.hi, 2 * series.lo, 2 * series.err * _MARGIN)
 
 
+@_in_blocks
 def log(x: Dw) -> Dw:
     """ln x for x > 0: x = 2^e m, m = c (1 + t) with c = 1 + i/128 from a table, ln(m/c) = 2 atanh(s)."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -365,6 +397,7 @@ def log(x: Dw) -> Dw:
         return _settle(result.hi, result.lo, np.where(positive, result.err + propagated, np.inf))
 
 
+@_in_blocks
 def log1p(s: Dw) -> Dw:
     """ln(1 + s) for s >= 0, accurate relative to the result however small s is (a row's other classes'
     mass against its dominant class: -ln(1 + s) is the dominant class's log-probability)."""
