@@ -15,7 +15,7 @@ compiled and be cheaper than any cold run can be.) With --warm, a first suite ru
 the measured suite and the floor both read it.
 
     python benchmarks/bench_checks.py [--framework torch ...] [--cases forum-example,...] [--dtype float32 ...]
-                                      [--workers N] [--warm]
+                                      [--workers N] [--warm] [--keep RESULTS]
 
 Without --cases it covers the whole default corpus. It prints checks per second, the floor, the suite's
 time and their ratio (the target is <= 1.3). A benchmark, not a test.
@@ -51,6 +51,15 @@ t_import = time.perf_counter()
 handles = {n: frameworks.binding(n).handle() for n in names}
 t_import = time.perf_counter() - t_import
 calls, seconds = 0, 0.0
+by_part = {}  # (framework, kind) -> call seconds
+functions = {}  # what a gradient differentiates, made once per key (below)
+
+
+def differentiated(fw, api, options):
+    weights = {}
+    return (lambda x, y: api.call(fw, x, y, options, weights["w"])), weights
+
+
 for kind, check in planned:
     b, fw, api = frameworks.binding(check.api.framework), handles[check.api.framework], check.api
     if check.dtype not in api.dtypes or (check.case.broadcast and not api.broadcasts):
@@ -66,16 +75,26 @@ for kind, check in planned:
         start = time.perf_counter()
         try:
             if kind == "gradient":
-                out = b.gradient(fw, lambda x, y: api.call(fw, x, y, check.options, nw), native,
-                                 conv.arguments.index(check.wrt))
+                # one function per API call, options, dtype and weights' shape, as klconf differentiates
+                # (gradients._differentiated): a framework that compiles it (JAX) compiles once per shape
+                key = (api.name, id(api.call), check.options_items, check.dtype, None if w is None else w.shape)
+                if key not in functions:
+                    functions[key] = differentiated(fw, api, check.options)
+                fn, weights = functions[key]
+                weights["w"] = nw
+                out = b.gradient(fw, fn, native, conv.arguments.index(check.wrt))
             else:
                 out = api.call(fw, native[0], native[1], check.options, nw)
             b.to_numpy(fw, out)
         except Exception:  # an API that refuses the input costs what it took to refuse
             pass
-        seconds += time.perf_counter() - start
+        took = time.perf_counter() - start
+        seconds += took
         calls += 1
-print(json.dumps({"import_s": t_import, "calls": calls, "call_s": seconds, "setup_s": time.perf_counter() - t0}))
+        part = f"{check.api.framework} {kind}"
+        by_part[part] = by_part.get(part, 0.0) + took
+print(json.dumps({"import_s": t_import, "calls": calls, "call_s": seconds, "setup_s": time.perf_counter() - t0,
+                  "by_part": by_part}))
 """
 
 
@@ -86,6 +105,7 @@ def main() -> int:
     parser.add_argument("--dtype", action="append", default=[], help="default: every dtype")
     parser.add_argument("--workers", default="0", help="klconf run -n (default 0: one process, like the floor)")
     parser.add_argument("--warm", action="store_true", help="fill the oracle's cache first (default: cold)")
+    parser.add_argument("--keep", metavar="FILE", help="copy the suite's results.jsonl here")
     args = parser.parse_args()
     names = args.framework or _installed_frameworks()
     dtypes = args.dtype or ["float16", "bfloat16", "float32", "float64"]
@@ -119,6 +139,8 @@ def main() -> int:
         suite_s, suite_cpu_s = time.perf_counter() - start, _children_cpu() - cpu_before
         records = [json.loads(line) for line in (Path(tmp) / "results.jsonl").read_text().splitlines()]
         executed = [r for r in records if r["type"] == "check" and r["verdict"] not in ("skip", "unsupported")]
+        if args.keep:
+            Path(args.keep).write_text((Path(tmp) / "results.jsonl").read_text())
         floor_env = env if args.warm else {**env, "KLCONF_CACHE_DIR": str(Path(tmp) / "floor-cache")}
         start, cpu_before = time.perf_counter(), _children_cpu()
         floor = json.loads(
@@ -153,11 +175,23 @@ def main() -> int:
         "floor_process_cpu_s": round(floor_cpu_s, 3),
         "cpu_ratio_suite_to_floor_process": round(suite_cpu_s / floor_cpu_s, 2) if floor_cpu_s else None,
         "overhead_per_check_ms": round(1000 * (suite_s - floor_s) / max(len(executed), 1), 2),
+        # where each side's time goes: the suite's summed check durations (each includes its oracle work,
+        # judging and recording) against the floor's calls, per framework and kind of check
+        "by_part_suite_check_s_vs_floor_call_s": _by_part(executed, floor["by_part"]),
     }
     print(json.dumps(report, indent=2))
     if suite.returncode not in (0, 1):
         print(suite.stdout[-2000:], file=sys.stderr)
     return 0
+
+
+def _by_part(executed: list[dict], floor_by_part: dict[str, float]) -> dict[str, list[float]]:
+    suite_by_part: dict[str, float] = {}
+    for record in executed:
+        part = f"{record['framework']} {record['check']}"
+        suite_by_part[part] = suite_by_part.get(part, 0.0) + (record.get("duration_s") or 0.0)
+    parts = sorted(set(suite_by_part) | set(floor_by_part), key=lambda p: -suite_by_part.get(p, 0.0))
+    return {p: [round(suite_by_part.get(p, 0.0), 1), round(floor_by_part.get(p, 0.0), 1)] for p in parts}
 
 
 def _children_cpu() -> float:
