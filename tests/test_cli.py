@@ -126,9 +126,14 @@ def test_run_from_the_repository_root_keeps_the_oracle_disk_cache(tmp_path):
     assert list((tmp_path / ".cache" / "klconf" / "oracle").glob("*.npz"))
 
 
-def test_pytest_log_capture_is_off_unless_the_users_pytest_arguments_configure_it(tmp_path):
+def test_pytest_machinery_is_off_unless_the_users_pytest_arguments_configure_it(tmp_path):
     parse = cli.build_parser().parse_args
     plain = cli.pytest_arguments(parse(["run"]), tmp_path / "results.jsonl")
-    assert "no:logging" in plain
+    assert "no:logging" in plain and "no:hypothesispytest" in plain and "--assert=plain" in plain
     asked = cli.pytest_arguments(parse(["run", "--", "--log-cli-level=INFO"]), tmp_path / "results.jsonl")
     assert "no:logging" not in asked and asked[-1] == "--log-cli-level=INFO"
+    for user in (["--hypothesis-show-statistics"], ["--assert=rewrite"]):
+        asked = cli.pytest_arguments(parse(["run", "--", *user]), tmp_path / "results.jsonl")
+        assert asked[-1] == user[0]
+        assert ("no:hypothesispytest" in asked) == ("hypothesis" not in user[0])
+        assert ("--assert=plain" in asked) == ("--assert" not in user[0])
