@@ -1,0 +1,138 @@
+"""The oracle's disk cache: what a later run or another worker reads back is what was computed, and a
+damaged, locked or hostile cache is only a miss."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conformance import oracle
+from conformance.oracle import cache
+from conformance.oracle import derivatives as derivatives_module
+
+SMALL = (np.array([[0.25, 0.75], [0.5, 0.5]]), np.array([[0.5, 0.5], [0.9, 0.1]]))
+LARGE = tuple(np.random.default_rng(7).dirichlet(np.ones(300), size=2) for _ in range(2))  # 600 elements
+
+
+@pytest.fixture
+def disk(tmp_path, monkeypatch):
+    """A cache folder of its own, and an oracle whose memory starts empty."""
+    monkeypatch.setenv("KLCONF_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(oracle, "_RESULTS", cache.Results(oracle.Expectation))
+    monkeypatch.setattr(derivatives_module, "_RESULTS", oracle._RESULTS)
+    monkeypatch.setattr(oracle, "_TERMS", oracle._TermsCache())
+    return tmp_path
+
+
+def _forget(monkeypatch):
+    """A new process's view: empty memory, the same folder; computing again would fail the test."""
+    monkeypatch.setattr(oracle, "_RESULTS", cache.Results(oracle.Expectation))
+    monkeypatch.setattr(derivatives_module, "_RESULTS", oracle._RESULTS)
+    monkeypatch.setattr(oracle, "_TERMS", oracle._TermsCache())
+
+    def computed_again(*args, **kwargs):
+        raise AssertionError("a cached result was computed again")
+
+    monkeypatch.setattr(oracle, "_compute_terms", computed_again)
+    monkeypatch.setattr(oracle.kl, "gradient", computed_again)
+
+
+def _same(a, b) -> None:
+    for name in ("value", "magnitude", "terms", "log_scale", "low", "bound", "provenance"):
+        x, y = getattr(a, name), getattr(b, name)
+        if isinstance(x, str) or isinstance(x, int):
+            assert x == y and type(x) is type(y), name
+        else:
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
+            assert np.shape(x) == np.shape(y), name
+
+
+@pytest.mark.parametrize("inputs", [SMALL, LARGE], ids=["small-row", "large-file"])
+@pytest.mark.parametrize("reduction", ["none", "per_row", "sum"])
+def test_a_later_process_reads_back_exactly_what_was_computed(disk, monkeypatch, inputs, reduction):
+    spec = oracle.Spec(reduction=reduction)
+    value = oracle.expected(*inputs, spec)
+    gradient = oracle.gradient(*inputs, oracle.Spec(reduction=reduction), "q")
+    assert bool(list(disk.glob("*.npz"))) == (inputs is LARGE)  # a small result is a row of the store
+    _forget(monkeypatch)
+    _same(oracle.expected(*inputs, spec), value)
+    again = oracle.gradient(*inputs, oracle.Spec(reduction=reduction), "q")
+    np.testing.assert_array_equal(again.value, gradient.value)
+    np.testing.assert_array_equal(again.bound, gradient.bound)
+
+
+def test_small_results_are_rows_of_one_file_not_files_of_their_own(disk):
+    for shift in range(20):
+        oracle.expected(SMALL[0], np.roll(SMALL[1], shift % 2, axis=-1) * (1 + shift) / (1 + shift), oracle.Spec())
+        oracle.expected(SMALL[0] * 0 + 0.5, SMALL[1] / SMALL[1].sum(-1, keepdims=True), oracle.Spec(reduction="sum"))
+        oracle.expected(np.full((1, 2), 0.5), np.array([[shift + 1.0, 1.0]]) / (shift + 2), oracle.Spec())
+    assert not list(disk.glob("*.npz"))
+    with sqlite3.connect(disk / cache.SMALL_STORE) as con:
+        assert con.execute("SELECT count(*) FROM results").fetchone()[0] >= 20
+
+
+def test_a_damaged_store_is_a_miss_and_the_value_is_computed(disk, monkeypatch):
+    right = oracle.expected(*SMALL, oracle.Spec())
+    monkeypatch.setattr(oracle, "_RESULTS", cache.Results(oracle.Expectation))
+    (disk / cache.SMALL_STORE).write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (disk / (cache.SMALL_STORE + suffix)).unlink(missing_ok=True)
+    _same(oracle.expected(*SMALL, oracle.Spec()), right)
+
+
+def test_a_damaged_row_is_a_miss(disk, monkeypatch):
+    right = oracle.expected(*SMALL, oracle.Spec())
+    with sqlite3.connect(disk / cache.SMALL_STORE) as con:
+        con.execute("UPDATE results SET data = substr(data, 1, length(data) - 5)")
+    monkeypatch.setattr(oracle, "_RESULTS", cache.Results(oracle.Expectation))
+    _same(oracle.expected(*SMALL, oracle.Spec()), right)
+
+
+def test_an_unwritable_folder_only_costs_time(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("KLCONF_CACHE_DIR", str(blocker / "cache"))
+    monkeypatch.setattr(oracle, "_RESULTS", cache.Results(oracle.Expectation))
+    monkeypatch.setattr(oracle, "_TERMS", oracle._TermsCache())
+    value = oracle.expected(*SMALL, oracle.Spec()).value
+    np.testing.assert_allclose(value, [0.1308120, 0.5108256], rtol=1e-6)
+
+
+def test_rows_hold_no_pickle_and_refuse_object_arrays():
+    assert cache.unpack(cache.pack({"x": np.arange(3.0)}))["x"].tolist() == [0.0, 1.0, 2.0]
+    header = json.dumps([["x", "|O", [1]]]).encode()
+    assert cache.unpack(struct.pack("<I", len(header)) + header + b"\0" * 8) is None
+    for damaged in (b"", b"\xff\xff\xff\xff", cache.pack({"x": np.arange(3.0)})[:-1]):
+        assert cache.unpack(damaged) is None
+    store = cache.Results(oracle.Expectation)
+    with_none = oracle.Expectation(np.zeros(2), np.zeros(2), 1, bound=None)
+    store.put("key", with_none, 2)  # kept in memory, never written with pickle
+    assert store.get("key") is with_none
+
+
+def test_workers_writing_at_once_lose_nothing(tmp_path):
+    """pytest-xdist workers share the store: rows written at the same moment are all there afterwards."""
+    script = (
+        "import sys, numpy as np\n"
+        "from conformance.oracle import cache\n"
+        "from pathlib import Path\n"
+        "store = cache._SmallStore()\n"
+        "for i in range(300):\n"
+        "    store.put(Path(sys.argv[1]), f'{sys.argv[2]}-{i}', {'v': np.full(3, float(i))})\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), name], cwd=str(cache.Path(__file__).parents[1]))
+        for name in ("a", "b", "c")
+    ]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    store = cache._SmallStore()
+    for name in ("a", "b", "c"):
+        for i in (0, 150, 299):
+            got = store.get(tmp_path, f"{name}-{i}")
+            assert got is not None and got["v"].tolist() == [float(i)] * 3
