@@ -7,6 +7,11 @@ call (property checks make one or more: the floor is a lower bound). The suite i
 same checks (value, gradient and property; every installed framework; the CPU; an empty oracle cache, so
 the oracle's work is counted), each in a fresh interpreter.
 
+The floor runs twice, once before the suite and once after it, and the ratio is taken against their mean:
+the project's machine drifts by tens of percent over an hour (another tenant's load), and a floor measured
+only on one side of a 13-minute suite carries that drift into the ratio. The report gives both floors and
+their difference, so a ratio taken while the machine drifted says so (`--floor-runs 1`: after only).
+
 Both sides start from the same caches. Cold (the default), each gets its own empty KLCONF_CACHE_DIR: the
 suite's oracle starts empty, and so does JAX's persistent compilation cache (kept in that folder), for the
 suite and for the floor alike, since a framework's first compile of a shape is part of calling it on a
@@ -15,7 +20,7 @@ compiled and be cheaper than any cold run can be.) With --warm, a first suite ru
 the measured suite and the floor both read it.
 
     python benchmarks/bench_checks.py [--framework torch ...] [--cases forum-example,...] [--dtype float32 ...]
-                                      [--workers N] [--warm] [--keep RESULTS]
+                                      [--workers N] [--warm] [--keep RESULTS] [--floor-runs 1|2]
 
 Without --cases it covers the whole default corpus. It prints checks per second, the floor, the suite's
 time and their ratio (the target is <= 1.3). A benchmark, not a test.
@@ -106,6 +111,9 @@ def main() -> int:
     parser.add_argument("--workers", default="0", help="klconf run -n (default 0: one process, like the floor)")
     parser.add_argument("--warm", action="store_true", help="fill the oracle's cache first (default: cold)")
     parser.add_argument("--keep", metavar="FILE", help="copy the suite's results.jsonl here")
+    parser.add_argument(
+        "--floor-runs", type=int, choices=(1, 2), default=2, help="2 (default): before and after the suite; 1: after"
+    )
     args = parser.parse_args()
     names = args.framework or _installed_frameworks()
     dtypes = args.dtype or ["float16", "bfloat16", "float32", "float64"]
@@ -134,6 +142,8 @@ def main() -> int:
             run_args += ["-k", " or ".join(args.cases.split(","))]
         if args.warm:
             subprocess.run(run_args, cwd=ROOT, env=env, capture_output=True)
+        floor_args = (names, args.cases, dtypes, env, tmp, args.warm)
+        floors = [_floor(*floor_args, "before")] if args.floor_runs == 2 else []
         start, cpu_before = time.perf_counter(), _children_cpu()
         suite = subprocess.run(run_args, cwd=ROOT, env=env, capture_output=True, text=True)
         suite_s, suite_cpu_s = time.perf_counter() - start, _children_cpu() - cpu_before
@@ -141,20 +151,15 @@ def main() -> int:
         executed = [r for r in records if r["type"] == "check" and r["verdict"] not in ("skip", "unsupported")]
         if args.keep:
             Path(args.keep).write_text((Path(tmp) / "results.jsonl").read_text())
-        floor_env = env if args.warm else {**env, "KLCONF_CACHE_DIR": str(Path(tmp) / "floor-cache")}
-        start, cpu_before = time.perf_counter(), _children_cpu()
-        floor = json.loads(
-            subprocess.run(
-                [sys.executable, "-c", FLOOR, ",".join(names), args.cases, ",".join(dtypes)],
-                cwd=ROOT,
-                env=floor_env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )
-        floor_process_s, floor_cpu_s = time.perf_counter() - start, _children_cpu() - cpu_before
+        floors.append(_floor(*floor_args, "after"))
+    floor = {key: sum(f[key] for f in floors) / len(floors) for key in ("import_s", "call_s", "process_s", "cpu_s")}
+    floor["calls"] = floors[-1]["calls"]
+    floor["by_part"] = {
+        part: sum(f["by_part"].get(part, 0.0) for f in floors) / len(floors) for part in floors[-1]["by_part"]
+    }
+    floor_process_s, floor_cpu_s = floor["process_s"], floor["cpu_s"]
     floor_s = floor["import_s"] + floor["call_s"]
+    each = [round(f["import_s"] + f["call_s"], 3) for f in floors]
     report = {
         "frameworks": names,
         "dtypes": dtypes,
@@ -167,7 +172,10 @@ def main() -> int:
         "floor_import_s": round(floor["import_s"], 3),
         "floor_calls": floor["calls"],
         "floor_call_s": round(floor["call_s"], 3),
-        "floor_s": round(floor_s, 3),
+        "floor_s": round(floor_s, 3),  # the mean of the floors measured (below)
+        "floor_runs_s": dict(zip(["before", "after"] if len(floors) == 2 else ["after"], each)),
+        # how far the machine drifted while the suite ran: the floor after against the floor before
+        "floor_drift": round(each[-1] / each[0] - 1, 3) if len(each) == 2 else None,
         "ratio_suite_to_floor": round(suite_s / floor_s, 2),
         # on a shared machine wall time waits for other work: CPU seconds (user + system) compare more steadily
         "suite_cpu_s": round(suite_cpu_s, 3),
@@ -183,6 +191,25 @@ def main() -> int:
     if suite.returncode not in (0, 1):
         print(suite.stdout[-2000:], file=sys.stderr)
     return 0
+
+
+def _floor(names: list[str], cases: str, dtypes: list[str], env: dict, tmp: str, warm: bool, label: str) -> dict:
+    """One floor run in a fresh interpreter: its report, with its process's wall and CPU seconds. Cold, each
+    floor run gets an empty cache folder of its own (JAX's compiles are part of a first call)."""
+    floor_env = env if warm else {**env, "KLCONF_CACHE_DIR": str(Path(tmp) / f"floor-cache-{label}")}
+    start, cpu_before = time.perf_counter(), _children_cpu()
+    floor = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", FLOOR, ",".join(names), cases, ",".join(dtypes)],
+            cwd=ROOT,
+            env=floor_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    floor["process_s"], floor["cpu_s"] = time.perf_counter() - start, _children_cpu() - cpu_before
+    return floor
 
 
 def _by_part(executed: list[dict], floor_by_part: dict[str, float]) -> dict[str, list[float]]:
