@@ -1,6 +1,7 @@
 """Convention inference recovers every field of NumPy black boxes with known conventions, and says
 `unknown`, naming the probe, for implementations no candidate describes. No framework needed."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -229,6 +230,22 @@ def test_inference_is_cached_per_process():
     first = infer(api, {})
     assert infer(api, {}) is first
     assert first.seconds > 0 and first.calls > 0
+
+
+def test_an_inference_without_the_dtype_phase_calls_in_no_other_dtype_and_says_so():
+    fed_dtypes: list[str] = []
+    truth = fc.make("fake.dtypes_seen", reduction="none", class_axis=None)
+    api = dataclasses.replace(
+        truth, call=lambda fw, a, b, o, w: fed_dtypes.append(str(a.dtype)) or truth.call(fw, a, b, o, w)
+    )
+    partial = infer(api, {}, dtypes=False)
+    assert set(fed_dtypes) == {"float64"}, "the structure and zeros are probed in float64 alone"
+    assert partial.fields["output_dtype"] == partial.fields["accumulation"] == UNKNOWN
+    assert "not probed" in partial.evidence["output_dtype"]
+    assert (partial.fields["reduction"], partial.fields["zero_p"]) == ("none", "0")
+    full = infer(api, {})
+    assert full is not partial and full.fields["output_dtype"] == {d: d for d in api.dtypes}
+    assert infer(api, {}, dtypes=False) is full, "a full inference serves a partial request"
 
 
 def test_candidates_are_canonical_and_distinct():

@@ -84,11 +84,18 @@ class Comparison:
 _CACHE: dict[tuple, Inference] = {}
 
 
-def infer(api: Api, options: dict, device: str = "cpu") -> Inference:
+def infer(api: Api, options: dict, device: str = "cpu", *, dtypes: bool = True) -> Inference:
     """The inferred conventions of one API call (cached per process). Raises Unavailable when the
-    framework, a module it requires or the device is missing."""
-    key = (api.name, api.framework, id(api.call), repr(sorted(options.items(), key=lambda kv: kv[0])), device)
+    framework, a module it requires or the device is missing.
+
+    With `dtypes=False` the third phase is left out and the dtype fields read `unknown`: what a caller that
+    reads only the structure and zeros needs (porting's choice of a target's own KL function), without a
+    call in every dtype the adapter feeds. A full inference already made serves it."""
+    key = (api.name, api.framework, id(api.call), repr(sorted(options.items(), key=lambda kv: kv[0])), device, True)
     hit = _CACHE.get(key)
+    if hit is None and not dtypes:
+        key = key[:-1] + (False,)
+        hit = _CACHE.get(key)
     if hit is None:
         b = binding(api.framework)
         missing = b.available() or api.missing()
@@ -102,7 +109,7 @@ def infer(api: Api, options: dict, device: str = "cpu") -> Inference:
             )
         started = time.perf_counter()
         box = BlackBox(api, options, device)
-        hit = _infer(api, box)
+        hit = _infer(api, box, dtypes)
         hit.calls, hit.seconds = box.calls, time.perf_counter() - started
         _CACHE[key] = hit
     return hit
@@ -112,7 +119,7 @@ def structural_dtype(api: Api) -> str:
     return "float64" if "float64" in api.dtypes else api.dtypes[-1]
 
 
-def _infer(api: Api, box: BlackBox) -> Inference:
+def _infer(api: Api, box: BlackBox, dtypes: bool = True) -> Inference:
     options, device = box.options, box.device
     weights_fed = bool(options.get("sample_weight"))
     dtype = structural_dtype(api)
@@ -165,7 +172,11 @@ def _infer(api: Api, box: BlackBox) -> Inference:
         values.update(v), evidence.update(e)
         final = zeros.survivors[0] if zeros.survivors else base
 
-    _dtype_phase(api, box, final, weights_fed, values, evidence)
+    if dtypes:
+        _dtype_phase(api, box, final, weights_fed, values, evidence)
+    else:
+        for name in DTYPE_FIELDS:
+            values[name], evidence[name] = UNKNOWN, "not probed: this inference reads the structure and zeros only"
     return Inference(
         api.name,
         api.framework,

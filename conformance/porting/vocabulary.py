@@ -132,7 +132,7 @@ def framework_terms(framework: str) -> list[Term]:
             if api.convention(options).reduction != "none":
                 continue
             try:
-                inference = infer(api, options, "cpu")
+                inference = infer(api, options, "cpu", dtypes=False)  # the zeros decide; dtypes are not read
             except Unavailable:
                 return []
             c, fields = inference.final, inference.fields
