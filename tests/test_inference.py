@@ -323,3 +323,39 @@ def test_lane_sums_add_each_element_into_its_lane_rounded_at_every_addition():
             rows = round_to(values, dtype).astype(np.float64)
             expected = [one_at_a_time(row, dtype) for row in rows]
             assert accumulation._lane_sums(rows, dtype).tolist() == expected, (dtype, shape)
+
+
+def _bisect(fits, lo: int, hi: int, carrier, as_int) -> tuple[int, int]:
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if fits(float(np.array(mid, as_int).view(carrier))) else (mid, hi)
+    return lo, hi
+
+
+@pytest.mark.parametrize("carrier, as_int", [(np.float64, np.int64), (np.float32, np.int32)])
+@pytest.mark.parametrize(
+    "threshold", [1e-7 * (1 - 3e-12), 1e-7, 1.0000000116860974e-07 * (1 - 1e-9), 1e-8, 3.5e-6, 2e-300]
+)
+def test_known_epsilons_narrow_the_clip_bisection_to_the_same_boundary(carrier, as_int, threshold):
+    """Where the output follows q from a threshold on (a clip leaves the tolerance a little below its epsilon),
+    bracketing around the known epsilons first ends on the pair a whole-range bisection finds, in fewer calls
+    when the clip is at a known epsilon."""
+    from conformance.inference import _known_epsilons_bracket
+
+    calls = []
+
+    def fits(x: float) -> bool:
+        calls.append(x)
+        return x >= carrier(threshold)
+
+    smallest, top = float(np.finfo(carrier).tiny), 0.25
+    bounds = (int(np.array(smallest, carrier).view(as_int)), int(np.array(top, carrier).view(as_int)))
+    whole = _bisect(fits, *bounds, carrier, as_int)
+    whole_calls, calls[:] = len(calls), []
+    narrowed = _bisect(fits, *_known_epsilons_bracket(fits, *bounds, carrier, as_int), carrier, as_int)
+    assert narrowed == whole
+    near_known = any(abs(threshold / known - 1) < 1e-6 for known in (1e-7, 1e-8, 1.0000000116860974e-07))
+    if near_known:
+        assert len(calls) <= whole_calls * 0.6, (len(calls), whole_calls)
+    else:
+        assert len(calls) <= whole_calls + 5
