@@ -128,6 +128,7 @@ def cmd_conventions(args) -> int:
     calls = sum(o.calls for o in outcomes)
     order = {(a.name, a.option_label(options)): i for i, a in enumerate(apis) for options in a.options}
     rows.sort(key=lambda row: order.get((row["api"], _label(apis, row)), 0))  # the order `klconf apis` lists
+    findings.sort(key=lambda finding: order.get((finding[0], finding[1]), 0))  # (stable: fields keep their order)
     seconds = time.perf_counter() - started
     workers = f", {len(parts)} processes" if len(parts) > 1 else ""
     timing = f"{len(rows)} API calls x options inferred in {seconds:.1f} s ({calls} calls to the APIs{workers})"
@@ -210,11 +211,14 @@ def _workers(text: str) -> int:
     return max(1, count)
 
 
-# Seconds inferring one framework costs before its calls: importing it (or starting Keras' child process),
-# then about 0.4 s per option set (measured on every built-in API: TensorFlow 13 s for 22 option sets,
-# Keras on PyTorch 10 s for 14, PyTorch 6.5 s for 19, JAX 5 s for 7), so that a split is balanced.
-_IMPORT_SECONDS = {"tensorflow": 5.0, "keras_jax": 4.0, "keras_torch": 4.0, "paddle": 4.0}
-_SECONDS_PER_OPTION_SET = 0.4
+# Seconds inferring one framework costs before its calls (importing it, or starting Keras' child process),
+# and per option set, so that a split is balanced. Measured on every built-in API, one framework per process
+# (`klconf conventions --framework NAME --workers 1`, less about 1.2 s of interpreter and klconf start):
+# TensorFlow 13.7 s for 22 option sets, Keras on PyTorch 10.4 s for 14, Keras on JAX 10.0 s for 14, JAX 7.7 s
+# for 7 (its first calls compile), PyTorch 5.6 s for 19, SciPy 1.4 s, MLX 0.7 s. Other frameworks and plug-ins:
+# the defaults.
+_IMPORT_SECONDS = {"tensorflow": 6.0, "keras_jax": 4.0, "keras_torch": 4.0, "torch": 2.5, "jax": 1.5, "paddle": 4.0}
+_SECONDS_PER_OPTION_SET = {"tensorflow": 0.3, "keras_jax": 0.35, "keras_torch": 0.37, "torch": 0.1, "jax": 0.7}
 _THREADED = ("jax", "keras", "tensorflow", "torch", "paddle", "mlx")  # frameworks that start threads on import
 
 
@@ -227,7 +231,8 @@ def _estimate(framework: str, apis: list) -> float:
             return 0.0
     except Exception:  # a plug-in's framework name klconf does not bind: its APIs say why when they run
         return 0.0
-    return _IMPORT_SECONDS.get(framework, 1.5) + _SECONDS_PER_OPTION_SET * sum(len(a.options) for a in apis)
+    per_option_set = _SECONDS_PER_OPTION_SET.get(framework, 0.4)
+    return _IMPORT_SECONDS.get(framework, 1.5) + per_option_set * sum(len(a.options) for a in apis)
 
 
 def _by_framework(apis: list, workers: int) -> list[list]:
