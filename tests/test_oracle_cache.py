@@ -4,10 +4,12 @@ damaged, locked or hostile cache is only a miss."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from conformance import oracle
 from conformance.oracle import cache
 from conformance.oracle import derivatives as derivatives_module
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = (np.array([[0.25, 0.75], [0.5, 0.5]]), np.array([[0.5, 0.5], [0.9, 0.1]]))
 LARGE = tuple(np.random.default_rng(7).dirichlet(np.ones(300), size=2) for _ in range(2))  # 600 elements
 
@@ -127,8 +130,7 @@ def test_workers_writing_at_once_lose_nothing(tmp_path):
         "    store.put(Path(sys.argv[1]), f'{sys.argv[2]}-{i}', {'v': np.full(3, float(i))})\n"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), name], cwd=str(cache.Path(__file__).parents[1]))
-        for name in ("a", "b", "c")
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), name], cwd=str(ROOT)) for name in ("a", "b", "c")
     ]
     assert all(p.wait(timeout=120) == 0 for p in procs)
     store = cache._SmallStore()
@@ -136,3 +138,25 @@ def test_workers_writing_at_once_lose_nothing(tmp_path):
         for i in (0, 150, 299):
             got = store.get(tmp_path, f"{name}-{i}")
             assert got is not None and got["v"].tolist() == [float(i)] * 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_process_opens_its_own_connection_and_leaves_the_parents_alone(tmp_path):
+    """klconf conventions forks its workers: a child must neither use nor close the connection it inherits
+    (closing may checkpoint and remove the write-ahead log the parent is using)."""
+    store = cache._SmallStore()
+    store.put(tmp_path, "parent", {"v": np.arange(2.0)})
+    inherited = store._connection
+    pid = os.fork()
+    if pid == 0:  # the child: a row of its own, through a connection of its own
+        ok = False
+        try:
+            store.put(tmp_path, "child", {"v": np.arange(3.0)})
+            ok = store._connection is not inherited and any(c is inherited for c in cache._INHERITED)
+            ok = ok and store.get(tmp_path, "parent") is not None
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store._connection is inherited  # the parent's connection, still open and in use
+    assert store.get(tmp_path, "child")["v"].tolist() == [0.0, 1.0, 2.0]

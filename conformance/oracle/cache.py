@@ -135,8 +135,11 @@ class _SmallStore:
             return self._connection
         if owner in self._broken:
             return None
-        if self._connection is not None and self._opened_for is not None and self._opened_for[0] == owner[0]:
-            self._connection.close()  # another folder in this process (one inherited across a fork is the parent's)
+        if self._connection is not None and self._opened_for is not None:
+            if self._opened_for[0] == owner[0]:
+                self._connection.close()  # another folder, this process
+            else:  # a parent's, across a fork: SQLite's rule is never to use nor close it in the child (closing may
+                _INHERITED.append(self._connection)  # checkpoint and remove the write-ahead log the parent is using)
         self._connection, self._opened_for = None, None
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -173,6 +176,9 @@ class _SmallStore:
                 con.execute("INSERT OR REPLACE INTO results (key, data) VALUES (?, ?)", (key, data))
             except sqlite3.Error:
                 pass
+
+
+_INHERITED: list[sqlite3.Connection] = []  # connections a forked process inherited: kept, untouched, until it exits
 
 
 def pack(arrays: dict[str, np.ndarray]) -> bytes:
