@@ -110,3 +110,46 @@ def test_float32_fed_values_give_the_exact_result_for_those_bits():
     got = oracle.kl_per_row(p32, "probs", q32, "probs")
     assert got.tolist() == [exact_row(p32[0], q32[0]), exact_row(p32[1], q32[1])]
     assert got[0] != oracle.kl_per_row(P, "probs", Q, "probs")[0]  # the rounding of the inputs is visible
+
+
+def test_conventions_share_an_argument_side_and_get_the_same_bits(monkeypatch):
+    """The sides (p and log p of each argument) are computed once per fed values and reading: conventions
+    that differ elsewhere reuse them, values and gradients alike, and what comes out is bit for bit what a
+    fresh computation gives. Shared arrays are read-only, so no caller can change another's."""
+    rng = np.random.default_rng(7)
+    p = rng.dirichlet(np.ones(5), size=3)
+    q = np.log(rng.dirichlet(np.ones(5), size=3))
+    specs = [
+        oracle.Spec(q_space="log_prob"),
+        oracle.Spec(q_space="log_prob", zero_p="nan", zero_q="nan"),
+        oracle.Spec(q_space="log_prob", elementwise="p*log(p/q)-p+q", reduction="sum"),
+        oracle.Spec(q_space="log_prob", reduction="mean_all"),
+    ]
+
+    def fresh_memory():
+        monkeypatch.setattr(oracle, "_RESULTS", oracle.cache.Results(oracle.Expectation))
+        monkeypatch.setattr(oracle, "_TERMS", oracle._Recent(oracle._TERMS.limit))
+        monkeypatch.setattr(oracle, "_SIDES", oracle._Recent(oracle._SIDES.limit))
+
+    monkeypatch.setenv("KLCONF_CACHE_DIR", "off")
+    alone = []
+    for spec in specs:  # each from empty memory
+        fresh_memory()
+        e = oracle.expected(p, q, spec)
+        alone.append((e.value, e.low, e.bound, oracle.gradient(p, q, spec, "q").value))
+
+    fresh_memory()
+    sides_computed = []
+    real_side = oracle.kl.side
+    monkeypatch.setattr(oracle.kl, "side", lambda fed, *rest: sides_computed.append(rest) or real_side(fed, *rest))
+    for spec, (value, low, bound, grad) in zip(specs, alone):
+        e, g = oracle.expected(p, q, spec), oracle.gradient(p, q, spec, "q")
+        for got, want in ((e.value, value), (e.low, low), (e.bound, bound), (g.value, grad)):
+            np.testing.assert_array_equal(got, want)
+    assert len(sides_computed) == 2, sides_computed  # P as probabilities, Q as log-probabilities: once each
+
+    (shared_p, shared_log_p, _), _ = oracle._sides(p, q, specs[0])
+    with pytest.raises(ValueError, match="read-only"):
+        shared_log_p.hi[0, 0] = 0.0
+    with pytest.raises(ValueError, match="read-only"):
+        shared_p.err[...] = 1.0

@@ -29,20 +29,26 @@ def disk(tmp_path, monkeypatch):
     monkeypatch.setenv("KLCONF_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(oracle, "_RESULTS", cache.Results(oracle.Expectation))
     monkeypatch.setattr(derivatives_module, "_RESULTS", oracle._RESULTS)
-    monkeypatch.setattr(oracle, "_TERMS", oracle._TermsCache())
+    _empty_memory(monkeypatch)
     return tmp_path
+
+
+def _empty_memory(monkeypatch):
+    monkeypatch.setattr(oracle, "_TERMS", oracle._Recent(oracle._TERMS.limit))
+    monkeypatch.setattr(oracle, "_SIDES", oracle._Recent(oracle._SIDES.limit))
 
 
 def _forget(monkeypatch):
     """A new process's view: empty memory, the same folder; computing again would fail the test."""
     monkeypatch.setattr(oracle, "_RESULTS", cache.Results(oracle.Expectation))
     monkeypatch.setattr(derivatives_module, "_RESULTS", oracle._RESULTS)
-    monkeypatch.setattr(oracle, "_TERMS", oracle._TermsCache())
+    _empty_memory(monkeypatch)
 
     def computed_again(*args, **kwargs):
         raise AssertionError("a cached result was computed again")
 
     monkeypatch.setattr(oracle, "_compute_terms", computed_again)
+    monkeypatch.setattr(oracle.kl, "side", computed_again)  # a gradient, too, starts from the sides
     monkeypatch.setattr(oracle.kl, "gradient", computed_again)
 
 
@@ -102,7 +108,7 @@ def test_an_unwritable_folder_only_costs_time(tmp_path, monkeypatch):
     blocker.write_text("not a folder")
     monkeypatch.setenv("KLCONF_CACHE_DIR", str(blocker / "cache"))
     monkeypatch.setattr(oracle, "_RESULTS", cache.Results(oracle.Expectation))
-    monkeypatch.setattr(oracle, "_TERMS", oracle._TermsCache())
+    _empty_memory(monkeypatch)
     value = oracle.expected(*SMALL, oracle.Spec()).value
     np.testing.assert_allclose(value, [0.1308120, 0.5108256], rtol=1e-6)
 

@@ -166,7 +166,7 @@ def expected(
         terms = _TERMS.get(terms_key)
         if terms is None:
             terms = _compute_terms(np.asarray(p_fed, np.float64), np.asarray(q_fed, np.float64), spec)
-            _TERMS.put(terms_key, terms)
+            _TERMS.put(terms_key, terms, int(np.size(terms.magnitude)))
         hit = _reduce(terms, p_fed.shape, spec, weights)
         _RESULTS.put(key, hit, int(np.size(hit.magnitude)) * max(hit.terms, 1))
     weights64 = None if weights is None else np.asarray(weights, np.float64)
@@ -178,11 +178,30 @@ def expected(
 
 
 def _sides(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec):
-    pf = kl.flags(p_fed, spec.p_space, spec.clip_epsilon, spec.normalize)
-    qf = kl.flags(q_fed, spec.q_space, spec.clip_epsilon, spec.normalize)
-    p, lp = kl.side(p_fed, spec.p_space, spec.clip_epsilon, spec.normalize, pf)
-    q, lq = kl.side(q_fed, spec.q_space, spec.clip_epsilon, spec.normalize, qf)
-    return (p, lp, pf), (q, lq, qf)
+    return (
+        _side(p_fed, spec.p_space, spec.clip_epsilon, spec.normalize),
+        _side(q_fed, spec.q_space, spec.clip_epsilon, spec.normalize),
+    )
+
+
+def _side(fed: np.ndarray, space: str, clip: float | None, normalize: bool) -> tuple[Dw, Dw, kl.Flags]:
+    """(p, log p, flags) of one argument, computed once per fed values and reading. A side depends on
+    nothing else: the conventions that differ in their zeros, elementwise term, argument order, reduction
+    or divisor (every candidate inference weighs, every field a diagnosis tries, a value and a gradient)
+    share it, and its logarithms and exponentials are most of the oracle's double-word work. Held
+    read-only: every caller gets the same arrays."""
+    fed = np.asarray(fed, np.float64)  # (exact: a side is computed in float64 whatever the fed dtype)
+    key = (cache.digest(fed), space, clip, normalize)
+    hit = _SIDES.get(key)
+    if hit is None:
+        f = kl.flags(fed, space, clip, normalize)
+        p, lp = kl.side(fed, space, clip, normalize, f)
+        hit = (p, lp, f)
+        for part in (*p, *lp, f.nan, f.zero, f.inf):
+            if isinstance(part, np.ndarray):
+                part.setflags(write=False)
+        _SIDES.put(key, hit, int(np.size(fed)))
+    return hit
 
 
 def _floats(p: Dw, lp: Dw, f: kl.Flags) -> tuple[np.ndarray, np.ndarray]:
@@ -288,9 +307,7 @@ def to_space(values: np.ndarray, source: str, target: str) -> np.ndarray:
     values = np.asarray(values, np.float64)
     if source == target or (source, target) == ("log_prob", "logits"):
         return values
-    f = kl.flags(values, source, None, False)
-    p, lp = kl.side(values, source, None, False, f)
-    prob, log = _floats(p, lp, f)
+    prob, log = _floats(*_side(values, source, None, False))
     return prob if target == "prob" else log
 
 
@@ -309,29 +326,28 @@ def elementwise(
     return expected(p, q, spec, bound_at_most=bound_at_most).value
 
 
-class _TermsCache:
-    """Recent inputs' elementwise terms (one evaluation serves every reduction), bounded by the number
-    of elements held (40 bytes each)."""
+class _Recent:
+    """Recent intermediate results of this process, bounded by the elements they hold (emptied whole when
+    full: a run keeps one case's work together, so what is reused is what was just computed)."""
 
-    LIMIT = 2_000_000
-
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
         self._items: dict = {}
         self._held = 0
 
     def get(self, key):
         return self._items.get(key)
 
-    def put(self, key, value: _Terms) -> None:
-        size = int(np.size(value.magnitude))
-        if self._held + size > self.LIMIT:
+    def put(self, key, value, elements: int) -> None:
+        if self._held + elements > self.limit:
             self._items.clear()
             self._held = 0
         self._items[key] = value
-        self._held += size
+        self._held += elements
 
 
-_TERMS = _TermsCache()
+_TERMS = _Recent(2_000_000)  # elementwise terms of recent inputs (one evaluation serves every reduction): 40 B each
+_SIDES = _Recent(2_000_000)  # recent arguments' sides (p, log p and their flags): 51 B an element
 _RESULTS = cache.Results(Expectation)
 
 
