@@ -254,3 +254,28 @@ def test_jax_compiles_into_klconfs_cache_folder_unless_caches_are_off(tmp_path, 
         assert chosen == "" and not (tmp_path / "klconf").exists()
     else:
         assert chosen == str(tmp_path / "own")
+
+
+def test_feeding_jax_and_reading_its_output_back_compile_no_jax_program():
+    """Inputs are cast in NumPy and put on the device, outputs read back and widened in NumPy (bfloat16
+    included): a JAX program there would compile once per shape and dtype, on top of the API's own."""
+    pytest.importorskip("jax")
+    env = {**os.environ, "KLCONF_CACHE_DIR": "off"}
+    code = (
+        "import jax, numpy as np\n"
+        "from conformance import frameworks\n"
+        "b = frameworks.binding('jax'); fw = b.handle()\n"
+        "traced = []\n"
+        "jax.monitoring.register_event_duration_secs_listener(\n"
+        "    lambda event, duration, **kw: traced.append(event) if event.endswith('jaxpr_trace_duration') else None)\n"
+        "for n, dtype in enumerate(('bfloat16', 'float16', 'float32', 'float64')):\n"
+        "    values = np.linspace(0.1, 0.9, 3 * (n + 2)).reshape(3, n + 2)\n"
+        "    with b.call_context(fw, dtype, 'cpu'):\n"
+        "        back, kind = b.to_numpy(fw, b.to_native(fw, values, dtype, 'cpu'))\n"
+        "    assert kind == dtype and back.dtype == np.float64, (kind, back.dtype)\n"
+        "    assert np.array_equal(back, values.astype(getattr(fw.jnp, dtype)).astype(np.float64))\n"
+        "print('traced', len(traced))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "traced 0", proc.stdout

@@ -86,11 +86,11 @@ def _to_native(fw, values: np.ndarray, dtype: str, device: str):
 
 
 def _to_numpy(fw, out):
+    """The output read back in NumPy, then widened there (a bfloat16 output too: its NumPy type is JAX's
+    own), exactly: widening on the device (`out.astype`) would compile a JAX program per shape."""
     if not isinstance(out, fw.jax.Array):
         raise TypeError(f"output is a {type(out).__name__}, not a jax.Array")
-    return np.asarray(out.astype(fw.jnp.float32) if out.dtype == fw.jnp.bfloat16 else out).astype(np.float64), str(
-        out.dtype
-    )
+    return np.asarray(out).astype(np.float64), str(out.dtype)
 
 
 def _call_context(fw, dtype: str, device: str):
@@ -209,9 +209,7 @@ SNIPPET = Snippet(  # mirrors _call_context, _to_native and _to_numpy
     imports="import jax\nimport jax.numpy as jnp\nimport jax.scipy.special",
     prelude=_snippet_prelude,
     native=_snippet_native,
-    to_numpy=(
-        "np.asarray({result}.astype(jnp.float32) if {result}.dtype == jnp.bfloat16 else {result}).astype(np.float64)"
-    ),
+    to_numpy="np.asarray({result}).astype(np.float64)",
 )
 
 BINDING = Binding(
