@@ -18,7 +18,7 @@ from . import cases as cases_mod
 from . import coverage, device_skips, expectations, frameworks, isolation, kinds, sharding
 from .dtypes import DTYPES
 from .outcomes import FAILING
-from .results import Record, Writer, jsonable, run_header
+from .results import Record, ResultsUnwritable, Writer, jsonable, run_header
 from .runner import framework_info
 
 KINDS = kinds.KINDS  # the registry of kinds of check (conformance/kinds.py), also readable here
@@ -266,8 +266,12 @@ class ResultsFile:
     """
 
     def __init__(self, path: str, corpus_hash: str, config):
-        self.writer = Writer(path)
-        self.writer.write(run_header(corpus_hash=corpus_hash, **sharding.header_fields(config)))
+        self.unwritable: str = ""  # why the results file takes no more lines (the run stops at once)
+        try:
+            self.writer = Writer(path)
+            self.writer.write(run_header(corpus_hash=corpus_hash, **sharding.header_fields(config)))
+        except (OSError, ResultsUnwritable) as exc:
+            raise pytest.UsageError(f"klconf: cannot write the results file {path}: {exc}") from None
         self.counts: dict[str, int] = {}
         self.frameworks_seen: set[str] = set()
         self.coverage = coverage.Coverage()
@@ -307,7 +311,7 @@ class ResultsFile:
             for key, value in report.user_properties:
                 if key == FRAMEWORK_KEY and value not in self.frameworks_seen:
                     self.frameworks_seen.add(value)
-                    self.writer.write(json.loads(value))
+                    self._emit(json.loads(value))
                 elif key == RECORD_KEY:
                     self._write(report.nodeid, json.loads(value))
                     return
@@ -317,10 +321,24 @@ class ResultsFile:
                 self._write(report.nodeid, orphan)
 
     def _write(self, nodeid: str, event: dict) -> None:
+        self._emit(event)
         self.recorded.add(nodeid)
-        self.writer.write(event)
         self.counts[event["verdict"]] = self.counts.get(event["verdict"], 0) + 1
         self.coverage.add(event)
+
+    def _emit(self, event: dict) -> None:
+        """One line of the results file. Where it cannot be written, the run stops with one message that
+        says why, not pytest's internal error: every later check would be run and lost."""
+        if self.unwritable:
+            return
+        try:
+            self.writer.write(event)
+        except ResultsUnwritable as exc:
+            self.unwritable = str(exc)
+            pytest.exit(
+                f"klconf: {exc}; the run stops here ({sum(self.counts.values())} checks were recorded before it)",
+                returncode=pytest.ExitCode.INTERNAL_ERROR,
+            )
 
     def _planned_record(self, nodeid: str, verdict: str, message: str) -> dict:
         check = self._check_of(nodeid)
@@ -413,7 +431,7 @@ class ResultsFile:
             session.exitstatus = exitstatus = pytest.ExitCode.OK
         missing = self.not_run()
         interrupted = int(exitstatus) == int(pytest.ExitCode.INTERRUPTED) or isolation.user_interrupted()
-        self.writer.write(
+        self._emit(
             {
                 "type": "end",
                 "exitstatus": int(exitstatus),

@@ -216,6 +216,16 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+class ResultsUnwritable(Exception):
+    """The results file took no more lines: the disk is full, or the file was made read-only or removed
+    under the run. Raised by `Writer.write`; a run stops on it, since a check whose record cannot be kept
+    is a check lost."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(f"cannot write {path}: {error.strerror or error}")
+        self.path, self.error = path, error
+
+
 class Writer:
     """Appends one JSON line per event and flushes it, so an interrupted run keeps what it measured."""
 
@@ -225,12 +235,19 @@ class Writer:
         self._file = open(self.path, mode, encoding="utf-8")
 
     def write(self, event: dict) -> None:
-        self._file.write(json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n")
-        self._file.flush()
+        line = json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n"
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except OSError as exc:
+            raise ResultsUnwritable(self.path, exc) from exc
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # what the buffer still held could not be written: a write has said so already
+                pass
 
     def __enter__(self):
         return self

@@ -137,3 +137,46 @@ def test_pytest_machinery_is_off_unless_the_users_pytest_arguments_configure_it(
         assert asked[-1] == user[0]
         assert ("no:hypothesispytest" in asked) == ("hypothesis" not in user[0])
         assert ("--assert=plain" in asked) == ("--assert" not in user[0])
+
+
+def _unwritable_run(tmp_path, preexec=None):
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", "run", "--api", "tests.fakes:plugin_apis", "--only-api"]
+        + ["--out", str(tmp_path), "--no-report", "-n", "0", "-k", "forum or canonical or dirichlet-8x5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "KLCONF_CACHE_DIR": "off"},
+        preexec_fn=preexec,
+    )
+
+
+def test_a_results_file_that_takes_nothing_is_one_clear_error_before_any_check_runs(tmp_path):
+    """A results file on a full disk (/dev/full answers every write so) stops the run before it starts."""
+    (tmp_path / "results.jsonl").symlink_to("/dev/full")
+    proc = _unwritable_run(tmp_path)
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # pytest's usage error
+    assert "cannot write the results file" in proc.stderr and "No space left on device" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr and "INTERNALERROR" not in proc.stdout + proc.stderr
+
+
+def test_a_results_file_that_fills_up_stops_the_run_with_one_clear_error(tmp_path):
+    """The disk fills during the run (here: a file-size limit, with SIGXFSZ ignored so a write fails as on a
+    full disk): the run stops at once with one message naming the file and the reason, not pytest's
+    internal error, and what was recorded before stays readable."""
+    import resource
+    import signal
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (24_000, 24_000))
+
+    proc = _unwritable_run(tmp_path, limit_file_size)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 3, text  # stopped: not a verdict on the checks
+    assert "INTERNALERROR" not in text and "Traceback" not in text, text
+    assert f"cannot write {tmp_path / 'results.jsonl'}: File too large; the run stops here" in text, text
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    complete = [json.loads(line) for line in lines[:-1]]  # (the last line may be cut short by the limit)
+    assert complete[0]["type"] == "run" and any(e["type"] == "check" for e in complete)
+    assert not any(e["type"] == "end" for e in complete)
