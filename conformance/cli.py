@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, kinds
+from .results import ResultsUnwritable
 
 DEFAULT_OUT = Path("reports")
 
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"klconf: error: {exc}", file=sys.stderr)
         return 2
+    except ResultsUnwritable as exc:  # a results file a command writes (merge, matrix) took no more lines
+        print(f"klconf: {exc}", file=sys.stderr)
+        return 3
 
 
 class UsageError(Exception):

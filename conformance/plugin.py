@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -268,10 +269,13 @@ class ResultsFile:
     def __init__(self, path: str, corpus_hash: str, config):
         self.unwritable: str = ""  # why the results file takes no more lines (the run stops at once)
         try:
-            self.writer = Writer(path)
-            self.writer.write(run_header(corpus_hash=corpus_hash, **sharding.header_fields(config)))
-        except (OSError, ResultsUnwritable) as exc:
-            raise pytest.UsageError(f"klconf: cannot write the results file {path}: {exc}") from None
+            try:
+                self.writer = Writer(path)
+                self.writer.write(run_header(corpus_hash=corpus_hash, **sharding.header_fields(config)))
+            except OSError as exc:  # (the file or its folder could not even be made)
+                raise ResultsUnwritable(Path(path), exc) from exc
+        except ResultsUnwritable as exc:
+            raise pytest.UsageError(f"klconf: {exc}; no check was run") from None
         self.counts: dict[str, int] = {}
         self.frameworks_seen: set[str] = set()
         self.coverage = coverage.Coverage()
