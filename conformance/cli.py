@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"klconf: error: {exc}", file=sys.stderr)
         return 2
-    except ResultsUnwritable as exc:  # a results file a command writes (merge, matrix) took no more lines
+    except ResultsUnwritable as exc:  # a results file a command writes itself (merge) took no more lines
         print(f"klconf: {exc}", file=sys.stderr)
         return 3
 
