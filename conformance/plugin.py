@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -267,13 +266,10 @@ class ResultsFile:
     """
 
     def __init__(self, path: str, corpus_hash: str, config):
-        self.unwritable: str = ""  # why the results file takes no more lines (the run stops at once)
+        self.stopped = False  # the results file took no more lines: the run stops, nothing more is written
         try:
-            try:
-                self.writer = Writer(path)
-                self.writer.write(run_header(corpus_hash=corpus_hash, **sharding.header_fields(config)))
-            except OSError as exc:  # (the file or its folder could not even be made)
-                raise ResultsUnwritable(Path(path), exc) from exc
+            self.writer = Writer(path)
+            self.writer.write(run_header(corpus_hash=corpus_hash, **sharding.header_fields(config)))
         except ResultsUnwritable as exc:
             raise pytest.UsageError(f"klconf: {exc}; no check was run") from None
         self.counts: dict[str, int] = {}
@@ -333,12 +329,12 @@ class ResultsFile:
     def _emit(self, event: dict) -> None:
         """One line of the results file. Where it cannot be written, the run stops with one message that
         says why, not pytest's internal error: every later check would be run and lost."""
-        if self.unwritable:
+        if self.stopped:
             return
         try:
             self.writer.write(event)
         except ResultsUnwritable as exc:
-            self.unwritable = str(exc)
+            self.stopped = True
             pytest.exit(
                 f"klconf: {exc}; the run stops here ({sum(self.counts.values())} checks were recorded before it)",
                 returncode=pytest.ExitCode.INTERNAL_ERROR,

@@ -217,9 +217,9 @@ def _cpu_name() -> str:
 
 
 class ResultsUnwritable(Exception):
-    """The results file took no more lines: the disk is full, or the file was made read-only or removed
-    under the run. Raised by `Writer.write`; a run stops on it, since a check whose record cannot be kept
-    is a check lost."""
+    """The results file could not be made or took no more lines: the disk is full, or the file or its folder
+    is read-only or was removed under the run. Raised by `Writer`; a run stops on it, since a check whose
+    record cannot be kept is a check lost."""
 
     def __init__(self, path: Path, error: OSError):
         super().__init__(f"cannot write {path}: {error.strerror or error}")
@@ -231,8 +231,11 @@ class Writer:
 
     def __init__(self, path: Path | str, mode: str = "w"):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, mode, encoding="utf-8")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, mode, encoding="utf-8")
+        except OSError as exc:
+            raise ResultsUnwritable(self.path, exc) from exc
 
     def write(self, event: dict) -> None:
         line = json.dumps(event, allow_nan=False, separators=(",", ":")) + "\n"

@@ -167,10 +167,17 @@ def test_completeness_lists_exactly_the_planned_checks_no_shard_ran(tmp_path, ca
     assert "API fake.exact: not a built-in API" in capsys.readouterr().out
 
 
-def test_a_merged_file_that_cannot_be_written_is_one_line_not_a_traceback(shards, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "where, reason", [("full disk", "No space left on device"), ("folder under a file", "File exists")]
+)
+def test_a_merged_file_that_cannot_be_written_is_one_line_not_a_traceback(shards, tmp_path, capsys, where, reason):
     cpu, gpu = shards
-    out = tmp_path / "merged.jsonl"
-    out.symlink_to("/dev/full")  # a full disk answers every write so
+    if where == "full disk":
+        out = tmp_path / "merged.jsonl"
+        out.symlink_to("/dev/full")  # a full disk answers every write so
+    else:
+        (tmp_path / "a-file").write_text("")
+        out = tmp_path / "a-file" / "merged.jsonl"
     assert main(["merge", str(cpu), str(gpu), "-o", str(out), "--no-completeness"]) == 3
     err = capsys.readouterr().err
-    assert err.strip().splitlines()[-1] == f"klconf: cannot write {out}: No space left on device"
+    assert err.strip().splitlines()[-1] == f"klconf: cannot write {out}: {reason}"
