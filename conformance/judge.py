@@ -18,8 +18,9 @@ beat (XLA and Eigen reduce in vectorised chunks, not pairwise).
 The oracle's own error is not part of the tolerance: before a verdict, the judge asks the oracle
 to certify every element to within BOUND_SHARE of its tolerance (it refines in arb where its
 first bound is looser), measures errors from value + low, and records the bound it judged with.
-Only float64's own resolution (an element within a few subnormals of zero) can stay above the
-share; `details["bound_floor"]` counts such elements and `details["uncertain"]` those whose
+Only float64's own resolution can stay above the share: value + low of an element within a
+subnormal or so of zero may miss it by half a subnormal, so its bound is one subnormal (an exact
+result, a zero say, has bound 0); `details["bound_floor"]` counts such elements and `details["uncertain"]` those whose
 verdict the bound could change.
 """
 
@@ -80,15 +81,17 @@ def judge(
     beyond its largest finite number is correctly returned as +-inf."""
     expected = representable(np.asarray(exp.value, np.float64), output_dtype or dtype)
     observed = np.asarray(observed, np.float64)
-    if observed.shape != expected.shape:
+    tol = np.broadcast_to(tolerance(exp, dtype, device, override_factor), expected.shape)
+    exp, bound, low = _certified(exp, tol)
+    if observed.shape != expected.shape:  # no element to compare; the expected values' bound still stands
         return Judgement(
             "fail",
             "shape",
             f"output shape {list(observed.shape)}, expected {list(expected.shape)}",
             details={"observed_shape": list(observed.shape), "expected_shape": list(expected.shape)},
+            bound=_largest(expected, bound),
+            certified=exp.provenance,
         )
-    tol = np.broadcast_to(tolerance(exp, dtype, device, override_factor), expected.shape)
-    exp, bound, low = _certified(exp, tol)
     expected = representable(np.asarray(exp.value, np.float64), output_dtype or dtype)
 
     e_nan, o_nan = np.isnan(expected), np.isnan(observed)
@@ -108,7 +111,7 @@ def judge(
 
     judgement = Judgement("pass", certified=exp.provenance)
     if bound is not None:
-        judgement.bound = float(np.max(np.where(e_nan | e_inf, 0.0, bound), initial=0.0))  # (no finite element)
+        judgement.bound = _largest(expected, bound)
         judgement.details["largest_bound"] = judgement.bound
         floor = finite & (bound > BOUND_SHARE * tol)
         if floor.any():
@@ -142,6 +145,14 @@ def judge(
             )
             break
     return judgement
+
+
+def _largest(expected: np.ndarray, bound: np.ndarray | None) -> float | None:
+    """The largest bound of a finite expected element: NaN and infinite ones are exact decisions (0 with no
+    finite element, say an empty batch's NaN mean)."""
+    if bound is None:
+        return None
+    return float(np.max(np.where(np.isfinite(expected), bound, 0.0), initial=0.0))
 
 
 def _certified(exp: Expectation, tol: np.ndarray):

@@ -68,8 +68,8 @@ class Expectation:
 
     def certified_to(self, need) -> Expectation:
         """The same expectation with every element's bound at most `need` where the oracle can reach it
-        (not below float64's own resolution of value + low; for a gradient scaled by a reduction or
-        summed over a broadcast axis, not below about 2^-98 of it, the double-word steps after arb)."""
+        (not below float64's own resolution of value + low, one subnormal at most; for a gradient
+        summed over a broadcast axis, not below about 2^-98 of it, the double-word sum after arb)."""
         if self.bound is None or self.refine is None or not np.any(np.asarray(self.bound) > need):
             return self
         return self.refine(np.broadcast_to(np.asarray(need, np.float64), np.shape(self.value)))

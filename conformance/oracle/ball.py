@@ -9,6 +9,7 @@ pair, is the bound. Special values are the same exact decisions as the vectorize
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -16,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from . import kl
-from .doubleword import ETA
 
 try:
     import flint
@@ -59,9 +59,17 @@ def to_float(x) -> tuple[float, float, float, bool]:
     mid = x.mid()
     hi = float(mid)
     lo = float(mid - hi)
-    representation = (mid - hi - lo).abs_upper() + ETA
-    bound = float(representation + x.rad()) * (1 + 2.0**-50) + ETA
-    return hi, lo, bound, x.rad() <= representation
+    representation = (mid - hi - lo).abs_upper()  # what value + low cannot hold of the midpoint
+    return hi, lo, _float_above(representation + x.rad()), x.rad() <= representation
+
+
+def _float_above(x) -> float:
+    """The least float64 at or above the (non-negative) ball `x`'s upper end: a bound rounded up, with
+    nothing added. An exact ball whose midpoint value + low holds (an exact zero, say) has bound 0, and
+    at float64's floor a bound is one subnormal, not a padded few."""
+    upper = x.abs_upper()
+    bound = float(upper)
+    return math.nextafter(bound, math.inf) if arb(bound) < upper else bound
 
 
 def label(bits: int, count: int, total: int) -> str:
@@ -213,8 +221,12 @@ def _element(index: tuple, p_fed, q_fed, spec, weights, specials, shape):
 # --------------------------------------------------------------------------- refining gradients
 
 
-def refine_gradient(hit, need: np.ndarray, p_fed, q_fed, spec, wrt: str):
-    """The unscaled analytic gradient `hit`, with elements whose bound exceeds `need` recomputed in arb."""
+def refine_gradient(hit, unscaled, need: np.ndarray, p_fed, q_fed, spec, wrt: str, scale: Callable[[tuple], Any]):
+    """The scaled analytic gradient `hit`, with every element whose bound exceeds `need` recomputed in arb:
+    its unscaled derivative (`unscaled`'s value + low where that is exact, bound 0; else from its row)
+    times its exact `scale` (`element_scale`). Scaling in arb too keeps no double-word floor: a derivative
+    at float64's subnormal floor, or an exact zero over an inexact divisor, comes out as tight as
+    float64 can hold it."""
     value, low, bound = (
         np.array(np.broadcast_to(a, np.shape(hit.value)), np.float64) for a in (hit.value, hit.low, hit.bound)
     )
@@ -223,16 +235,25 @@ def refine_gradient(hit, need: np.ndarray, p_fed, q_fed, spec, wrt: str):
         return hit
     if not HAVE_FLINT:
         return replace(hit, provenance=f"{hit.provenance}; {UNAVAILABLE}", refine=None)
+    exact_value, exact_low, exact_bound = (
+        np.broadcast_to(a, np.shape(hit.value)) for a in (unscaled.value, unscaled.low, unscaled.bound)
+    )
     generalized = spec.elementwise == "p*log(p/q)-p+q"
     space = spec.p_space if wrt == "p" else spec.q_space
     used = 0
     for index in todo:
+        if not math.isfinite(exact_value[index]):
+            continue  # a special value: decided exactly, never here with a bound above 0
         r, j = index[:-1], index[-1]
         for bits in PRECISIONS:
             with _precision(bits):
-                p, lp = _side_row(p_fed[r], spec.p_space, spec.clip_epsilon, False)
-                q, lq = _side_row(q_fed[r], spec.q_space, spec.clip_epsilon, False)
-                *result, final = to_float(_derivative(p, lp, q, lq, j, space, wrt, generalized))
+                if exact_bound[index] == 0:
+                    derivative = arb(float(exact_value[index])) + arb(float(exact_low[index]))
+                else:
+                    p, lp = _side_row(p_fed[r], spec.p_space, spec.clip_epsilon, False)
+                    q, lq = _side_row(q_fed[r], spec.q_space, spec.clip_epsilon, False)
+                    derivative = _derivative(p, lp, q, lq, j, space, wrt, generalized)
+                *result, final = to_float(derivative * scale(index))
             used = max(used, bits)
             if result[2] <= need[index] or final:
                 break
@@ -240,6 +261,35 @@ def refine_gradient(hit, need: np.ndarray, p_fed, q_fed, spec, wrt: str):
             value[index], low[index], bound[index] = result
     provenance = f"{hit.provenance}; {label(used, len(todo), value.size)}"
     return replace(hit, value=value, low=low, bound=bound, provenance=provenance, refine=None)
+
+
+def element_scale(shape: tuple, spec, weights) -> Callable[[tuple], Any]:
+    """One element's d(sum of outputs) / d(term) as a ball, at the precision it is called under: its row's
+    weight over the reduction's divisor (derivatives._element_scale, exactly)."""
+    row_shape = shape[:-1]
+    w = np.ones(row_shape) if weights is None else np.broadcast_to(np.asarray(weights, np.float64), row_shape)
+    n_rows, classes, r = int(np.prod(row_shape, dtype=np.int64)), shape[-1], spec.reduction
+    totals: dict[int, Any] = {}  # precision -> the sum of the weights
+
+    def scale(index: tuple):
+        weight = arb(float(w[index[:-1]]))
+        if r == "none":
+            return arb(1)
+        if r in ("per_row", "sum"):
+            return weight
+        if r == "mean_weighted":
+            total = totals.get(ctx.prec)
+            if total is None:  # once per precision, not once per element
+                total = totals[ctx.prec] = sum((arb(float(x)) for x in w.reshape(-1)), arb(0))
+            return weight if total.is_zero() else weight / total
+        divisor = (
+            n_rows * classes
+            if r == "mean_all"
+            else {"dim0": shape[0], "rows": n_rows, "batch": shape[0] if len(shape) > 1 else 1}[spec.batch_divisor]
+        )
+        return weight / arb(divisor) if divisor else weight
+
+    return scale
 
 
 def _derivative(p, lp, q, lq, j: int, space: str, wrt: str, generalized: bool):

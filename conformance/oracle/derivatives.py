@@ -19,28 +19,36 @@ def analytic(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights
     q = 0 < p is -inf. A clipped value has derivative 0; at the clip bound itself the unclipped
     derivative applies (a clip passes the gradient through where the value equals the bound).
     The reduction scales each element's derivative by its row weight over the divisor, computed as a
-    double-word quotient, so one evaluation of the elementwise derivatives serves every reduction.
+    double-word quotient, so one evaluation of the elementwise derivatives serves every reduction;
+    an element refined in arb is scaled there too (`ball.element_scale`).
     """
     if spec.normalize:
         raise ValueError("no analytic gradient for normalising conventions")
     p_fed, q_fed = np.asarray(p_fed, np.float64), np.asarray(q_fed, np.float64)
-    unscaled_spec = replace(spec, reduction="none", batch_divisor="dim0")
-    unscaled = _unscaled_gradient(p_fed, q_fed, unscaled_spec, wrt)
+    g = _scaled(p_fed, q_fed, spec, wrt, weights)
+    refine = partial(_refined_gradient, p_fed, q_fed, spec, wrt, weights)
+    return Gradient(g.value, g.magnitude, g.terms, g.log_scale, g.low, g.bound, g.provenance, refine)
+
+
+def _unscaled_spec(spec: Spec) -> Spec:
+    return replace(spec, reduction="none", batch_divisor="dim0")
+
+
+def _scaled(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights) -> Expectation:
+    """The elementwise derivatives (cached) times each element's scale, in double-word arithmetic."""
+    unscaled = _unscaled_gradient(p_fed, q_fed, _unscaled_spec(spec), wrt)
     assert unscaled.bound is not None  # the oracle's own expectations always carry one
     factor = _element_scale(p_fed.shape, spec, weights)
     g = kl.scale(dw.Dw(unscaled.value, np.broadcast_to(unscaled.low, p_fed.shape), unscaled.bound), factor)
     value, low, bound = _certified(g)
-    magnitude = unscaled.magnitude * np.abs(factor.hi)
-    refine = partial(_refined_gradient, p_fed, q_fed, unscaled_spec, wrt, factor)
-    return Gradient(
+    return Expectation(
         value,
-        magnitude,
+        unscaled.magnitude * np.abs(factor.hi),
         unscaled.terms,
         unscaled.log_scale * np.abs(factor.hi),
         low,
         bound,
         unscaled.provenance,
-        refine,
     )
 
 
@@ -96,21 +104,11 @@ def _element_scale(shape: tuple, spec: Spec, weights) -> dw.Dw:
     return dw.Dw(*(np.broadcast_to(np.asarray(a, np.float64)[..., None], shape) for a in per))
 
 
-def _refined_gradient(p_fed, q_fed, spec: Spec, wrt: str, factor: dw.Dw, need: np.ndarray) -> Expectation:
-    """Recompute, in arb, the elements whose scaled bound exceeds `need`."""
-    unscaled = _unscaled_gradient(p_fed, q_fed, spec, wrt)
-    # the scaled bound is |factor| * (unscaled bound) + |g| * factor's bound: ask the unscaled for its share
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(np.abs(factor.hi) > 0, need / (2 * np.abs(factor.hi) * (1 + 2.0**-40)), np.inf)
-    sharp = ball.refine_gradient(unscaled, share, p_fed, q_fed, spec, wrt)
-    g = kl.scale(dw.Dw(sharp.value, np.broadcast_to(sharp.low, p_fed.shape), sharp.bound), factor)
-    value, low, bound = _certified(g)
-    return Expectation(
-        value,
-        unscaled.magnitude * np.abs(factor.hi),
-        unscaled.terms,
-        unscaled.log_scale * np.abs(factor.hi),
-        low,
-        bound,
-        sharp.provenance,
+def _refined_gradient(p_fed, q_fed, spec: Spec, wrt: str, weights, need: np.ndarray) -> Expectation:
+    """Recompute, in arb, the elements whose scaled bound exceeds `need` (derivative and scale alike)."""
+    unscaled_spec = _unscaled_spec(spec)
+    unscaled = _unscaled_gradient(p_fed, q_fed, unscaled_spec, wrt)
+    scale = ball.element_scale(p_fed.shape, spec, weights)
+    return ball.refine_gradient(
+        _scaled(p_fed, q_fed, spec, wrt, weights), unscaled, need, p_fed, q_fed, unscaled_spec, wrt, scale
     )

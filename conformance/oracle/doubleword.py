@@ -161,7 +161,13 @@ def mul(x: Dw, y: Dw) -> Dw:
         # 3.5 ETA); a product with an exact zero factor is exactly zero
         underflow = np.where((np.abs(hi) < _TINY) & (x.hi != 0) & (y.hi != 0), ETA_OP, 0.0)
         err = ax * y.err + ay * x.err + x.err * y.err + EPS * np.abs(hi) + underflow + _lost(x.err, y.err)
-        return _settle(hi, lo, err)
+        return _settle(hi, lo, np.where(_exactly_zero(x, y) | _exactly_zero(y, x), 0.0, err))
+
+
+def _exactly_zero(x: Dw, y: Dw) -> np.ndarray:
+    """Where `x` is exactly zero and `y` certainly finite: their product (and x / y) is exactly zero, with
+    nothing lost to underflow, whatever y's own bound."""
+    return (x.hi == 0) & (x.lo == 0) & (x.err == 0) & np.isfinite(y.hi) & np.isfinite(y.err)
 
 
 def mul_float(x: Dw, b: np.ndarray) -> Dw:
@@ -176,6 +182,7 @@ def div(x: Dw, y: Dw) -> Dw:
     bounds propagate through the quotient's derivative, valid while the divisor's bound stays below
     its magnitude (else the bound is inf)."""
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        zero = _exactly_zero(x, y)
         # scale both by the divisor's binade (exact but for underflow, covered by the ETA terms) so the
         # residual below underflows only when the quotient itself is below ~1e-292
         _, e = np.frexp(np.where(np.isfinite(y.hi) & (y.hi != 0), y.hi, 1.0))
@@ -192,7 +199,7 @@ def div(x: Dw, y: Dw) -> Dw:
         # an underflow in the residual x - y th errs by a few ETA, which the division by y scales up
         underflow = np.where((np.abs(hi) < _TINY) & (x.hi != 0), ETA_OP, 0.0)  # (0 / y is exactly 0)
         err = np.where(ay > 0, propagated + underflow / ay, np.inf) + EPS * np.abs(hi) + underflow + _lost(x.err, y.err)
-        return _settle(hi, lo, err)
+        return _settle(hi, lo, np.where(zero & (ay > 0), 0.0, err))  # 0 / y, y certainly not 0: exactly 0
 
 
 def total(x: Dw, axis: int = -1) -> Dw:
