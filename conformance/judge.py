@@ -89,7 +89,7 @@ def judge(
             "shape",
             f"output shape {list(observed.shape)}, expected {list(expected.shape)}",
             details={"observed_shape": list(observed.shape), "expected_shape": list(expected.shape)},
-            bound=_largest(expected, bound),
+            bound=largest_bound(expected, bound),
             certified=exp.provenance,
         )
     expected = representable(np.asarray(exp.value, np.float64), output_dtype or dtype)
@@ -111,7 +111,7 @@ def judge(
 
     judgement = Judgement("pass", certified=exp.provenance)
     if bound is not None:
-        judgement.bound = _largest(expected, bound)
+        judgement.bound = largest_bound(expected, bound)
         judgement.details["largest_bound"] = judgement.bound
         floor = finite & (bound > BOUND_SHARE * tol)
         if floor.any():
@@ -147,7 +147,7 @@ def judge(
     return judgement
 
 
-def _largest(expected: np.ndarray, bound: np.ndarray | None) -> float | None:
+def largest_bound(expected: np.ndarray, bound: np.ndarray | None) -> float | None:
     """The largest bound of a finite expected element: NaN and infinite ones are exact decisions (0 with no
     finite element, say an empty batch's NaN mean)."""
     if bound is None:

@@ -27,17 +27,44 @@ imports a framework; klconf's tests check every formula against numeric.py's qua
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 import mpmath
 import numpy as np
-from mpmath import mpf
 
 from ..oracle import DIGITS
 from .families import FAMILIES
 
 PROVENANCE = f"mpmath {mpmath.__version__} closed form, {DIGITS} digits"
-INF = mpf("inf")
+INF = math.inf  # an infinite KL, in either arithmetic (mpmath and arb compare with it)
+
+# The arithmetic the formulas run in: mpmath (a working precision, the default), or arb balls
+# (`certify.ARB`), whose results carry rigorous bounds. A formula spells every constant, function and
+# number through `M`, never mpmath directly, so one formula serves both.
+_ARITHMETIC: ContextVar[Any] = ContextVar("closed_form_arithmetic", default=mpmath)
+
+
+class _Current:
+    def __getattr__(self, name: str):
+        return getattr(_ARITHMETIC.get(), name)
+
+
+M: Any = _Current()
+
+
+@contextmanager
+def arithmetic(namespace):
+    """Evaluate the formulas in `namespace` (mpmath's names: mpf, log, loggamma, digamma, ...) within."""
+    token = _ARITHMETIC.set(namespace)
+    try:
+        yield
+    finally:
+        _ARITHMETIC.reset(token)
+
 
 Params = dict  # canonical parameter name -> mpf, list of mpf (vector) or list of lists (matrix)
 
@@ -51,15 +78,15 @@ class NotCovered(Exception):
 
 def _xlogy(x, y):
     """x*log(y) with 0*log(anything) = 0."""
-    return mpf(0) if x == 0 else x * mpmath.log(y)
+    return M.mpf(0) if x == 0 else x * M.log(y)
 
 
 def _lnbeta(a, b):
-    return mpmath.loggamma(a) + mpmath.loggamma(b) - mpmath.loggamma(a + b)
+    return M.loggamma(a) + M.loggamma(b) - M.loggamma(a + b)
 
 
 def _normalised(weights: list) -> list:
-    total = mpmath.fsum(weights)
+    total = M.fsum(weights)
     return [w / total for w in weights]
 
 
@@ -69,12 +96,12 @@ def _normalised(weights: list) -> list:
 def _alias(family: str, p: Params) -> tuple[str, Params]:
     """The family whose formulas serve this one, and the parameters in its terms."""
     if family == "chi2":
-        return "gamma", {"concentration": p["df"] / 2, "rate": mpf(1) / 2}
+        return "gamma", {"concentration": p["df"] / 2, "rate": M.mpf(1) / 2}
     if family == "mvn_diag":
         d = p["scale_diag"]
         return "mvn_tril", {
             "loc": p["loc"],
-            "scale_tril": [[d[i] if i == j else mpf(0) for j in range(len(d))] for i in range(len(d))],
+            "scale_tril": [[d[i] if i == j else M.mpf(0) for j in range(len(d))] for i in range(len(d))],
         }
     if family == "one_hot_categorical":
         return "categorical", p
@@ -119,9 +146,9 @@ def support(family: str, p: Params) -> tuple | None:
 def _point_mass(family: str, p: Params):
     """The one point a degenerate member of a discrete family puts all its mass on; None otherwise."""
     if family == "poisson" and p["rate"] == 0:
-        return mpf(0)
+        return M.mpf(0)
     if family == "geometric" and p["probs"] == 1:
-        return mpf(0)
+        return M.mpf(0)
     if family == "bernoulli" and p["probs"] in (0, 1):
         return p["probs"]
     if family == "binomial" and (p["probs"] in (0, 1) or p["total_count"] == 0):
@@ -135,11 +162,11 @@ def _point_mass(family: str, p: Params):
 def _normal(p, q):
     """log(sq/sp) + sp^2/(2 sq^2) + (mp - mq)^2/(2 sq^2) - 1/2."""
     return [
-        mpmath.log(q["scale"]),
-        -mpmath.log(p["scale"]),
+        M.log(q["scale"]),
+        -M.log(p["scale"]),
         p["scale"] ** 2 / (2 * q["scale"] ** 2),
         (p["loc"] - q["loc"]) ** 2 / (2 * q["scale"] ** 2),
-        mpf(-1) / 2,
+        M.mpf(-1) / 2,
     ]
 
 
@@ -152,18 +179,18 @@ def _mvn(p, q):
     def solve(b):  # forward substitution: Lq x = b
         x = []
         for i in range(k):
-            x.append((b[i] - mpmath.fsum(lq[i][j] * x[j] for j in range(i))) / lq[i][i])
+            x.append((b[i] - M.fsum(lq[i][j] * x[j] for j in range(i))) / lq[i][i])
         return x
 
     columns = [solve([lp[i][j] for i in range(k)]) for j in range(k)]
-    trace = mpmath.fsum(v**2 for col in columns for v in col)
+    trace = M.fsum(v**2 for col in columns for v in col)
     z = solve([q["loc"][i] - p["loc"][i] for i in range(k)])
     return [
-        mpmath.fsum(mpmath.log(abs(lq[i][i])) for i in range(k)),
-        -mpmath.fsum(mpmath.log(abs(lp[i][i])) for i in range(k)),
+        M.fsum(M.log(abs(lq[i][i])) for i in range(k)),
+        -M.fsum(M.log(abs(lp[i][i])) for i in range(k)),
         trace / 2,
-        mpmath.fsum(v**2 for v in z) / 2,
-        mpf(-k) / 2,
+        M.fsum(v**2 for v in z) / 2,
+        M.mpf(-k) / 2,
     ]
 
 
@@ -172,7 +199,7 @@ def _categorical(p, q):
     pp, qq = _normalised(p["probs"]), _normalised(q["probs"])
     if any(a > 0 and b == 0 for a, b in zip(pp, qq)):
         return [INF]
-    return [t for a, b in zip(pp, qq) if a > 0 for t in (a * mpmath.log(a), -a * mpmath.log(b))]
+    return [t for a, b in zip(pp, qq) if a > 0 for t in (a * M.log(a), -a * M.log(b))]
 
 
 def _bernoulli_terms(a, b):
@@ -190,7 +217,7 @@ def _binomial(p, q):
     """Equal counts: n times the Bernoulli KL (the counts are sufficient). Fewer trials in P than
     in Q: no closed form, the exact finite sum (see _finite_sum)."""
     if p["total_count"] == q["total_count"] == 0:  # both the point mass at 0, whatever the probabilities
-        return [mpf(0)]
+        return [M.mpf(0)]
     if p["total_count"] == q["total_count"]:
         return [p["total_count"] * t for t in _bernoulli_terms(p["probs"], q["probs"])]
     return _finite_sum("binomial", p, "binomial", q)
@@ -200,15 +227,15 @@ def _beta(p, q):
     """lnB(aq, bq) - lnB(ap, bp) + (ap - aq) psi(ap) + (bp - bq) psi(bp) + (aq - ap + bq - bp) psi(ap + bp)."""
     ap, bp, aq, bq = p["concentration1"], p["concentration0"], q["concentration1"], q["concentration0"]
     return [
-        mpmath.loggamma(aq),
-        mpmath.loggamma(bq),
-        -mpmath.loggamma(aq + bq),
-        -mpmath.loggamma(ap),
-        -mpmath.loggamma(bp),
-        mpmath.loggamma(ap + bp),
-        (ap - aq) * mpmath.digamma(ap),
-        (bp - bq) * mpmath.digamma(bp),
-        (aq - ap + bq - bp) * mpmath.digamma(ap + bp),
+        M.loggamma(aq),
+        M.loggamma(bq),
+        -M.loggamma(aq + bq),
+        -M.loggamma(ap),
+        -M.loggamma(bp),
+        M.loggamma(ap + bp),
+        (ap - aq) * M.digamma(ap),
+        (bp - bq) * M.digamma(bp),
+        (aq - ap + bq - bp) * M.digamma(ap + bp),
     ]
 
 
@@ -216,11 +243,11 @@ def _gamma(p, q):
     """(ap - aq) psi(ap) - lnG(ap) + lnG(aq) + aq (log bp - log bq) + ap (bq - bp)/bp  (rate parametrisation)."""
     ap, bp, aq, bq = p["concentration"], p["rate"], q["concentration"], q["rate"]
     return [
-        (ap - aq) * mpmath.digamma(ap),
-        -mpmath.loggamma(ap),
-        mpmath.loggamma(aq),
-        aq * mpmath.log(bp),
-        -aq * mpmath.log(bq),
+        (ap - aq) * M.digamma(ap),
+        -M.loggamma(ap),
+        M.loggamma(aq),
+        aq * M.log(bp),
+        -aq * M.log(bq),
         ap * bq / bp,
         -ap,
     ]
@@ -229,29 +256,29 @@ def _gamma(p, q):
 def _dirichlet(p, q):
     """lnG(sum ap) - sum lnG(ap_i) - lnG(sum aq) + sum lnG(aq_i) + sum (ap_i - aq_i)(psi(ap_i) - psi(sum ap))."""
     ap, aq = p["concentration"], q["concentration"]
-    sp, sq = mpmath.fsum(ap), mpmath.fsum(aq)
+    sp, sq = M.fsum(ap), M.fsum(aq)
     return (
-        [mpmath.loggamma(sp), -mpmath.loggamma(sq)]
-        + [-mpmath.loggamma(a) for a in ap]
-        + [mpmath.loggamma(a) for a in aq]
-        + [(a - b) * (mpmath.digamma(a) - mpmath.digamma(sp)) for a, b in zip(ap, aq)]
+        [M.loggamma(sp), -M.loggamma(sq)]
+        + [-M.loggamma(a) for a in ap]
+        + [M.loggamma(a) for a in aq]
+        + [(a - b) * (M.digamma(a) - M.digamma(sp)) for a, b in zip(ap, aq)]
     )
 
 
 def _exponential(p, q):
     """log(lp/lq) + lq/lp - 1."""
-    return [mpmath.log(p["rate"]), -mpmath.log(q["rate"]), q["rate"] / p["rate"], mpf(-1)]
+    return [M.log(p["rate"]), -M.log(q["rate"]), q["rate"] / p["rate"], M.mpf(-1)]
 
 
 def _laplace(p, q):
     """log(bq/bp) + |mp - mq|/bq + (bp/bq) exp(-|mp - mq|/bp) - 1."""
     d = abs(p["loc"] - q["loc"])
     return [
-        mpmath.log(q["scale"]),
-        -mpmath.log(p["scale"]),
+        M.log(q["scale"]),
+        -M.log(p["scale"]),
         d / q["scale"],
-        p["scale"] / q["scale"] * mpmath.exp(-d / p["scale"]),
-        mpf(-1),
+        p["scale"] / q["scale"] * M.exp(-d / p["scale"]),
+        M.mpf(-1),
     ]
 
 
@@ -264,7 +291,7 @@ def _poisson(p, q):
 
 def _uniform(p, q):
     """log((hq - lq)/(hp - lp)); the support check has already made P's interval lie inside Q's."""
-    return [mpmath.log(q["high"] - q["low"]), -mpmath.log(p["high"] - p["low"])]
+    return [M.log(q["high"] - q["low"]), -M.log(p["high"] - p["low"])]
 
 
 def _geometric(p, q):
@@ -273,7 +300,7 @@ def _geometric(p, q):
     if a < 1 and b == 1:
         return [INF]
     mean = (1 - a) / a
-    return [mpmath.log(a), -mpmath.log(b), _xlogy(mean, 1 - a), -_xlogy(mean, 1 - b)]
+    return [M.log(a), -M.log(b), _xlogy(mean, 1 - a), -_xlogy(mean, 1 - b)]
 
 
 def _gumbel(p, q):
@@ -283,25 +310,25 @@ def _gumbel(p, q):
     mp_, bp, mq, bq = p["loc"], p["scale"], q["loc"], q["scale"]
     r = bp / bq
     return [
-        mpmath.log(bq),
-        -mpmath.log(bp),
-        mpmath.euler * r,
-        -mpmath.euler,
+        M.log(bq),
+        -M.log(bp),
+        M.euler * r,
+        -M.euler,
         (mp_ - mq) / bq,
-        mpmath.exp((mq - mp_) / bq + mpmath.loggamma(1 + r)),
-        mpf(-1),
+        M.exp((mq - mp_) / bq + M.loggamma(1 + r)),
+        M.mpf(-1),
     ]
 
 
 def _cauchy(p, q):
     """log(((sp + sq)^2 + (mp - mq)^2) / (4 sp sq))  (Chyzak and Nielsen, 2019)."""
     sp, sq = p["scale"], q["scale"]
-    return [mpmath.log((sp + sq) ** 2 + (p["loc"] - q["loc"]) ** 2), -mpmath.log(4 * sp * sq)]
+    return [M.log((sp + sq) ** 2 + (p["loc"] - q["loc"]) ** 2), -M.log(4 * sp * sq)]
 
 
 def _half_normal(p, q):
     """The normal formula with both locations 0: folding at 0 maps both densities alike."""
-    return _normal({"loc": mpf(0), "scale": p["scale"]}, {"loc": mpf(0), "scale": q["scale"]})
+    return _normal({"loc": M.mpf(0), "scale": p["scale"]}, {"loc": M.mpf(0), "scale": q["scale"]})
 
 
 def _log_normal(p, q):
@@ -312,34 +339,34 @@ def _log_normal(p, q):
 def _pareto(p, q):
     """log(ap/aq) + aq log(sp/sq) + aq/ap - 1, from E_P[log X] = log sp + 1/ap (support checked: sp >= sq)."""
     ap, sp, aq, sq = p["concentration"], p["scale"], q["concentration"], q["scale"]
-    return [mpmath.log(ap), -mpmath.log(aq), aq * mpmath.log(sp), -aq * mpmath.log(sq), aq / ap, mpf(-1)]
+    return [M.log(ap), -M.log(aq), aq * M.log(sp), -aq * M.log(sq), aq / ap, M.mpf(-1)]
 
 
 def _cb_log_norm(lam):
     """log C(lam), C(lam) = 2 atanh(1 - 2 lam)/(1 - 2 lam), C(1/2) = 2."""
-    if lam == mpf(1) / 2:
-        return mpmath.log(2)
-    return mpmath.log(2 * mpmath.atanh(1 - 2 * lam) / (1 - 2 * lam))
+    if lam == M.mpf(1) / 2:
+        return M.log(2)
+    return M.log(2 * M.atanh(1 - 2 * lam) / (1 - 2 * lam))
 
 
 def _cb_mean(lam):
-    if lam == mpf(1) / 2:
-        return mpf(1) / 2
-    return lam / (2 * lam - 1) + 1 / (2 * mpmath.atanh(1 - 2 * lam))
+    if lam == M.mpf(1) / 2:
+        return M.mpf(1) / 2
+    return lam / (2 * lam - 1) + 1 / (2 * M.atanh(1 - 2 * lam))
 
 
 def _continuous_bernoulli(p, q):
     """log p(x) = log C(lam) + x logit(lam) + log(1 - lam) on [0, 1], so KL = E_P[X](logit lp - logit lq)
     + log C(lp) - log C(lq) + log(1 - lp) - log(1 - lq)."""
     a, b = p["probs"], q["probs"]
-    logit = lambda x: mpmath.log(x) - mpmath.log(1 - x)
+    logit = lambda x: M.log(x) - M.log(1 - x)
     return [
         _cb_mean(a) * logit(a),
         -_cb_mean(a) * logit(b),
         _cb_log_norm(a),
         -_cb_log_norm(b),
-        mpmath.log(1 - a),
-        -mpmath.log(1 - b),
+        M.log(1 - a),
+        -M.log(1 - b),
     ]
 
 
@@ -374,55 +401,54 @@ def _moments(family: str, p: Params) -> dict | None:
     if family == "normal":
         m, s = p["loc"], p["scale"]
         return {
-            "entropy": [mpmath.log(s), (1 + mpmath.log(2 * mpmath.pi)) / 2],
+            "entropy": [M.log(s), (1 + M.log(2 * M.pi)) / 2],
             "mean": m,
             "var": s**2,
             "abs": lambda c: (
-                s * mpmath.sqrt(2 / mpmath.pi) * mpmath.exp(-((m - c) ** 2) / (2 * s**2))
-                + (m - c) * mpmath.erf((m - c) / (s * mpmath.sqrt(2)))
+                s * M.sqrt(2 / M.pi) * M.exp(-((m - c) ** 2) / (2 * s**2)) + (m - c) * M.erf((m - c) / (s * M.sqrt(2)))
             ),
-            "mgf": lambda t: mpmath.exp(m * t + s**2 * t**2 / 2),
+            "mgf": lambda t: M.exp(m * t + s**2 * t**2 / 2),
         }
     if family == "laplace":
         m, b = p["loc"], p["scale"]
         return {
-            "entropy": [mpf(1), mpmath.log(2 * b)],
+            "entropy": [M.mpf(1), M.log(2 * b)],
             "mean": m,
             "var": 2 * b**2,
-            "abs": lambda c: abs(m - c) + b * mpmath.exp(-abs(m - c) / b),
-            "mgf": lambda t: mpmath.exp(m * t) / (1 - b**2 * t**2) if abs(b * t) < 1 else INF,
+            "abs": lambda c: abs(m - c) + b * M.exp(-abs(m - c) / b),
+            "mgf": lambda t: M.exp(m * t) / (1 - b**2 * t**2) if abs(b * t) < 1 else INF,
         }
     if family == "gumbel":
         m, b = p["loc"], p["scale"]
         return {
-            "entropy": [mpmath.log(b), mpmath.euler, mpf(1)],
-            "mean": m + mpmath.euler * b,
-            "var": mpmath.pi**2 * b**2 / 6,
-            "mgf": lambda t: mpmath.exp(m * t) * mpmath.gamma(1 - b * t) if b * t < 1 else INF,
+            "entropy": [M.log(b), M.euler, M.mpf(1)],
+            "mean": m + M.euler * b,
+            "var": M.pi**2 * b**2 / 6,
+            "mgf": lambda t: M.exp(m * t) * M.gamma(1 - b * t) if b * t < 1 else INF,
         }
     if family == "exponential":
         r = p["rate"]
         return {
-            "entropy": [mpf(1), -mpmath.log(r)],
+            "entropy": [M.mpf(1), -M.log(r)],
             "mean": 1 / r,
             "var": 1 / r**2,
-            "log": -mpmath.euler - mpmath.log(r),
+            "log": -M.euler - M.log(r),
             "mgf": lambda t: r / (r - t) if t < r else INF,
         }
     if family == "gamma":
         a, r = p["concentration"], p["rate"]
         return {
-            "entropy": [a, -mpmath.log(r), mpmath.loggamma(a), (1 - a) * mpmath.digamma(a)],
+            "entropy": [a, -M.log(r), M.loggamma(a), (1 - a) * M.digamma(a)],
             "mean": a / r,
             "var": a / r**2,
-            "log": mpmath.digamma(a) - mpmath.log(r),
+            "log": M.digamma(a) - M.log(r),
             "mgf": lambda t: (1 - t / r) ** -a if t < r else INF,
         }
     if family == "uniform":
         lo, hi = p["low"], p["high"]
         width = hi - lo
         moments = {
-            "entropy": [mpmath.log(width)],
+            "entropy": [M.log(width)],
             "mean": (lo + hi) / 2,
             "var": width**2 / 12,
             "abs": lambda c: (
@@ -432,7 +458,7 @@ def _moments(family: str, p: Params) -> dict | None:
                 if c >= hi
                 else ((c - lo) ** 2 + (hi - c) ** 2) / (2 * width)
             ),
-            "mgf": lambda t: (mpmath.exp(t * hi) - mpmath.exp(t * lo)) / (t * width) if t else mpf(1),
+            "mgf": lambda t: (M.exp(t * hi) - M.exp(t * lo)) / (t * width) if t != 0 else M.mpf(1),
         }
         if lo >= 0:  # E log X = (hi log hi - lo log lo)/(hi - lo) - 1
             moments["log"] = (_xlogy(hi, hi) - _xlogy(lo, lo)) / width - 1
@@ -444,15 +470,15 @@ def _moments(family: str, p: Params) -> dict | None:
         return {
             "entropy": [
                 _lnbeta(a, b),
-                -(a - 1) * mpmath.digamma(a),
-                -(b - 1) * mpmath.digamma(b),
-                (a + b - 2) * mpmath.digamma(a + b),
+                -(a - 1) * M.digamma(a),
+                -(b - 1) * M.digamma(b),
+                (a + b - 2) * M.digamma(a + b),
             ],
             "mean": a / (a + b),
             "var": a * b / ((a + b) ** 2 * (a + b + 1)),
-            "log": mpmath.digamma(a) - mpmath.digamma(a + b),
-            "log1m": mpmath.digamma(b) - mpmath.digamma(a + b),
-            "mgf": lambda t: mpmath.hyp1f1(a, a + b, t),
+            "log": M.digamma(a) - M.digamma(a + b),
+            "log1m": M.digamma(b) - M.digamma(a + b),
+            "mgf": lambda t: M.hyp1f1(a, a + b, t),
         }
     return None
 
@@ -473,23 +499,23 @@ def _cross_entropy(family: str, q: Params, m: dict) -> list | None:
     if family == "normal":  # log(s sqrt(2 pi)) + (var + (mean - loc)^2)/(2 s^2)
         s = q["scale"]
         return [
-            mpmath.log(s),
-            mpmath.log(2 * mpmath.pi) / 2,
+            M.log(s),
+            M.log(2 * M.pi) / 2,
             m["var"] / (2 * s**2),
             (m["mean"] - q["loc"]) ** 2 / (2 * s**2),
         ]
     if family == "laplace":  # log(2b) + E|X - loc|/b
-        return [mpmath.log(2 * q["scale"]), m["abs"](q["loc"]) / q["scale"]]
+        return [M.log(2 * q["scale"]), m["abs"](q["loc"]) / q["scale"]]
     if family == "gumbel":  # log b + (E X - loc)/b + E exp(-(X - loc)/b)
         loc, b = q["loc"], q["scale"]
-        return [mpmath.log(b), (m["mean"] - loc) / b, mpmath.exp(loc / b) * m["mgf"](-1 / b)]
+        return [M.log(b), (m["mean"] - loc) / b, M.exp(loc / b) * m["mgf"](-1 / b)]
     if family == "exponential":  # -log r + r E X
-        return [-mpmath.log(q["rate"]), q["rate"] * m["mean"]]
+        return [-M.log(q["rate"]), q["rate"] * m["mean"]]
     if family == "gamma":  # -a log r + lnG(a) - (a - 1) E log X + r E X
         a, r = q["concentration"], q["rate"]
-        return [-a * mpmath.log(r), mpmath.loggamma(a), -(a - 1) * m["log"], r * m["mean"]]
+        return [-a * M.log(r), M.loggamma(a), -(a - 1) * m["log"], r * m["mean"]]
     if family == "uniform":  # log(high - low) on the (checked) common support
-        return [mpmath.log(q["high"] - q["low"])]
+        return [M.log(q["high"] - q["low"])]
     a, b = q["concentration1"], q["concentration0"]  # beta: lnB(a, b) - (a-1) E log X - (b-1) E log(1-X)
     return [_lnbeta(a, b), -(a - 1) * m["log"], -(b - 1) * m["log1m"]]
 
@@ -513,26 +539,26 @@ def _log_pmf(family: str, p: Params, k: int):
         n, r = p["total_count"], p["probs"]
         if k > n:
             return -INF
-        prob = mpmath.binomial(n, k) * r**k * (1 - r) ** (n - k)
+        prob = M.binomial(n, k) * r**k * (1 - r) ** (n - k)
         return _log_or_minus_inf(prob)
     if family == "poisson":
         lam = p["rate"]
-        return (0 if k == 0 else -INF) if lam == 0 else k * mpmath.log(lam) - lam - mpmath.loggamma(k + 1)
+        return (0 if k == 0 else -INF) if lam == 0 else k * M.log(lam) - lam - M.loggamma(k + 1)
     if family == "geometric":
         r = p["probs"]
-        return _xlogy(k, 1 - r) + mpmath.log(r)
+        return _xlogy(k, 1 - r) + M.log(r)
     raise NotCovered(family)
 
 
 def _log_or_minus_inf(x):
-    return -INF if x == 0 else mpmath.log(x)
+    return -INF if x == 0 else M.log(x)
 
 
 def _finite_sum(pf: str, p: Params, qf: str, q: Params) -> list:
     """sum_k p(k) (log p(k) - log q(k)) over P's finite support, term by term."""
     bounds = support(pf, p)
     assert bounds is not None, f"{pf}: an exact finite sum is taken only over a bounded support"
-    lo, hi = (int(x) for x in bounds)
+    lo, hi = (int(float(x)) for x in bounds)  # (exact integers, an mpf or an exact ball)
     if hi - lo >= FINITE_SUM_LIMIT:
         raise NotCovered(
             f"the exact sum over {pf}'s support would take {hi - lo + 1:,} terms (more than {FINITE_SUM_LIMIT:,})"
@@ -545,7 +571,7 @@ def _finite_sum(pf: str, p: Params, qf: str, q: Params) -> list:
         lq = _log_pmf(qf, q, k)
         if lq == -INF:
             return [INF]
-        prob = mpmath.exp(lp)
+        prob = M.exp(lp)
         terms += [prob * lp, -prob * lq]
     return terms
 
@@ -558,7 +584,7 @@ def kl_terms(p_family: str, p: Params, q_family: str, q: Params) -> list:
     pf, p = _alias(p_family, p)
     qf, q = _alias(q_family, q)
     if pf == "uniform" and p["low"] >= p["high"]:  # (>: an inverted interval, met only by sensitivity probes)
-        return [mpf(0)] if qf == "uniform" and q["low"] == q["high"] == p["low"] == p["high"] else [INF]
+        return [M.mpf(0)] if qf == "uniform" and q["low"] == q["high"] == p["low"] == p["high"] else [INF]
     sp, sq = support(pf, p), support(qf, q)
     if sp is not None and sq is not None and not (sq[0] <= sp[0] and sp[1] <= sq[1]):
         if FAMILIES[p_family].kind == FAMILIES[q_family].kind:
@@ -587,30 +613,32 @@ def covered(p_family: str, q_family: str) -> bool:
 
 
 def _probe(family: str, role: str) -> Params:
-    h = mpf(1) / 2
+    h = M.mpf(1) / 2
     probes = {
-        "normal": {"loc": mpf(0), "scale": mpf(1)},
-        "laplace": {"loc": mpf(0), "scale": mpf(1)},
-        "gumbel": {"loc": mpf(0), "scale": mpf(1)},
-        "cauchy": {"loc": mpf(0), "scale": mpf(1)},
-        "log_normal": {"loc": mpf(0), "scale": mpf(1)},
-        "half_normal": {"scale": mpf(1)},
-        "mvn_tril": {"loc": [mpf(0)] * 2, "scale_tril": [[mpf(1), mpf(0)], [h, mpf(1)]]},
-        "mvn_diag": {"loc": [mpf(0)] * 2, "scale_diag": [mpf(1), mpf(2)]},
+        "normal": {"loc": M.mpf(0), "scale": M.mpf(1)},
+        "laplace": {"loc": M.mpf(0), "scale": M.mpf(1)},
+        "gumbel": {"loc": M.mpf(0), "scale": M.mpf(1)},
+        "cauchy": {"loc": M.mpf(0), "scale": M.mpf(1)},
+        "log_normal": {"loc": M.mpf(0), "scale": M.mpf(1)},
+        "half_normal": {"scale": M.mpf(1)},
+        "mvn_tril": {"loc": [M.mpf(0)] * 2, "scale_tril": [[M.mpf(1), M.mpf(0)], [h, M.mpf(1)]]},
+        "mvn_diag": {"loc": [M.mpf(0)] * 2, "scale_diag": [M.mpf(1), M.mpf(2)]},
         "categorical": {"probs": [h, h]},
         "one_hot_categorical": {"probs": [h, h]},
-        "dirichlet": {"concentration": [mpf(1), mpf(2)]},
+        "dirichlet": {"concentration": [M.mpf(1), M.mpf(2)]},
         "bernoulli": {"probs": h},
         "geometric": {"probs": h},
-        "continuous_bernoulli": {"probs": mpf(1) / 3},
-        "binomial": {"total_count": mpf(1 if role == "p" else 2), "probs": h},
-        "poisson": {"rate": mpf(1)},
-        "exponential": {"rate": mpf(1)},
-        "chi2": {"df": mpf(3)},
-        "gamma": {"concentration": mpf(2), "rate": mpf(1)},
-        "beta": {"concentration1": mpf(2), "concentration0": mpf(3)},
-        "uniform": {"low": mpf(1) / 4, "high": mpf(3) / 4} if role == "p" else {"low": mpf(-10), "high": mpf(10)},
-        "pareto": {"scale": mpf(2) if role == "p" else mpf(1) / 1000, "concentration": mpf(3)},
+        "continuous_bernoulli": {"probs": M.mpf(1) / 3},
+        "binomial": {"total_count": M.mpf(1 if role == "p" else 2), "probs": h},
+        "poisson": {"rate": M.mpf(1)},
+        "exponential": {"rate": M.mpf(1)},
+        "chi2": {"df": M.mpf(3)},
+        "gamma": {"concentration": M.mpf(2), "rate": M.mpf(1)},
+        "beta": {"concentration1": M.mpf(2), "concentration0": M.mpf(3)},
+        "uniform": {"low": M.mpf(1) / 4, "high": M.mpf(3) / 4}
+        if role == "p"
+        else {"low": M.mpf(-10), "high": M.mpf(10)},
+        "pareto": {"scale": M.mpf(2) if role == "p" else M.mpf(1) / 1000, "concentration": M.mpf(3)},
     }
     return probes[family]
 
@@ -619,7 +647,7 @@ def kl(p_family: str, p: Params, q_family: str, q: Params):
     """KL(P||Q) as one mpf."""
     with mpmath.workdps(DIGITS + 10):
         terms = kl_terms(p_family, p, q_family, q)
-        return INF if any(t == INF for t in terms) else mpmath.fsum(terms)
+        return INF if any(t == INF for t in terms) else M.fsum(terms)
 
 
 # --------------------------------------------------------------------------- batches of parameters
@@ -638,7 +666,7 @@ def element_params(family: str, arrays: dict[str, np.ndarray], batch: tuple, ind
 
 def _to_mp(value):
     if np.ndim(value) == 0:
-        return mpf(float(value))
+        return M.mpf(float(value))
     return [_to_mp(v) for v in value]
 
 
@@ -654,7 +682,7 @@ def evaluate(p_family: str, p_arrays: dict, q_family: str, q_arrays: dict, batch
             q = element_params(q_family, q_arrays, batch, index)
             terms = kl_terms(p_family, p, q_family, q)
             infinite = any(t == INF for t in terms)
-            values[index] = float(INF if infinite else mpmath.fsum(terms))
-            magnitude[index] = 0.0 if infinite else float(mpmath.fsum(abs(t) for t in terms))
+            values[index] = float(INF if infinite else M.fsum(terms))
+            magnitude[index] = 0.0 if infinite else float(M.fsum(abs(t) for t in terms))
             count[index] = len(terms)
     return values, magnitude, count

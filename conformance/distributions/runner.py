@@ -38,7 +38,7 @@ from ..frameworks import DEVICES, Unavailable, binding
 from ..kinds import check_id, start_record
 from ..oracle import DIGITS, Expectation
 from ..results import Record, summarize
-from . import closed_forms
+from . import certify, closed_forms
 from .cases import DistributionCase
 from .families import FAMILIES
 from .libraries import Library, build, handle
@@ -112,11 +112,12 @@ def fed_params(case: DistributionCase, side: str, dtype: str) -> dict:
 
 @functools.lru_cache(maxsize=512)
 def expectation(case: DistributionCase, dtype: str) -> Expectation:
-    """The closed form at the fed values, with its conditioning as the magnitude."""
+    """The closed form at the fed values, with its conditioning as the magnitude, certified in arb."""
     p, q = fed_params(case, "p", dtype), fed_params(case, "q", dtype)
     values, magnitude, counts = closed_forms.evaluate(case.p.family, p, case.q.family, q, case.batch)
     magnitude = magnitude + sensitivity(case)
-    return Expectation(value=values, magnitude=magnitude, terms=int(counts.max(initial=1)))
+    exp = Expectation(value=values, magnitude=magnitude, terms=int(counts.max(initial=1)))
+    return certify.certified(exp, case.p.family, p, case.q.family, q, case.batch)
 
 
 @functools.lru_cache(maxsize=256)
@@ -229,6 +230,8 @@ def _run(check: DistributionCheck, record: Record) -> None:
         record.tolerance_override = f"x{override.factor:g}: {override.reason}"
     exp = expectation(case, check.dtype)
     record.expected = summarize(exp.value)
+    record.expected_bound = judge.largest_bound(np.asarray(exp.value, np.float64), exp.bound)  # until judged
+    record.expected_certified = exp.provenance
 
     to_numpy = binding(lib.framework).to_numpy
     with lib.context(h, check.dtype, check.device), warnings.catch_warnings(record=True) as caught:
@@ -266,6 +269,7 @@ def _run(check: DistributionCheck, record: Record) -> None:
     record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
     record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
     record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
+    record.expected_bound, record.expected_certified = verdict.bound, verdict.certified
     record.observed = summarize(observed, verdict.worst_index)
     record.expected = summarize(exp.value, verdict.worst_index)
     if verdict.verdict == "fail":

@@ -36,7 +36,7 @@ def version() -> str:
 
 
 @contextmanager
-def _precision(bits: int):
+def precision(bits: int):
     old = ctx.prec
     ctx.prec = bits
     try:
@@ -56,11 +56,18 @@ def to_float(x) -> tuple[float, float, float, bool]:
         return math.copysign(math.inf, float(x.mid())), 0.0, 0.0, True
     if x.abs_upper() >= _FLOAT_LIMIT:
         return float(x.mid()), 0.0, math.inf, False
+    hi = float(x.mid())
+    return (hi, *pair_with(x, hi))
+
+
+def pair_with(x, hi: float) -> tuple[float, float, bool]:
+    """(low, bound, final) of the finite ball `x` stored as hi + low for a given float64 `hi` (its
+    midpoint rounded, or a value computed elsewhere that the ball holds): low is what hi misses of the
+    midpoint, rounded, and the bound covers what hi + low still misses plus the radius."""
     mid = x.mid()
-    hi = float(mid)
     lo = float(mid - hi)
     representation = (mid - hi - lo).abs_upper()  # what value + low cannot hold of the midpoint
-    return hi, lo, _float_above(representation + x.rad()), x.rad() <= representation
+    return lo, _float_above(representation + x.rad()), x.rad() <= representation
 
 
 def _float_above(x) -> float:
@@ -174,7 +181,7 @@ def refine(hit, need: np.ndarray, p_fed, q_fed, spec, weights):
     used = 0
     for index in todo:
         for bits in PRECISIONS:
-            with _precision(bits):
+            with precision(bits):
                 *result, final = to_float(_element(index, p_fed, q_fed, spec, weights, specials, shape))
             used = max(used, bits)
             if result[2] <= need[index] or final:
@@ -246,7 +253,7 @@ def refine_gradient(hit, unscaled, need: np.ndarray, p_fed, q_fed, spec, wrt: st
             continue  # a special value: decided exactly, never here with a bound above 0
         r, j = index[:-1], index[-1]
         for bits in PRECISIONS:
-            with _precision(bits):
+            with precision(bits):
                 if exact_bound[index] == 0:
                     derivative = arb(float(exact_value[index])) + arb(float(exact_low[index]))
                 else:
