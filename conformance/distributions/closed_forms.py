@@ -1,4 +1,5 @@
-"""Closed-form KL(P||Q) between distribution families, in mpmath at `oracle.DIGITS` digits.
+"""Closed-form KL(P||Q) between distribution families, in mpmath at `oracle.DIGITS` digits (and the same
+formulas on arb balls, which certify it: certify.py).
 
 Every formula returns the KL as a list of terms whose sum is the value: the terms' magnitudes
 say how much cancellation a float implementation of the same formula faces, which sizes the
