@@ -451,3 +451,14 @@ def test_a_shape_failure_still_records_the_expected_values_bound():
     tol = float(judge.tolerance(exp, "float64", "cpu"))
     assert verdict.bound is not None and 0 < verdict.bound <= judge.BOUND_SHARE * tol
     assert "double-word" in verdict.certified
+
+
+def test_a_derivative_beyond_float64_is_infinite_and_certified():
+    """d/dq of p log(p/q) is -p/q: at a subnormal q it is about -1e323, beyond float64, so exactly -inf as
+    float64 holds it. The double-word stage cannot bound the overflow; arb must decide it, scaled or not."""
+    p, q = np.array([[0.5, 0.5]]), np.array([[1.0, SUB64]])
+    for reduction in ("none", "mean_all"):
+        exp = oracle.gradient(p, q, oracle.Spec(reduction=reduction), "q").expectation()
+        sharp = exp.certified_to(np.full(p.shape, 1e-300))
+        assert sharp.value[0, 1] == -np.inf and sharp.bound[0, 1] == 0, (reduction, sharp.value, sharp.bound)
+        assert np.isfinite(sharp.value[0, 0]) and sharp.bound[0, 0] <= 1e-300

@@ -230,7 +230,8 @@ def _element(index: tuple, p_fed, q_fed, spec, weights, specials, shape):
 
 def refine_gradient(hit, unscaled, need: np.ndarray, p_fed, q_fed, spec, wrt: str, scale: Callable[[tuple], Any]):
     """The scaled analytic gradient `hit`, with every element whose bound exceeds `need` recomputed in arb:
-    its unscaled derivative (`unscaled`'s value + low where that is exact, bound 0; else from its row)
+    its unscaled derivative (`unscaled`'s value + low where that is exact, bound 0; else from its row, an
+    overflow the double-word stage could not bound included)
     times its exact `scale` (`element_scale`). Scaling in arb too keeps no double-word floor: a derivative
     at float64's subnormal floor, or an exact zero over an inexact divisor, comes out as tight as
     float64 can hold it."""
@@ -249,12 +250,13 @@ def refine_gradient(hit, unscaled, need: np.ndarray, p_fed, q_fed, spec, wrt: st
     space = spec.p_space if wrt == "p" else spec.q_space
     used = 0
     for index in todo:
-        if not math.isfinite(exact_value[index]):
-            continue  # a special value: decided exactly, never here with a bound above 0
+        exact = exact_bound[index] == 0  # decided: value + low is the derivative itself
+        if exact and not math.isfinite(exact_value[index]):
+            continue  # a special value, decided exactly (its scaled bound is 0: never here in practice)
         r, j = index[:-1], index[-1]
         for bits in PRECISIONS:
             with precision(bits):
-                if exact_bound[index] == 0:
+                if exact:
                     derivative = arb(float(exact_value[index])) + arb(float(exact_low[index]))
                 else:
                     p, lp = _side_row(p_fed[r], spec.p_space, spec.clip_epsilon, False)
