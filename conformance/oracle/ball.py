@@ -29,6 +29,7 @@ except ImportError:  # an image without python-flint keeps the double-word bound
 PRECISIONS = (128, 256, 512, 1024, 2048, 4096, 8192, 16384)  # bits; the first is already ~2^-128 relative
 _FLOAT_LIMIT = arb(2) ** 1024 - arb(2) ** 970 if HAVE_FLINT else None  # from here on, round-to-nearest gives inf
 UNAVAILABLE = "no arb refinement (python-flint is not installed)"
+SUBNORMAL = 2.0**-1074  # float64's least subnormal: no bound of a float64 pair below it but 0
 
 
 def version() -> str:
@@ -67,7 +68,10 @@ def pair_with(x, hi: float) -> tuple[float, float, bool]:
     mid = x.mid()
     lo = float(mid - hi)
     representation = (mid - hi - lo).abs_upper()  # what value + low cannot hold of the midpoint
-    return lo, _float_above(representation + x.rad()), x.rad() <= representation
+    bound = _float_above(representation + x.rad())
+    # final: more precision cannot shrink the float64 bound, the radius being below what the pair misses or
+    # the bound at float64's floor (a ball about an exact 0 that arb cannot prove shrinks, never reaches it)
+    return lo, bound, x.rad() <= representation or bound <= SUBNORMAL
 
 
 def _float_above(x) -> float:
