@@ -1,7 +1,8 @@
 """Stored KL values of distribution cases: `klconf cases check` verifies them, `klconf cases fill` writes them.
 
 A stored value must be the float64 nearest the closed form evaluated at the case's float64
-parameters (within one ulp), and +inf exactly where the closed form is infinite. Filling
+parameters (within one ulp), and +inf exactly where the closed form is infinite; its provenance says
+how it was certified (the same formula in arb, certify.py) and the bound. Filling
 edits the file's text in place, as conformance/stored.py does for tensor cases, so
 comments and layout survive.
 """
@@ -15,8 +16,9 @@ from yaml.nodes import SequenceNode
 
 from .. import safe_yaml
 from ..cases import Problem
+from ..oracle import Expectation
 from ..stored import _block, _content_end, _mapping, _replace, _same
-from . import closed_forms
+from . import certify, closed_forms
 from .cases import KIND, DistributionCase, load_corpus
 
 
@@ -27,7 +29,23 @@ def oracle_values(case: DistributionCase) -> np.ndarray:
 
 
 def expected_block(case: DistributionCase) -> dict:
-    return {"kl": oracle_values(case).tolist(), "provenance": closed_forms.PROVENANCE}
+    return {"kl": oracle_values(case).tolist(), "provenance": provenance(case)}
+
+
+def provenance(case: DistributionCase) -> str:
+    """How the stored values were certified: the closed form in arb, to a quarter of a float64 ulp (so the
+    stored value, mpmath's float64, is the exact one faithfully rounded), and the largest bound."""
+    p, q = case.p.params, case.q.params
+    values, magnitude, counts = closed_forms.evaluate(case.p.family, p, case.q.family, q, case.batch)
+    first = Expectation(value=values, magnitude=magnitude, terms=int(counts.max(initial=1)))
+    exp = certify.certified(first, case.p.family, p, case.q.family, q, case.batch)
+    if exp.bound is None:
+        return exp.provenance
+    finite = np.isfinite(values)
+    # a zero has no quarter ulp to reach (arb's balls about an exact 0 never shrink to it): its first bound
+    exp = exp.certified_to(np.where(finite & (values != 0), np.spacing(np.abs(values)) / 4, np.inf))
+    bound = float(np.max(np.where(finite, exp.bound, 0.0), initial=0.0))
+    return f"certified: |exact - stored| <= {bound:.1e} + float64 rounding; {exp.provenance}"
 
 
 def verify(case: DistributionCase) -> list[Problem]:
@@ -91,7 +109,8 @@ def fill_file(path: Path, cases_by_id: dict[str, DistributionCase], update: bool
             continue
         block = expected_block(case)
         if "expected" in entry:
-            if update and not _same((case.expected or {}).get("kl"), block["kl"]):
+            stored = case.expected or {}
+            if update and (not _same(stored.get("kl"), block["kl"]) or stored.get("provenance") != block["provenance"]):
                 edits.append(_replace(text, entry["expected"], block))
                 changes.append(f"{case.id}: expected values replaced")
         else:
