@@ -20,8 +20,8 @@ to certify every element to within BOUND_SHARE of its tolerance (it refines in a
 first bound is looser), measures errors from value + low, and records the bound it judged with.
 Only float64's own resolution can stay above the share: value + low of an element within a
 subnormal or so of zero may miss it by half a subnormal, so its bound is one subnormal (an exact
-result, a zero say, has bound 0); `details["bound_floor"]` counts such elements and `details["uncertain"]` those whose
-verdict the bound could change.
+result, a zero say, has bound 0); `details["bound_floor"]` counts such elements and
+`details["uncertain"]` those whose verdict the bound could change.
 """
 
 from __future__ import annotations

@@ -234,11 +234,10 @@ def _element(index: tuple, p_fed, q_fed, spec, weights, specials, shape):
 
 def refine_gradient(hit, unscaled, need: np.ndarray, p_fed, q_fed, spec, wrt: str, scale: Callable[[tuple], Any]):
     """The scaled analytic gradient `hit`, with every element whose bound exceeds `need` recomputed in arb:
-    its unscaled derivative (`unscaled`'s value + low where that is exact, bound 0; else from its row, an
-    overflow the double-word stage could not bound included)
-    times its exact `scale` (`element_scale`). Scaling in arb too keeps no double-word floor: a derivative
-    at float64's subnormal floor, or an exact zero over an inexact divisor, comes out as tight as
-    float64 can hold it."""
+    its unscaled derivative (`unscaled`'s value + low where that is exact, bound 0; else from its row,
+    an overflow the double-word stage could not bound included) times its exact `scale`
+    (`element_scale`). Scaling in arb too keeps no double-word floor: a derivative at float64's
+    subnormal floor, or an exact zero over an inexact divisor, comes out as tight as float64 holds it."""
     value, low, bound = (
         np.array(np.broadcast_to(a, np.shape(hit.value)), np.float64) for a in (hit.value, hit.low, hit.bound)
     )
