@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import pytest
 
-RECORD_KEY = "klconf_record"  # the user property that carries a check's record (see plugin.py)
+RECORD_KEY = "klconf_record"  # the user property that carries a check's record (see results_file.py)
 PLAIN_INTERVAL_S = 60.0
 
 

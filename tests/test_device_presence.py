@@ -117,8 +117,8 @@ def _missing(monkeypatch, name: str) -> str:
 def test_a_framework_that_is_not_installed_is_one_entry_standing_for_its_checks(monkeypatch):
     from conformance import device_skips, frameworks, kinds, runner
     from conformance.cases import load_cases
-    from conformance.plugin import _pytest_id
     from conformance.porting.records import plan as plan_ports
+    from conformance.selection import node_id
 
     monkeypatch.setattr(device_presence, "absent_devices", lambda root="": {})
     reason = _missing(monkeypatch, "mlx")
@@ -130,13 +130,13 @@ def test_a_framework_that_is_not_installed_is_one_entry_standing_for_its_checks(
     assert on_mlx and len(on_mlx) < len(planned)
 
     config = _Config()
-    kept = device_skips.without_absent(config, value, planned, ["cpu"], _pytest_id, ["scipy", "mlx"])
+    kept = device_skips.without_absent(config, value, planned, ["cpu"], node_id, ["scipy", "mlx"])
     assert kept == [c for c in planned if c.api.framework != "mlx"]
     ports = plan_ports(apis, ["scipy", "mlx"], cases)
     to_mlx = [p for p in ports if "mlx" in kinds.frameworks_needed(p)]
     assert any(p.api.framework == "scipy" for p in to_mlx)  # scipy's calls ported to mlx need mlx too
     porting = kinds.by_name("porting")
-    kept_ports = device_skips.without_absent(config, porting, ports, ["cpu"], _pytest_id, ["scipy", "mlx"])
+    kept_ports = device_skips.without_absent(config, porting, ports, ["cpu"], node_id, ["scipy", "mlx"])
     assert kept_ports == [p for p in ports if p not in to_mlx]
     assert device_skips.summary(config) == [
         {"framework": "mlx", "device": "cpu", "checks": len(on_mlx) + len(to_mlx), "reason": reason}
@@ -144,7 +144,7 @@ def test_a_framework_that_is_not_installed_is_one_entry_standing_for_its_checks(
 
     alone = _Config()  # asked only for the missing framework: every check planned, each to be a skip
     only = [c for c in planned if c.api.framework == "mlx"]
-    assert device_skips.without_absent(alone, value, only, ["cpu"], _pytest_id, ["mlx"]) == only
+    assert device_skips.without_absent(alone, value, only, ["cpu"], node_id, ["mlx"]) == only
     assert device_skips.summary(alone) == []
 
 

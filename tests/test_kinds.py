@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import conformance
-from conformance import cli, kinds, outcomes, plugin, sharding
+from conformance import cli, kinds, outcomes, plugin, selection, sharding
 from conformance.kinds import check_id
 from conformance.report import merge
 from conformance.results import Record
@@ -115,7 +115,7 @@ def test_a_registered_kind_is_planned_run_selected_and_merged(with_toy, tmp_path
         check_id(case, api.name, "toy", "cpu", "float64") for case in ("toy-a", "toy-b") for api in fakes.plugin_apis()
     )
     writer = plugin.ResultsFile(str(tmp_path / "results.jsonl"), "", config)
-    nodeid = f"conformance/checks/test_toys.py::test_toy[{plugin._pytest_id(planned[0])}]"
+    nodeid = f"conformance/checks/test_toys.py::test_toy[{selection.node_id(planned[0])}]"
     assert writer._check_of(nodeid) is planned[0]
     assert TOY.run(planned[0]).check_id == planned[0].id
     # the command line offers it and collects its module

@@ -222,7 +222,7 @@ class _Config:
 def test_every_kind_of_check_is_planned_attributed_and_recorded_by_one_path(tmp_path):
     """For each kind: the node id of a planned check leads back to it, and the record a crash of its process
     gets is its own identity (check kind, id, case) -- as the record a run of it starts from."""
-    from conformance import plugin
+    from conformance import plugin, selection
 
     config = _Config()
     writer = plugin.ResultsFile(str(tmp_path / "results.jsonl"), "", config)
@@ -231,7 +231,7 @@ def test_every_kind_of_check_is_planned_attributed_and_recorded_by_one_path(tmp_
         checks = plugin.selected_checks(config, kind.fixture)
         assert checks, kind.name
         check = checks[-1]
-        nodeid = f"conformance/checks/x.py::{kind.test}[{plugin._pytest_id(check)}]"
+        nodeid = f"conformance/checks/x.py::{kind.test}[{selection.node_id(check)}]"
         assert writer._check_of(nodeid) is check
         crashed = writer._planned_record(nodeid, "crash", "worker 'gw0' crashed while running it")
         assert (crashed["check"], crashed["check_id"], crashed["verdict"], crashed["kind"]) == (
