@@ -16,10 +16,6 @@ import functools
 import gc
 import json
 import math
-import os
-import platform
-import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -30,28 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, machine
 from .outcomes import FAILING, VERDICT_NAMES
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema") / "results.schema.json"
-# Environment variables that change numerics or thread counts: recorded as set, so two runs compare.
-NUMERICS_ENV = (
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "TF_ENABLE_ONEDNN_OPTS",
-    "TF_USE_LEGACY_KERAS",
-    "KERAS_BACKEND",
-    "NVIDIA_TF32_OVERRIDE",
-    "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE",
-    "CUBLAS_WORKSPACE_CONFIG",
-    "JAX_ENABLE_X64",
-    "JAX_DEFAULT_MATMUL_PRECISION",
-    "JAX_PLATFORMS",
-    "XLA_FLAGS",
-    "CUDA_VISIBLE_DEVICES",
-)
 VERDICTS = VERDICT_NAMES  # each one's meaning: conformance/outcomes.py
 SUMMARY_LIMIT = 64  # arrays up to this many values are stored whole
 
@@ -160,60 +139,10 @@ def run_header(argv: list[str] | None = None, corpus_hash: str = "", **extra) ->
         "klconf": __version__,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "corpus_hash": corpus_hash,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "gpus": gpus(),
-        "env": {name: os.environ[name] for name in NUMERICS_ENV if name in os.environ},
+        **machine.description(),
         "argv": list(argv if argv is not None else sys.argv),
         **extra,
     }
-
-
-@functools.lru_cache(maxsize=1)
-def gpus() -> list[dict]:
-    """GPU model, driver and memory from nvidia-smi; empty where there is no NVIDIA GPU or tool."""
-    tool = shutil.which("nvidia-smi")
-    if not tool:
-        return []
-    query = "index,name,driver_version,memory.total,compute_cap"
-    try:
-        out = subprocess.run(
-            [tool, f"--query-gpu={query}", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    found: list[dict] = []
-    for line in out.splitlines():
-        fields = [f.strip() for f in line.split(",")]
-        if len(fields) >= 4 and fields[1]:
-            gpu = {
-                "index": int(fields[0]) if fields[0].isdigit() else len(found),
-                "name": fields[1],
-                "driver": fields[2],
-                "memory": fields[3],
-            }
-            if len(fields) > 4 and fields[4] not in ("", "[N/A]"):
-                gpu["compute_capability"] = fields[4]
-            found.append(gpu)
-    return found
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class ResultsUnwritable(Exception):

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import jsonschema
 import pytest
 
-from conformance import results
+from conformance import machine, results
 from conformance.cli import main
 from conformance.report import aggregate, junit, model, write_report
 from conformance.results import Record, run_header
@@ -398,11 +398,11 @@ def test_gpus_are_read_from_nvidia_smi(monkeypatch, tmp_path):
     )
     tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
-    results.gpus.cache_clear()
+    machine.gpus.cache_clear()
     try:
-        found = results.gpus()
+        found = machine.gpus()
     finally:
-        results.gpus.cache_clear()
+        machine.gpus.cache_clear()
     assert found == [
         {
             "index": i,
