@@ -10,7 +10,7 @@ import pytest
 from conformance import convention_fields as fields
 from conformance import conventions, oracle
 from conformance.inference import candidates
-from conformance.porting import verify
+from conformance.porting import fed
 
 DECLARED = conventions.Convention(("input", "target"), "target", ("log_prob", "prob"), "mean_batch")
 
@@ -74,7 +74,7 @@ def test_one_field_away_follows_the_table():
 def test_the_judge_and_porting_enumerate_the_same_fields():
     judged = {label.split("=")[0].split(" (")[0] for label, _ in conventions.variants(DECLARED)}
     candidate = candidates.from_convention(DECLARED, weights_fed=False)
-    ported = {label.split("=")[0].split(" (")[0] for label, _ in verify.variants(candidate, False)}
+    ported = {label.split("=")[0].split(" (")[0] for label, _ in fed.variants(candidate, False)}
     named = {f.name for f in fields.FIELDS} | {"no clipping"}
     assert ported - named == set() and {"reduction", "zero_q", "normalizes", "batch_divisor"} <= judged & ported
 

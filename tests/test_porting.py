@@ -177,14 +177,14 @@ def _body(code: str) -> list[str]:
 )
 def test_tolerance_sizes_are_the_oracles(cases, name, truth, options, shows):
     """The float64 sizes a port's tolerance is built from equal the oracle's, on every case and dtype."""
+    from conformance.porting.fed import broadcast_terms, source_call
     from conformance.porting.tolerance import sizes
-    from conformance.porting.verify import _broadcast, source_call
 
     recipe = recipe_for(_fake(name, options, **truth), options[0])
     for case in cases:
         for dtype in DTYPES:
             fed = source_call(recipe, case, dtype)
-            args = _broadcast(fed.args)
+            args = broadcast_terms(fed.args)
             exact, _ = recipe.candidate.predict(args, fed.weights)
             ours = sizes(recipe.candidate, args, fed.weights)
             assert ours.terms == exact.terms, (case.id, dtype)
@@ -260,12 +260,12 @@ def test_one_source_call_serves_every_target_and_its_inputs_are_read_only(cases,
     """A source is ported to every other framework: its calls, the tolerance's sizes and the case's
     probabilities are computed once, not once per target; the arrays every target shares are read-only,
     so an equivalent that writes into its input differs there instead of changing what the next target gets."""
-    from conformance.porting import verify as verify_mod
+    from conformance.porting import fed as fed_mod
 
     calls = {"sizes": 0, "probabilities": 0}
 
     def counting(name):
-        real = getattr(verify_mod, name)
+        real = getattr(fed_mod, name)
 
         def counted(*args):
             calls[name] += 1
@@ -274,7 +274,7 @@ def test_one_source_call_serves_every_target_and_its_inputs_are_read_only(cases,
         return counted
 
     for name in calls:
-        monkeypatch.setattr(verify_mod, name, counting(name))
+        monkeypatch.setattr(fed_mod, name, counting(name))
     source = _fake("shared-source")
     right = compose_mod.compose(recipe_for(source, {}), "scipy")
     first = verify(right, cases)
