@@ -18,7 +18,7 @@ from .kinds import Kind
 
 
 def without_absent(
-    config, kind: Kind, checks: list, devices: list[str], pytest_id: Callable[[Any], str], names: Iterable[str] = ()
+    config, kind: Kind, checks: list, devices: list[str], node_id: Callable[[Any], str], names: Iterable[str] = ()
 ) -> list:
     """The checks on a device this machine cannot have (device_presence), or needing a selected framework
     (`names`) that is not installed, are not run one by one: each would be a skip. They are counted per
@@ -33,7 +33,7 @@ def without_absent(
     if not absent and not missing:
         return checks
     skipped = config.__dict__.setdefault("_klconf_device_skips", {})
-    selected = _selection_matcher(config, pytest_id)
+    selected = _selection_matcher(config, node_id)
     kept = []
     for check in checks:
         why = _absence(check, absent, missing)
@@ -63,7 +63,7 @@ def _absence(check, absent_devices: dict[str, str], missing: dict[str, str]) -> 
     return None
 
 
-def _selection_matcher(config, pytest_id: Callable[[Any], str]) -> Callable[[Kind, Any], bool]:
+def _selection_matcher(config, node_id: Callable[[Any], str]) -> Callable[[Kind, Any], bool]:
     """Whether pytest's -k and -m would select a check, so the device skips count what the user selected.
     -k matches its expression's words as substrings of the test's name and markers, as pytest does (the test
     module's and directory's names are not among them); -m matches marker names."""
@@ -76,7 +76,7 @@ def _selection_matcher(config, pytest_id: Callable[[Any], str]) -> Callable[[Kin
 
     def matches(kind: Kind, check) -> bool:
         markers = {kinds.framework_of(check), check.device, check.dtype, "klconf"}
-        names = {kind.test, f"{kind.test}[{pytest_id(check)}]", *markers}
+        names = {kind.test, f"{kind.test}[{node_id(check)}]", *markers}
 
         def in_a_name(word: str, /, **_: object) -> bool:
             return any(word.lower() in name.lower() for name in names)
