@@ -25,7 +25,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cases import DEFAULT_CASES_DIR, Case, Problem, _dotted, _schema_message, read_document
+from .case_validation import schema_message
+from .cases import DEFAULT_CASES_DIR, Case, Problem, _dotted, read_document
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api
 from .kinds import check_id
@@ -142,7 +143,7 @@ def load(
             continue
         assert lines is not None, f"{name}: a document read without a problem has its line map"
         schema_problems = [
-            Problem(name, lines.line_of(tuple(e.absolute_path)), _dotted(e.absolute_path), _schema_message(e))
+            Problem(name, lines.line_of(tuple(e.absolute_path)), _dotted(e.absolute_path), schema_message(e))
             for e in _validator().iter_errors(data)
         ]
         if schema_problems:

@@ -19,13 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ..case_validation import most_specific, schema_message, tensor_shape
 from ..cases import (
     CaseFileError,
     Problem,
     _dotted,
-    _most_specific,
-    _schema_message,
-    _tensor_shape,
     case_content_hash,
     corpus_files,
     document_kind,
@@ -188,8 +186,8 @@ def _validator():
 def _schema_errors(data: Any) -> list[tuple[tuple, str]]:
     errors = []
     for error in _validator().iter_errors(data):
-        best = _most_specific(error)
-        errors.append((tuple(best.absolute_path), _schema_message(best) + _number_hint(best.instance)))
+        best = most_specific(error)
+        errors.append((tuple(best.absolute_path), schema_message(best) + _number_hint(best.instance)))
     return sorted(set(errors), key=lambda e: tuple(map(str, e[0])))
 
 
@@ -234,7 +232,7 @@ def semantic_errors(entry: dict) -> list[tuple[tuple, str]]:
             return [(("p",), reason)]
     expected = entry.get("expected")
     if expected:
-        shape, message = _tensor_shape(expected["kl"])
+        shape, message = tensor_shape(expected["kl"])
         if message:
             errors.append((("expected", "kl"), message))
         elif shape != batch:
@@ -280,7 +278,7 @@ def _side_errors(spec: dict) -> list[tuple[tuple, str]]:
         if prm.name not in given:
             errors.append(((), f"{name} needs parameter {prm.name!r}"))
             continue
-        shape, message = _tensor_shape(spec[prm.name])
+        shape, message = tensor_shape(spec[prm.name])
         message = message or _domain_error(prm.domain, np.asarray(spec[prm.name], np.float64), shape)
         if message:
             errors.append(((prm.name,), message))

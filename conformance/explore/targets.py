@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from hypothesis import strategies as st
 
+from .. import case_validation, gradients, runner
 from .. import cases as cases_mod
-from .. import gradients, runner
 from ..dtypes import FORMATS
 from ..frameworks import Api
 from . import strategies
@@ -109,7 +109,7 @@ def smaller_inputs(example: dict):
 
 def build_case(entry: dict) -> cases_mod.Case:
     """The Case the loader builds from `entry` (which the strategies keep legal; checked all the same)."""
-    problems = cases_mod._semantic_errors(entry)
+    problems = case_validation.semantic_errors(entry)
     if problems:
         raise ValueError(f"explored entry is not a legal case: {problems}")
     return cases_mod._build_case(entry, "<explored>", None)
