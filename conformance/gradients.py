@@ -21,7 +21,7 @@ from .cases import Case
 from .dtypes import DTYPES
 from .frameworks import DEVICES, Api, binding
 from .kinds import check_id, start_record
-from .results import Record, summarize
+from .results import Record
 from .runner import call_api, declared, fed_arguments, feed_axis, prepare, to_native, weights_for
 
 MAX_ELEMENTS = 1 << 17  # larger cases (the 128k and 256k vocabularies) are value-checked only
@@ -139,12 +139,7 @@ def _run(check: GradientCheck, record: Record) -> None:
         api.tolerance.factor if api.tolerance else 1.0,
         record.output_dtype,
     )
-    record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
-    record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
-    record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
-    record.expected_bound, record.expected_certified = verdict.bound, verdict.certified
-    record.expected = summarize(exp.value, verdict.worst_index)
-    record.observed = summarize(observed, verdict.worst_index)
+    record.take_judgement(verdict, observed, exp.value)
     record.extra["gradient_class"] = {name: int(n) for name, n in _classes(observed).items() if n}
 
 

@@ -21,7 +21,8 @@ first bound is looser), measures errors from value + low, and records the bound 
 Only float64's own resolution can stay above the share: value + low of an element within a
 subnormal or so of zero may miss it by half a subnormal, so its bound is one subnormal (an exact
 result, a zero say, has bound 0); `details["bound_floor"]` counts such elements and
-`details["uncertain"]` those whose verdict the bound could change.
+`details["uncertain"]` those whose verdict the bound could change, and a check's record keeps both
+(`extra.bound_floor`, INTERPRETING.md).
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def judge(
         floor = finite & (bound > BOUND_SHARE * tol)
         if floor.any():
             judgement.details["bound_floor"] = int(floor.sum())
-            uncertain = floor & (np.abs(abs_err - tol) <= bound)
+            # the exact error lies in abs_err +- bound: the verdict stands unless that straddles tol
+            uncertain = floor & (abs_err + bound > tol) & (abs_err - bound <= tol)
             if uncertain.any():
                 judgement.details["uncertain"] = int(uncertain.sum())
     if finite.any():

@@ -130,6 +130,22 @@ class Record:
     def failed(self) -> bool:
         return self.verdict in FAILING
 
+    def take_judgement(self, verdict: Any, observed: Any, expected: Any) -> None:
+        """A judgement (`conformance/judge.py`) of `observed` against `expected` into this record, for every kind
+        that judges values: the verdict, the errors and the tolerance at the worst element, the bound the
+        expected values were certified to there, both arrays summarised around that element, and, where
+        float64's own resolution kept some elements' bounds above the judge's share of their tolerance,
+        how many (`extra["bound_floor"]`, with how many of them were within their bound of the tolerance)."""
+        self.verdict, self.kind, self.message = verdict.verdict, verdict.kind, verdict.message
+        self.abs_error, self.rel_error, self.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
+        self.tolerance, self.headroom = verdict.tolerance, verdict.headroom
+        self.expected_bound, self.expected_certified = verdict.bound, verdict.certified
+        self.observed = summarize(observed, verdict.worst_index)
+        self.expected = summarize(expected, verdict.worst_index)
+        floor = verdict.details.get("bound_floor", 0)
+        if floor:
+            self.extra["bound_floor"] = {"elements": floor, "uncertain": verdict.details.get("uncertain", 0)}
+
 
 def run_header(argv: list[str] | None = None, corpus_hash: str = "", **extra) -> dict:
     return {

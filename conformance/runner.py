@@ -266,12 +266,7 @@ def _run(check: Check, outcome: Outcome) -> None:
     factor = api.tolerance.factor if api.tolerance else 1.0
     outcome.observed, outcome.expectation, outcome.convention = observed, exp, conv
     verdict = judge.judge(exp, observed, check.dtype, check.device, factor, record.output_dtype)
-    record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
-    record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
-    record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
-    record.expected_bound, record.expected_certified = verdict.bound, verdict.certified
-    record.observed = summarize(observed, verdict.worst_index)
-    record.expected = summarize(exp.value, verdict.worst_index)
+    record.take_judgement(verdict, observed, exp.value)
     if verdict.verdict == "fail":
         record.message = _with_inputs(record.message, verdict.worst_index, args, conv)
         record.diagnosis = diagnose(conv, args, weights, observed, check, record.output_dtype)

@@ -462,3 +462,34 @@ def test_a_derivative_beyond_float64_is_infinite_and_certified():
         sharp = exp.certified_to(np.full(p.shape, 1e-300))
         assert sharp.value[0, 1] == -np.inf and sharp.bound[0, 1] == 0, (reduction, sharp.value, sharp.bound)
         assert np.isfinite(sharp.value[0, 0]) and sharp.bound[0, 0] <= 1e-300
+
+
+def test_a_record_says_which_elements_float64s_floor_kept_above_the_share():
+    """An element whose exact value float64 cannot pin to a thousandth of its tolerance (bound one subnormal,
+    tolerance a few: the share rounds to 0) is counted in its record, with how many such elements the exact
+    value could have moved across the tolerance; a record without such elements has no entry. (The corpus's
+    KL values and derivatives never reach this floor: a tolerance of float64 carries the smallest subnormal
+    times the terms' logs, at least 11 subnormals, and a value that small is exact or has a log far larger.)"""
+    from conformance import results
+
+    value = np.array([3 * SUB64, 0.25])
+    floor = oracle.Expectation(value, np.zeros(2), 1, 0.0, np.zeros(2), np.array([SUB64, 0.0]), "test floor")
+    tol = judge.tolerance(floor, "float64", "cpu")
+    assert judge.BOUND_SHARE * tol[0] < SUB64 <= tol[0]  # the share is below what float64 resolves there
+
+    def recorded(exp, observed):
+        rec = results.Record("c", "c", "h", "api", "fw", "cpu", "float64", {}, "pass")
+        rec.take_judgement(judge.judge(exp, observed, "float64", "cpu"), observed, exp.value)
+        assert results.schema_errors(rec.to_json()) == []
+        return rec
+
+    rec = recorded(floor, value)
+    assert rec.verdict == "pass" and rec.extra["bound_floor"] == {"elements": 1, "uncertain": 0}
+    assert rec.expected_bound == SUB64 and rec.expected_certified == "test floor"
+    # off by its tolerance to the subnormal: the exact value, within a subnormal, decides, so it is uncertain
+    off = value + np.array([float(tol[0]), 0.0])
+    assert recorded(floor, off).extra["bound_floor"] == {"elements": 1, "uncertain": 1}
+
+    p, q = np.array([[0.0, 700.0, -5.0]]), np.array([[0.0, 701.0, 3.0]])
+    plain = oracle.expected(p, q, oracle.Spec(p_space="logits", q_space="logits", reduction="none"))
+    assert "bound_floor" not in recorded(plain, np.asarray(plain.value)).extra

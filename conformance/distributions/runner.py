@@ -266,12 +266,7 @@ def _run(check: DistributionCheck, record: Record) -> None:
     record.output_dtype = dtype_read
 
     verdict = judge.judge(exp, observed, check.dtype, check.device, override.factor if override else 1.0)
-    record.verdict, record.kind, record.message = verdict.verdict, verdict.kind, verdict.message
-    record.abs_error, record.rel_error, record.ulp_error = verdict.abs_error, verdict.rel_error, verdict.ulp_error
-    record.tolerance, record.headroom = verdict.tolerance, verdict.headroom
-    record.expected_bound, record.expected_certified = verdict.bound, verdict.certified
-    record.observed = summarize(observed, verdict.worst_index)
-    record.expected = summarize(exp.value, verdict.worst_index)
+    record.take_judgement(verdict, observed, exp.value)
     if verdict.verdict == "fail":
         record.message = f"{case.pair} via {record.extra['classes']}: {verdict.message}{_inputs(case, check, verdict)}"
         record.diagnosis = f"reproduce: {reproduction(check)}"
