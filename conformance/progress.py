@@ -22,7 +22,8 @@ from typing import Any, TextIO
 
 import pytest
 
-RECORD_KEY = "klconf_record"  # the user property that carries a check's record (see results_file.py)
+from .results_file import RECORD_KEY  # the user property that carries a check's record
+
 PLAIN_INTERVAL_S = 60.0
 
 
