@@ -16,20 +16,18 @@ klconf binding (conformance/frameworks/jax.py or torch.py), so a Keras check fee
 bits a direct JAX or PyTorch check feeds. A child that dies or overruns is replaced on the next
 call; the call in flight becomes an error with the child's last words.
 
-Run as `python -m conformance.frameworks._keras BACKEND` it is the child.
+This module is the parent's side and the protocol both sides share (the messages and the pipe); the
+child, `python -m conformance.frameworks._keras_child BACKEND`, is `_keras_child.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import os
 import pickle
 import struct
 import subprocess
 import sys
 import tempfile
-import traceback
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, BinaryIO
@@ -54,7 +52,7 @@ class Remote:
 class Pending:
     """An API call described in the parent and run in the child."""
 
-    api: str  # a key of CALLS
+    api: str  # a key of _keras_child.CALLS
     options: dict
     args: tuple[Remote, Remote]
     weights: Remote | None
@@ -70,38 +68,6 @@ class Computed:
 
 class RemoteError(Exception):
     """An exception raised in the child; its message starts with the child's exception type."""
-
-
-# --------------------------------------------------------------------------- the Keras calls (child side)
-
-
-def _dtype(keras, x) -> str:
-    return keras.backend.standardize_dtype(x.dtype)
-
-
-def _loss(keras, p, q, o, w):
-    loss = keras.losses.KLDivergence(reduction=o["reduction"], dtype=_dtype(keras, p))
-    return loss(p, q, sample_weight=w if o["sample_weight"] else None)
-
-
-def _metric(keras, p, q, o, w):
-    metric = keras.metrics.KLDivergence(dtype=_dtype(keras, p))
-    metric.update_state(p, q, sample_weight=w if o["sample_weight"] else None)
-    return metric.result()
-
-
-def _cross_entropy_minus_entropy(keras, p, logits, o, w):
-    ops = keras.ops  # the entropy as TensorFlow's -xlogy(p, p): 0 at p = 0, NaN for p < 0 (Keras has no xlogy)
-    entropy = -ops.sum(ops.where(p == 0, 0, p * ops.log(ops.where(p == 0, 1, p))), axis=-1)
-    return keras.losses.categorical_crossentropy(p, logits, from_logits=True) - entropy
-
-
-CALLS = {
-    "losses.KLDivergence": _loss,
-    "losses.kl_divergence": lambda keras, p, q, o, w: keras.losses.kl_divergence(p, q),
-    "metrics.KLDivergence": _metric,
-    "losses.categorical_crossentropy-entropy": _cross_entropy_minus_entropy,
-}
 
 
 # --------------------------------------------------------------------------- the API entries (parent side)
@@ -264,13 +230,13 @@ def binding(backend: str, snippet: Snippet, check_settings=None) -> Binding:
 # --------------------------------------------------------------------------- the pipe
 
 
-def _send(stream: BinaryIO, message: Any) -> None:
+def send_message(stream: BinaryIO, message: Any) -> None:
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(struct.pack("<Q", len(data)) + data)
     stream.flush()
 
 
-def _receive(stream: BinaryIO) -> Any:
+def receive_message(stream: BinaryIO) -> Any:
     header = stream.read(8)
     if len(header) < 8:
         raise EOFError("the pipe closed")
@@ -294,7 +260,7 @@ class Child:
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__, self.backend],
+            [sys.executable, "-m", f"{__package__}._keras_child", self.backend],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -334,8 +300,8 @@ class Child:
         assert self.process is not None and self.process.stdin and self.process.stdout
         try:
             if message is not None:
-                _send(self.process.stdin, message)
-            return _receive(self.process.stdout)
+                send_message(self.process.stdin, message)
+            return receive_message(self.process.stdout)
         except (EOFError, BrokenPipeError) as exc:
             code = self._reap()
             raise RuntimeError(
@@ -352,79 +318,3 @@ class Child:
     def __del__(self):
         self.stop()
         self.log.close()
-
-
-# --------------------------------------------------------------------------- the child
-
-
-def _serve(backend: str) -> None:
-    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # whatever Keras or the backend prints goes to stderr, never into the pipe
-    try:
-        import keras
-
-        bind = importlib.import_module(f"{__package__}.{backend}").BINDING
-        fw = bind.handle()
-        versions = {"keras": keras.__version__, **bind.version(fw)}
-        settings = {
-            "keras.backend": keras.backend.backend(),
-            "keras.config.epsilon": keras.config.epsilon(),
-            "keras.config.floatx": keras.config.floatx(),
-            **bind.settings(fw),
-        }
-        _send(replies, ("ready", {"versions": versions, "devices": bind.devices(fw), "settings": settings}))
-    except Exception as exc:  # any failure to start is the parent's skip reason
-        _send(replies, ("failed", f"{type(exc).__name__}: {exc}"))
-        return
-    while True:
-        try:
-            kind, call, index = _receive(requests)
-        except EOFError:
-            return
-        try:
-            _send(replies, ("ok", _run(keras, bind, fw, kind, call, index)))
-        except Exception as exc:  # whatever the call raises goes back to the parent's record
-            text = "".join(traceback.format_exception(exc, limit=-3))[-2000:]
-            _send(replies, ("error", f"{type(exc).__name__}: {exc}\n(in the Keras {backend} process)\n{text}"))
-
-
-def _run(keras, bind: Binding, fw, kind: str, call: Pending, index: int | None) -> Computed:
-    first = call.args[0]
-    context = bind.call_context(fw, first.dtype, first.device) if bind.call_context else None
-    with context or contextlib.nullcontext(), keras.device("cpu:0" if first.device == "cpu" else "gpu:0"):
-        native = [bind.to_native(fw, a.values, a.dtype, a.device) for a in call.args]
-        w = call.weights
-        weights = bind.to_native(fw, w.values, w.dtype, w.device) if w is not None else None
-
-        def fn(x, y):
-            return CALLS[call.api](keras, x, y, call.options, weights)
-
-        if kind == "value":
-            out = fn(*native)
-        else:  # the parent asks for a gradient only through Binding.gradient, which passes the argument's index
-            assert bind.gradient is not None and index is not None, (
-                f"{bind.name}: a gradient needs its binding and index"
-            )
-            out = (
-                _eager_jax_gradient(fw, fn, native, index)
-                if bind.name == "jax"
-                else bind.gradient(fw, fn, native, index)
-            )
-        values, dtype = bind.to_numpy(fw, out)
-    return Computed(values, dtype)
-
-
-def _eager_jax_gradient(fw, fn, args, index):
-    """Keras on JAX is differentiated eagerly, as Keras on TensorFlow is (GradientTape) and as its expectations
-    were measured, not through the jax family's jax.jit: jitted, Keras' float16 losses change their gradients
-    (XLA fuses the clip, divide and log), e.g. NaN in 10 of wide-3x1000's d/dy_true elements and in 1 of
-    canonical-2x3's, where eager JAX gives finite values."""
-
-    def total(*inputs):
-        return fn(*inputs).sum()
-
-    return fw.jax.grad(total, argnums=index)(*args)
-
-
-if __name__ == "__main__":  # serve from the package's module, so replies unpickle as its classes in the parent
-    importlib.import_module("conformance.frameworks._keras")._serve(sys.argv[1])
