@@ -465,23 +465,31 @@ def test_a_derivative_beyond_float64_is_infinite_and_certified():
 
 
 def test_a_record_says_which_elements_float64s_floor_kept_above_the_share():
-    """An element whose exact value float64 cannot pin to a thousandth of its tolerance (bound one subnormal,
-    tolerance a few: the share rounds to 0) is counted in its record, with how many such elements the exact
-    value could have moved across the tolerance; a record without such elements has no entry. (The corpus's
-    KL values and derivatives never reach this floor: a tolerance of float64 carries the smallest subnormal
-    times the terms' logs, at least 11 subnormals, and a value that small is exact or has a log far larger.)"""
+    """An element whose exact value float64 cannot pin to a thousandth of its tolerance is counted in its
+    record, with how many such elements the exact value could have moved across the tolerance; a record
+    without such elements has no entry. The corpus reaches this floor: extreme-logits' derivatives with
+    respect to log Q are q - p, and where p = 0 that is e^-10000 or so, below every float64, with a
+    tolerance of about one subnormal (so a thousandth of it rounds to 0)."""
     from conformance import results
-
-    value = np.array([3 * SUB64, 0.25])
-    floor = oracle.Expectation(value, np.zeros(2), 1, 0.0, np.zeros(2), np.array([SUB64, 0.0]), "test floor")
-    tol = judge.tolerance(floor, "float64", "cpu")
-    assert judge.BOUND_SHARE * tol[0] < SUB64 <= tol[0]  # the share is below what float64 resolves there
 
     def recorded(exp, observed):
         rec = results.Record("c", "c", "h", "api", "fw", "cpu", "float64", {}, "pass")
         rec.take_judgement(judge.judge(exp, observed, "float64", "cpu"), observed, exp.value)
         assert results.schema_errors(rec.to_json()) == []
         return rec
+
+    p = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # extreme-logits' P, fed as probabilities
+    log_q = np.array([[-20000.0, -10000.0, 0.0], [-9999.0, 0.0, -9999.0]])  # and Q as log-probabilities
+    spec = oracle.Spec(q_space="log_prob", elementwise="p*log(p/q)-p+q", reduction="per_row")
+    corpus = oracle.gradient(p, log_q, spec, "q").expectation()
+    rec = recorded(corpus, np.asarray(corpus.value))
+    assert rec.verdict == "pass" and rec.extra["bound_floor"] == {"elements": 3, "uncertain": 0}
+
+    # at the floor by construction: bound one subnormal, tolerance one subnormal
+    value = np.array([3 * SUB64, 0.25])
+    floor = oracle.Expectation(value, np.zeros(2), 1, 0.0, np.zeros(2), np.array([SUB64, 0.0]), "test floor")
+    tol = judge.tolerance(floor, "float64", "cpu")
+    assert judge.BOUND_SHARE * tol[0] < SUB64 <= tol[0]  # the share is below what float64 resolves there
 
     rec = recorded(floor, value)
     assert rec.verdict == "pass" and rec.extra["bound_floor"] == {"elements": 1, "uncertain": 0}
