@@ -18,7 +18,6 @@ from . import coverage, device_skips, isolation, kinds, selection, sharding
 from .outcomes import FAILING
 from .results import ResultsUnwritable, Writer, run_header
 
-KINDS = kinds.KINDS
 RECORD_KEY = "klconf_record"
 FRAMEWORK_KEY = "klconf_framework"
 
@@ -187,7 +186,7 @@ class ResultsFile:
     def _plan_every_collected_kind(self) -> None:
         """Plan each kind this run collected, so the device skips of all of them are counted (the xdist
         controller otherwise plans a kind only once a record of it arrives)."""
-        for kind in KINDS:
+        for kind in kinds.KINDS:
             first = next((n for n in self.planned or () if n.rpartition("::")[2].startswith(kind.test + "[")), None)
             if first is not None:
                 self._check_of(first)
