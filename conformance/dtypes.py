@@ -35,9 +35,11 @@ class Format:
     def ulp(self, x: np.ndarray) -> np.ndarray:
         """Spacing of this format at |x| (subnormal spacing below the normal range)."""
         ax = np.abs(np.asarray(x, dtype=np.float64))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            exponent = np.floor(np.log2(np.maximum(ax, self.smallest_normal)))
-        spacing = np.exp2(exponent - (self.mantissa_bits - 1))
+        # the binade read exactly by frexp (|x| = m 2^e, 0.5 <= m < 1: spacing 2^(e - mantissa bits)). Through
+        # floor(log2 |x|) it came out one binade high for the largest value below many powers of two, where
+        # log2 rounds up to the integer (2^1023 - ulp, say, read as 2^1023's spacing), and cost more
+        _, exponent = np.frexp(np.maximum(ax, self.smallest_normal))
+        spacing = np.ldexp(1.0, exponent - self.mantissa_bits)
         return np.where(np.isfinite(ax), spacing, np.nan)
 
 

@@ -104,6 +104,20 @@ def test_rounding_to_each_dtype_is_nearest_even():
     assert FORMATS["bfloat16"].unit_roundoff == 2.0**-8
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_ulp_is_the_spacing_of_the_format_at_every_binade_edge(dtype):
+    """A record's ulp_error divides by this: the largest value below each power of two is in the lower
+    binade (a log2-based reading put some of them a binade high), and subnormals share one spacing."""
+    kind = np.dtype(dtype).type
+    info = np.finfo(kind)
+    powers = [kind(2.0) ** k for k in range(int(info.minexp) - int(info.nmant), int(info.maxexp))]
+    below = [np.nextafter(p, kind(0)) for p in powers]
+    values = np.array(powers + below + [kind(0), info.smallest_normal * kind(0.75)], dtype=kind)
+    got = FORMATS[dtype].ulp(values.astype(np.float64))
+    assert got.tolist() == np.spacing(values).astype(np.float64).tolist()
+    assert FORMATS[dtype].ulp(np.float64(info.max)) == np.spacing(powers[-1])  # (np.spacing(max) overflows)
+
+
 def test_float32_fed_values_give_the_exact_result_for_those_bits():
     p32 = round_to(P, "float32").astype(np.float64)
     q32 = round_to(Q, "float32").astype(np.float64)
