@@ -27,6 +27,7 @@ result, a zero say, has bound 0); `details["bound_floor"]` counts such elements 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,6 +84,7 @@ def judge(
     expected = representable(np.asarray(exp.value, np.float64), output_dtype or dtype)
     observed = np.asarray(observed, np.float64)
     tol = np.broadcast_to(tolerance(exp, dtype, device, override_factor), expected.shape)
+    given = exp
     exp, bound, low = _certified(exp, tol)
     if observed.shape != expected.shape:  # no element to compare; the expected values' bound still stands
         return Judgement(
@@ -93,7 +95,8 @@ def judge(
             bound=largest_bound(expected, bound),
             certified=exp.provenance,
         )
-    expected = representable(np.asarray(exp.value, np.float64), output_dtype or dtype)
+    if exp is not given:  # refined to the share: its values are sharper
+        expected = representable(np.asarray(exp.value, np.float64), output_dtype or dtype)
 
     e_nan, o_nan = np.isnan(expected), np.isnan(observed)
     e_inf, o_inf = np.isinf(expected), np.isinf(observed)
@@ -173,11 +176,17 @@ def representable(expected: np.ndarray, dtype: str) -> np.ndarray:
     fmt = FORMATS.get(dtype)
     if fmt is None:
         return expected
-    # round-to-nearest overflows to inf from max + half an ulp of max onwards (for float64 that limit
-    # is itself beyond range: inf, and no float64 value reaches it)
-    with np.errstate(invalid="ignore", over="ignore"):
-        limit = fmt.max + 2.0 ** (np.floor(np.log2(fmt.max)) - fmt.mantissa_bits)
+    limit = _overflow_limit(fmt.max, fmt.mantissa_bits)
+    with np.errstate(invalid="ignore"):
         return np.where(np.isfinite(expected) & (np.abs(expected) >= limit), np.copysign(np.inf, expected), expected)
+
+
+@functools.cache
+def _overflow_limit(largest: float, mantissa_bits: int) -> float:
+    """Round-to-nearest overflows to inf from max + half an ulp of max onwards (for float64 that limit is
+    itself beyond range: inf, and no float64 value reaches it). Once per format: the judge runs per check."""
+    with np.errstate(over="ignore"):
+        return float(np.float64(largest) + 2.0 ** (np.floor(np.log2(largest)) - mantissa_bits))
 
 
 def _fmt(x: float) -> str:
