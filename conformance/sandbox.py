@@ -21,6 +21,7 @@ The framework-specific parts are each binding's `state(fw)` / `restore(fw, saved
 from __future__ import annotations
 
 import _signal
+import atexit
 import os
 import signal
 import sys
@@ -197,6 +198,8 @@ class _Capture:
                 _flush(stream)
             for fd in (1, 2):
                 if fd not in self._files:
+                    if not self._files:
+                        atexit.register(_Capture.close_files)
                     self._files[fd] = (
                         tempfile.TemporaryFile(prefix=f"klconf-fd{fd}-"),
                         open(fd, "w", encoding="utf-8", errors="replace", closefd=False),
@@ -208,6 +211,18 @@ class _Capture:
             return
         self.streams = (sys.stdout, sys.stderr)
         sys.stdout, sys.stderr = self._files[1][1], self._files[2][1]
+
+    @classmethod
+    def close_files(cls) -> None:
+        """At exit: the scratch files closed (left open, each was reported as an unclosed-file
+        ResourceWarning as the interpreter shut down, after every klconf run)."""
+        for scratch, stream in cls._files.values():
+            for f in (stream, scratch):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+        cls._files.clear()
 
     def stop(self) -> list[str]:
         """Put the descriptors back; what was written, as side-effect texts."""

@@ -168,3 +168,22 @@ def test_reader_tolerates_a_torn_last_line(tmp_path):
     run = results.read(path)
     assert len(run.records) == 1 and not run.complete
     assert len(run.problems) == 1 and "torn last line" in run.problems[0]
+
+
+def test_a_run_ends_without_leaking_its_output_scratch_files(tmp_path):
+    """Every API call's output goes to scratch files made once per process; a run closes them as it
+    ends, where they were left to the interpreter, which reported each as an unclosed-file ResourceWarning
+    (here shown by PYTHONWARNINGS; a plain klconf run printed them too)."""
+    args = ["--api", "tests.faulty:NUMPY_APIS", "--only-api", "--out", str(tmp_path), "--no-report", "--no-progress"]
+    args += ["--check", "value", "-k", "forum-example and faulty.fd1_write", "--dtype", "float64", "-n", "0"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "conformance", "run", *args],
+        cwd=ROOT,
+        env={**ENV, "PYTHONWARNINGS": "default::ResourceWarning"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    run = results.read(tmp_path / "results.jsonl")
+    assert run.complete and run.records and all(r.verdict == "pass" for r in run.records), proc.stdout
+    assert "ResourceWarning" not in proc.stdout + proc.stderr
