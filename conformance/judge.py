@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .dtypes import FORMATS
+from .dtypes import FORMATS, Format
 from .oracle import Expectation
 
 C_ELEMENT = 8.0
@@ -176,17 +176,17 @@ def representable(expected: np.ndarray, dtype: str) -> np.ndarray:
     fmt = FORMATS.get(dtype)
     if fmt is None:
         return expected
-    limit = _overflow_limit(fmt.max, fmt.mantissa_bits)
+    limit = _overflow_limit(fmt)
     with np.errstate(invalid="ignore"):
         return np.where(np.isfinite(expected) & (np.abs(expected) >= limit), np.copysign(np.inf, expected), expected)
 
 
 @functools.cache
-def _overflow_limit(largest: float, mantissa_bits: int) -> float:
+def _overflow_limit(fmt: Format) -> float:
     """Round-to-nearest overflows to inf from max + half an ulp of max onwards (for float64 that limit is
     itself beyond range: inf, and no float64 value reaches it). Once per format: the judge runs per check."""
     with np.errstate(over="ignore"):
-        return float(np.float64(largest) + 2.0 ** (np.floor(np.log2(largest)) - mantissa_bits))
+        return float(np.float64(fmt.max) + fmt.ulp(np.float64(fmt.max)) / 2)
 
 
 def _fmt(x: float) -> str:
