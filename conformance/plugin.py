@@ -10,16 +10,13 @@ controller, or pytest itself) one line per completed check.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from . import frameworks, isolation, kinds, sharding
+from . import frameworks, isolation, kinds, protocol, sharding
 from .dtypes import DTYPES
-from .results import Record, jsonable
-from .results_file import FRAMEWORK_KEY, RECORD_KEY, ResultsFile
-from .runner import framework_info
-from .selection import corpus_hash, manifest, node_id, selected_checks
+from .results import Record
+from .results_file import ResultsFile
+from .selection import corpus_hash, node_id, selected_checks
 
 KINDS = kinds.KINDS  # the registry of kinds of check (conformance/kinds.py), also readable here
 MARKERS = {
@@ -120,10 +117,18 @@ def _is_placeholder(item) -> bool:
     return kind is not None and not hasattr(params[kind.fixture], "id")
 
 
-_announced: set[str] = set()  # frameworks whose information this process has sent
-
-
 RUNNING_ITEM = pytest.StashKey[pytest.Item]()  # in config.stash: the item this process is running
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """A klconf check runs without pytest's per-phase machinery (conformance/protocol.py); other items,
+    and runs that show fixtures or step into a debugger, take pytest's own protocol."""
+    found = protocol.check_of(item)
+    if found is None or not protocol.runs_lean(item.config):
+        return None
+    protocol.run_check_item(item, *found)
+    return True
 
 
 def pytest_runtest_setup(item):
@@ -134,39 +139,27 @@ def pytest_runtest_setup(item):
 @pytest.fixture(scope="session")
 def klconf_record(request):
     """Call with a Record: it goes to the results file (with the running item's report) and decides the
-    test's outcome. Session-scoped, so a run's tens of thousands of items do not each set up a fixture
-    and the `request` it depends on (about 0.15 ms an item, 4 s of a main job); the record goes to the
-    item `pytest_runtest_setup` last stashed, the one whose test is calling."""
+    test's outcome, under pytest's standard protocol (`pytest_runtest_protocol` above runs the check
+    itself otherwise). Session-scoped, so a run's tens of thousands of items do not each set up a fixture
+    and the `request` it depends on; the record goes to the item `pytest_runtest_setup` last stashed,
+    the one whose test is calling."""
 
     config = request.config
-    known = manifest(config)
 
     def record(rec: Record) -> None:
-        if known is not None:
-            rec = known.apply(rec)
-        properties = config.stash[RUNNING_ITEM].user_properties
-        if rec.framework_version and rec.framework not in _announced:
-            _announced.add(rec.framework)
-            info = jsonable(framework_info(rec.framework))
-            properties.append((FRAMEWORK_KEY, json.dumps(info, allow_nan=False)))
-        properties.append((RECORD_KEY, json.dumps(rec.to_json(), allow_nan=False)))
-        outcome(rec)
+        outcome(protocol.keep_record(config, config.stash[RUNNING_ITEM], rec))
 
     return record
 
 
 def outcome(rec: Record) -> None:
-    if rec.verdict == "pass":
-        return  # (a stale expectation is reported in the record and the summary, not as a failure)
-    if rec.verdict in ("skip", "unsupported"):
-        pytest.skip(f"{rec.verdict}: {rec.reason}")
-    if rec.verdict == "xfail":
+    """The test's outcome, as pytest's exceptions, from the record's verdict (protocol.verdict_outcome)."""
+    result, text = protocol.verdict_outcome(rec)
+    if result == "skipped":
+        pytest.skip(text)
+    if result == "xfailed":
         # pytest.xfail() would have pytest render the call stack with its source (about 40 ms a check, a
         # minute of a main job's 3,000 known failures); the record holds all there is to say
-        raise pytest.xfail.Exception(rec.reason, pytrace=False)
-    text = f"{rec.verdict} ({rec.kind}): {rec.message}"
-    if rec.diagnosis:
-        text += f"\n  diagnosis: {rec.diagnosis}"
-    if rec.convention:
-        text += f"\n  declared convention: {rec.convention}"
-    pytest.fail(text, pytrace=False)
+        raise pytest.xfail.Exception(text, pytrace=False)
+    if result == "failed":
+        pytest.fail(text, pytrace=False)
