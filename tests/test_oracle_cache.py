@@ -178,3 +178,19 @@ def test_a_forked_process_opens_its_own_connection_and_leaves_the_parents_alone(
     interpreter, not from this one, whose frameworks' threads make a fork unsafe."""
     proc = subprocess.run([sys.executable, "-c", FORK, str(tmp_path)], cwd=str(ROOT), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_recent_intermediates_keep_what_was_used_last_within_their_element_budget():
+    """The sides and terms a case's checks share: least recently used go first, never more than the limit."""
+    recent = oracle._Recent(10)
+    recent.put("a", "A", 4)
+    recent.put("b", "B", 4)
+    assert recent.get("a") == "A"  # now b is the least recently used
+    recent.put("c", "C", 4)  # 12 > 10: b goes, a (just read) stays
+    assert (recent.get("a"), recent.get("b"), recent.get("c")) == ("A", None, "C")
+    recent.put("c", "C2", 6)  # a key put again replaces its value and its count
+    assert (recent.get("a"), recent.get("c")) == ("A", "C2")
+    recent.put("d", "D", 11)  # larger than the limit: held alone until the next put
+    assert (recent.get("a"), recent.get("c"), recent.get("d")) == (None, None, "D")
+    recent.put("e", "E", 1)
+    assert (recent.get("d"), recent.get("e")) == (None, "E")
