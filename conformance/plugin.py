@@ -93,11 +93,12 @@ def pytest_generate_tests(metafunc):
     if kind is None:
         return
     params = []
+    marks: dict[tuple, tuple] = {}  # one tuple per framework, device and dtype (pytest.mark's lookup is not free)
     for c in selected_checks(metafunc.config, kind.fixture):
-        marks = [getattr(pytest.mark, kinds.framework_of(c)), getattr(pytest.mark, c.device), pytest.mark.klconf]
-        if c.dtype in DTYPES:
-            marks.append(getattr(pytest.mark, c.dtype))
-        params.append(pytest.param(c, id=node_id(c), marks=marks))
+        key = (kinds.framework_of(c), c.device, c.dtype if c.dtype in DTYPES else None)
+        if key not in marks:
+            marks[key] = (*(getattr(pytest.mark, name) for name in key if name), pytest.mark.klconf)
+        params.append(pytest.param(c, id=node_id(c), marks=marks[key]))
     metafunc.parametrize(kind.fixture, params)
 
 
