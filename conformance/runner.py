@@ -308,8 +308,11 @@ def diagnose(
     if args[0].size > DIAGNOSE_LIMIT:
         return "not diagnosed: input too large to re-evaluate alternative conventions"
     factor = check.api.tolerance.factor if check.api.tolerance else 1.0
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args))
     matches = []
     for label, alternative in conventions.variants(conv):
+        if oracle.output_shape(shape, alternative.spec()) != observed.shape:
+            continue  # its values could not match in shape: judged, it fails without being evaluated
         exp = conventions.expectation(alternative, args, weights)
         if judge.judge(exp, observed, check.dtype, check.device, factor, output_dtype).verdict == "pass":
             matches.append(label)

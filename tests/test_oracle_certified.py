@@ -453,6 +453,18 @@ def test_a_shape_failure_still_records_the_expected_values_bound():
     assert "double-word" in verdict.certified
 
 
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (2, 2, 3), (0, 3), (4, 1)])
+@pytest.mark.parametrize("reduction", oracle.REDUCTIONS)
+def test_the_output_shape_is_known_before_evaluation(shape, reduction):
+    """A diagnosis skips conventions whose values could not match the observation's shape; the skip is
+    only sound if `output_shape` is the shape `expected` returns, for every reduction and batch shape."""
+    rng = np.random.default_rng(len(shape) * 10 + shape[-1])
+    p, q = rng.dirichlet(np.ones(shape[-1]), shape[:-1]), rng.dirichlet(np.ones(shape[-1]), shape[:-1])
+    spec = oracle.Spec(reduction=reduction)
+    weights = np.ones(shape[:-1]) if reduction == "mean_weighted" else None
+    assert oracle.output_shape(shape, spec) == np.shape(oracle.expected(p, q, spec, weights).value)
+
+
 def test_a_derivative_beyond_float64_is_infinite_and_certified():
     """d/dq of p log(p/q) is -p/q: at a subnormal q it is about -1e323, beyond float64, so exactly -inf as
     float64 holds it. The double-word stage cannot bound the overflow; arb must decide it, scaled or not."""

@@ -178,6 +178,14 @@ def expected(
     return exp if bound_at_most is None else exp.certified_to(bound_at_most)
 
 
+def output_shape(shape: tuple, spec: Spec) -> tuple:
+    """The shape of `expected`'s value for fed values of `shape` (class axis last) under `spec`, known before
+    any evaluation: a caller comparing many conventions with one observation skips those that cannot match."""
+    if spec.reduction == "none":
+        return tuple(shape)
+    return tuple(shape[:-1]) if spec.reduction == "per_row" else ()
+
+
 def _sides(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec):
     return (
         _side(p_fed, spec.p_space, spec.clip_epsilon, spec.normalize),
