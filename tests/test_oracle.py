@@ -144,6 +144,7 @@ def test_conventions_share_an_argument_side_and_get_the_same_bits(monkeypatch):
         monkeypatch.setattr(oracle, "_RESULTS", oracle.cache.Results(oracle.Expectation))
         monkeypatch.setattr(oracle, "_TERMS", oracle._Recent(oracle._TERMS.limit))
         monkeypatch.setattr(oracle, "_SIDES", oracle._Recent(oracle._SIDES.limit))
+        monkeypatch.setattr(oracle, "_GRADIENTS", oracle._Recent(oracle._GRADIENTS.limit))
 
     monkeypatch.setenv("KLCONF_CACHE_DIR", "off")
     alone = []

@@ -36,6 +36,7 @@ def disk(tmp_path, monkeypatch):
 def _empty_memory(monkeypatch):
     monkeypatch.setattr(oracle, "_TERMS", oracle._Recent(oracle._TERMS.limit))
     monkeypatch.setattr(oracle, "_SIDES", oracle._Recent(oracle._SIDES.limit))
+    monkeypatch.setattr(oracle, "_GRADIENTS", oracle._Recent(oracle._GRADIENTS.limit))
 
 
 def _forget(monkeypatch):
@@ -194,3 +195,28 @@ def test_recent_intermediates_keep_what_was_used_last_within_their_element_budge
     assert (recent.get("a"), recent.get("c"), recent.get("d")) == (None, None, "D")
     recent.put("e", "E", 1)
     assert (recent.get("d"), recent.get("e")) == (None, "E")
+
+
+def test_a_gradient_is_derived_once_for_every_api_that_asks_for_it(monkeypatch):
+    """Every API of one convention asks for the same gradient of the same fed values: it is derived once and
+    shared read-only; another spec, argument or weights is another gradient."""
+    monkeypatch.setattr(oracle, "_GRADIENTS", oracle._Recent(oracle._GRADIENTS.limit))
+    derived = []
+    real = derivatives_module.analytic
+    monkeypatch.setattr(derivatives_module, "analytic", lambda *a: derived.append(a[2:4]) or real(*a))
+    spec = oracle.Spec(reduction="mean_batch")
+    first = oracle.gradient(*SMALL, spec, "q")
+    again = oracle.gradient(SMALL[0].copy(), SMALL[1].copy(), spec, "q")  # equal values, other arrays
+    assert again is first and len(derived) == 1
+    with pytest.raises(ValueError):
+        first.value[0, 0] = 0.0  # shared: no caller may change it for the next
+    weights = np.array([0.5, 1.0])
+    others = [
+        oracle.gradient(*SMALL, oracle.Spec(reduction="sum"), "q"),
+        oracle.gradient(*SMALL, spec, "p"),
+        oracle.gradient(*SMALL, spec, "q", weights),
+        oracle.gradient(*SMALL, spec, "q", weights * 2),
+    ]
+    assert len(derived) == 5
+    assert not np.array_equal(others[2].value, others[3].value)
+    assert oracle.gradient(*SMALL, spec, "q", weights) is others[2] and len(derived) == 5
