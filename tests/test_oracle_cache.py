@@ -220,3 +220,19 @@ def test_a_gradient_is_derived_once_for_every_api_that_asks_for_it(monkeypatch):
     assert len(derived) == 5
     assert not np.array_equal(others[2].value, others[3].value)
     assert oracle.gradient(*SMALL, spec, "q", weights) is others[2] and len(derived) == 5
+
+
+def test_a_kept_gradient_refines_from_the_values_it_was_asked_for(monkeypatch):
+    """A caller that changes its arrays after asking changes nothing for the next caller of the kept gradient:
+    its refinement in arb starts from the values it was derived from."""
+    monkeypatch.setattr(oracle, "_GRADIENTS", oracle._Recent(oracle._GRADIENTS.limit))
+    spec = oracle.Spec(reduction="sum")
+    p, q = SMALL[0].copy(), SMALL[1].copy()
+    kept = oracle.gradient(p, q, spec, "q")
+    need = np.full(p.shape, 1e-30)
+    right = kept.expectation().certified_to(need).value
+    q[:] = 0.5  # the first caller reuses its buffer
+    again = oracle.gradient(*SMALL, spec, "q")
+    assert again is kept
+    np.testing.assert_array_equal(again.expectation().certified_to(need).value, right)
+    assert not np.array_equal(right, oracle.gradient(p, q, spec, "q").value)

@@ -384,12 +384,24 @@ def gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights
     key = (cache.digest(p_fed, q_fed), spec, wrt, weights_key)
     hit = _GRADIENTS.get(key)
     if hit is None:
-        hit = analytic(p_fed, q_fed, spec, wrt, weights)
+        # the kept gradient refines (in arb) from the values it was asked for: its own read-only copies, so a
+        # caller that changes its arrays afterwards changes nothing for the next caller
+        p_fed, q_fed = _frozen(p_fed), _frozen(q_fed)
+        hit = analytic(p_fed, q_fed, spec, wrt, None if weights is None else _frozen(np.asarray(weights, np.float64)))
         for part in (hit.value, hit.magnitude, hit.log_scale, hit.low, hit.bound):
             if isinstance(part, np.ndarray):
                 part.setflags(write=False)
         _GRADIENTS.put(key, hit, int(np.size(hit.value)))
     return hit
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """`a` itself where it is read-only already (the runners' fed values), else a read-only copy."""
+    if not a.flags.writeable:
+        return a
+    a = a.copy()
+    a.setflags(write=False)
+    return a
 
 
 __all__ = [
