@@ -206,9 +206,7 @@ def _side(fed: np.ndarray, space: str, clip: float | None, normalize: bool) -> t
         f = kl.flags(fed, space, clip, normalize)
         p, lp = kl.side(fed, space, clip, normalize, f)
         hit = (p, lp, f)
-        for part in (*p, *lp, f.nan, f.zero, f.inf):
-            if isinstance(part, np.ndarray):
-                part.setflags(write=False)
+        _read_only(*p, *lp, f.nan, f.zero, f.inf)
         _SIDES.put(key, hit, int(np.size(fed)))
     return hit
 
@@ -380,27 +378,30 @@ def gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights
     from .derivatives import analytic
 
     p_fed, q_fed = np.asarray(p_fed, np.float64), np.asarray(q_fed, np.float64)
-    weights_key = "" if weights is None else cache.digest(np.asarray(weights, np.float64))
-    key = (cache.digest(p_fed, q_fed), spec, wrt, weights_key)
+    w = None if weights is None else np.asarray(weights, np.float64)
+    key = (cache.digest(p_fed, q_fed), spec, wrt, "" if w is None else cache.digest(w))
     hit = _GRADIENTS.get(key)
     if hit is None:
         # the kept gradient refines (in arb) from the values it was asked for: its own read-only copies, so a
         # caller that changes its arrays afterwards changes nothing for the next caller
-        p_fed, q_fed = _frozen(p_fed), _frozen(q_fed)
-        hit = analytic(p_fed, q_fed, spec, wrt, None if weights is None else _frozen(np.asarray(weights, np.float64)))
-        for part in (hit.value, hit.magnitude, hit.log_scale, hit.low, hit.bound):
-            if isinstance(part, np.ndarray):
-                part.setflags(write=False)
+        hit = analytic(_frozen(p_fed), _frozen(q_fed), spec, wrt, None if w is None else _frozen(w))
+        _read_only(hit.value, hit.magnitude, hit.log_scale, hit.low, hit.bound)
         _GRADIENTS.put(key, hit, int(np.size(hit.value)))
     return hit
 
 
+def _read_only(*parts) -> None:
+    """Mark the arrays among `parts` read-only: a result every caller shares."""
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            part.setflags(write=False)
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     """`a` itself where it is read-only already (the runners' fed values), else a read-only copy."""
-    if not a.flags.writeable:
-        return a
-    a = a.copy()
-    a.setflags(write=False)
+    if a.flags.writeable:
+        a = a.copy()
+        _read_only(a)
     return a
 
 
