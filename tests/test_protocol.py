@@ -70,7 +70,9 @@ def _run(tmp_path: Path, name: str, *extra: str, workers: str = "0") -> tuple[re
         skipped = case.find("skipped")
         if skipped is not None and skipped.get("type") == "pytest.xfail":
             found = ["xfail"]
-        outcomes[case.get("name")] = found[0] if found else "passed"
+        # whether JUnit XML has the test's record among its properties (read from the report that carries them)
+        recorded = any(p.get("name") == "klconf_record" for p in case.iter("property"))
+        outcomes[case.get("name")] = (found[0] if found else "passed", recorded)
     return results.read(out / "results.jsonl"), outcomes, proc.stdout
 
 
@@ -88,8 +90,9 @@ def test_checks_run_without_the_phases_and_report_as_the_standard_protocol_does(
     assert _comparable(lean) == _comparable(standard)
     assert lean.end["complete"] and lean.end["planned"] == len(lean.records)
     assert lean_outcomes == standard_outcomes and len(lean_outcomes) == len(lean.records)
+    assert all(recorded for _, recorded in lean_outcomes.values())
     counts = {v: sum(r.verdict == v for r in lean.records) for v in verdicts}
-    told = {o: sum(found == o for found in lean_outcomes.values()) for o in ("passed", "failure", "xfail", "skipped")}
+    told = {o: sum(found == o for found, _ in lean_outcomes.values()) for o in ("passed", "failure", "xfail", "skipped")}
     assert told == {
         "passed": counts["pass"],
         "failure": counts["fail"],
@@ -115,4 +118,4 @@ def test_a_failure_outside_the_checks_guard_is_an_error_record_of_that_check(tmp
     assert broken and all(r.kind == "internal" and r.api == "fake.exact" and r.check == "value" for r in broken)
     assert all("RuntimeError: planted" in r.message and "Traceback" in r.message for r in broken)
     assert lean.end["planned"] == len(lean.records) == len({r.check_id for r in lean.records})
-    assert sum(o == "failure" for o in outcomes.values()) == sum(r.verdict in ("error", "fail") for r in lean.records)
+    assert sum(o == "failure" for o, _ in outcomes.values()) == sum(r.verdict in ("error", "fail") for r in lean.records)
