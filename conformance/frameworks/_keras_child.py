@@ -111,7 +111,13 @@ def _eager_jax_gradient(fw, fn, args, index):
     """Keras on JAX is differentiated eagerly, as Keras on TensorFlow is (GradientTape) and as its expectations
     were measured, not through the jax family's jax.jit: jitted, Keras' float16 losses change their gradients
     (XLA fuses the clip, divide and log), e.g. NaN in 10 of wide-3x1000's d/dy_true elements and in 1 of
-    canonical-2x3's, where eager JAX gives finite values."""
+    canonical-2x3's, where eager JAX gives finite values.
+
+    Eager differentiation re-traces the loss at every request, and the jitted functions Keras and jax.numpy call
+    inside it are lowered again each time (their jaxprs are new objects, so JAX's lowering cache cannot hit;
+    the persistent cache then spares only the compile). Measured with JAX 0.10.2 on the corpus's Keras-on-JAX
+    value and gradient checks (4,307): 2,493 lowerings, none a lowering-cache hit, in 66.8 s; with a
+    1,000,000-entry jit dispatch cache in place of JAX's 8,192, 2,456 lowerings in 66.8 s."""
 
     def total(*inputs):
         return fn(*inputs).sum()
