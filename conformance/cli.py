@@ -63,9 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the suite and write results (and the report)")
     _add_selection_options(run)
-    # One worker per CPU: the frameworks keep a CPU busy between calls (compiling, in the Keras child), so a
-    # worker more does not fill idle time. Measured on 2 cores, warm, the whole corpus: 239 s with 2 workers,
-    # 315 s with 3 (each worker lowers its own JAX programs and imports every framework again).
+    # One worker per CPU: one per CPU keeps the CPUs busy already, and a worker more adds work of its own (it
+    # imports every framework and lowers its own JAX programs). Measured on 2 cores, warm, the whole corpus:
+    # 2 workers 239 s (465 CPU-seconds, the CPUs 97 % busy); 3 workers 315 s (620 CPU-seconds).
     run.add_argument(
         "-n",
         "--workers",
