@@ -236,3 +236,19 @@ def test_a_kept_gradient_refines_from_the_values_it_was_asked_for(monkeypatch):
     assert again is kept
     np.testing.assert_array_equal(again.expectation().certified_to(need).value, right)
     assert not np.array_equal(right, oracle.gradient(p, q, spec, "q").value)
+
+
+def test_a_kept_gradient_is_not_changed_through_a_read_only_view(monkeypatch):
+    """A read-only view of a buffer its caller still writes is no promise: the gradient keeps its own copy."""
+    monkeypatch.setattr(oracle, "_GRADIENTS", oracle._Recent(oracle._GRADIENTS.limit))
+    spec = oracle.Spec(reduction="sum")
+    buffer = SMALL[1].copy()
+    view = buffer.view()
+    view.setflags(write=False)
+    kept = oracle.gradient(SMALL[0], view, spec, "q")
+    need = np.full(buffer.shape, 1e-30)
+    right = kept.expectation().certified_to(need).value
+    buffer[:] = 0.5
+    again = oracle.gradient(*SMALL, spec, "q")
+    assert again is kept
+    np.testing.assert_array_equal(again.expectation().certified_to(need).value, right)

@@ -377,14 +377,16 @@ def gradient(p_fed: np.ndarray, q_fed: np.ndarray, spec: Spec, wrt: str, weights
     scaling by each reduction's divisor is not, and costs as much again on small cases. Held read-only."""
     from .derivatives import analytic
 
-    p_fed, q_fed = np.asarray(p_fed, np.float64), np.asarray(q_fed, np.float64)
+    given = (p_fed, q_fed, weights)
+    p, q = np.asarray(p_fed, np.float64), np.asarray(q_fed, np.float64)
     w = None if weights is None else np.asarray(weights, np.float64)
-    key = (cache.digest(p_fed, q_fed), spec, wrt, "" if w is None else cache.digest(w))
+    key = (cache.digest(p, q), spec, wrt, "" if w is None else cache.digest(w))
     hit = _GRADIENTS.get(key)
     if hit is None:
-        # the kept gradient refines (in arb) from the values it was asked for: its own read-only copies, so a
-        # caller that changes its arrays afterwards changes nothing for the next caller
-        hit = analytic(_frozen(p_fed), _frozen(q_fed), spec, wrt, None if w is None else _frozen(w))
+        # the kept gradient refines (in arb) from the values it was asked for: arrays no caller can change
+        # afterwards, so a caller that reuses its buffers changes nothing for the next caller
+        p, q = _frozen(p, given[0]), _frozen(q, given[1])
+        hit = analytic(p, q, spec, wrt, None if w is None else _frozen(w, given[2]))
         _read_only(hit.value, hit.magnitude, hit.log_scale, hit.low, hit.bound)
         _GRADIENTS.put(key, hit, int(np.size(hit.value)))
     return hit
@@ -397,12 +399,25 @@ def _read_only(*parts) -> None:
             part.setflags(write=False)
 
 
-def _frozen(a: np.ndarray) -> np.ndarray:
-    """`a` itself where it is read-only already (the runners' fed values), else a read-only copy."""
-    if a.flags.writeable:
-        a = a.copy()
-        _read_only(a)
-    return a
+def _frozen(converted: np.ndarray, given) -> np.ndarray:
+    """`converted` (float64 from the caller's `given`), read-only and out of any caller's reach: itself where
+    converting made a new array or where neither it nor any array it views is writable (the runners' fed
+    values), else a copy."""
+    if converted is given and _writable_anywhere(converted):
+        converted = converted.copy()
+    _read_only(converted)
+    return converted
+
+
+def _writable_anywhere(a: np.ndarray) -> bool:
+    """Whether `a` or an array it is a view of can be written: a read-only view of a writable buffer changes
+    with the buffer."""
+    part: object = a
+    while isinstance(part, np.ndarray):
+        if part.flags.writeable:
+            return True
+        part = part.base
+    return False
 
 
 __all__ = [
