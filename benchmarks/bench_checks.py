@@ -2,7 +2,8 @@
 
 The floor is what any conformance run must pay: importing the frameworks, then calling each API once per
 planned check on ready-made inputs, one process -- for a value check the call, for a gradient check the
-framework's gradient of the summed output (through the binding, as klconf does), for a property check one
+framework's gradient of the summed output (through the binding, as klconf does: one call for both arguments
+where klconf makes one, `Binding.gradients`), for a property check one
 call (property checks make one or more: the floor is a lower bound). The suite is `klconf run` over the
 same checks (value, gradient and property; every installed framework; the CPU; an empty oracle cache, so
 the oracle's work is counted), each in a fresh interpreter.
@@ -68,9 +69,10 @@ def differentiated(fw, api, options):
     return (lambda x, y: api.call(fw, x, y, options, weights["w"])), weights
 
 
-for kind, check in planned:
+served = set()  # gradient checks whose gradient came with their sibling's, in one call (as klconf shares it)
+for at, (kind, check) in enumerate(planned):
     b, fw, api = frameworks.binding(check.api.framework), handles[check.api.framework], check.api
-    if check.dtype not in api.dtypes or (check.case.broadcast and not api.broadcasts):
+    if check.dtype not in api.dtypes or (check.case.broadcast and not api.broadcasts) or at in served:
         continue
     conv = declared(check)
     axis = feed_axis(conv.class_axis, len(check.case.shape))
@@ -90,7 +92,15 @@ for kind, check in planned:
                     functions[key] = differentiated(fw, api, check.options)
                 fn, weights = functions[key]
                 weights["w"] = nw
-                out = b.gradient(fw, fn, native, conv.arguments.index(check.wrt))
+                following = planned[at + 1][1] if at + 1 < len(planned) else None
+                index = conv.arguments.index(check.wrt)
+                if b.gradients is not None and gradients._sibling(check, following, b) is not None:
+                    out = b.gradients(fw, fn, native, (index, conv.arguments.index(following.wrt)))
+                    b.to_numpy(fw, out[1])
+                    out = out[0]
+                    served.add(at + 1)
+                else:
+                    out = b.gradient(fw, fn, native, index)
             else:
                 out = api.call(fw, native[0], native[1], check.options, nw)
             b.to_numpy(fw, out)

@@ -22,7 +22,7 @@ from .dtypes import DTYPES
 from .frameworks import DEVICES, Api, binding
 from .kinds import check_id, start_record
 from .results import Record
-from .runner import call_api, declared, fed_arguments, feed_axis, prepare, to_native, weights_for
+from .runner import call_api, declared, fed_arguments, feed_axis, prepare, read_output, to_native, weights_for
 
 MAX_ELEMENTS = 1 << 17  # larger cases (the 128k and 256k vocabularies) are value-checked only
 
@@ -80,14 +80,17 @@ def plan(
     return checks
 
 
-def run_gradient_check(check: GradientCheck) -> Record:
+def run_gradient_check(check: GradientCheck, upcoming: object = None) -> Record:
+    """`upcoming`: the check this process runs next, where known. When it is this check's sibling (the same
+    call's gradient with respect to its other argument) and the binding takes both from one backward pass
+    (`Binding.gradients`), both are computed now and the sibling's kept for it."""
     record = check.record()
     with isolation.checked(record):
-        _run(check, record)
+        _run(check, record, upcoming)
     return record
 
 
-def _run(check: GradientCheck, record: Record) -> None:
+def _run(check: GradientCheck, record: Record, upcoming: object = None) -> None:
     api, case = check.api, check.case
     if binding(api.framework).gradient is None:
         record.verdict, record.reason = "unsupported", f"{api.framework} has no automatic differentiation"
@@ -108,22 +111,13 @@ def _run(check: GradientCheck, record: Record) -> None:
         exp = _sum_to(exp, fed[index].shape)
 
     axis = feed_axis(conv.class_axis, len(case.shape))
-    context = b.call_context(fw, check.dtype, check.device) if b.call_context else contextlib.nullcontext()
-    with context, warnings.catch_warnings(record=True) as caught:  # an API's exception or hang: isolation.checked
-        warnings.simplefilter("always")
-        native, native_w = to_native(b, fw, check, fed, axis, weights)
-        fn = _differentiated(check, fw, weights, native_w)
-        observed, read = call_api(
-            b,
-            fw,
-            lambda: b.gradient(fw, fn, native, index),
-            native,
-            conv.arguments,
-            check.dtype,
-            api.keeps_dtype,
-            mutation=False,
-        )
-    record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    kept = _AHEAD.pop((check.id, case.hash), None)
+    _AHEAD.clear()  # (a sibling that did not run next never will: its result goes)
+    if kept is not None:  # computed with the sibling's, in the call the sibling made for both
+        (observed, read), record.warnings = kept.result, kept.warnings
+        isolation.noted(kept.changes)
+    else:
+        observed, read = _observe(check, b, fw, conv, fed, axis, weights, index, record, _sibling(check, upcoming, b))
     if observed is None:
         record.verdict, (record.kind, record.message) = "fail", outputs.as_kind(read)
         return
@@ -170,6 +164,74 @@ def _differentiated(check: GradientCheck, fw, weights: np.ndarray | None, native
     fn, fed = _FUNCTIONS[key]
     fed["weights"] = native_w
     return fn
+
+
+def _observe(check, b, fw, conv, fed, axis, weights, index, record, sibling) -> tuple:
+    """The framework's gradient for this check, read back: (float64 values, output dtype) or (None, problems).
+    With a `sibling` check, from one call that also computes the sibling's (kept in `_AHEAD` for it); where
+    that call raises, this check's gradient alone, as without a sibling."""
+    api = check.api
+    context = b.call_context(fw, check.dtype, check.device) if b.call_context else contextlib.nullcontext()
+    with context, warnings.catch_warnings(record=True) as caught:  # an API's exception or hang: isolation.checked
+        warnings.simplefilter("always")
+        native, native_w = to_native(b, fw, check, fed, axis, weights)
+        fn = _differentiated(check, fw, weights, native_w)
+        read_back = None
+        if sibling is not None:
+            other = conv.arguments.index(sibling.wrt)
+            call = isolation.ApiCall()
+            try:
+                with call:
+                    outs = b.gradients(fw, fn, native, (index, other))
+                    if len(outs) != 2:
+                        raise TypeError(f"{b.name}: gradients gave {len(outs)} results for 2 arguments")
+                    read_back = [
+                        read_output(b, fw, out, (), None, conv.arguments, check.dtype, api.keeps_dtype) for out in outs
+                    ]
+            except isolation.ApiRaised:
+                read_back = None  # (what a call of this gradient alone raises, if anything, is this check's)
+        if read_back is None:
+            read_back = [
+                call_api(
+                    b,
+                    fw,
+                    lambda: b.gradient(fw, fn, native, index),
+                    native,
+                    conv.arguments,
+                    check.dtype,
+                    api.keeps_dtype,
+                    mutation=False,
+                )
+            ]
+    record.warnings = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    if len(read_back) == 2 and sibling is not None:
+        _AHEAD[(sibling.id, sibling.case.hash)] = _Kept(read_back[1], record.warnings, call.changes)
+    return read_back[0]
+
+
+def _sibling(check: GradientCheck, upcoming: object, b) -> GradientCheck | None:
+    """`upcoming` where it is the gradient of the same call with respect to another argument and the binding
+    computes both in one call: the pair whose second check this one's call serves."""
+    if b.gradients is None or not isinstance(upcoming, GradientCheck) or upcoming.wrt == check.wrt:
+        return None
+    same = upcoming.case is check.case and upcoming.api is check.api and upcoming.options_items == check.options_items
+    return upcoming if same and (upcoming.device, upcoming.dtype) == (check.device, check.dtype) else None
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A sibling's gradient, computed in this check's call: its reading, the call's warnings and changes."""
+
+    result: tuple
+    warnings: list[str]
+    changes: list[str]
+
+
+# The gradient the previous check computed for the check run next (its sibling), keyed by that check's id and
+# case hash: at most one, dropped by whichever check runs next. Two gradients of one call (d/dP and d/dQ of one
+# case, options, dtype and device) come from one backward pass: for Keras on JAX, which differentiates eagerly,
+# that is one trace of the loss instead of two.
+_AHEAD: dict[tuple[str, str], _Kept] = {}
 
 
 def _sum_to(grad: oracle.Gradient, shape: tuple) -> oracle.Gradient:

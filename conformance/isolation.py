@@ -291,6 +291,13 @@ def checked(record) -> Iterator[None]:
         note_side_effects(record, effects)
 
 
+def noted(changes: list[str]) -> None:
+    """Note on the check in progress what a call made for it left changed, where the call ran for another
+    check too (`ApiCall.changes` of a call whose result two checks share): each check names it."""
+    if changes and _effects:
+        _effects[-1].extend(changes)
+
+
 def note_side_effects(record, effects: list[str]) -> None:
     """Name what the check's calls left behind: in `extra["side_effects"]`, and as the message of a
     record that has none (a passing check says why it is worth a look)."""

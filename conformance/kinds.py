@@ -64,6 +64,9 @@ class Kind:
     base_seconds: float  # a check's estimated cost before its case's size counts (sharding balances by it)
     tensor_level: bool = False  # one case fed to one API call in one dtype (unsupported dtypes cost nothing)
     shares: Callable[[Any], str] | None = None  # the work a check shares with others of any kind (see `shared_work`)
+    # its runner also takes the check this process runs next, where known (`run`): a call that serves both is
+    # made once, by the first
+    looks_ahead: bool = False
 
     def shared_work(self, check: Any) -> str:
         """A key naming the work this check shares with other checks ("" for none). Checks with one key
@@ -72,10 +75,13 @@ class Kind:
         on the corpus (a convention check and the ports of that call)."""
         return self.shares(check) if self.shares is not None else ""
 
-    def run(self, check: Any):
-        """Run one planned check: its Record, whatever the code under test does (the runner's own guard)."""
+    def run(self, check: Any, upcoming: Any = None):
+        """Run one planned check: its Record, whatever the code under test does (the runner's own guard).
+        `upcoming`: the planned check this process runs next (None where unknown or none), for a kind that
+        `looks_ahead`."""
         module, _, function = self.runner.partition(":")
-        return getattr(importlib.import_module(module), function)(check)
+        runner = getattr(importlib.import_module(module), function)
+        return runner(check, upcoming) if self.looks_ahead else runner(check)
 
 
 def _tensor_planner(module: str) -> Callable[[Scope], list]:
@@ -145,6 +151,7 @@ KINDS: tuple[Kind, ...] = (
         0.3,
         tensor_level=True,
         shares=_oracle_work("gradient"),
+        looks_ahead=True,
     ),
     Kind(
         "property",

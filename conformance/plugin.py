@@ -128,7 +128,8 @@ def pytest_runtest_protocol(item, nextitem):
     found = protocol.check_of(item)
     if found is None or not protocol.runs_lean(item.config):
         return None
-    protocol.run_check_item(item, *found)
+    following = protocol.check_of(nextitem) if nextitem is not None else None
+    protocol.run_check_item(item, *found, upcoming=following[1] if following else None)
     return True
 
 

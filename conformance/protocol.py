@@ -99,14 +99,15 @@ def verdict_outcome(rec: Record) -> tuple[str, str]:
     return "failed", text
 
 
-def run_check_item(item: pytest.Item, kind: kinds.Kind, check: Any) -> None:
-    """pytest's protocol for one klconf item without its per-phase machinery (see the module docstring)."""
+def run_check_item(item: pytest.Item, kind: kinds.Kind, check: Any, upcoming: Any = None) -> None:
+    """pytest's protocol for one klconf item without its per-phase machinery (see the module docstring).
+    `upcoming`: the planned check of the item this process runs next, if any (`Kind.run`)."""
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     isolation.running(item.nodeid)
     start, began = time.time(), time.perf_counter()
     try:
-        rec = keep_record(item.config, item, kind.run(check))
+        rec = keep_record(item.config, item, kind.run(check, upcoming))
         outcome, text = verdict_outcome(rec)
         if outcome == "xfailed" and item.config.option.runxfail:
             outcome = "failed"  # --runxfail: a known failure is reported as the failure it is

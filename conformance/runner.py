@@ -213,11 +213,16 @@ def call_api(b, fw, call, native: list, names, dtype: str, keeps_dtype: bool, mu
     Anything the API raises comes out as isolation.ApiRaised; a hang as isolation.CheckTimeout."""
     with isolation.ApiCall():
         before = outputs.inputs_before(b, fw, native) if mutation else None
-        out = call()
-        found = outputs.problems(b, fw, out, native if mutation else (), before, names, dtype, keeps_dtype)
-        if found:
-            return None, found
-        return b.to_numpy(fw, out)
+        return read_output(b, fw, call(), native if mutation else (), before, names, dtype, keeps_dtype)
+
+
+def read_output(b, fw, out, native, before, names, dtype: str, keeps_dtype: bool):
+    """A call's output read back, as `call_api` returns it; `native` and `before` the inputs and their values
+    before the call, where their mutation is checked (else () and None)."""
+    found = outputs.problems(b, fw, out, native, before, names, dtype, keeps_dtype)
+    if found:
+        return None, found
+    return b.to_numpy(fw, out)
 
 
 def _run(check: Check, outcome: Outcome) -> None:

@@ -156,6 +156,10 @@ class Binding:
     snippet: Snippet | None = None  # how reproduction snippets feed and read this framework
     # (fw, fn(a, b) -> native output, [a, b], index) -> d(sum of fn's output)/d(args[index]); None: no autodiff
     gradient: Callable[[Any, Callable, list, int], Any] | None = None
+    # (fw, fn, [a, b], (i, j)) -> the gradients with respect to args[i] and args[j], in that order, from one
+    # backward pass: what the gradient checks of an API's two differentiable arguments share (`gradients.py`).
+    # Each must equal what `gradient` gives for its index alone, bit for bit. None: `gradient` per argument
+    gradients: Callable[[Any, Callable, list, tuple[int, ...]], tuple] | None = None
     # Process-global settings an API could change and later checks depend on (default dtype, threads,
     # precision and determinism flags, ...): read before and after every call (conformance/sandbox.py);
     # `restore(fw, changed)` puts back the saved values of the names that changed.

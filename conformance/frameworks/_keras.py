@@ -203,10 +203,15 @@ def binding(backend: str, snippet: Snippet, check_settings=None) -> Binding:
         return out.values, out.dtype
 
     def gradient(fw, fn, args, index):
-        call = fn(*args)
+        return fw.child.request("gradient", _pending(fn(*args)), index)
+
+    def gradients(fw, fn, args, indices):
+        return fw.child.request("gradients", _pending(fn(*args)), tuple(indices))
+
+    def _pending(call):
         if not isinstance(call, Pending):
             raise TypeError(f"{name} differentiates Keras calls only, not {type(call).__name__}")
-        return fw.child.request("gradient", call, index)
+        return call
 
     def load():
         child = Child(backend)
@@ -222,6 +227,7 @@ def binding(backend: str, snippet: Snippet, check_settings=None) -> Binding:
         to_numpy=to_numpy,
         settings=lambda fw: fw.info["settings"],
         gradient=gradient,
+        gradients=gradients,
         snippet=snippet,
         check_settings=check_settings or (lambda fw, dtype, device: {}),
     )
@@ -288,7 +294,9 @@ class Child:
         self.process = None
         return code
 
-    def request(self, kind: str, call: Pending, index: int | None = None) -> Computed:
+    def request(self, kind: str, call: Pending, index: int | tuple[int, ...] | None = None) -> Any:
+        """The child's answer to one call: a `Computed` (a value, or the gradient for one index) or a tuple of
+        them ("gradients", one per index)."""
         if self.process is None or self.process.poll() is not None:
             self.start()
         status, payload = self._exchange((kind, call, index))

@@ -3,10 +3,10 @@
 Started by `_keras.Child` as `python -m conformance.frameworks._keras_child BACKEND` with `KERAS_BACKEND`
 set, it imports Keras and the backend's own klconf binding, says it is ready (versions, devices,
 settings), then runs each `Pending` call it is sent: the value, or the gradient of its sum with respect
-to one argument, converted and read back by that binding, so a Keras check feeds exactly the bits a
-direct JAX or PyTorch check feeds. What the call raises goes back as text, with the end of its
-traceback. The messages are `_keras`'s classes, imported from there, so they unpickle as the same
-classes in the parent.
+to one argument (or to two, from one backward pass: `Binding.gradients`), converted and read back by that
+binding, so a Keras check feeds exactly the bits a direct JAX or PyTorch check feeds. What the call raises
+goes back as text, with the end of its traceback. The messages are `_keras`'s classes, imported from there,
+so they unpickle as the same classes in the parent.
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ def _serve(backend: str) -> None:
             send_message(replies, ("error", f"{type(exc).__name__}: {exc}\n(in the Keras {backend} process)\n{text}"))
 
 
-def _run(keras, bind: Binding, fw, kind: str, call: Pending, index: int | None) -> Computed:
+def _run(
+    keras, bind: Binding, fw, kind: str, call: Pending, index: int | tuple[int, ...] | None
+) -> Computed | tuple[Computed, ...]:
     first = call.args[0]
     context = bind.call_context(fw, first.dtype, first.device) if bind.call_context else None
     with context or contextlib.nullcontext(), keras.device("cpu:0" if first.device == "cpu" else "gpu:0"):
@@ -94,8 +96,13 @@ def _run(keras, bind: Binding, fw, kind: str, call: Pending, index: int | None) 
 
         if kind == "value":
             out = fn(*native)
+        elif kind == "gradients":  # Binding.gradients: a tuple of indices, a tuple of gradients in their order
+            assert bind.gradients is not None and isinstance(index, tuple), f"{bind.name}: gradients need indices"
+            jax = bind.name == "jax"
+            outs = _eager_jax_gradient(fw, fn, native, index) if jax else bind.gradients(fw, fn, native, index)
+            return tuple(Computed(*bind.to_numpy(fw, out)) for out in outs)
         else:  # the parent asks for a gradient only through Binding.gradient, which passes the argument's index
-            assert bind.gradient is not None and index is not None, (
+            assert bind.gradient is not None and isinstance(index, int), (
                 f"{bind.name}: a gradient needs its binding and index"
             )
             out = (
@@ -122,7 +129,7 @@ def _eager_jax_gradient(fw, fn, args, index):
     def total(*inputs):
         return fn(*inputs).sum()
 
-    return fw.jax.grad(total, argnums=index)(*args)
+    return fw.jax.grad(total, argnums=index)(*args)  # (a tuple of indices: a tuple of gradients, one trace)
 
 
 if __name__ == "__main__":

@@ -175,23 +175,31 @@ def _gradient(fw, fn, args, index):
     0.35 s a call), a jitted one traces and compiles the whole function once (about 0.02 s). An API that
     cannot be traced (it reads concrete values) gets eager jax.grad, so its outcome is the one eager
     code shows."""
+    return _jitted_grad(fw, fn, args, index)
 
+
+def _gradients(fw, fn, args, indices):
+    """Both gradients from one jitted program (`_gradient`): one trace and one compile per shape for both."""
+    return tuple(_jitted_grad(fw, fn, args, tuple(indices)))
+
+
+def _jitted_grad(fw, fn, args, argnums):
     def total(*inputs):
         return fn(*inputs).sum()
 
-    key = (fn, index)  # klconf passes one function per API call and options (gradients._differentiated),
+    key = (fn, argnums)  # klconf passes one function per API call and options (gradients._differentiated),
     jitted = _JITTED.get(key)  # so the compiled gradient of one input shape serves every case of it
     if jitted is None:
-        jitted = _JITTED[key] = fw.jax.jit(fw.jax.grad(total, argnums=index))
+        jitted = _JITTED[key] = fw.jax.jit(fw.jax.grad(total, argnums=argnums))
         while len(_JITTED) > 256:
             _JITTED.pop(next(iter(_JITTED)))
     try:
         return jitted(*args)
     except Exception:
-        return fw.jax.grad(total, argnums=index)(*args)
+        return fw.jax.grad(total, argnums=argnums)(*args)
 
 
-_JITTED: dict = {}  # (function, argument index) -> its jitted gradient
+_JITTED: dict = {}  # (function, argument index or indices) -> its jitted gradient
 
 
 def _snippet_native(values: str, dtype: str, device: str) -> str:
@@ -227,6 +235,7 @@ BINDING = Binding(
     restore=_restore,
     mutable_inputs=False,
     gradient=_gradient,
+    gradients=_gradients,
     snippet=SNIPPET,
 )
 

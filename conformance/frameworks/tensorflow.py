@@ -121,14 +121,19 @@ def _versions(fw) -> dict:
     return versions
 
 
-def _gradient(fw, fn, args, index):
+def _gradients(fw, fn, args, indices):
     with fw.tf.GradientTape() as tape:
-        tape.watch(args[index])
+        for i in indices:
+            tape.watch(args[i])
         total = fw.tf.reduce_sum(fn(*args))
-    grad = tape.gradient(total, args[index])
-    if grad is None:
+    grads = tape.gradient(total, [args[i] for i in indices])
+    if any(grad is None for grad in grads):
         raise TypeError("the output does not depend differentiably on this argument (GradientTape returned None)")
-    return grad
+    return tuple(grads)
+
+
+def _gradient(fw, fn, args, index):
+    return _gradients(fw, fn, args, (index,))[0]
 
 
 SNIPPET = Snippet(  # mirrors _load, _to_native, _to_numpy and the call context
@@ -149,6 +154,7 @@ BINDING = Binding(
     settings=_settings,
     call_context=lambda fw, dtype, device: fw.tf.device(_device_name(fw, device)),
     gradient=_gradient,
+    gradients=_gradients,
     snippet=SNIPPET,
     state=_state,
     restore=_restore,

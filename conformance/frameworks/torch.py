@@ -132,10 +132,13 @@ def _shares_memory(fw, out, x) -> bool:
     return a.nbytes() > 0 and b.nbytes() > 0 and a.data_ptr() == b.data_ptr()
 
 
+def _gradients(fw, fn, args, indices):
+    args = [a.detach().clone().requires_grad_(i in indices) for i, a in enumerate(args)]
+    return tuple(fw.torch.autograd.grad(fn(*args).sum(), [args[i] for i in indices]))
+
+
 def _gradient(fw, fn, args, index):
-    args = [a.detach().clone().requires_grad_(i == index) for i, a in enumerate(args)]
-    (grad,) = fw.torch.autograd.grad(fn(*args).sum(), args[index])
-    return grad
+    return _gradients(fw, fn, args, (index,))[0]
 
 
 SNIPPET = Snippet(  # mirrors _to_native and _to_numpy
@@ -154,6 +157,7 @@ BINDING = Binding(
     to_numpy=_to_numpy,
     settings=_settings,
     gradient=_gradient,
+    gradients=_gradients,
     snippet=SNIPPET,
     state=_state,
     restore=_restore,
