@@ -513,3 +513,49 @@ def test_a_record_says_which_elements_float64s_floor_kept_above_the_share():
     p, q = np.array([[0.0, 700.0, -5.0]]), np.array([[0.0, 701.0, 3.0]])
     plain = oracle.expected(p, q, oracle.Spec(p_space="logits", q_space="logits", reduction="none"))
     assert "bound_floor" not in recorded(plain, np.asarray(plain.value)).extra
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("space", ["prob", "log_prob"])
+def test_a_large_side_in_few_bits_is_computed_per_distinct_value_with_the_same_bits(monkeypatch, dtype, space):
+    """A side fed in float16 or bfloat16 takes few distinct values, and is computed once per value: every
+    expected value, bound and gradient is bit for bit the one computed element by element, zeros of either
+    sign, NaN, infinities and subnormals included."""
+    rng = np.random.default_rng(7)
+    shape = (2, 3 * oracle.DISTINCT_MIN)
+    p = rng.dirichlet(np.ones(shape[1]), size=2)
+    q = rng.dirichlet(np.ones(shape[1]) * 0.3, size=2)
+    for x in (p, q):
+        x[:, :8] = [0.0, -0.0, np.nan, np.inf, 6e-8, 1e-300, 1.0, -1.0]
+    if space == "log_prob":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p, q = np.log(np.abs(p)), np.log(q)
+        p[:, 1], q[:, 2] = -0.0, -np.inf
+    p, q = round_to(p, dtype), round_to(q, dtype)
+    specs = [oracle.Spec(p_space=space, q_space=space, reduction=r) for r in ("none", "per_row", "mean_all")]
+    specs.append(oracle.Spec(p_space=space, q_space=space, clip_epsilon=1e-7, elementwise="p*log(p/q)-p+q"))
+
+    def everything():
+        oracle._SIDES._items.clear()
+        oracle._TERMS._items.clear()
+        oracle._GRADIENTS._items.clear()
+        oracle._RESULTS._memory.clear()
+        found = []
+        for spec in specs:
+            e = oracle.expected(p, q, spec)
+            found += [e.value, e.low, e.bound, e.magnitude]
+            if spec.reduction != "none":
+                g = oracle.gradient(p, q, spec, "q")
+                found += [g.value, g.low, g.bound]
+        return found
+
+    monkeypatch.setenv("KLCONF_CACHE_DIR", "off")
+    assert oracle._distinct(np.asarray(p, np.float64), space, False) is not None  # the path under test is taken
+    by_value = everything()
+    monkeypatch.setattr(oracle, "DISTINCT_MIN", 10**12)
+    assert oracle._distinct(np.asarray(p, np.float64), space, False) is None
+    in_place = everything()
+    for a, b in zip(by_value, in_place):
+        np.testing.assert_array_equal(
+            np.asarray(a).view(np.uint64) if np.ndim(a) else a, np.asarray(b).view(np.uint64) if np.ndim(b) else b
+        )

@@ -203,12 +203,38 @@ def _side(fed: np.ndarray, space: str, clip: float | None, normalize: bool) -> t
     key = (cache.digest(fed), space, clip, normalize)
     hit = _SIDES.get(key)
     if hit is None:
-        f = kl.flags(fed, space, clip, normalize)
-        p, lp = kl.side(fed, space, clip, normalize, f)
+        distinct = _distinct(fed, space, normalize)
+        values = fed if distinct is None else distinct[0]
+        f = kl.flags(values, space, clip, normalize)
+        p, lp = kl.side(values, space, clip, normalize, f)
+        if distinct is not None:  # each element's p, log p and flags: those of its value
+            at = distinct[1]
+            p, lp = (Dw(*(a[at].reshape(fed.shape) for a in x)) for x in (p, lp))
+            f = kl.Flags(*(a[at].reshape(fed.shape) for a in (f.nan, f.zero, f.inf)))
         hit = (p, lp, f)
         _read_only(*p, *lp, f.nan, f.zero, f.inf)
         _SIDES.put(key, hit, int(np.size(fed)))
     return hit
+
+
+DISTINCT_MIN = 1 << 14  # elements from which a side fed in few significant bits is computed per distinct value
+_BELOW_11_BITS = np.uint64((1 << 42) - 1)  # float64 mantissa bits below the 11 significant ones of a float16
+
+
+def _distinct(fed: np.ndarray, space: str, normalize: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """(distinct values, where each element's is) of a large side whose values have at most 11 significant
+    bits (fed in float16 or bfloat16: at most 65,536 distinct values, and a 262,144-class row of probabilities
+    has a few hundred), else None. Such a side is computed once per distinct value, which is exact: reading
+    probabilities or log-probabilities is elementwise (logits and normalisation read whole rows, and are
+    computed whole), so each element gets, bit for bit, the value and bound it would get computed in place.
+    Values are told apart by their bits (-0.0 from 0.0, every NaN from another)."""
+    if space == "logits" or normalize or fed.size < DISTINCT_MIN:
+        return None
+    bits = np.ascontiguousarray(fed).view(np.uint64).reshape(-1)
+    if (bits & _BELOW_11_BITS).any():
+        return None
+    values, where = np.unique(bits, return_inverse=True)
+    return values.view(np.float64), where
 
 
 def _floats(p: Dw, lp: Dw, f: kl.Flags) -> tuple[np.ndarray, np.ndarray]:
