@@ -84,8 +84,24 @@ def pytest_configure(config):
         config.getoption("klconf_timeout", None), isolation.hung_marker(path) if path else None, hard=is_worker
     )
     isolation.install_interrupt_handlers()  # the user's Ctrl-C or SIGTERM ends the run, an API's KeyboardInterrupt not
+    if path:  # a run of klconf's checks (not another project's tests with the plugin installed)
+        _no_final_collections(config)
     if path and not is_worker:  # the xdist controller, or plain pytest, writes
         config.pluginmanager.register(ResultsFile(path, corpus_hash(config), config), "klconf-results")
+
+
+def _no_final_collections(config) -> None:
+    """pytest ends a run with two full garbage collections, to flush exceptions raised in finalizers into its
+    warnings (`_pytest.unraisableexception`); in a process that holds three frameworks' heaps they took about
+    3 s of a one-process run over the corpus, and each worker of `klconf run -n` pays them at its end. The
+    knob is the one pytest's own pytester sets: exceptions from finalizers that ran are still collected and
+    shown; those of objects left in reference cycles are printed when the process exits. A user who asks for
+    collections (the stash key set) keeps them."""
+    try:
+        from _pytest.unraisableexception import gc_collect_iterations_key
+    except ImportError:  # a pytest without the knob collects as it always has
+        return
+    config.stash.setdefault(gc_collect_iterations_key, 0)
 
 
 def pytest_generate_tests(metafunc):

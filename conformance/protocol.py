@@ -99,11 +99,33 @@ def verdict_outcome(rec: Record) -> tuple[str, str]:
     return "failed", text
 
 
+def _location(item: pytest.Item) -> tuple[str, int | None, str]:
+    """`item.location` (file, line, test name) without pytest's per-item work: the items of one test function
+    share its file and line, and each one's name is its own (pytest finds both by inspecting the function, a
+    tenth of a millisecond an item). Taken from pytest for an item of each function, where it is checked that
+    the name is the item's, and kept on every item as pytest keeps it (`Item.location` is a cached property)."""
+    found = item.__dict__.get("location")
+    if found is not None:
+        return found
+    key = (id(item.parent), getattr(item, "originalname", item.name))
+    shared = _SHARED_LOCATION.get(key)
+    if shared is None:
+        real = item.location
+        if real[2] == item.name:
+            _SHARED_LOCATION[key] = real[:2]
+        return real
+    item.__dict__["location"] = location = (*shared, item.name)
+    return location
+
+
+_SHARED_LOCATION: dict[tuple[int, str], tuple[str, int | None]] = {}  # (module node, test function) -> file, line
+
+
 def run_check_item(item: pytest.Item, kind: kinds.Kind, check: Any, upcoming: Any = None) -> None:
     """pytest's protocol for one klconf item without its per-phase machinery (see the module docstring).
     `upcoming`: the planned check of the item this process runs next, if any (`Kind.run`)."""
-    ihook = item.ihook
-    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    ihook, location = item.ihook, _location(item)
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=location)
     isolation.running(item.nodeid)
     start, began = time.time(), time.perf_counter()
     try:
@@ -120,7 +142,7 @@ def run_check_item(item: pytest.Item, kind: kinds.Kind, check: Any, upcoming: An
     if outcome == "xfailed":
         extra["wasxfail"] = text  # what pytest's skipping plugin marks a known failure with
     elif outcome == "skipped":
-        longrepr = (str(item.path), (item.location[1] or 0) + 1, f"Skipped: {text}")
+        longrepr = (str(item.path), (location[1] or 0) + 1, f"Skipped: {text}")
     elif outcome == "failed":
         longrepr = text
     phases: tuple[tuple[Phase, Outcome, Any, dict[str, Any]], ...] = (
@@ -131,7 +153,7 @@ def run_check_item(item: pytest.Item, kind: kinds.Kind, check: Any, upcoming: An
     for when, result, repr_, more in phases:
         report = pytest.TestReport(
             item.nodeid,
-            item.location,
+            location,
             keywords,
             result,
             repr_,
@@ -143,4 +165,4 @@ def run_check_item(item: pytest.Item, kind: kinds.Kind, check: Any, upcoming: An
             **more,
         )
         ihook.pytest_runtest_logreport(report=report)
-    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=location)

@@ -121,3 +121,47 @@ def test_a_failure_outside_the_checks_guard_is_an_error_record_of_that_check(tmp
     assert lean.end["planned"] == len(lean.records) == len({r.check_id for r in lean.records})
     failures = sum(found == "failure" for found, _ in outcomes.values())
     assert failures == sum(r.verdict in ("error", "fail") for r in lean.records)
+
+
+def test_an_items_location_is_the_one_pytest_computes(tmp_path):
+    """The lean protocol shares one test function's file and line among its items (`protocol._location`):
+    each item's location is still the one pytest's own `Item.location` gives it."""
+    import pytest
+
+    from conformance import cli, protocol
+
+    class Collected:
+        items: list = []
+
+        def pytest_collection_finish(self, session):
+            Collected.items = list(session.items)
+
+    argv = ["--pyargs", "conformance.checks.test_values", "conformance.checks.test_properties", "--collect-only"]
+    argv += ["-q", "-p", "no:cacheprovider", "--klconf-api", "tests.fakes:EXACT", "--klconf-only-plugins"]
+    if not cli._plugin_autoloaded():  # as `klconf run` decides
+        argv += ["-p", "conformance.plugin"]
+    assert pytest.main(argv, plugins=[Collected()]) == 0
+    items = Collected.items
+    assert len({item.originalname for item in items}) == 2 and len(items) > 10
+    shared = [protocol._location(item) for item in items]
+    assert all("location" in item.__dict__ for item in items[1:] if item.originalname == items[0].originalname)
+    for item, location in zip(items, shared):
+        del item.__dict__["location"]
+        assert location == item.location, item.nodeid
+
+
+def test_a_klconf_run_skips_pytests_final_garbage_collections_unless_asked():
+    """`klconf run` ends without pytest's two full collections (seconds in a process holding three
+    frameworks); a run that set the number of collections keeps its own."""
+    from types import SimpleNamespace
+
+    from _pytest.stash import Stash
+    from _pytest.unraisableexception import gc_collect_iterations_key
+
+    from conformance import plugin
+
+    plain, asked = SimpleNamespace(stash=Stash()), SimpleNamespace(stash=Stash())
+    asked.stash[gc_collect_iterations_key] = 3
+    for config in (plain, asked):
+        plugin._no_final_collections(config)
+    assert plain.stash[gc_collect_iterations_key] == 0 and asked.stash[gc_collect_iterations_key] == 3
