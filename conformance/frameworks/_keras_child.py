@@ -16,6 +16,8 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Callable
+from typing import Any
 
 from . import Binding
 from ._keras import Computed, Pending, receive_message, send_message
@@ -95,21 +97,17 @@ def _run(
             return CALLS[call.api](keras, x, y, call.options, weights)
 
         if kind == "value":
-            out = fn(*native)
-        elif kind == "gradients":  # Binding.gradients: a tuple of indices, a tuple of gradients in their order
-            assert bind.gradients is not None and isinstance(index, tuple), f"{bind.name}: gradients need indices"
-            jax = bind.name == "jax"
-            outs = _eager_jax_gradient(fw, fn, native, index) if jax else bind.gradients(fw, fn, native, index)
-            return tuple(Computed(*bind.to_numpy(fw, out)) for out in outs)
-        else:  # the parent asks for a gradient only through Binding.gradient, which passes the argument's index
-            assert bind.gradient is not None and isinstance(index, int), (
-                f"{bind.name}: a gradient needs its binding and index"
-            )
-            out = (
-                _eager_jax_gradient(fw, fn, native, index)
-                if bind.name == "jax"
-                else bind.gradient(fw, fn, native, index)
-            )
+            return Computed(*bind.to_numpy(fw, fn(*native)))
+        # the parent asks for gradients only through its binding: Binding.gradient passes the argument's index,
+        # Binding.gradients a tuple of indices and takes a tuple of gradients in their order
+        several = kind == "gradients"
+        differentiate: Callable[..., Any] | None = bind.gradients if several else bind.gradient
+        assert differentiate is not None and isinstance(index, tuple if several else int), (
+            f"{bind.name}: {kind} need the binding's autodiff and the argument's index or indices"
+        )
+        out = _eager_jax_gradient(fw, fn, native, index) if bind.name == "jax" else differentiate(fw, fn, native, index)
+        if several:
+            return tuple(Computed(*bind.to_numpy(fw, o)) for o in out)
         values, dtype = bind.to_numpy(fw, out)
     return Computed(values, dtype)
 
